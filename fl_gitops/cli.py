@@ -1,0 +1,88 @@
+"""The command line: builds the objects, calls the library, maps errors to exit codes.
+
+Exit codes live here and only here (as pre-commit's error handler does it):
+0 success, 1 a negative answer (``render --check`` found a diff, too few updates),
+2 bad input (every ``InputError``), 3 a bug, 130 Ctrl-C.
+Each subcommand is a module under ``fl_gitops.commands`` with ``add_arguments(parser)``
+and ``run(args) -> int``; modules import lazily so that ``fl-gitops render`` never
+imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from fl_gitops import __version__
+from fl_gitops.errors import FlGitopsError, InputError
+
+__all__ = ["COMMANDS", "main"]
+
+# name -> (module under fl_gitops.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "check a blueprint, or every object of a rendered tree"),
+    "render": ("render", "compile a blueprint into the experiment's manifests"),
+    "schema": ("schema", "print the blueprint's JSON Schema (for editors)"),
+    "aggregate": ("aggregate", "aggregate one round by hand from a folder of updates"),
+    "client": ("client", "train one round on this cluster (what the rendered Job runs)"),
+}
+
+EXIT_OK = 0
+EXIT_INPUT = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fl-gitops",
+        description="Federated learning across an OCM fleet, the GitOps way.",
+    )
+    parser.add_argument("--version", action="version", version=f"fl-gitops {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.set_defaults(_module=module_name)
+        # Arguments are added lazily below, only for the command being run, so that the
+        # parser never imports a heavy command module it does not need.
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (the console script exits with it)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    # First pass: find the command without failing on its own arguments.
+    known, _ = parser.parse_known_args(args_list[:1] or ["--help"])
+    module = importlib.import_module(f"fl_gitops.commands.{known._module}")
+    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    module.add_arguments(sub_action.choices[known.command])
+    args = parser.parse_args(args_list)
+    try:
+        return int(module.run(args))
+    except InputError as exc:
+        _print_error(exc)
+        return EXIT_INPUT
+    except FlGitopsError as exc:
+        _print_error(exc)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # a bug: show everything
+        traceback.print_exc()
+        print("fl-gitops: internal error (please report it)", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _print_error(exc: FlGitopsError) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    for more in getattr(exc, "more", ()):
+        print(f"error: {more}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
