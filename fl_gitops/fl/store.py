@@ -1,0 +1,516 @@
+"""The model store: where global models, updates and strategy state live between rounds.
+
+The client on each cluster and the reconcile job on the hub never talk to each other; they
+meet here. The store sits behind an fsspec URI (a bare path or ``file://`` by default,
+``memory://`` in tests, ``s3://`` with the ``s3`` extra), with the layout of
+``docs/contracts.md``:
+
+    models/sha256-<hex>.safetensors          a global model, content-addressed
+    rounds/<N>/updates/<cluster>.safetensors  one cluster's trained weights
+    rounds/<N>/updates/<cluster>.json         its metadata, written last: "complete"
+    rounds/<N>/record.json                    the round record the aggregator wrote
+    state/<strategy>/round-<N>.safetensors    server-side strategy state after round N
+
+Every write is atomic: on a local file system a temporary name is renamed into place, on an
+object store a single PUT (or a completed multipart upload) is all or nothing. Reads of
+content-addressed objects verify their digest. Credentials come from the backend's own
+environment variables (``AWS_ACCESS_KEY_ID``...) or from a JSON file of storage options named
+by ``FL_STORE_OPTIONS_FILE`` (a mounted Secret), never from a blueprint; error messages name
+URIs and digests, never option values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from fl_gitops import __version__
+from fl_gitops.errors import StoreError, UpdateRejected
+
+__all__ = [
+    "OPTIONS_FILE_ENV",
+    "MalformedMetadata",
+    "ModelStore",
+    "check_cluster_name",
+    "check_digest",
+    "sha256_digest",
+    "sha256_file",
+    "storage_options_from_env",
+]
+
+OPTIONS_FILE_ENV = "FL_STORE_OPTIONS_FILE"
+
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+# Cluster names are Kubernetes object names (ManagedCluster): a DNS subdomain. The pattern
+# also keeps them safe as one path component: no "/", and no leading "." (so not "..").
+_CLUSTER_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_STRATEGY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_CHUNK = 8 * 1024 * 1024
+
+
+class MalformedMetadata(UpdateRejected):
+    """An update's JSON metadata cannot be read or lacks a field (permanent for that cluster)."""
+
+
+def sha256_digest(data: bytes | bytearray | memoryview) -> str:
+    """Return ``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Return ``sha256:<hex>`` of a local file, reading it in chunks."""
+    h = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(view):
+            h.update(view[:n])
+    return "sha256:" + h.hexdigest()
+
+
+def check_digest(digest: object, *, what: str = "digest") -> str:
+    """Return ``digest`` if it reads ``sha256:<64 lowercase hex>``.
+
+    Raises:
+        StoreError: naming ``what`` and the value found.
+    """
+    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+        raise StoreError(f"{what}: expected 'sha256:<64 lowercase hex digits>', got {digest!r}")
+    return digest
+
+
+def check_cluster_name(cluster: object) -> str:
+    """Return ``cluster`` if it is a valid cluster name (a DNS subdomain, one path component).
+
+    Raises:
+        StoreError: naming the value found.
+    """
+    if not isinstance(cluster, str) or not _CLUSTER_RE.fullmatch(cluster):
+        raise StoreError(
+            f"cluster name {cluster!r}: expected lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit"
+        )
+    return cluster
+
+
+def _check_round(round_: object) -> int:
+    if not isinstance(round_, int) or isinstance(round_, bool) or round_ < 0:
+        raise StoreError(f"round {round_!r}: expected an integer >= 0")
+    return round_
+
+
+def storage_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Read storage options from the JSON file named by ``FL_STORE_OPTIONS_FILE``, if set.
+
+    The file is a JSON object passed to the fsspec backend as keyword arguments (for s3fs:
+    ``key``, ``secret``, ``endpoint_url``, ``client_kwargs``...). Mount it from a Secret.
+
+    Raises:
+        StoreError: the file cannot be read or is not a JSON object (its contents are
+            never shown).
+    """
+    path = environ.get(OPTIONS_FILE_ENV)
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            options = json.load(f)
+    except OSError as exc:
+        raise StoreError(f"{OPTIONS_FILE_ENV}={path}: cannot read: {exc.strerror}") from None
+    except ValueError:
+        raise StoreError(f"{OPTIONS_FILE_ENV}={path}: not valid JSON") from None
+    if not isinstance(options, dict):
+        raise StoreError(f"{OPTIONS_FILE_ENV}={path}: expected a JSON object of storage options")
+    return options
+
+
+def _redact(uri: str) -> str:
+    """Drop any ``user:password@`` from a URI before it goes into a message."""
+    return re.sub(r"(^[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", uri)
+
+
+def _describe(exc: BaseException) -> str:
+    # Backend errors can be long (XML bodies); keep the type and a trimmed message.
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+class ModelStore:
+    """A model store rooted at one fsspec URI. Build it with :meth:`open`."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, uri: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.uri = uri
+        self._local = isinstance(fs, LocalFileSystem)
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def open(cls, uri: str, storage_options: Mapping[str, Any] | None = None) -> ModelStore:
+        """Open the store at ``uri`` (a bare path means a local directory).
+
+        Args:
+            uri: ``/path``, ``file:///path``, ``memory://name``, ``s3://bucket/prefix``...
+            storage_options: keyword arguments for the fsspec backend (credentials,
+                ``endpoint_url``); see :func:`storage_options_from_env`.
+
+        Raises:
+            StoreError: the URI's backend is not installed or does not accept the options.
+        """
+        if not isinstance(uri, str) or not uri:
+            raise StoreError(f"store URI {uri!r}: expected a path or an fsspec URI")
+        try:
+            fs, root = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
+        except ImportError as exc:
+            scheme = uri.split("://", 1)[0]
+            raise StoreError(
+                f"store URI {_redact(uri)}: the '{scheme}' backend is not installed "
+                f"(for s3: pip install 'fl-gitops[s3]'): {_describe(exc)}"
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"store URI {_redact(uri)}: {_describe(exc)}") from None
+        if isinstance(fs, LocalFileSystem):
+            root = os.path.abspath(root)
+            uri = "file://" + root
+        return cls(fs, root, uri)
+
+    @classmethod
+    def from_env(cls, uri: str, environ: Mapping[str, str]) -> ModelStore:
+        """Open ``uri`` with the storage options of :func:`storage_options_from_env`."""
+        return cls.open(uri, storage_options_from_env(environ))
+
+    def __repr__(self) -> str:
+        return f"ModelStore({_redact(self.uri)!r})"
+
+    # ---------------------------------------------------------------- paths
+
+    def _path(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def _uri(self, rel: str) -> str:
+        return str(self.fs.unstrip_protocol(self._path(rel)))
+
+    @staticmethod
+    def _model_rel(digest: str) -> str:
+        check_digest(digest, what="model digest")
+        return f"models/sha256-{digest.removeprefix('sha256:')}.safetensors"
+
+    @staticmethod
+    def _update_rel(round_: int, cluster: str, ext: str) -> str:
+        _check_round(round_)
+        check_cluster_name(cluster)
+        return f"rounds/{round_}/updates/{cluster}.{ext}"
+
+    @staticmethod
+    def _state_rel(strategy: str, round_: int) -> str:
+        _check_round(round_)
+        if not _STRATEGY_RE.fullmatch(strategy):
+            raise StoreError(f"strategy name {strategy!r}: expected lowercase letters, digits, '-'")
+        return f"state/{strategy}/round-{round_}.safetensors"
+
+    # ---------------------------------------------------------------- raw I/O
+
+    def _write(self, rel: str, data: bytes | bytearray | memoryview) -> None:
+        path = self._path(rel)
+        try:
+            if self._local:
+                directory = os.path.dirname(path)
+                os.makedirs(directory, exist_ok=True)
+                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+            else:
+                # One PUT: an object store never shows a partial object.
+                self.fs.pipe_file(path, bytes(data))
+        except OSError as exc:
+            raise StoreError(f"cannot write {_redact(self._uri(rel))}: {_describe(exc)}") from exc
+        except Exception as exc:  # backend-specific errors (botocore...)
+            raise StoreError(f"cannot write {_redact(self._uri(rel))}: {_describe(exc)}") from exc
+
+    def _write_file(self, rel: str, local_path: str) -> None:
+        path = self._path(rel)
+        try:
+            if self._local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                try:
+                    self.fs.cp_file(local_path, tmp)
+                    with open(tmp, "rb+") as f:
+                        os.fsync(f.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+            else:
+                self.fs.put_file(local_path, path)
+        except Exception as exc:
+            raise StoreError(f"cannot write {_redact(self._uri(rel))}: {_describe(exc)}") from exc
+
+    def _read(self, rel: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._path(rel)))
+        except FileNotFoundError:
+            raise StoreError(f"{_redact(self._uri(rel))}: not found in the store") from None
+        except Exception as exc:
+            raise StoreError(f"cannot read {_redact(self._uri(rel))}: {_describe(exc)}") from exc
+
+    def _exists(self, rel: str) -> bool:
+        try:
+            return bool(self.fs.exists(self._path(rel)))
+        except Exception as exc:
+            raise StoreError(f"cannot read {_redact(self._uri(rel))}: {_describe(exc)}") from exc
+
+    @contextlib.contextmanager
+    def _local_copy(self, rel: str) -> Iterator[str]:
+        path = self._path(rel)
+        if self._local:
+            if not os.path.isfile(path):
+                raise StoreError(f"{_redact(self._uri(rel))}: not found in the store")
+            yield path
+            return
+        fd, tmp = tempfile.mkstemp(prefix="fl-gitops-", suffix=".safetensors")
+        os.close(fd)
+        try:
+            try:
+                self.fs.get_file(path, tmp)
+            except FileNotFoundError:
+                raise StoreError(f"{_redact(self._uri(rel))}: not found in the store") from None
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot read {_redact(self._uri(rel))}: {_describe(exc)}"
+                ) from exc
+            yield tmp
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    # ---------------------------------------------------------------- global models
+
+    def model_uri(self, digest: str) -> str:
+        """The full URI of the global model with this digest (it may not exist yet)."""
+        return self._uri(self._model_rel(digest))
+
+    def has_model(self, digest: str) -> bool:
+        """Whether the store holds the model with this digest."""
+        return self._exists(self._model_rel(digest))
+
+    def put_model(self, data: bytes | bytearray | memoryview) -> str:
+        """Store a global model under its digest and return ``sha256:<hex>``.
+
+        Idempotent: storing the same bytes again writes nothing.
+        """
+        digest = sha256_digest(data)
+        rel = self._model_rel(digest)
+        if not self._exists(rel):
+            self._write(rel, data)
+        return digest
+
+    def put_model_file(self, path: str | os.PathLike[str]) -> str:
+        """Like :meth:`put_model`, from a local file (no copy of it in memory)."""
+        digest = sha256_file(path)
+        rel = self._model_rel(digest)
+        if not self._exists(rel):
+            self._write_file(rel, os.fspath(path))
+        return digest
+
+    def get_model(self, digest: str) -> bytes:
+        """Return the bytes of the global model with this digest, verified.
+
+        Raises:
+            StoreError: missing, or its bytes do not hash to ``digest``.
+        """
+        rel = self._model_rel(digest)
+        data = self._read(rel)
+        actual = sha256_digest(data)
+        if actual != digest:
+            raise StoreError(
+                f"{_redact(self._uri(rel))}: corrupt: its bytes hash to {actual}, not {digest}"
+            )
+        return data
+
+    @contextlib.contextmanager
+    def model_file(self, digest: str) -> Iterator[str]:
+        """Yield a local path to the verified global model (a temp copy for remote stores).
+
+        Raises:
+            StoreError: missing, or its bytes do not hash to ``digest``.
+        """
+        rel = self._model_rel(digest)
+        with self._local_copy(rel) as path:
+            actual = sha256_file(path)
+            if actual != digest:
+                raise StoreError(
+                    f"{_redact(self._uri(rel))}: corrupt: its bytes hash to {actual}, not {digest}"
+                )
+            yield path
+
+    # ---------------------------------------------------------------- updates
+
+    def update_uri(self, round_: int, cluster: str) -> str:
+        """The URI of a cluster's update tensor file for a round."""
+        return self._uri(self._update_rel(round_, cluster, "safetensors"))
+
+    def _update_record(
+        self, round_: int, cluster: str, digest: str, meta: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        record = dict(meta)
+        record.update(
+            round=_check_round(round_),
+            cluster=check_cluster_name(cluster),
+            sha256=digest,
+            fl_gitops_version=__version__,
+        )
+        check_digest(record.get("base_model"), what=f"update {cluster} round {round_}: base_model")
+        n = record.get("num_examples")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise StoreError(
+                f"update {cluster} round {round_}: num_examples: expected an integer >= 0, "
+                f"got {n!r}"
+            )
+        record.setdefault("metrics", {})
+        return record
+
+    def _put_update_meta(self, round_: int, cluster: str, record: Mapping[str, Any]) -> None:
+        text = json.dumps(record, sort_keys=True, indent=2, allow_nan=False) + "\n"
+        self._write(self._update_rel(round_, cluster, "json"), text.encode())
+
+    def put_update(
+        self,
+        round_: int,
+        cluster: str,
+        data: bytes | bytearray | memoryview,
+        meta: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Store a cluster's update: the tensor file first, then its JSON metadata.
+
+        Args:
+            round_: the round the update belongs to.
+            cluster: the cluster's name.
+            data: the safetensors bytes of the trained weights.
+            meta: at least ``base_model`` and ``num_examples``; ``metrics`` defaults to
+                ``{}``. ``round``, ``cluster``, ``sha256`` and ``fl_gitops_version`` are
+                filled in here.
+
+        Returns:
+            The metadata record as written.
+
+        Raises:
+            StoreError: a bad name or field, or the write failed.
+        """
+        record = self._update_record(round_, cluster, sha256_digest(data), meta)
+        self._write(self._update_rel(round_, cluster, "safetensors"), data)
+        self._put_update_meta(round_, cluster, record)
+        return record
+
+    def put_update_file(
+        self,
+        round_: int,
+        cluster: str,
+        path: str | os.PathLike[str],
+        meta: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Like :meth:`put_update`, from a local safetensors file (no copy in memory)."""
+        record = self._update_record(round_, cluster, sha256_file(path), meta)
+        self._write_file(self._update_rel(round_, cluster, "safetensors"), os.fspath(path))
+        self._put_update_meta(round_, cluster, record)
+        return record
+
+    def list_updates(self, round_: int) -> list[str]:
+        """The clusters whose update for ``round_`` is complete (its JSON exists), sorted."""
+        directory = self._path(f"rounds/{_check_round(round_)}/updates")
+        try:
+            names = self.fs.ls(directory, detail=False)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise StoreError(
+                f"cannot list {_redact(self._uri(directory))}: {_describe(exc)}"
+            ) from exc
+        clusters = set()
+        for name in names:
+            base = str(name).rstrip("/").rsplit("/", 1)[-1]
+            if base.endswith(".json") and _CLUSTER_RE.fullmatch(base[: -len(".json")]):
+                clusters.add(base[: -len(".json")])
+        return sorted(clusters)
+
+    def read_update_meta(self, round_: int, cluster: str) -> dict[str, Any]:
+        """Return a cluster's update metadata for a round, as stored (checked by ``checks``).
+
+        Raises:
+            StoreError: missing or unreadable.
+            MalformedMetadata: not a JSON object (permanent for that cluster).
+        """
+        raw = self._read(self._update_rel(round_, cluster, "json"))
+        try:
+            meta = json.loads(raw)
+        except ValueError:
+            raise MalformedMetadata(cluster, "metadata is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise MalformedMetadata(cluster, "metadata is not a JSON object")
+        return meta
+
+    @contextlib.contextmanager
+    def update_file(self, round_: int, cluster: str) -> Iterator[str]:
+        """Yield a local path to a cluster's update tensor file.
+
+        On a local store it is the stored file itself; on a remote store a temporary copy,
+        removed on exit. The digest is not checked here: ``checks`` does that and turns a
+        mismatch into a rejection of that cluster.
+        """
+        with self._local_copy(self._update_rel(round_, cluster, "safetensors")) as path:
+            yield path
+
+    def get_update(self, round_: int, cluster: str) -> bytes:
+        """Return a cluster's update bytes (unverified; see :meth:`update_file`)."""
+        return self._read(self._update_rel(round_, cluster, "safetensors"))
+
+    # ---------------------------------------------------------------- round records
+
+    def put_round_record(self, round_: int, record: Mapping[str, Any]) -> None:
+        """Write ``rounds/<N>/record.json`` (what the aggregator did in round N)."""
+        text = json.dumps(dict(record), sort_keys=True, indent=2, allow_nan=False) + "\n"
+        self._write(f"rounds/{_check_round(round_)}/record.json", text.encode())
+
+    def get_round_record(self, round_: int) -> dict[str, Any] | None:
+        """Return round N's record, or None when it has not been written."""
+        rel = f"rounds/{_check_round(round_)}/record.json"
+        if not self._exists(rel):
+            return None
+        try:
+            record = json.loads(self._read(rel))
+        except ValueError:
+            raise StoreError(f"{_redact(self._uri(rel))}: not valid JSON") from None
+        if not isinstance(record, dict):
+            raise StoreError(f"{_redact(self._uri(rel))}: not a JSON object")
+        return record
+
+    # ---------------------------------------------------------------- strategy state
+
+    def put_state(self, strategy: str, round_: int, data: bytes | bytearray | memoryview) -> None:
+        """Store a strategy's server-side state after ``round_`` (safetensors bytes)."""
+        self._write(self._state_rel(strategy, round_), data)
+
+    def get_state(self, strategy: str, round_: int) -> bytes | None:
+        """Return a strategy's state after ``round_``, or None when there is none."""
+        rel = self._state_rel(strategy, round_)
+        if not self._exists(rel):
+            return None
+        return self._read(rel)
