@@ -1,0 +1,39 @@
+"""``fl-gitops client``: train one round on this cluster (what the rendered Job runs).
+
+Reads the round config from ``--config`` or ``FL_ROUND_CONFIG`` (the mounted ConfigMap),
+the cluster's name from the config or ``FL_CLUSTER``, and does the round through
+``fl_gitops.fl.client.run_client_file``. Prints one line on success. The library is
+imported inside ``run`` so that ``fl-gitops client --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the client's options."""
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=None,
+        help="the round config JSON (default: $FL_ROUND_CONFIG)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, write the update, print a summary line; errors propagate to the CLI."""
+    from fl_gitops.fl.client import run_client_file
+
+    record = run_client_file(args.config)
+    metrics = record.get("metrics", {})
+    shown = " ".join(
+        f"{k}={metrics[k]:.4f}" for k in ("train_accuracy", "train_loss") if k in metrics
+    )
+    print(
+        f"{record['cluster']} round {record['round']}: trained on {record['num_examples']} "
+        f"examples from {record['base_model']}, {shown}; update {record['sha256']}"
+    )
+    return 0
