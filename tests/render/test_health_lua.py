@@ -563,3 +563,4 @@ def test_unknown_kind_is_refused_with_the_known_kinds():
     assert str(info.value) == (
         "no health check for kind 'PlacementDecision'; expected one of: ManifestWork, Placement"
     )
+
