@@ -1,0 +1,262 @@
+"""Load a blueprint file into a `Blueprint`, or fail with every problem located.
+
+Three layers, each adding what the previous cannot see: YAML (syntax, duplicates, bombs),
+the JSON Schema (shape, types, names, unknown fields), then checks that span fields
+(quorum versus cluster count, the partition's parameters, the strategy's options).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from fl_gitops.blueprint._messages import collect_errors, dotted, make_validator, raise_first
+from fl_gitops.blueprint._model import (
+    ArgoCD,
+    Blueprint,
+    Completion,
+    GitOps,
+    Reconcile,
+    Store,
+    Strategy,
+)
+from fl_gitops.blueprint._schema import base_schema
+from fl_gitops.blueprint._yaml import Document, load_document
+from fl_gitops.errors import BlueprintError, StrategyOptionsError
+
+__all__ = ["blueprint_schema", "load_blueprint", "parse_duration"]
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration (``1h30m``); the schema has checked its form."""
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+
+
+@cache
+def _placement_spec_schema() -> dict[str, Any]:
+    from fl_gitops.validate import crd_schema
+
+    return crd_schema("cluster.open-cluster-management.io/v1beta1", "Placement")["properties"][
+        "spec"
+    ]
+
+
+@cache
+def _validators() -> tuple[Any, Any]:
+    return make_validator(base_schema()), make_validator(_placement_spec_schema())
+
+
+def blueprint_schema() -> dict[str, Any]:
+    """The full JSON Schema, with the real PlacementSpec schema merged in (for editors)."""
+    schema = base_schema()
+    placement = dict(_placement_spec_schema())
+    placement["description"] = (
+        "An OCM PlacementSpec, verbatim (cluster.open-cluster-management.io/v1beta1)."
+    )
+    schema["properties"]["spec"]["properties"]["placement"] = placement
+    return schema
+
+
+def load_blueprint(path: str | Path, *, text: bytes | None = None) -> Blueprint:
+    """Read, validate and type a blueprint.
+
+    Args:
+        path: the blueprint file (its name appears in every error).
+        text: the file's bytes, when the caller already has them.
+
+    Returns:
+        The validated blueprint, defaults filled.
+
+    Raises:
+        BlueprintError: the first problem, with ``.more`` holding the others, each as
+            ``file:line:col: field: message``.
+    """
+    if text is None:
+        doc = load_document(path)
+        raw_bytes = Path(path).read_bytes()
+    else:
+        doc = load_document(path, text=text)
+        raw_bytes = text
+    data = doc.data
+    if not isinstance(data, dict):
+        raise BlueprintError(
+            f"the document is {_a(data)}; expected a mapping (an Experiment)",
+            file=doc.file,
+            line=1,
+            column=1,
+        )
+    whole, placement = _validators()
+    errors = collect_errors(whole, data, doc)
+    spec = data.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("placement"), dict):
+        errors += collect_errors(placement, spec["placement"], doc, prefix=("spec", "placement"))
+        errors.sort(key=lambda e: (e.line, e.column, e.field))
+    raise_first(errors)
+    raise_first(_cross_field_errors(data, doc))
+    return _build(data, doc, hashlib.sha256(raw_bytes).hexdigest())
+
+
+def _a(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__} ({value!r:.40})"
+
+
+def _error(doc: Document, path: tuple, message: str) -> BlueprintError:
+    line, col = doc.where(path)
+    return BlueprintError(message, file=doc.file, line=line, column=col, field=dotted(path))
+
+
+def _cross_field_errors(data: dict[str, Any], doc: Document) -> list[BlueprintError]:
+    spec = data["spec"]
+    errors: list[BlueprintError] = []
+    wanted = spec["placement"].get("numberOfClusters")
+    quorum = spec["completion"]["minClusters"]
+    if isinstance(wanted, int) and quorum > wanted:
+        errors.append(
+            _error(
+                doc,
+                ("spec", "completion", "minClusters"),
+                f"minClusters is {quorum} but placement.numberOfClusters is {wanted}; "
+                "expected minClusters <= numberOfClusters",
+            )
+        )
+    data_spec = spec["client"]["data"]
+    partition = data_spec.get("partition")
+    if partition is not None:
+        kind = partition["kind"]
+        needs = {"dirichlet": "alpha", "shards": "shardsPerCluster"}.get(kind)
+        if needs and needs not in partition:
+            errors.append(
+                _error(
+                    doc,
+                    ("spec", "client", "data", "partition"),
+                    f"partition kind {kind!r} needs {needs!r}",
+                )
+            )
+        extra = {"alpha", "shardsPerCluster"} - {needs} & set(partition)
+        for name in sorted(extra):
+            errors.append(
+                _error(
+                    doc,
+                    ("spec", "client", "data", "partition", name),
+                    f"{name!r} does not apply to partition kind {kind!r}",
+                )
+            )
+        if "entrypoint" in data_spec:
+            errors.append(
+                _error(
+                    doc,
+                    ("spec", "client", "data", "partition"),
+                    "a partition applies to builtin data only; "
+                    "an entrypoint reads each cluster's own data",
+                )
+            )
+    if "entrypoint" in data_spec and "volume" not in data_spec:
+        errors.append(
+            _error(
+                doc,
+                ("spec", "client", "data"),
+                "entrypoint data is read from a volume on each cluster; expected 'volume'",
+            )
+        )
+    mode = spec["gitops"].get("mode", "direct")
+    if mode != "pull-request" and "pullRequest" in spec["gitops"]:
+        errors.append(
+            _error(
+                doc,
+                ("spec", "gitops", "pullRequest"),
+                "pullRequest settings need mode: pull-request",
+            )
+        )
+    strategy = spec["strategy"]
+    from fl_gitops.fl.strategies import validate_options
+
+    try:
+        validate_options(strategy["name"], strategy.get("options") or {})
+    except StrategyOptionsError as exc:
+        errors.append(_error(doc, ("spec", "strategy", "options"), str(exc)))
+    return sorted(errors, key=lambda e: (e.line, e.column))
+
+
+def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
+    from fl_gitops.fl.strategies import validate_options
+
+    meta = data["metadata"]
+    spec = data["spec"]
+    completion = spec["completion"]
+    strategy = spec["strategy"]
+    store = spec["store"]
+    gitops = spec["gitops"]
+    client = dict(spec["client"])
+    client.setdefault("namespace", "fl-gitops")
+    client.setdefault("imagePullPolicy", "IfNotPresent")
+    model = dict(client["model"])
+    model.setdefault("args", {})
+    model.setdefault("seed", 0)
+    client["model"] = model
+    data_spec = dict(client["data"])
+    data_spec.setdefault("args", {})
+    if "builtin" in data_spec:
+        data_spec.setdefault("partition", {"kind": "iid", "seed": 0})
+    client["data"] = data_spec
+    train = dict(client["train"])
+    train.setdefault("seed", 0)
+    client["train"] = train
+    reconcile = spec.get("reconcile", {})
+    argocd = spec.get("argocd", {})
+    return Blueprint(
+        file=doc.file,
+        digest=f"sha256:{digest}",
+        name=meta["name"],
+        namespace=meta["namespace"],
+        labels=dict(meta.get("labels", {})),
+        annotations=dict(meta.get("annotations", {})),
+        rounds=spec["rounds"],
+        placement=spec["placement"],
+        completion=Completion(
+            min_clusters=completion["minClusters"],
+            timeout=completion["timeout"],
+            timeout_seconds=parse_duration(completion["timeout"]),
+            retries=completion.get("retries", 1),
+        ),
+        strategy=Strategy(
+            name=strategy["name"],
+            options=validate_options(strategy["name"], strategy.get("options") or {}),
+            dp=strategy.get("dp"),
+        ),
+        client=client,
+        evaluation_server=spec.get("evaluation", {}).get("server", False),
+        store=Store(
+            uri=store["uri"],
+            secret_ref=store.get("secretRef"),
+            max_update_bytes=store.get("maxUpdateBytes"),
+            update_norm_bound=store.get("updateNormBound"),
+        ),
+        gitops=GitOps(
+            repo=gitops["repo"],
+            branch=gitops["branch"],
+            path=gitops["path"],
+            mode=gitops.get("mode", "direct"),
+            credentials_secret_ref=gitops.get("credentialsSecretRef"),
+            pull_request=dict(gitops.get("pullRequest", {})),
+        ),
+        reconcile=Reconcile(
+            schedule=reconcile.get("schedule", "*/2 * * * *"),
+            image=reconcile.get("image", client["image"]),
+        ),
+        argocd=ArgoCD(
+            namespace=argocd.get("namespace", "argocd"),
+            project=argocd.get("project", "fl-gitops"),
+            server=argocd.get("server", "https://kubernetes.default.svc"),
+        ),
+        raw=data,
+    )

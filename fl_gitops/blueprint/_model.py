@@ -1,0 +1,106 @@
+"""The typed, validated blueprint that the rest of fl-gitops reads.
+
+Frozen, so that rendering can treat it as a value: the same blueprint always renders the
+same bytes. Sections that are passed through to a manifest or to the client untouched
+(the PlacementSpec, the client's model/data/train settings) stay plain mappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ArgoCD",
+    "Blueprint",
+    "Completion",
+    "GitOps",
+    "Reconcile",
+    "Store",
+    "Strategy",
+]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """When a round may be aggregated: everyone done, or the timeout with a quorum."""
+
+    min_clusters: int
+    timeout: str
+    timeout_seconds: float
+    retries: int = 1
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """The aggregation strategy and its (validated, defaults filled) options."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    dp: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where models and updates live; credentials are a Secret's name, never values."""
+
+    uri: str
+    secret_ref: str | None = None
+    max_update_bytes: int | None = None
+    update_norm_bound: float | None = None
+
+
+@dataclass(frozen=True)
+class GitOps:
+    """The config repo and how rounds reach it."""
+
+    repo: str
+    branch: str
+    path: str
+    mode: str = "direct"
+    credentials_secret_ref: str | None = None
+    pull_request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reconcile:
+    """The hub's reconcile CronJob."""
+
+    schedule: str
+    image: str
+
+
+@dataclass(frozen=True)
+class ArgoCD:
+    """Where Argo CD runs on the hub and which project syncs experiments."""
+
+    namespace: str = "argocd"
+    project: str = "fl-gitops"
+    server: str = "https://kubernetes.default.svc"
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """One experiment, as written in its blueprint file.
+
+    ``digest`` is the sha256 of the file's bytes: commits record it (``FL-Blueprint``) so
+    a round can be traced to the exact blueprint that produced it.
+    """
+
+    file: str
+    digest: str
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    rounds: int
+    placement: dict[str, Any]
+    completion: Completion
+    strategy: Strategy
+    client: dict[str, Any]
+    evaluation_server: bool
+    store: Store
+    gitops: GitOps
+    reconcile: Reconcile
+    argocd: ArgoCD
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)

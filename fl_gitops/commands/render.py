@@ -1,0 +1,117 @@
+"""`fl-gitops render`: compile blueprints into their experiment trees, or check them.
+
+With ``--check`` nothing is written: exit 1 with a diff when the files under DIR differ
+from a fresh render, 0 otherwise, so a config repo's CI and pre-commit hook can insist
+that what is committed is what the blueprint says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fl_gitops.blueprint import load_blueprint
+from fl_gitops.errors import InputError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("blueprints", nargs="+", metavar="BLUEPRINT", help="blueprint files")
+    parser.add_argument(
+        "--inventory",
+        required=True,
+        metavar="INV",
+        help="ManagedClusters, as `kubectl get managedclusters -o yaml` prints them",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="the config repo's root")
+    parser.add_argument(
+        "--round", type=int, metavar="N", help="render round N (default: the tree's)"
+    )
+    parser.add_argument("--bootstrap", action="store_true", help="also render the hub bootstrap")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 with a diff if DIR differs from a fresh render",
+    )
+    parser.add_argument("--templates", metavar="DIR", help="your own templates (override by name)")
+    parser.add_argument(
+        "--now",
+        metavar="TIME",
+        help="evaluation time for taint tolerationSeconds, ISO 8601 (default: now, UTC)",
+    )
+
+
+def _now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"--now: expected an ISO 8601 time, got {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fl_gitops.placement import load_inventory
+    from fl_gitops.render import apply_changes, diff_text, plan_changes
+    from fl_gitops.render._offline import render_offline
+    from fl_gitops.render.health import argocd_cm_health_entries
+
+    if args.round is not None and args.round < 1:
+        raise InputError(f"--round: expected a round >= 1, got {args.round}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} is not a directory")
+    now = _now(args.now)
+    clusters = load_inventory(args.inventory)
+    health = argocd_cm_health_entries() if args.bootstrap else None
+    # Render everything before writing anything: a failure leaves DIR untouched.
+    renders = []
+    for name in args.blueprints:
+        path = Path(name)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the blueprint: {exc.strerror}") from None
+        blueprint = load_blueprint(path, text=text)
+        renders.append(
+            render_offline(
+                blueprint,
+                text,
+                clusters,
+                out,
+                now=now,
+                round_=args.round,
+                bootstrap=args.bootstrap,
+                template_dir=args.templates,
+                health_checks=health,
+            )
+        )
+    plans = [(r, plan_changes(out, r.tree)) for r in renders]
+    if args.check:
+        dirty = False
+        for r, changes in plans:
+            if changes.empty:
+                print(f"up to date: {r.tree.experiment_dir}")
+                continue
+            dirty = True
+            sys.stdout.write(diff_text(out, r.tree, changes))
+            count = len(changes.added) + len(changes.changed) + len(changes.removed)
+            print(
+                f"out of date: {r.tree.experiment_dir}: {count} files differ from a fresh render",
+                file=sys.stderr,
+            )
+        return 1 if dirty else 0
+    for r, changes in plans:
+        apply_changes(out, r.tree, changes)
+        written = len(changes.added) + len(changes.changed)
+        print(
+            f"rendered {r.tree.experiment_dir}: round {r.state.round}, "
+            f"{len(r.tree.roster)} clusters placed ({r.feasible} feasible of {r.inventory}); "
+            f"{written} files written, {len(changes.removed)} removed, "
+            f"{len(r.tree.files) - written} unchanged"
+        )
+    return 0

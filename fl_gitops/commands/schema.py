@@ -1,0 +1,24 @@
+"""`fl-gitops schema`: print the blueprint's JSON Schema, for editors and CI linters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fl_gitops.blueprint import blueprint_schema
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compact", action="store_true", help="one line instead of indented")
+
+
+def run(args: argparse.Namespace) -> int:
+    schema = blueprint_schema()
+    text = (
+        json.dumps(schema, separators=(",", ":")) if args.compact else json.dumps(schema, indent=2)
+    )
+    sys.stdout.write(text + "\n")
+    return 0

@@ -1,0 +1,30 @@
+"""Render a blueprint into the experiment's manifests: templates, safe YAML, writing, checking."""
+
+from fl_gitops.render._env import SHIPPED_TEMPLATES, make_env
+from fl_gitops.render._names import Layout, Names, model_uri
+from fl_gitops.render._render import BOOTSTRAP_DIR, RenderedTree, RoundState, render_experiment
+from fl_gitops.render._state import read_round_state
+from fl_gitops.render._write import Changes, apply_changes, diff_text, plan_changes
+from fl_gitops.render._yaml import YamlText, quote_scalar, yaml_block, yaml_document, yaml_inline
+
+__all__ = [
+    "BOOTSTRAP_DIR",
+    "SHIPPED_TEMPLATES",
+    "Changes",
+    "Layout",
+    "Names",
+    "RenderedTree",
+    "RoundState",
+    "YamlText",
+    "apply_changes",
+    "diff_text",
+    "make_env",
+    "model_uri",
+    "plan_changes",
+    "quote_scalar",
+    "read_round_state",
+    "render_experiment",
+    "yaml_block",
+    "yaml_document",
+    "yaml_inline",
+]

@@ -1,0 +1,64 @@
+"""The one Jinja environment every template renders in.
+
+Sandboxed (a user may point at a template directory of their own), StrictUndefined (a
+misspelled variable fails instead of rendering empty), and with a `finalize` hook that
+refuses any value not passed through the YAML-safe filters: a template cannot paste a raw
+string into a manifest, so a label value cannot inject a field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from fl_gitops.errors import TemplateError
+from fl_gitops.render._yaml import YamlText, yaml_block, yaml_inline
+
+__all__ = ["SHIPPED_TEMPLATES", "make_env"]
+
+SHIPPED_TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _finalize(value: Any) -> Any:
+    if isinstance(value, YamlText):
+        return value
+    raise TemplateError(
+        f"a template inserted {type(value).__name__} {str(value)[:40]!r} without a YAML "
+        "filter; write {{ value | yaml }} or key:{{ value | yaml_block(indent) }}"
+    )
+
+
+def make_env(template_dir: str | Path | None = None) -> SandboxedEnvironment:
+    """Build the sandboxed environment.
+
+    Args:
+        template_dir: a directory of the user's templates; a file there replaces the
+            shipped template of the same name, the others still come from the package.
+
+    Raises:
+        TemplateError: the directory does not exist.
+    """
+    search: list[str] = []
+    if template_dir is not None:
+        user = Path(template_dir)
+        if not user.is_dir():
+            raise TemplateError(f"{user}: template directory does not exist")
+        search.append(str(user))
+    search.append(str(SHIPPED_TEMPLATES))
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_finalize,
+        auto_reload=False,
+        cache_size=64,
+    )
+    env.filters["yaml"] = yaml_inline
+    env.filters["yaml_block"] = yaml_block
+    return env

@@ -1,0 +1,88 @@
+"""Every generated name and path, derived from the experiment name in one place.
+
+The reconcile job, the hub and the renderer all need to agree on what the round's Job is
+called and where a cluster's ManifestWork file lives; deriving them here keeps them in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Layout", "Names", "model_uri"]
+
+
+@dataclass(frozen=True)
+class Names:
+    """Kubernetes object names for one experiment and round."""
+
+    experiment: str
+    namespace: str
+    round: int
+
+    @property
+    def placement(self) -> str:
+        return self.experiment
+
+    @property
+    def work(self) -> str:
+        """The ManifestWork: stable across rounds, so the work agent updates it in place."""
+        return f"fl-{self.experiment}"
+
+    @property
+    def job(self) -> str:
+        """The round's Job (and its ConfigMap): new each round, as pod templates are immutable."""
+        return f"fl-{self.experiment}-r{self.round}"
+
+    @property
+    def round_state(self) -> str:
+        return f"{self.experiment}-round-state"
+
+    @property
+    def reconcile(self) -> str:
+        return f"{self.experiment}-reconcile"
+
+    @property
+    def works_reader(self) -> str:
+        """Cluster-scoped, so the hub namespace is part of it."""
+        return f"fl-gitops-{self.namespace}-{self.experiment}-read-works"
+
+    @property
+    def application(self) -> str:
+        return f"fl-{self.experiment}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Paths inside the experiment directory (relative to it)."""
+
+    blueprint: str = "blueprint.yaml"
+    kustomization: str = "kustomization.yaml"
+    placement: str = "placement.yaml"
+    round_state: str = "hub/round-state.yaml"
+    reconcile_rbac: str = "hub/reconcile-rbac.yaml"
+    reconcile_cronjob: str = "hub/reconcile-cronjob.yaml"
+    works_dir: str = "works"
+    preview: str = "preview/placementdecisions.yaml"
+    application: str = "argocd/application.yaml"
+    history_dir: str = ".history"
+
+    def work(self, cluster: str) -> str:
+        return f"{self.works_dir}/{cluster}.yaml"
+
+    def owned(self, path: str) -> bool:
+        """Whether render owns ``path``: it may rewrite or delete it, never user files."""
+        return path in (
+            self.kustomization,
+            self.placement,
+            self.round_state,
+            self.reconcile_rbac,
+            self.reconcile_cronjob,
+            self.preview,
+            self.application,
+        ) or (path.startswith(f"{self.works_dir}/") and path.endswith(".yaml"))
+
+
+def model_uri(store_uri: str, digest: str) -> str:
+    """Where a content-addressed global model lives in the store."""
+    hex_digest = digest.removeprefix("sha256:")
+    return f"{store_uri.rstrip('/')}/models/sha256-{hex_digest}.safetensors"

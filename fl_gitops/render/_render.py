@@ -1,0 +1,321 @@
+"""Compile a blueprint, a round state and a roster into the experiment's files.
+
+A pure function of its inputs (no clock, no environment): the same inputs give the same
+bytes, which is what lets `render --check` act like `terraform fmt -check` and lets the
+reconcile job skip commits that change nothing. Per-cluster output is rendered from the
+templates without being parsed back: at 10,000 clusters parsing is the slow part.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from fl_gitops.blueprint import Blueprint
+from fl_gitops.errors import TemplateError
+from fl_gitops.render._env import make_env
+from fl_gitops.render._names import Layout, Names, model_uri
+from fl_gitops.render._yaml import YamlText, yaml_document
+
+__all__ = ["BOOTSTRAP_DIR", "RenderedTree", "RoundState", "render_experiment"]
+
+BOOTSTRAP_DIR = "bootstrap"
+_ROUND_CONFIG_PATH = "/etc/fl-gitops/round/round.json"
+PHASES = ("Running", "Completed", "Failed")
+
+
+@dataclass(frozen=True)
+class RoundState:
+    """Where the experiment stands: the round being trained and the model it starts from."""
+
+    round: int
+    model_digest: str
+    phase: str = "Running"
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.round < 1:
+            raise ValueError(f"round must be >= 1, got {self.round}")
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
+
+
+@dataclass(frozen=True)
+class RenderedTree:
+    """Files to write, keyed by path relative to the output directory, sorted."""
+
+    experiment_dir: str
+    files: dict[str, bytes]
+    roster: tuple[str, ...]
+    layout: Layout = field(default_factory=Layout)
+    bootstrap: bool = False
+
+    def owned(self, path: str) -> bool:
+        """Whether render may rewrite or delete ``path`` (relative to the output dir)."""
+        if self.bootstrap and path.startswith(f"{BOOTSTRAP_DIR}/"):
+            return True
+        prefix = f"{self.experiment_dir}/"
+        return path.startswith(prefix) and self.layout.owned(path[len(prefix) :])
+
+    def owned_dirs(self) -> list[str]:
+        """Directories whose files render owns (to find stale ones)."""
+        dirs = [self.experiment_dir]
+        if self.bootstrap:
+            dirs.append(BOOTSTRAP_DIR)
+        return dirs
+
+
+def render_experiment(
+    blueprint: Blueprint,
+    *,
+    roster: Sequence[str],
+    state: RoundState,
+    decision_pages: Sequence[Mapping[str, Any]] = (),
+    blueprint_bytes: bytes | None = None,
+    template_dir: str | Path | None = None,
+    bootstrap: bool = False,
+    health_checks: Mapping[str, str] | None = None,
+) -> RenderedTree:
+    """Render the experiment tree.
+
+    Args:
+        blueprint: the validated blueprint.
+        roster: the clusters of this round (one ManifestWork each), any order.
+        state: the round and its global model.
+        decision_pages: PlacementDecision objects for the never-synced preview.
+        blueprint_bytes: the blueprint file's bytes, copied into the tree so the
+            reconcile job finds it beside what it rendered.
+        template_dir: the user's templates, overriding shipped ones by name.
+        bootstrap: also render the hub bootstrap under ``bootstrap/``.
+        health_checks: argocd-cm keys to Lua scripts, for the bootstrap.
+
+    Raises:
+        TemplateError: a template failed (names the template and line).
+    """
+    env = make_env(template_dir)
+    layout = Layout()
+    names = Names(blueprint.name, blueprint.namespace, state.round)
+    roster = tuple(sorted(set(roster)))
+    root = blueprint.gitops.path
+    files: dict[str, bytes] = {}
+    ctx = _shared_context(blueprint, names, state)
+
+    def put(rel: str, text: str) -> None:
+        files[posixpath.join(root, rel)] = text.encode("utf-8")
+
+    put(layout.placement, _render(env, "placement.yaml.j2", ctx))
+    put(layout.round_state, _render(env, "round-state.yaml.j2", ctx))
+    put(layout.reconcile_rbac, _render(env, "reconcile-rbac.yaml.j2", ctx))
+    put(layout.reconcile_cronjob, _render(env, "reconcile-cronjob.yaml.j2", ctx))
+    put(layout.application, _render(env, "application.yaml.j2", ctx))
+    resources = [layout.placement, layout.round_state, layout.reconcile_rbac]
+    resources.append(layout.reconcile_cronjob)
+    if state.phase == "Running":
+        work_template = _template(env, "manifestwork.yaml.j2")
+        base_config = _round_config_base(blueprint, state)
+        size = len(roster)
+        for index, cluster in enumerate(roster):
+            round_config = _round_config(base_config, cluster, index, size)
+            text = _render_template(
+                work_template,
+                ctx,
+                cluster=YamlText(cluster),
+                round_config=round_config,
+                env=_client_env(blueprint, names, cluster),
+            )
+            rel = layout.work(cluster)
+            put(rel, text)
+            resources.append(rel)
+    ctx_k = {"resources": resources, "bootstrap": False}
+    put(layout.kustomization, _render(env, "kustomization.yaml.j2", ctx_k))
+    if decision_pages:
+        put(layout.preview, "---\n".join(yaml_document(page) for page in decision_pages))
+    if blueprint_bytes is not None:
+        files[posixpath.join(root, layout.blueprint)] = blueprint_bytes
+    if bootstrap:
+        files.update(_render_bootstrap(env, blueprint, ctx, health_checks or {}))
+    return RenderedTree(
+        experiment_dir=root,
+        files=dict(sorted(files.items())),
+        roster=roster,
+        layout=layout,
+        bootstrap=bootstrap,
+    )
+
+
+def _template(env: jinja2.Environment, name: str) -> jinja2.Template:
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateNotFound:
+        raise TemplateError(f"template {name!r} not found") from None
+
+
+def _render(env: jinja2.Environment, name: str, ctx: Mapping[str, Any]) -> str:
+    return _render_template(_template(env, name), ctx)
+
+
+def _render_template(template: jinja2.Template, ctx: Mapping[str, Any], **extra: Any) -> str:
+    try:
+        return template.render(ctx, **extra)
+    except TemplateError as exc:
+        raise TemplateError(f"{template.name}: {exc}") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{template.name}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{template.name}: {exc}") from None
+
+
+def _labels(blueprint: Blueprint) -> dict[str, str]:
+    labels = dict(blueprint.labels)
+    labels.update(
+        {
+            "app.kubernetes.io/managed-by": "fl-gitops",
+            "app.kubernetes.io/part-of": "fl-gitops",
+            "fl-gitops.io/experiment": blueprint.name,
+        }
+    )
+    return labels
+
+
+def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> dict[str, Any]:
+    labels = _labels(blueprint)
+    round_labels = {**labels, "fl-gitops.io/round": str(state.round)}
+    gitops = blueprint.gitops
+    secret_mounts = []
+    reconcile_env = [{"name": "HOME", "value": "/tmp"}]
+    if gitops.credentials_secret_ref:
+        secret_mounts.append(
+            {
+                "volume": "git-credentials",
+                "path": "/etc/fl-gitops/git",
+                "secret": gitops.credentials_secret_ref,
+            }
+        )
+        reconcile_env.append({"name": "FL_GIT_CREDENTIALS_DIR", "value": "/etc/fl-gitops/git"})
+    token_ref = gitops.pull_request.get("tokenSecretRef")
+    if token_ref:
+        secret_mounts.append(
+            {"volume": "forge-token", "path": "/etc/fl-gitops/forge", "secret": token_ref}
+        )
+        reconcile_env.append({"name": "FL_FORGE_TOKEN_DIR", "value": "/etc/fl-gitops/forge"})
+    reconcile_args = ["reconcile", "--repo", gitops.repo, "--branch", gitops.branch]
+    reconcile_args += ["--path", gitops.path, "--once"]
+    data_spec = blueprint.client["data"]
+    return {
+        "names": {
+            "placement": YamlText(names.placement),
+            "work": YamlText(names.work),
+            "job": YamlText(names.job),
+            "round_state": YamlText(names.round_state),
+            "reconcile": YamlText(names.reconcile),
+            "works_reader": YamlText(names.works_reader),
+            "application": YamlText(names.application),
+        },
+        "namespace": blueprint.namespace,
+        "labels": labels,
+        "base_labels": {
+            "app.kubernetes.io/managed-by": "fl-gitops",
+            "app.kubernetes.io/part-of": "fl-gitops",
+        },
+        "round_labels": round_labels,
+        "placement": blueprint.placement,
+        "client": blueprint.client,
+        "store_secret": blueprint.store.secret_ref or "",
+        "data_volume": data_spec.get("volume"),
+        "round_state": {
+            "experiment": blueprint.name,
+            "round": str(state.round),
+            "rounds": str(blueprint.rounds),
+            "phase": state.phase,
+            "message": state.message,
+            "globalModelDigest": state.model_digest,
+            "globalModelUri": model_uri(blueprint.store.uri, state.model_digest),
+            "blueprintDigest": blueprint.digest,
+        },
+        "reconcile": {"schedule": blueprint.reconcile.schedule, "image": blueprint.reconcile.image},
+        "reconcile_args": reconcile_args,
+        "reconcile_env": reconcile_env,
+        "secret_mounts": secret_mounts,
+        "gitops": {"repo": gitops.repo, "branch": gitops.branch, "path": gitops.path},
+        "argocd": {
+            "namespace": blueprint.argocd.namespace,
+            "project": blueprint.argocd.project,
+            "server": blueprint.argocd.server,
+        },
+    }
+
+
+def _round_config_base(blueprint: Blueprint, state: RoundState) -> dict[str, Any]:
+    client = blueprint.client
+    data = {k: v for k, v in client["data"].items() if k != "volume"}
+    if "volume" in client["data"]:
+        data["path"] = client["data"]["volume"]["mountPath"]
+    return {
+        "apiVersion": "fl-gitops.io/v1alpha1",
+        "kind": "RoundConfig",
+        "experiment": blueprint.name,
+        "round": state.round,
+        "store": {"uri": blueprint.store.uri},
+        "globalModel": {
+            "digest": state.model_digest,
+            "uri": model_uri(blueprint.store.uri, state.model_digest),
+        },
+        "model": client["model"],
+        "data": data,
+        "train": client["train"],
+        "strategy": {"name": blueprint.strategy.name, "options": blueprint.strategy.options},
+    }
+
+
+def _round_config(base: dict[str, Any], cluster: str, index: int, size: int) -> str:
+    config = dict(base, cluster=cluster, rosterIndex=index, rosterSize=size)
+    return json.dumps(config, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+def _client_env(blueprint: Blueprint, names: Names, cluster: str) -> list[dict[str, str]]:
+    env = [
+        {"name": "FL_ROUND_CONFIG", "value": _ROUND_CONFIG_PATH},
+        {"name": "FL_CLUSTER", "value": cluster},
+        {"name": "FL_EXPERIMENT", "value": blueprint.name},
+        {"name": "FL_ROUND", "value": str(names.round)},
+        {"name": "HOME", "value": "/tmp"},
+    ]
+    env.extend(blueprint.client.get("env", []))
+    return env
+
+
+def _render_bootstrap(
+    env: jinja2.Environment,
+    blueprint: Blueprint,
+    ctx: Mapping[str, Any],
+    health_checks: Mapping[str, str],
+) -> dict[str, bytes]:
+    experiments_root = posixpath.dirname(blueprint.gitops.path) or "."
+    glob = "*" if experiments_root == "." else f"{experiments_root}/*"
+    cluster_sets = sorted(set(blueprint.placement.get("clusterSets") or []))
+    bctx = dict(
+        ctx,
+        experiments_glob=glob,
+        appset_app_name="fl-{{.path.basename}}",
+        appset_app_path="{{.path.path}}",
+        health_checks=dict(sorted(health_checks.items())),
+        cluster_sets=cluster_sets,
+    )
+    out = {
+        "applicationset.yaml": _render(env, "bootstrap/applicationset.yaml.j2", bctx),
+        "appproject.yaml": _render(env, "bootstrap/appproject.yaml.j2", bctx),
+        "argocd-cm.yaml": _render(env, "bootstrap/argocd-cm.yaml.j2", bctx),
+    }
+    if cluster_sets:
+        out["clustersetbindings.yaml"] = _render(env, "bootstrap/clustersetbindings.yaml.j2", bctx)
+    kctx = {"resources": sorted(out), "bootstrap": True}
+    out["kustomization.yaml"] = _render(env, "kustomization.yaml.j2", kctx)
+    return {f"{BOOTSTRAP_DIR}/{name}": text.encode("utf-8") for name, text in sorted(out.items())}
