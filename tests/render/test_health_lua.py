@@ -83,8 +83,8 @@ def run_health(kind: str, obj: dict[str, Any], *, check_schema: bool = True) -> 
 # --- ManifestWork fixtures, in the shape the renderer and the work agent write ----------
 
 T0 = "2026-03-01T10:00:00Z"
-JOB = "digits-fedavg-r3"
-PREVIOUS_JOB = "digits-fedavg-r2"
+JOB = "fl-digits-fedavg-r3"
+PREVIOUS_JOB = "fl-digits-fedavg-r2"
 
 
 def job_manifest(name: str = JOB, backoff_limit: int | None = 0) -> dict[str, Any]:
@@ -134,7 +134,7 @@ def string(name: str, value: str) -> dict[str, Any]:
 def job_status(name: str = JOB, values=(), conditions=()) -> dict[str, Any]:
     return {
         "resourceMeta": {
-            "ordinal": 1,
+            "ordinal": 2,
             "group": "batch",
             "version": "v1",
             "kind": "Job",
@@ -161,7 +161,7 @@ def manifestwork(
         "apiVersion": "work.open-cluster-management.io/v1",
         "kind": "ManifestWork",
         "metadata": {
-            "name": "digits-fedavg",
+            "name": "fl-digits-fedavg",
             "namespace": "cluster-007",
             "generation": 2,
             "labels": {"fl-gitops.io/experiment": "digits-fedavg", "fl-gitops.io/round": "3"},
@@ -169,10 +169,11 @@ def manifestwork(
         "spec": {
             "workload": {
                 "manifests": [
+                    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fl-gitops"}},
                     {
                         "apiVersion": "v1",
                         "kind": "ConfigMap",
-                        "metadata": {"name": "digits-fedavg-r3", "namespace": "fl-gitops"},
+                        "metadata": {"name": JOB, "namespace": "fl-gitops"},
                         "data": {"round.json": "{}"},
                     },
                     job_manifest(backoff_limit=backoff_limit),
@@ -203,12 +204,12 @@ def manifestwork(
     if conditions is not None:
         configmap = {
             "resourceMeta": {
-                "ordinal": 0,
+                "ordinal": 1,
                 "group": "",
                 "version": "v1",
                 "kind": "ConfigMap",
                 "resource": "configmaps",
-                "name": "digits-fedavg-r3",
+                "name": JOB,
                 "namespace": "fl-gitops",
             },
             "conditions": [
@@ -405,7 +406,7 @@ def test_stale_generation_hides_an_old_failure():
 
 def test_manifestwork_without_a_job_is_healthy_once_available():
     work = manifestwork(conditions=[APPLIED, AVAILABLE])
-    work["spec"]["workload"]["manifests"] = work["spec"]["workload"]["manifests"][:1]
+    work["spec"]["workload"]["manifests"] = work["spec"]["workload"]["manifests"][:2]
     assert run_health("ManifestWork", work) == {
         "status": "Healthy",
         "message": "Manifests applied and available",
@@ -447,13 +448,13 @@ def placement(conditions=None, selected: int | None = None) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "apiVersion": "cluster.open-cluster-management.io/v1beta1",
         "kind": "Placement",
-        "metadata": {"name": "digits-fedavg", "namespace": "fl-digits-fedavg", "generation": 1},
+        "metadata": {"name": "digits-fedavg", "namespace": "fl-system", "generation": 1},
         "spec": {
-            "clusterSets": ["fl-collaborators"],
+            "clusterSets": ["fl-silos"],
             "predicates": [
                 {
                     "requiredClusterSelector": {
-                        "labelSelector": {"matchLabels": {"fl-gitops.io/collaborator": "true"}}
+                        "labelSelector": {"matchLabels": {"fl-gitops.io/dataset": "digits"}}
                     }
                 }
             ],
@@ -563,4 +564,3 @@ def test_unknown_kind_is_refused_with_the_known_kinds():
     assert str(info.value) == (
         "no health check for kind 'PlacementDecision'; expected one of: ManifestWork, Placement"
     )
-
