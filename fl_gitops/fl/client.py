@@ -110,14 +110,6 @@ def run_client(
     else:
         cfg = parse_round_config(config, source=source, cluster=env.get(CLUSTER_ENV) or None)
 
-    import torch  # deferred: a bad config above fails without paying for torch
-
-    from fl_gitops.fl.data import load_local_data
-    from fl_gitops.fl.models import build_model, load_tensors, module_to_tensors
-    from fl_gitops.fl.train import client_seed, train_local
-
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
     where = f"{cfg.cluster} round {cfg.round}"
     store = ModelStore.from_env(cfg.store_uri, env)
     global_bytes = store.get_model(cfg.global_digest)  # verifies the digest
@@ -125,6 +117,16 @@ def run_client(
         base = bytes_to_tensors(global_bytes)
     except HeaderError as exc:
         raise StoreError(f"global model {cfg.global_digest}: not readable: {exc}") from exc
+
+    # Deferred: a bad config or a missing model above fails without paying for torch.
+    import torch
+
+    from fl_gitops.fl.data import load_local_data
+    from fl_gitops.fl.models import build_model, load_tensors, module_to_tensors
+    from fl_gitops.fl.train import client_seed, train_local
+
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
 
     module = build_model(cfg.model, cfg.data, source=cfg.source)
     load_tensors(module, base, source=f"{cfg.source}: the global model {cfg.global_digest}")
