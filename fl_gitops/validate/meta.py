@@ -29,7 +29,6 @@ from fl_gitops.validate.names import (
     check_label_key,
     check_label_value,
 )
-from fl_gitops.validate.problem import format_path
 
 __all__ = ["ANNOTATIONS_MAX_BYTES", "Finding", "check_names", "name_rule"]
 
@@ -147,7 +146,7 @@ def _check_pod_spec(path: Path, spec: Mapping[str, Any]) -> Iterator[Finding]:
                 if name not in volumes:
                     yield (
                         (*path, field, index, "volumeMounts", mount_index, "name"),
-                        f'no volume named "{name}" in {format_path((*path, "volumes"))}',
+                        f'no volume named "{name}" among the pod\'s volumes',
                     )
 
 
@@ -179,7 +178,9 @@ def _walk(path: Path, node: Any, skip: tuple[Path, ...]) -> Iterator[Finding]:
 def check_names(group: str, kind: str, obj: Mapping[str, Any]) -> Iterator[Finding]:
     """Names, namespace, labels, annotations, selectors, pod specs and ConfigMap keys."""
     metadata = obj.get("metadata")
-    if isinstance(metadata, Mapping):
+    if metadata is None:
+        yield ("metadata",), "required field is missing"
+    elif isinstance(metadata, Mapping):
         name = metadata.get("name")
         if name is None:
             if not metadata.get("generateName"):
