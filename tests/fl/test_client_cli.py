@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,57 @@ def test_config_that_is_not_json_names_line_and_column(tmp_path) -> None:
     assert str(err.value) == (
         f"{path}:2:3: not valid JSON: Expecting property name enclosed in double quotes"
     )
+
+
+def test_user_model_and_data_from_entrypoints_train_from_a_checkpoint(
+    tmp_path, monkeypatch
+) -> None:
+    from fl_gitops.fl.client import run_client
+    from fl_gitops.fl.initial import initial_model_bytes as initial
+    from fl_gitops.fl.models import init_model_from_entrypoint
+
+    (tmp_path / "clinic.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            import numpy as np
+            from torch import nn
+
+            def build(width=8):
+                return nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 3))
+
+            def load(path, n=60):
+                a = np.load(os.path.join(path, "part.npy"))[:n]
+                return {"train": (a[:40, :4], a[:40, 4].astype(int)),
+                        "test": (a[40:, :4], a[40:, 4].astype(int))}
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4))
+    np.save(volume / "part.npy", np.column_stack([X, np.argmax(X[:, :3], axis=1)]))
+
+    model = {"entrypoint": "clinic:build", "args": {"width": 8}, "seed": 0}
+    ck = init_model_from_entrypoint(model)
+    ck_path = tmp_path / "round0.safetensors"
+    ck_path.write_bytes(ck)
+    model["checkpoint"] = {"uri": f"file://{ck_path}", "digest": sha256_digest(ck)}
+    data = {"entrypoint": "clinic:load", "args": {"n": 60}, "path": str(volume)}
+    s = ModelStore.open(f"file://{tmp_path / 'store'}")
+    digest = s.put_model(initial(model, data))
+    assert digest == sha256_digest(ck)
+
+    record = run_client(_config(s.uri, digest, model=model, data=data), environ={})
+    assert record["num_examples"] == 40
+    assert set(record["metrics"]) == {
+        "test_accuracy",
+        "test_loss",
+        "train_accuracy",
+        "train_loss",
+        "train_loss_last_epoch",
+    }
+    update = bytes_to_tensors(s.get_update(1, "cluster-007"))
+    assert sorted(update) == ["0.bias", "0.weight", "2.bias", "2.weight"]
