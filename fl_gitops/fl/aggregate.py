@@ -1,0 +1,695 @@
+"""Aggregate one round: check the updates, combine them by the strategy, write the new model.
+
+One entry point, :func:`aggregate_round`, serves ``fl-gitops aggregate``, the reconcile job
+(through :func:`aggregate_from_store`) and training loops in tests and benchmarks. It is a
+pure function of its inputs (files, options, state, seed): no clock, no environment.
+
+Memory is bounded by streaming. A mean holds a float64 accumulator and one chunk of one
+update at a time, reading each update once: its bytes are hashed, checked for NaN and Inf and
+added to the accumulator in the same pass; should an update fail its digest or value check
+at the end of that pass, the accumulator is rebuilt from the updates already accepted, so a
+rejection costs a re-read and never leaks into the result. When a strategy needs an update's
+norm before using it (clipping, a norm bound), the checks take a pass of their own first.
+Coordinate-wise strategies (median, trimmed mean) and Krum's distances read the same chunk
+of every update side by side, so memory is K times a chunk, not K models. Updates are summed
+in a fixed order (by cluster name): any arrival order gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fl_gitops import __version__
+from fl_gitops.errors import FlGitopsError, StoreError, UpdateRejected
+from fl_gitops.fl import checks
+from fl_gitops.fl.checks import Expectation, Limits, UpdateMeta
+from fl_gitops.fl.store import ModelStore, sha256_digest, sha256_file
+from fl_gitops.fl.strategies import Plan
+from fl_gitops.fl.strategies import plan as make_plan
+from fl_gitops.fl.strategies.krum import krum_scores, krum_select
+from fl_gitops.fl.tensors import (
+    DEFAULT_CHUNK,
+    Header,
+    HeaderError,
+    Layout,
+    TensorReader,
+    parse_header,
+    read_header,
+)
+
+__all__ = [
+    "AggregateResult",
+    "NotEnoughUpdates",
+    "Update",
+    "aggregate_from_store",
+    "aggregate_round",
+    "load_state",
+]
+
+# Budget for the K x chunk float64 stack of coordinate-wise strategies and Krum.
+_STACK_BYTES = 64 * 1024 * 1024
+
+
+class NotEnoughUpdates(FlGitopsError):
+    """Too few valid updates remain to aggregate the round (the CLI exits 1)."""
+
+    def __init__(self, round_: int, message: str, rejected: Mapping[str, str]) -> None:
+        self.round = round_
+        self.rejected = dict(rejected)
+        self.more = [f"rejected {c}: {r}" for c, r in sorted(self.rejected.items())]
+        super().__init__(f"round {round_}: {message}")
+
+
+@dataclass(frozen=True)
+class Update:
+    """One cluster's update as aggregation sees it: a local file and its metadata."""
+
+    cluster: str
+    path: str | os.PathLike[str]
+    meta: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AggregateResult:
+    """What a round produced.
+
+    Attributes:
+        model: the new global model's safetensors bytes.
+        digest: ``sha256:<hex>`` of ``model``.
+        contributors: the clusters whose updates went into the model, sorted.
+        weights: each contributor's weight, summing to 1.
+        rejected: cluster -> reason, for every update refused.
+        metrics: the accepted updates' metrics, averaged weighted by num_examples.
+        new_state: the strategy's state after this round (safetensors bytes), or None.
+        record: a JSON-able account of the round, for the store and the round log.
+    """
+
+    model: bytes
+    digest: str
+    contributors: list[str]
+    weights: dict[str, float]
+    rejected: dict[str, str]
+    metrics: dict[str, float]
+    new_state: bytes | None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Candidate:
+    cluster: str
+    path: str
+    meta: UpdateMeta
+    header: Header
+    norm: float | None = None
+    scale: float = 1.0
+
+
+def _is_float(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind == "f"
+
+
+class _Scan:
+    """One pass over an update file: hash every byte, check values, feed chunks onward."""
+
+    def __init__(
+        self,
+        cand: _Candidate,
+        base: TensorReader | None,
+        need_norm: bool,
+        on_chunk: Callable[[str, int, np.ndarray[Any, Any]], None] | None,
+        chunk: int = DEFAULT_CHUNK,
+    ) -> None:
+        self.chunk = chunk
+        self.cand = cand
+        self.base = base
+        self.need_norm = need_norm
+        self.on_chunk = on_chunk
+
+    def run(self) -> float | None:
+        cand = self.cand
+        h = hashlib.sha256()
+        bad_tensor: str | None = None
+        sumsq = 0.0
+        with TensorReader(cand.path, cand.header) as reader:
+            with open(cand.path, "rb") as f:
+                h.update(f.read(cand.header.data_start))
+            for info in sorted(cand.header.tensors.values(), key=lambda t: t.start):
+                check = _is_float(info.np_dtype)
+                for offset, chunk in reader.chunks(info.name, self.chunk):
+                    h.update(memoryview(chunk.view(np.uint8)))
+                    # A sum is non-finite whenever an element is; confirm, since a float32
+                    # sum of large finite values can overflow.
+                    if (
+                        check
+                        and bad_tensor is None
+                        and not math.isfinite(float(chunk.sum()))
+                        and not bool(np.isfinite(chunk).all())
+                    ):
+                        bad_tensor = info.name
+                    if self.need_norm and check and self.base is not None:
+                        b = self.base.range(info.name, offset, chunk.size)
+                        d = chunk.astype(np.float64) - b
+                        sumsq += float(np.dot(d, d))
+                    if self.on_chunk is not None:
+                        self.on_chunk(info.name, offset, chunk)
+        digest = "sha256:" + h.hexdigest()
+        if digest != cand.meta.sha256:
+            raise checks.DigestMismatch(
+                cand.cluster, f"file hashes to {digest}, metadata says {cand.meta.sha256}"
+            )
+        if bad_tensor is not None:
+            raise checks.NonFiniteValues(cand.cluster, f"tensor {bad_tensor!r} holds NaN or Inf")
+        return math.sqrt(sumsq) if self.need_norm else None
+
+
+def load_state(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.ndarray[Any, Any]]:
+    """Parse a strategy's state file and check it fits the plan and the model.
+
+    Raises:
+        StoreError: the bytes are not a state file of this strategy for this model.
+    """
+    if data is None or not plan.state_names:
+        return {}
+    try:
+        header = parse_header(data, len(data))
+    except HeaderError as exc:
+        raise StoreError(f"strategy state for {plan.strategy}: not safetensors: {exc}") from None
+    owner = header.metadata.get("strategy")
+    if owner != plan.strategy:
+        raise StoreError(
+            f"strategy state: written by strategy {owner!r}, expected {plan.strategy!r}"
+        )
+    state: dict[str, np.ndarray[Any, Any]] = {}
+    for key, info in header.tensors.items():
+        family, _, name = key.partition("/")
+        if family not in plan.state_names or name not in base.tensors:
+            raise StoreError(f"strategy state: unexpected tensor {key!r}")
+        if info.shape != base.tensors[name].shape:
+            raise StoreError(
+                f"strategy state: tensor {key!r} has shape {list(info.shape)}, expected "
+                f"{list(base.tensors[name].shape)}"
+            )
+        state[key] = (
+            np.frombuffer(data, dtype=info.np_dtype, count=info.size, offset=info.start)
+            .reshape(info.shape)
+            .astype(np.float64)
+        )
+    return state
+
+
+def _write_tensor(view: np.ndarray[Any, Any], values: np.ndarray[Any, Any]) -> None:
+    if view.dtype.kind == "b":
+        view[...] = values >= 0.5
+    elif view.dtype.kind in "iu":
+        info = np.iinfo(view.dtype)
+        view[...] = np.clip(np.rint(values), info.min, info.max)
+    else:
+        view[...] = values
+
+
+class _Round:
+    """The state of one aggregation, from checks to the new model's bytes."""
+
+    def __init__(
+        self,
+        base_path: str,
+        base_digest: str,
+        plan: Plan,
+        expect: Expectation,
+        state: Mapping[str, np.ndarray[Any, Any]],
+        seed: int,
+        chunk: int,
+    ) -> None:
+        self.base_path = base_path
+        self.plan = plan
+        self.expect = expect
+        self.header = expect.base_header
+        self.base_digest = base_digest
+        self.state = state
+        self.seed = seed
+        self.chunk = chunk
+        self.rejected: dict[str, str] = {}
+        self.record: dict[str, Any] = {}
+
+    # -------------------------------------------------------------- checks
+
+    def candidates(self, updates: Iterable[Update | tuple[Any, ...]]) -> list[_Candidate]:
+        seen: dict[str, Update] = {}
+        for item in updates:
+            u = item if isinstance(item, Update) else Update(*item)
+            if u.cluster in seen:
+                raise ValueError(f"two updates for cluster {u.cluster!r}")
+            seen[u.cluster] = u
+        out = []
+        for cluster in sorted(seen):
+            u = seen[cluster]
+            try:
+                meta = checks.check_meta(cluster, u.meta, self.expect)
+                header = checks.check_file(cluster, u.path, self.expect)
+            except UpdateRejected as exc:
+                self.rejected[cluster] = exc.reason
+                continue
+            out.append(_Candidate(cluster, os.fspath(u.path), meta, header))
+        return out
+
+    def scan_all(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
+        need_norm = self.plan.clip_norm is not None or self.expect.limits.max_l2_norm is not None
+        ok = []
+        for cand in cands:
+            try:
+                cand.norm = _Scan(cand, base, need_norm, None, self.chunk).run()
+                bound = self.expect.limits.max_l2_norm
+                if bound is not None and cand.norm is not None and cand.norm > bound:
+                    raise checks.NormBoundExceeded(
+                        cand.cluster,
+                        f"L2 distance to the global model is {cand.norm:.6g}, "
+                        f"over the bound of {bound:.6g}",
+                    )
+            except UpdateRejected as exc:
+                self.rejected[cand.cluster] = exc.reason
+                continue
+            ok.append(cand)
+        return ok
+
+    def require(self, n: int) -> None:
+        needed = max(1, self.expect.limits.min_updates)
+        if n < needed:
+            raise NotEnoughUpdates(
+                self.expect.round,
+                f"{n} valid update(s), at least {needed} needed",
+                self.rejected,
+            )
+
+    # -------------------------------------------------------------- combining
+
+    def weight(self, cand: _Candidate) -> float:
+        return float(cand.meta.num_examples) if self.plan.weighted else 1.0
+
+    def _add(
+        self,
+        acc: dict[str, np.ndarray[Any, Any]],
+        tmp: np.ndarray[Any, Any],
+        cand: _Candidate,
+        base: TensorReader,
+    ) -> Callable[[str, int, np.ndarray[Any, Any]], None]:
+        w = self.weight(cand)
+        s = cand.scale
+
+        def add(name: str, offset: int, chunk: np.ndarray[Any, Any]) -> None:
+            n = chunk.size
+            t = tmp[:n]
+            if s != 1.0:
+                # A clipped update: base + s·(x − base) = s·x + (1 − s)·base.
+                np.multiply(chunk, s, out=t, dtype=np.float64)
+                t += (1.0 - s) * base.range(name, offset, n)
+                t *= w
+            else:
+                np.multiply(chunk, w, out=t, dtype=np.float64)
+            acc[name][offset : offset + n] += t
+
+        return add
+
+    def _fresh_acc(self) -> dict[str, np.ndarray[Any, Any]]:
+        return {n: np.zeros(t.size, dtype=np.float64) for n, t in self.header.tensors.items()}
+
+    def _replay(
+        self,
+        acc: dict[str, np.ndarray[Any, Any]],
+        tmp: np.ndarray[Any, Any],
+        cands: list[_Candidate],
+        base: TensorReader,
+    ) -> None:
+        for cand in cands:
+            add = self._add(acc, tmp, cand, base)
+            with TensorReader(cand.path, cand.header) as reader:
+                for name in sorted(cand.header.tensors):
+                    for offset, chunk in reader.chunks(name, self.chunk):
+                        add(name, offset, chunk)
+
+    def mean_fused(
+        self, cands: list[_Candidate], base: TensorReader
+    ) -> tuple[dict[str, np.ndarray[Any, Any]], list[_Candidate]]:
+        """Check and sum in one pass per update; rebuild the sum if one fails late."""
+        acc = self._fresh_acc()
+        tmp = np.empty(self.chunk, dtype=np.float64)
+        accepted: list[_Candidate] = []
+        for cand in cands:
+            try:
+                _Scan(cand, base, False, self._add(acc, tmp, cand, base), self.chunk).run()
+            except UpdateRejected as exc:
+                self.rejected[cand.cluster] = exc.reason
+                for a in acc.values():
+                    a.fill(0.0)
+                self._replay(acc, tmp, accepted, base)
+                continue
+            accepted.append(cand)
+        return acc, accepted
+
+    def mean_of(
+        self, cands: list[_Candidate], base: TensorReader
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        acc = self._fresh_acc()
+        self._replay(acc, np.empty(self.chunk, dtype=np.float64), cands, base)
+        return acc
+
+    def _stacks(
+        self, cands: list[_Candidate], base: TensorReader, name: str
+    ) -> Iterator[tuple[int, np.ndarray[Any, Any]]]:
+        """Yield (offset, K x c float64 stack) over a tensor, the K updates side by side."""
+        k = len(cands)
+        size = self.header.tensors[name].size
+        step = max(1, min(size, _STACK_BYTES // (8 * k)))
+        stack = np.empty((k, step), dtype=np.float64)
+        with contextlib.ExitStack() as stack_ctx:
+            readers = [stack_ctx.enter_context(TensorReader(c.path, c.header)) for c in cands]
+            for offset in range(0, size, step):
+                n = min(step, size - offset)
+                view = stack[:, :n]
+                for i, (cand, reader) in enumerate(zip(cands, readers, strict=True)):
+                    view[i] = reader.range(name, offset, n)
+                    if cand.scale != 1.0:
+                        b = base.range(name, offset, n)
+                        view[i] = b + cand.scale * (view[i] - b)
+                yield offset, view
+
+    def coordinate(
+        self, cands: list[_Candidate], base: TensorReader
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        assert self.plan.coordinate is not None
+        weights = np.array([self.weight(c) for c in cands], dtype=np.float64)
+        out: dict[str, np.ndarray[Any, Any]] = {}
+        for name in sorted(self.header.tensors):
+            agg = np.empty(self.header.tensors[name].size, dtype=np.float64)
+            for offset, stack in self._stacks(cands, base, name):
+                agg[offset : offset + stack.shape[1]] = self.plan.coordinate(stack, weights)
+            out[name] = agg
+        return out
+
+    def krum(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
+        k = len(cands)
+        f = self.plan.krum_f
+        m = self.plan.krum_m if self.plan.krum_m is not None else k - f
+        if k < 2 * f + 3:
+            raise NotEnoughUpdates(
+                self.expect.round,
+                f"{self.plan.strategy} with f={f} needs at least {2 * f + 3} valid updates, "
+                f"got {k}",
+                self.rejected,
+            )
+        if m > k:
+            raise NotEnoughUpdates(
+                self.expect.round,
+                f"{self.plan.strategy} keeps m={m} updates, only {k} are valid",
+                self.rejected,
+            )
+        dist = np.zeros((k, k), dtype=np.float64)
+        for name in sorted(self.header.tensors):
+            for _, stack in self._stacks(cands, base, name):
+                for i in range(k - 1):
+                    diff = stack[i + 1 :] - stack[i]
+                    dist[i, i + 1 :] += np.einsum("ij,ij->i", diff, diff)
+        dist = dist + dist.T
+        scores = krum_scores(dist, f)
+        chosen = krum_select(dist, f, m)
+        self.record["krum"] = {
+            "f": f,
+            "m": m,
+            "scores": {c.cluster: float(s) for c, s in zip(cands, scores, strict=True)},
+            "selected": [cands[i].cluster for i in chosen],
+        }
+        return [cands[i] for i in chosen]
+
+    # -------------------------------------------------------------- the new model
+
+    def finish(
+        self,
+        agg: dict[str, np.ndarray[Any, Any]],
+        divisor: float,
+        n_contributors: int,
+        base: TensorReader,
+    ) -> tuple[bytes, bytes | None]:
+        """Divide, add noise, apply the server step and write the model, tensor by tensor."""
+        plan = self.plan
+        layout = Layout.plan({n: (t.np_dtype, t.shape) for n, t in self.header.tensors.items()})
+        out = layout.allocate()
+        rng = None
+        std = 0.0
+        if plan.clip_norm is not None and plan.noise_multiplier > 0:
+            std = plan.noise_multiplier * plan.clip_norm / n_contributors
+            rng = np.random.default_rng(self.seed)
+        new_state: dict[str, np.ndarray[Any, Any]] = {}
+        for name in sorted(self.header.tensors):
+            info = self.header.tensors[name]
+            values = agg.pop(name)
+            if divisor != 1.0:
+                values /= divisor
+            values = values.reshape(info.shape)
+            floating = _is_float(info.np_dtype)
+            if rng is not None and floating:
+                values += rng.normal(0.0, std, size=info.shape)
+            if plan.step is not None and floating:
+                b = base.read(name).astype(np.float64)
+                prev = {s: self.state.get(f"{s}/{name}") for s in plan.state_names}
+                values, st = plan.step(b, values, prev)
+                for s, arr in st.items():
+                    new_state[f"{s}/{name}"] = arr.astype(info.np_dtype)
+            _write_tensor(layout.view(out, name), values)
+            del values
+        if plan.clip_norm is not None:
+            self.record["dp"] = {
+                "clipping_norm": plan.clip_norm,
+                "noise_multiplier": plan.noise_multiplier,
+                "noise_std": std,
+                "seed": self.seed,
+            }
+        state_bytes = None
+        if plan.state_names:
+            state_layout = Layout.plan(
+                {n: (a.dtype, a.shape) for n, a in new_state.items()},
+                {"strategy": plan.strategy, "round": str(self.expect.round)},
+            )
+            buf = state_layout.allocate()
+            for n, a in new_state.items():
+                state_layout.view(buf, n)[...] = a
+            state_bytes = bytes(buf)
+        return bytes(out), state_bytes
+
+
+def _weighted_metrics(cands: list[_Candidate]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for c in cands:
+        for name, value in c.meta.metrics.items():
+            totals[name] = totals.get(name, 0.0) + c.meta.num_examples * value
+            weights[name] = weights.get(name, 0.0) + c.meta.num_examples
+    return {name: totals[name] / weights[name] for name in sorted(totals)}
+
+
+@contextlib.contextmanager
+def _base_file(base: str | os.PathLike[str] | bytes) -> Iterator[str]:
+    if isinstance(base, bytes | bytearray | memoryview):
+        fd, tmp = tempfile.mkstemp(prefix="fl-gitops-base-", suffix=".safetensors")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(base)
+            yield tmp
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    else:
+        yield os.fspath(base)
+
+
+def aggregate_round(
+    base: str | os.PathLike[str] | bytes,
+    updates: Iterable[Update | tuple[Any, ...]],
+    *,
+    strategy: str,
+    round: int,
+    options: Mapping[str, Any] | None = None,
+    state: bytes | None = None,
+    roster: Collection[str] | None = None,
+    limits: Limits | None = None,
+    seed: int = 0,
+    base_digest: str | None = None,
+    chunk_elements: int = DEFAULT_CHUNK,
+) -> AggregateResult:
+    """Check a round's updates and aggregate the valid ones into the next global model.
+
+    Args:
+        base: the global model the round trained from (a local path, or its bytes).
+        updates: ``Update(cluster, path, meta)`` or ``(cluster, path, meta)`` tuples, in
+            any order; ``path`` is a local safetensors file, ``meta`` its JSON metadata.
+        strategy: a name from ``STRATEGIES``.
+        round: the round being aggregated; updates for another round are rejected.
+        options: the strategy's options (validated here; defaults filled in).
+        state: the strategy's state after the previous round (safetensors bytes from
+            ``ModelStore.get_state``), or None to start fresh.
+        roster: the clusters allowed to contribute; None allows any.
+        limits: size, norm and quorum bounds.
+        seed: seeds the DP noise (the only randomness).
+        base_digest: the base's digest if already known (else computed from its bytes).
+        chunk_elements: how many elements to read at a time.
+
+    Returns:
+        The new model, its digest, contributors, weights, rejections, metrics, the new
+        strategy state and a round record.
+
+    Raises:
+        StrategyOptionsError: unknown strategy or bad options.
+        NotEnoughUpdates: fewer valid updates than ``limits.min_updates`` (or than Krum
+            needs); carries the rejections.
+        StoreError: the base is not safetensors, or ``state`` does not fit.
+    """
+    plan = make_plan(strategy, options)
+    limits = limits or Limits()
+    with _base_file(base) as base_path:
+        try:
+            base_header = read_header(base_path)
+        except HeaderError as exc:
+            raise StoreError(f"global model {base_path}: not safetensors: {exc}") from None
+        if base_digest is None:
+            base_digest = (
+                sha256_digest(base)
+                if isinstance(base, bytes | bytearray | memoryview)
+                else sha256_file(base_path)
+            )
+        expect = Expectation(
+            round=round,
+            base_digest=base_digest,
+            base_header=base_header,
+            roster=checks.roster_set(roster),
+            limits=limits,
+        )
+        prior = load_state(state, plan, base_header)
+        job = _Round(base_path, base_digest, plan, expect, prior, seed, chunk_elements)
+        cands = job.candidates(updates)
+        with TensorReader(base_path, base_header) as base_reader:
+            fused = plan.combine == "mean" and plan.clip_norm is None and limits.max_l2_norm is None
+            if fused:
+                acc, accepted = job.mean_fused(cands, base_reader)
+                job.require(len(accepted))
+                contributors = accepted
+            else:
+                accepted = job.scan_all(cands, base_reader)
+                job.require(len(accepted))
+                clipped = []
+                if plan.clip_norm is not None:
+                    for c in accepted:
+                        if c.norm is not None and c.norm > plan.clip_norm:
+                            c.scale = plan.clip_norm / c.norm
+                            clipped.append(c.cluster)
+                    job.record["clipped"] = clipped
+                if plan.combine == "coordinate":
+                    contributors = accepted
+                    acc = job.coordinate(accepted, base_reader)
+                elif plan.combine == "krum":
+                    contributors = job.krum(accepted, base_reader)
+                    acc = job.mean_of(contributors, base_reader)
+                else:
+                    contributors = accepted
+                    acc = job.mean_of(contributors, base_reader)
+            if plan.combine == "coordinate":
+                divisor = 1.0
+                weights = {c.cluster: 1.0 / len(contributors) for c in contributors}
+            else:
+                divisor = sum(job.weight(c) for c in contributors)
+                weights = {c.cluster: job.weight(c) / divisor for c in contributors}
+            model, new_state = job.finish(acc, divisor, len(contributors), base_reader)
+    digest = sha256_digest(model)
+    metrics = _weighted_metrics(accepted)
+    record: dict[str, Any] = {
+        "round": round,
+        "strategy": plan.strategy,
+        "options": dict(plan.options),
+        "base_model": base_digest,
+        "model": digest,
+        "contributors": [c.cluster for c in contributors],
+        "weights": weights,
+        "num_examples": {c.cluster: c.meta.num_examples for c in accepted},
+        "rejected": dict(sorted(job.rejected.items())),
+        "metrics": metrics,
+        "state": {"names": list(plan.state_names), "resumed": bool(prior)},
+        "fl_gitops_version": __version__,
+        **job.record,
+    }
+    return AggregateResult(
+        model=model,
+        digest=digest,
+        contributors=[c.cluster for c in contributors],
+        weights=weights,
+        rejected=dict(sorted(job.rejected.items())),
+        metrics=metrics,
+        new_state=new_state,
+        record=record,
+    )
+
+
+def aggregate_from_store(
+    store: ModelStore,
+    round: int,
+    base_digest: str,
+    *,
+    strategy: str,
+    options: Mapping[str, Any] | None = None,
+    roster: Collection[str] | None = None,
+    limits: Limits | None = None,
+    seed: int = 0,
+    clusters: Collection[str] | None = None,
+) -> AggregateResult:
+    """Aggregate round ``round`` from the store (what the reconcile job calls).
+
+    Reads the verified base model, the complete updates of ``clusters`` (default: every one
+    the store lists) and the strategy's state after round ``round - 1``. Writes nothing:
+    the caller stores ``result.model`` (``put_model``), ``result.new_state``
+    (``put_state(strategy, round, ...)``) and ``result.record`` (``put_round_record``).
+
+    Raises:
+        StoreError: the base model is missing or corrupt, or the store cannot be read.
+        NotEnoughUpdates, StrategyOptionsError: as :func:`aggregate_round`.
+    """
+    names = sorted(clusters) if clusters is not None else store.list_updates(round)
+    state = store.get_state(strategy, round - 1) if round > 0 else None
+    rejected: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        base_path = stack.enter_context(store.model_file(base_digest))
+        updates = []
+        for cluster in names:
+            try:
+                meta = store.read_update_meta(round, cluster)
+            except UpdateRejected as exc:
+                rejected[cluster] = exc.reason
+                continue
+            path = stack.enter_context(store.update_file(round, cluster))
+            updates.append(Update(cluster, path, meta))
+        try:
+            result = aggregate_round(
+                base_path,
+                updates,
+                strategy=strategy,
+                round=round,
+                options=options,
+                state=state,
+                roster=roster,
+                limits=limits,
+                seed=seed,
+                base_digest=base_digest,
+            )
+        except NotEnoughUpdates as exc:
+            merged = dict(sorted({**exc.rejected, **rejected}.items()))
+            raise NotEnoughUpdates(round, str(exc).split(": ", 1)[1], merged) from None
+    if rejected:
+        merged = dict(sorted({**result.rejected, **rejected}.items()))
+        result.rejected.clear()
+        result.rejected.update(merged)
+        result.record["rejected"] = merged
+    return result

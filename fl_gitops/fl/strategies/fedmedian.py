@@ -1,0 +1,49 @@
+"""FedMedian: the coordinate-wise median of the updates.
+
+Yin, Chen, Ramchandran, Bartlett, "Byzantine-Robust Distributed Learning: Towards Optimal
+Statistical Rates", ICML 2018 (arXiv:1803.01498).
+
+Each coordinate of the new model is the median of that coordinate over the K updates
+(unweighted; with an even K, the mean of the two middle values). Robust to fewer than half of
+the clusters sending arbitrary values, at some cost in accuracy when everyone is honest.
+Aggregation reads the K updates chunk by chunk, so memory is K times a chunk. No options.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fl_gitops.fl.strategies.base import F64, Plan
+
+__all__ = ["STRATEGY", "FedMedian", "coordinate_median"]
+
+
+def coordinate_median(stack: F64, weights: F64) -> F64:
+    """Median over axis 0 of a K x c stack (weights are ignored)."""
+    del weights
+    return np.median(stack, axis=0)
+
+
+@dataclass(frozen=True)
+class FedMedian:
+    name: str = "fedmedian"
+    summary: str = "coordinate-wise median, robust to < K/2 bad updates (Yin et al. 2018)"
+    options_schema: Mapping[str, Any] = field(
+        default_factory=lambda: {"type": "object", "properties": {}, "additionalProperties": False}
+    )
+
+    def plan(self, options: Mapping[str, Any]) -> Plan:
+        return Plan(
+            strategy=self.name,
+            options=dict(options),
+            combine="coordinate",
+            weighted=False,
+            coordinate=coordinate_median,
+        )
+
+
+STRATEGY = FedMedian()

@@ -1,0 +1,389 @@
+"""Read and write safetensors files tensor by tensor, with numpy and bounded memory.
+
+Why not ``safetensors.safe_open``? It maps the whole file, and every page it touches stays in
+the process's resident set until the file is closed: reading a 100 MB update through it costs
+100 MB of RSS even one slice at a time. Streaming aggregation must hold only the accumulator
+and a chunk of one update, so this module parses the header itself and reads tensor data with
+plain ``readinto`` calls, one bounded chunk at a time. Parsing it ourselves also lets an
+update check give a precise reason for a file that is not safetensors at all (a pickle, a
+zip written by ``torch.save``), is truncated, or has a header that lies about its offsets,
+before any byte of it is trusted. Nothing here ever unpickles.
+
+The format (https://github.com/huggingface/safetensors): 8 bytes little-endian header
+length N, N bytes of UTF-8 JSON mapping each tensor name to its dtype, shape and
+``data_offsets`` (relative to the end of the header), an optional ``__metadata__`` map of
+strings, then the tensor bytes, little-endian, contiguous, with no holes.
+
+:func:`serialize` writes files deterministically: tensors sorted by name, compact JSON with
+sorted keys, the header padded with spaces to 8 bytes, no varying metadata. Same tensors, same
+bytes, whatever the dict's order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, BinaryIO
+
+import numpy as np
+
+__all__ = [
+    "DTYPES",
+    "MAX_HEADER_BYTES",
+    "Header",
+    "HeaderError",
+    "Layout",
+    "TensorInfo",
+    "TensorReader",
+    "load",
+    "load_bytes",
+    "parse_header",
+    "read_header",
+    "serialize",
+]
+
+# safetensors dtype code -> little-endian numpy dtype. BF16 and the FP8 types have no numpy
+# dtype: files using them are refused with a clear reason rather than misread.
+DTYPES: dict[str, np.dtype[Any]] = {
+    "F64": np.dtype("<f8"),
+    "F32": np.dtype("<f4"),
+    "F16": np.dtype("<f2"),
+    "I64": np.dtype("<i8"),
+    "I32": np.dtype("<i4"),
+    "I16": np.dtype("<i2"),
+    "I8": np.dtype("i1"),
+    "U64": np.dtype("<u8"),
+    "U32": np.dtype("<u4"),
+    "U16": np.dtype("<u2"),
+    "U8": np.dtype("u1"),
+    "BOOL": np.dtype("?"),
+}
+_CODES = {dtype: code for code, dtype in DTYPES.items()}
+
+# The reference implementation refuses headers over 100 MB; so do we.
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Elements per chunk when streaming (4 MB of float32).
+DEFAULT_CHUNK = 1 << 20
+
+
+class HeaderError(ValueError):
+    """A file that is not a well-formed safetensors file; the message says why."""
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's entry in a safetensors header."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    start: int  # absolute byte offset in the file
+    end: int
+
+    @property
+    def np_dtype(self) -> np.dtype[Any]:
+        return DTYPES[self.dtype]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed, bounds-checked safetensors header."""
+
+    tensors: dict[str, TensorInfo]  # sorted by name
+    metadata: dict[str, str]
+    data_start: int
+    file_size: int
+
+    def signature(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """Tensor name -> (dtype, shape): what must match between a model and an update."""
+        return {name: (t.dtype, t.shape) for name, t in self.tensors.items()}
+
+
+def _sniff(prefix: bytes) -> str | None:
+    if prefix[:2] in {b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"}:
+        return "it is a Python pickle, not safetensors (never unpickled)"
+    if prefix[:4] == b"PK\x03\x04":
+        return "it is a zip archive (torch.save?), not safetensors (never unpickled)"
+    return None
+
+
+def parse_header(prefix: bytes, file_size: int) -> Header:
+    """Parse and bounds-check a header from the file's first bytes.
+
+    Args:
+        prefix: at least the first ``8 + N`` bytes of the file (more is fine).
+        file_size: the file's full size, to check the offsets against.
+
+    Raises:
+        HeaderError: with the reason.
+    """
+    if file_size < 8 or len(prefix) < 8:
+        sniffed = _sniff(prefix)
+        raise HeaderError(sniffed or f"file is {file_size} bytes, too short for a header")
+    n = int.from_bytes(prefix[:8], "little")
+    if n > MAX_HEADER_BYTES or n > file_size - 8:
+        sniffed = _sniff(prefix)
+        if sniffed:
+            raise HeaderError(sniffed)
+        raise HeaderError(
+            f"header length {n} does not fit in the file ({file_size} bytes): "
+            "truncated, or not safetensors"
+        )
+    if len(prefix) < 8 + n:
+        raise HeaderError(f"header length {n}: only {len(prefix) - 8} header bytes read")
+    try:
+        raw = json.loads(prefix[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise HeaderError(_sniff(prefix) or "header is not valid UTF-8 JSON") from None
+    if not isinstance(raw, dict):
+        raise HeaderError("header is not a JSON object")
+    metadata = raw.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise HeaderError("__metadata__ is not a map of strings to strings")
+    data_start = 8 + n
+    data_len = file_size - data_start
+    infos: list[TensorInfo] = []
+    for name, entry in raw.items():
+        infos.append(_tensor_info(name, entry, data_start))
+    # Offsets must tile the data buffer exactly: no holes, no overlaps, nothing past the end.
+    pos = 0
+    for info in sorted(infos, key=lambda t: (t.start, t.end)):
+        if info.start - data_start != pos:
+            raise HeaderError(
+                f"tensor {info.name!r}: data starts at {info.start - data_start}, expected "
+                f"{pos} (overlapping or missing bytes)"
+            )
+        pos = info.end - data_start
+    if pos != data_len:
+        if pos > data_len:
+            raise HeaderError(
+                f"tensor data needs {pos} bytes but the file holds {data_len} after its "
+                "header: truncated"
+            )
+        raise HeaderError(f"{data_len - pos} bytes after the last tensor")
+    tensors = {t.name: t for t in sorted(infos, key=lambda t: t.name)}
+    return Header(
+        tensors=tensors, metadata=dict(metadata), data_start=data_start, file_size=file_size
+    )
+
+
+def _tensor_info(name: str, entry: object, data_start: int) -> TensorInfo:
+    if not isinstance(entry, dict):
+        raise HeaderError(f"tensor {name!r}: entry is not an object")
+    dtype = entry.get("dtype")
+    if dtype not in DTYPES:
+        raise HeaderError(f"tensor {name!r}: dtype {dtype!r} is not supported")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise HeaderError(f"tensor {name!r}: shape {shape!r} is not a list of sizes")
+    offsets = entry.get("data_offsets")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+        or offsets[1] < offsets[0]
+    ):
+        raise HeaderError(f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end]")
+    expected = math.prod(shape) * DTYPES[dtype].itemsize
+    if offsets[1] - offsets[0] != expected:
+        raise HeaderError(
+            f"tensor {name!r}: {offsets[1] - offsets[0]} bytes for shape {shape} of {dtype}, "
+            f"expected {expected}"
+        )
+    return TensorInfo(
+        name=name,
+        dtype=dtype,
+        shape=tuple(shape),
+        start=data_start + offsets[0],
+        end=data_start + offsets[1],
+    )
+
+
+def read_header(path: str | os.PathLike[str]) -> Header:
+    """Parse the header of a local safetensors file (reads only the header).
+
+    Raises:
+        HeaderError: the file is not well-formed safetensors.
+        OSError: it cannot be read.
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        first = f.read(8)
+        if len(first) < 8:
+            return parse_header(first, size)
+        n = int.from_bytes(first, "little")
+        if n > MAX_HEADER_BYTES or n > size - 8:
+            return parse_header(first, size)  # raises, with a sniffed reason
+        return parse_header(first + f.read(n), size)
+
+
+class TensorReader:
+    """Read tensors of one local safetensors file with plain reads (no mmap).
+
+    Use as a context manager. :meth:`chunks` reuses one buffer: a chunk is valid only until
+    the next one is read, which is what keeps memory bounded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], header: Header | None = None) -> None:
+        self.path = os.fspath(path)
+        self.header = header if header is not None else read_header(path)
+        self._f: BinaryIO | None = None
+        self._buf: np.ndarray[Any, Any] | None = None
+
+    def __enter__(self) -> TensorReader:
+        self._f = open(self.path, "rb", buffering=0)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        self._buf = None
+
+    def _readinto(self, start: int, out: memoryview) -> None:
+        assert self._f is not None, "use TensorReader as a context manager"
+        self._f.seek(start)
+        got = 0
+        while got < len(out):
+            n = self._f.readinto(out[got:])
+            if not n:
+                raise HeaderError(f"{self.path}: file ended at byte {start + got} (truncated)")
+            got += n
+
+    def read(self, name: str) -> np.ndarray[Any, Any]:
+        """Read one whole tensor into a new array."""
+        info = self.header.tensors[name]
+        arr = np.empty(info.shape, dtype=info.np_dtype)
+        if info.nbytes:
+            self._readinto(info.start, memoryview(arr.reshape(-1).view(np.uint8)))
+        return arr
+
+    def range(self, name: str, offset: int, count: int) -> np.ndarray[Any, Any]:
+        """Read ``count`` elements of a tensor from flat ``offset``, into a reused buffer."""
+        info = self.header.tensors[name]
+        if offset < 0 or count < 0 or offset + count > info.size:
+            raise IndexError(f"tensor {name!r}: elements [{offset}, {offset + count}) out of range")
+        item = info.np_dtype.itemsize
+        if self._buf is None or self._buf.nbytes < count * item:
+            self._buf = np.empty(count * item, dtype=np.uint8)
+        raw = self._buf[: count * item]
+        self._readinto(info.start + offset * item, memoryview(raw))
+        return raw.view(info.np_dtype)
+
+    def chunks(
+        self, name: str, max_elements: int = DEFAULT_CHUNK
+    ) -> Iterator[tuple[int, np.ndarray[Any, Any]]]:
+        """Yield ``(flat_offset, 1-D chunk)`` covering a tensor, reusing one buffer."""
+        info = self.header.tensors[name]
+        total = info.size
+        step = max(1, min(max_elements, total))
+        item = info.np_dtype.itemsize
+        if self._buf is None or self._buf.nbytes < step * item:
+            self._buf = np.empty(step * item, dtype=np.uint8)
+        for offset in range(0, total, step):
+            count = min(step, total - offset)
+            raw = self._buf[: count * item]
+            self._readinto(info.start + offset * item, memoryview(raw))
+            yield offset, raw.view(info.np_dtype)
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
+    """Read every tensor of a small local file (tests, strategy state). Not for updates."""
+    with TensorReader(path) as reader:
+        return {name: reader.read(name) for name in reader.header.tensors}
+
+
+def load_bytes(data: bytes) -> dict[str, np.ndarray[Any, Any]]:
+    """Read every tensor from safetensors bytes (small files: strategy state, tests)."""
+    header = parse_header(data, len(data))
+    return {
+        name: np.frombuffer(data, dtype=t.np_dtype, count=t.size, offset=t.start)
+        .reshape(t.shape)
+        .copy()
+        for name, t in header.tensors.items()
+    }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each tensor goes in a file about to be written; fill it, then take the bytes.
+
+    Lets a writer convert an accumulator into the output one tensor at a time, straight into
+    the output buffer, with no second copy of the model.
+    """
+
+    header: bytes
+    entries: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]]  # name -> dtype, shape, offset
+    total: int
+
+    @classmethod
+    def plan(
+        cls,
+        specs: Mapping[str, tuple[np.dtype[Any] | str, tuple[int, ...]]],
+        metadata: Mapping[str, str] | None = None,
+    ) -> Layout:
+        """Lay out tensors sorted by name; ``specs`` maps name -> (numpy dtype, shape)."""
+        entries: dict[str, tuple[np.dtype[Any], tuple[int, ...], int]] = {}
+        doc: dict[str, Any] = {}
+        pos = 0
+        for name in sorted(specs):
+            code = _CODES.get(np.dtype(specs[name][0]).newbyteorder("<"))
+            if code is None:
+                raise ValueError(f"tensor {name!r}: dtype {specs[name][0]} has no safetensors code")
+            shape = tuple(int(d) for d in specs[name][1])
+            nbytes = math.prod(shape) * DTYPES[code].itemsize
+            doc[name] = {"dtype": code, "shape": list(shape), "data_offsets": [pos, pos + nbytes]}
+            entries[name] = (DTYPES[code], shape, pos)
+            pos += nbytes
+        if metadata:
+            doc["__metadata__"] = dict(sorted(metadata.items()))
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        text += b" " * (-(8 + len(text)) % 8)
+        header = len(text).to_bytes(8, "little") + text
+        return cls(header=header, entries=entries, total=len(header) + pos)
+
+    def allocate(self) -> bytearray:
+        """A zeroed output buffer with the header already in place."""
+        buf = bytearray(self.total)
+        buf[: len(self.header)] = self.header
+        return buf
+
+    def view(self, buf: bytearray, name: str) -> np.ndarray[Any, Any]:
+        """A writable array over ``name``'s bytes in ``buf``."""
+        dtype, shape, offset = self.entries[name]
+        count = math.prod(shape)
+        return np.frombuffer(
+            buf, dtype=dtype, count=count, offset=len(self.header) + offset
+        ).reshape(shape)
+
+
+def serialize(
+    tensors: Mapping[str, np.ndarray[Any, Any]], metadata: Mapping[str, str] | None = None
+) -> bytes:
+    """Write tensors as safetensors bytes, deterministically (sorted names, fixed header)."""
+    layout = Layout.plan({n: (a.dtype, a.shape) for n, a in tensors.items()}, metadata)
+    buf = layout.allocate()
+    for name, arr in tensors.items():
+        layout.view(buf, name)[...] = arr
+    return bytes(buf)
