@@ -42,7 +42,9 @@ def _literal_ok(text: str) -> bool:
         return False
     lines = text.split("\n")
     first = next((line for line in lines if line), "")
-    return not first.startswith(" ") and not any(line.endswith(" ") for line in lines)
+    return (
+        bool(first) and not first.startswith(" ") and not any(line.endswith(" ") for line in lines)
+    )
 
 
 def _escape(char: re.Match[str]) -> str:
@@ -64,7 +66,12 @@ def quote_scalar(value: Any) -> str:
             return ".nan"
         if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
-        return json.dumps(value)
+        text = repr(value)
+        # YAML 1.1 (PyYAML, Kubernetes) reads 1e-05 as a string: it wants 1.0e-05.
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:
+            text = f"{mantissa}.0e{exponent}"
+        return text
     if not isinstance(value, str):
         raise TypeError(f"cannot write a {type(value).__name__} as a YAML scalar")
     if _PLAIN.fullmatch(value) and value.lower() not in _RESERVED:
