@@ -36,6 +36,7 @@ EMBEDDED_MANIFESTS: Mapping[tuple[str, str], Path] = {
     ),
 }
 
+_MISSING = "required field is missing"
 _JSON_TYPES = {
     dict: "object",
     list: "array",
@@ -98,7 +99,7 @@ def _schema_findings(error: ValidationError) -> Iterator[Finding]:
         present = instance if isinstance(instance, Mapping) else {}
         for key in expected:
             if key not in present:
-                yield (*path, key), "required field is missing"
+                yield (*path, key), _MISSING
     elif validator == "type":
         yield path, f"expected {_types(expected)}, got {_type_name(instance)} {_show(instance)}"
     elif validator == "enum":
@@ -156,7 +157,11 @@ def findings(obj: Any, *, partial: bool = False) -> list[Finding]:
         found.extend(_schema_findings(error))
     group, _ = split_api_version(api_version)
     if kind != "Kustomization":
-        found.extend(check_names(group, kind, obj))
+        found.extend(
+            finding
+            for finding in check_names(group, kind, obj)
+            if not (partial and finding[1] == _MISSING)
+        )
     embedded = EMBEDDED_MANIFESTS.get((group, kind))
     if embedded is not None:
         found.extend(_embedded_findings(obj, embedded, partial=partial))

@@ -115,6 +115,7 @@ def test_patch_files_named_by_a_kustomization_are_checked_as_patches(tmp_path):
                 "resources: [sa.yaml]\n"
                 "patches:\n"
                 "  - path: patches/cm.yaml\n"
+                "    target: {kind: RoleBinding}\n"
                 "  - path: patches/ops.yaml\n"
                 "    target: {kind: ConfigMap, name: argocd-cm}\n"
             ),
@@ -122,7 +123,7 @@ def test_patch_files_named_by_a_kustomization_are_checked_as_patches(tmp_path):
             # A strategic-merge patch may leave required fields out, not add unknown ones.
             "patches/cm.yaml": (
                 "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n"
-                "metadata: {name: rb}\nsubjects: [{name: other}]\n"
+                "subjects: [{name: other}]\n"
             ),
             "patches/ops.yaml": (
                 "- {op: add, path: /data/x, value: 'y'}\n- {op: upsert, path: /data/z}\n"
