@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.protocols import Validator
 from referencing import Registry, Resource
 
@@ -191,6 +191,31 @@ def core_validator(api_version: str, kind: str) -> Validator | None:
     return Draft202012Validator(schema, registry=_registry())
 
 
+def _list_map_keys(
+    validator: Validator, keys: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """``x-kubernetes-list-type: map``: no two items may share their key fields."""
+    if schema.get("x-kubernetes-list-type") != "map" or not isinstance(instance, list):
+        return
+    seen: dict[str, int] = {}
+    for index, item in enumerate(instance):
+        if not isinstance(item, Mapping):
+            continue
+        key = json.dumps([item.get(name) for name in keys], sort_keys=True, default=str)
+        if key in seen:
+            fields = ", ".join(keys)
+            yield ValidationError(
+                f"duplicate item: same {fields} as item [{seen[key]}]", path=[index]
+            )
+        else:
+            seen[key] = index
+
+
+_CrdValidator = validators.extend(
+    Draft202012Validator, {"x-kubernetes-list-map-keys": _list_map_keys}
+)
+
+
 @functools.cache
 def validator_for(api_version: str, kind: str) -> Validator | None:
     """The strict validator for this apiVersion and kind, or ``None`` when none is known."""
@@ -198,5 +223,5 @@ def validator_for(api_version: str, kind: str) -> Validator | None:
         return None
     schema = _strict_crd_schema(api_version, kind)
     if schema is not None:
-        return Draft202012Validator(schema)
+        return _CrdValidator(schema)
     return core_validator(api_version, kind)

@@ -118,6 +118,8 @@ def _schema_findings(error: ValidationError) -> Iterator[Finding]:
     elif validator in ("maximum", "minimum"):
         bound = "at most" if validator == "maximum" else "at least"
         yield path, f"must be {bound} {expected} (got {_show(instance)})"
+    elif validator == "uniqueItems":
+        yield path, "items must be unique (a set-type list)"
     elif validator in ("oneOf", "anyOf") and all(
         isinstance(branch, Mapping) and set(branch) == {"type"} for branch in expected
     ):

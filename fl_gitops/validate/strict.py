@@ -10,7 +10,9 @@ field is a typo that would vanish on apply, so the strict form closes every obje
 - ``x-kubernetes-int-or-string: true`` becomes ``type: [integer, string]``;
 - ``nullable: true`` adds ``null`` to the type (and to an ``enum``);
 - ``x-kubernetes-embedded-resource: true`` requires a string ``apiVersion`` and ``kind``
-  and an object ``metadata``.
+  and an object ``metadata``;
+- ``x-kubernetes-list-type: set`` adds ``uniqueItems: true``. (``map`` lists keep their
+  ``x-kubernetes-list-map-keys``; the validator ``catalog`` builds checks those keys.)
 
 Sub-schemas under ``allOf``/``anyOf``/``oneOf``/``not`` only add value checks in a
 structural schema, so they are not closed. The function is pure: it returns a new dict.
@@ -56,6 +58,9 @@ def _strict(node: Mapping[str, Any], *, in_junctor: bool) -> dict[str, Any]:
         properties.setdefault("metadata", {"type": "object"})
         required = list(out.get("required", []))
         out["required"] = required + [key for key in ("apiVersion", "kind") if key not in required]
+
+    if node.get("x-kubernetes-list-type") == "set":
+        out["uniqueItems"] = True
 
     preserve = node.get("x-kubernetes-preserve-unknown-fields") is True
     is_object = out.get("type") == "object" or "properties" in out

@@ -295,6 +295,16 @@ def test_missing_apiversion_metadata_and_name_are_reported():
     ]
 
 
+def test_map_type_lists_in_a_crd_reject_two_items_with_the_same_key(sample):
+    work = sample("manifestwork")
+    json_paths = work["spec"]["manifestConfigs"][0]["feedbackRules"][1]["jsonPaths"]
+    json_paths[1]["name"] = "failed"
+    assert [str(p) for p in validate_object(work)] == [
+        "ManifestWork/fl-digits-fedavg: spec.manifestConfigs[0].feedbackRules[1].jsonPaths[1]: "
+        "duplicate item: same name as item [0]"
+    ]
+
+
 def test_an_unknown_metadata_field_in_a_custom_resource_is_rejected(sample):
     placement = sample("placement")
     placement["metadata"]["labelz"] = {}

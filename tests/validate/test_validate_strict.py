@@ -89,3 +89,9 @@ def test_strict_does_not_change_its_input():
     schema = {"type": "object", "properties": {"a": {"type": "object", "properties": {}}}}
     strict(schema)
     assert schema == {"type": "object", "properties": {"a": {"type": "object", "properties": {}}}}
+
+
+def test_set_lists_must_have_unique_items():
+    out = strict({"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"})
+    assert out["uniqueItems"] is True
+    assert not Draft202012Validator(out).is_valid(["a", "a"])
