@@ -1,0 +1,100 @@
+"""Shared pieces for the offline placement tests: a ManagedCluster builder, the
+reference placement of the stock blueprint, a fixed clock and the OCM CRD schemas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REFERENCE_PLACEMENT = """
+clusterSets: [fl-silos]
+numberOfClusters: 10
+predicates:
+  - requiredClusterSelector:
+      labelSelector:
+        matchLabels:
+          fl-gitops.io/dataset: digits
+      claimSelector:
+        matchExpressions:
+          - key: region.open-cluster-management.io
+            operator: In
+            values: [eu-west-1, us-east-1]
+tolerations:
+  - key: gpu
+    operator: Exists
+"""
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def _crd_dir() -> Path | None:
+    repo = Path(__file__).resolve().parents[2]
+    for candidate in (repo.parent / "shared" / "ocm-crds", Path("/work/shared/ocm-crds")):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def make_cluster(
+    name: str,
+    *,
+    labels: dict[str, str] | None = None,
+    claims: dict[str, str] | None = None,
+    taints: list[dict[str, Any]] | None = None,
+    cpu: str | None = None,
+    memory: str | None = None,
+    clusterset: str | None = "fl-silos",
+) -> dict[str, Any]:
+    """A small ManagedCluster with just the fields a test needs."""
+    all_labels = dict(labels or {})
+    if clusterset is not None:
+        all_labels["cluster.open-cluster-management.io/clusterset"] = clusterset
+    status: dict[str, Any] = {
+        "clusterClaims": [{"name": k, "value": v} for k, v in (claims or {}).items()]
+    }
+    if cpu is not None or memory is not None:
+        resources = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+        status["allocatable"] = dict(resources)
+        status["capacity"] = dict(resources)
+    return {
+        "apiVersion": "cluster.open-cluster-management.io/v1",
+        "kind": "ManagedCluster",
+        "metadata": {"name": name, "labels": all_labels},
+        "spec": {"hubAcceptsClient": True, "taints": list(taints or [])},
+        "status": status,
+    }
+
+
+@pytest.fixture
+def cluster() -> Callable[..., dict[str, Any]]:
+    return make_cluster
+
+
+@pytest.fixture
+def reference_spec() -> dict[str, Any]:
+    return yaml.safe_load(REFERENCE_PLACEMENT)
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def crd_schema() -> Callable[[str], dict[str, Any]]:
+    """Load ``openAPIV3Schema`` of an OCM CRD by file name, with strict objects."""
+    directory = _crd_dir()
+    if directory is None:
+        pytest.skip("the OCM CRDs (shared/ocm-crds) are not beside this checkout")
+
+    def load(file_name: str) -> dict[str, Any]:
+        crd = yaml.safe_load((directory / file_name).read_text())
+        (version,) = crd["spec"]["versions"]
+        return version["schema"]["openAPIV3Schema"]
+
+    return load
