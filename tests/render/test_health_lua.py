@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ import pytest
 import yaml
 from lupa import lua51
 
+from fl_gitops.cli import main as cli_main
 from fl_gitops.render.health import argocd_cm_health_entries, argocd_cm_key, health_script
 
 CRDS = Path("/work/shared/ocm-crds")
+EXAMPLE = Path(__file__).parents[2] / "examples/config-repo"
 STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
 # What Argo CD's Lua VM offers a health script: the base library, table and os.
@@ -564,3 +567,59 @@ def test_unknown_kind_is_refused_with_the_known_kinds():
     assert str(info.value) == (
         "no health check for kind 'PlacementDecision'; expected one of: ManifestWork, Placement"
     )
+
+
+# --- against the renderer's own output ------------------------------------------------
+
+INVENTORY = """\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: cluster.open-cluster-management.io/v1
+    kind: ManagedCluster
+    metadata:
+      name: cluster-001
+      labels:
+        cluster.open-cluster-management.io/clusterset: fl-silos
+        fl-gitops.io/dataset: digits
+    spec:
+      hubAcceptsClient: true
+    status:
+      clusterClaims:
+        - name: region.open-cluster-management.io
+          value: eu-west-1
+      conditions:
+        - type: ManagedClusterConditionAvailable
+          status: "True"
+          reason: ManagedClusterAvailable
+          message: Managed cluster is available
+          lastTransitionTime: "2026-01-01T00:00:00Z"
+"""
+
+
+def test_rendered_manifestwork_goes_from_progressing_to_healthy_or_degraded(tmp_path):
+    blueprint = tmp_path / "experiments/digits-fedavg/blueprint.yaml"
+    blueprint.parent.mkdir(parents=True)
+    shutil.copy(EXAMPLE / "experiments/digits-fedavg/blueprint.yaml", blueprint)
+    inventory = tmp_path / "managedclusters.yaml"
+    inventory.write_text(INVENTORY)
+    argv = ["render", str(blueprint), "--inventory", str(inventory), "--out", str(tmp_path)]
+    assert cli_main([*argv, "--now", "2026-03-01T00:00:00Z"]) == 0
+    work = yaml.safe_load((blueprint.parent / "works/cluster-001.yaml").read_text())
+    assert run_health("ManifestWork", work)["status"] == "Progressing"
+
+    job = next(m for m in work["spec"]["workload"]["manifests"] if m["kind"] == "Job")
+    name = job["metadata"]["name"]
+    entry = job_status(name, [string("JobComplete", "True"), integer("JobSucceeded", 1)])
+    entry["resourceMeta"]["namespace"] = job["metadata"]["namespace"]
+    work["metadata"]["generation"] = 2
+    work["status"] = {
+        "conditions": [APPLIED, AVAILABLE],
+        "resourceStatus": {"manifests": [entry]},
+    }
+    assert run_health("ManifestWork", work) == {
+        "status": "Healthy",
+        "message": f"Job {name} succeeded",
+    }
+    entry["statusFeedback"]["values"] = [integer("failed", 1)]
+    assert run_health("ManifestWork", work)["status"] == "Degraded"
