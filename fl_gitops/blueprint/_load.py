@@ -24,7 +24,7 @@ from fl_gitops.blueprint._model import (
     Strategy,
 )
 from fl_gitops.blueprint._schema import base_schema
-from fl_gitops.blueprint._yaml import Document, load_document
+from fl_gitops.blueprint._yaml import Document, load_document, read_bounded
 from fl_gitops.errors import BlueprintError, StrategyOptionsError
 
 __all__ = ["blueprint_schema", "load_blueprint", "parse_duration"]
@@ -77,12 +77,8 @@ def load_blueprint(path: str | Path, *, text: bytes | None = None) -> Blueprint:
         BlueprintError: the first problem, with ``.more`` holding the others, each as
             ``file:line:col: field: message``.
     """
-    if text is None:
-        doc = load_document(path)
-        raw_bytes = Path(path).read_bytes()
-    else:
-        doc = load_document(path, text=text)
-        raw_bytes = text
+    raw_bytes = read_bounded(path) if text is None else text
+    doc = load_document(path, text=raw_bytes)
     data = doc.data
     if not isinstance(data, dict):
         raise BlueprintError(
@@ -107,7 +103,11 @@ def _a(value: Any) -> str:
         return "null"
     if isinstance(value, list):
         return "a list"
-    return f"a {type(value).__name__} ({value!r:.40})"
+    kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(
+        type(value), type(value).__name__
+    )
+    shown = repr(value)
+    return f"a {kind} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
 
 
 def _error(doc: Document, path: tuple, message: str) -> BlueprintError:
@@ -177,14 +177,45 @@ def _cross_field_errors(data: dict[str, Any], doc: Document) -> list[BlueprintEr
                 "pullRequest settings need mode: pull-request",
             )
         )
-    strategy = spec["strategy"]
-    from fl_gitops.fl.strategies import validate_options
-
-    try:
-        validate_options(strategy["name"], strategy.get("options") or {})
-    except StrategyOptionsError as exc:
-        errors.append(_error(doc, ("spec", "strategy", "options"), str(exc)))
+    errors += _strategy_errors(spec, doc)
     return sorted(errors, key=lambda e: (e.line, e.column))
+
+
+def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
+    """The options against the named strategy's own schema, located like schema errors."""
+    from fl_gitops.fl.strategies import options_schema, validate_options
+
+    strategy = spec["strategy"]
+    name = strategy["name"]
+    options = strategy.get("options") or {}
+    where = ("spec", "strategy", "options")
+    errors = collect_errors(
+        make_validator(options_schema(name)),
+        options,
+        doc,
+        prefix=where,
+        noun="option",
+        takes_none=f"strategy {name!r} takes no options",
+    )
+    if errors:
+        return errors
+    try:
+        resolved = validate_options(name, options)
+    except StrategyOptionsError as exc:  # a check beyond the schema
+        return [_error(doc, where, str(exc))]
+    byzantine = resolved.get("f") if name in ("krum", "multikrum") else None
+    quorum = spec["completion"]["minClusters"]
+    if isinstance(byzantine, int) and quorum < 2 * byzantine + 3:
+        return [
+            _error(
+                doc,
+                ("spec", "completion", "minClusters"),
+                f"{name} with f={byzantine} needs at least {2 * byzantine + 3} updates "
+                f"(n >= 2f + 3) but minClusters is {quorum}; "
+                "raise minClusters or lower strategy.options.f",
+            )
+        ]
+    return []
 
 
 def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:

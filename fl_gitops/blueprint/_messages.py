@@ -60,15 +60,39 @@ def dotted(path: Iterable[str | int]) -> str:
 
 
 def collect_errors(
-    validator: Any, instance: Any, doc: Document, *, prefix: tuple[str | int, ...] = ()
+    validator: Any,
+    instance: Any,
+    doc: Document,
+    *,
+    prefix: tuple[str | int, ...] = (),
+    noun: str = "field",
+    takes_none: str = "this mapping takes no fields",
 ) -> list[BlueprintError]:
-    """Every schema failure of ``instance`` (found at ``prefix`` in ``doc``), located and sorted."""
+    """Every schema failure of ``instance`` (found at ``prefix`` in ``doc``), located and sorted.
+
+    Args:
+        validator: from :func:`make_validator`.
+        instance: the data validated (the part of ``doc.data`` at ``prefix``).
+        doc: where positions come from.
+        prefix: the path of ``instance`` inside the document.
+        noun: what a key is called in messages (``field``, ``option``).
+        takes_none: the hint for an unknown key in a mapping that takes none.
+    """
     found: dict[tuple, BlueprintError] = {}
+    suggested: set[tuple[str, str]] = set()
     for error in validator.iter_errors(instance):
-        for located in _explain(error, doc, prefix):
+        for located in _explain(error, doc, prefix, noun, takes_none, suggested):
             key = (located.line, located.column, located.field, located.message)
             found.setdefault(key, located)
-    return sorted(found.values(), key=lambda e: (e.line, e.column, e.field))
+    # A misspelt required field is reported once, as the misspelling with its hint, not
+    # also as the field that is missing.
+    kept = [
+        e
+        for e in found.values()
+        if (e.field, getattr(e, "missing", None)) not in suggested
+        or getattr(e, "missing", None) is None
+    ]
+    return sorted(kept, key=lambda e: (e.line, e.column, e.field))
 
 
 def raise_first(errors: list[BlueprintError]) -> None:
@@ -80,7 +104,12 @@ def raise_first(errors: list[BlueprintError]) -> None:
 
 
 def _explain(
-    error: jsonschema.ValidationError, doc: Document, prefix: tuple[str | int, ...]
+    error: jsonschema.ValidationError,
+    doc: Document,
+    prefix: tuple[str | int, ...],
+    noun: str,
+    takes_none: str,
+    suggested: set[tuple[str, str]],
 ) -> Iterator[BlueprintError]:
     path = (*prefix, *error.absolute_path)
     kind = error.validator
@@ -93,13 +122,27 @@ def _explain(
             if key in known or any(re.search(p, key) for p in patterns):
                 continue
             line, col = doc.where((*path, key), key=True)
+            hint, guess = _did_you_mean(key, known, takes_none)
+            if guess is not None and guess not in instance:
+                suggested.add((dotted(path) or "(top)", guess))
             yield BlueprintError(
-                f"unknown field {key!r}{_did_you_mean(key, known)}",
+                f"unknown {noun} {key!r}{hint}",
                 file=doc.file,
                 line=line,
                 column=col,
                 field=dotted((*path, key)),
             )
+        return
+    if "propertyNames" in error.absolute_schema_path and isinstance(instance, str):
+        # jsonschema checks each key as an instance of its own, at the mapping's path.
+        line, col = doc.where((*path, instance), key=True)
+        yield BlueprintError(
+            _key_message(error, instance),
+            file=doc.file,
+            line=line,
+            column=col,
+            field=dotted((*path, instance)),
+        )
         return
     if kind == "propertyNames":
         bad = _bad_property_name(error)
@@ -113,10 +156,37 @@ def _explain(
                 field=dotted((*path, bad)),
             )
             return
+    if kind == "required":
+        # Point at the mapping's own key ("spec:"), the line a reader would add to.
+        line, col = doc.where(path, key=True) if path else (1, 1)
+        located = BlueprintError(
+            _message(error, noun),
+            file=doc.file,
+            line=line,
+            column=col,
+            field=dotted(path) or "(top)",
+        )
+        missing = re.match(r"^'(.*)' is a required property", error.message)
+        located.missing = missing.group(1) if missing else None  # type: ignore[attr-defined]
+        yield located
+        return
     line, col = doc.where(path)
     yield BlueprintError(
-        _message(error), file=doc.file, line=line, column=col, field=dotted(path) or "(top)"
+        _message(error, noun), file=doc.file, line=line, column=col, field=dotted(path) or "(top)"
     )
+
+
+def _key_message(error: jsonschema.ValidationError, key: str) -> str:
+    kind = error.validator
+    if kind == "pattern":
+        return f"bad key {key!r}; expected {_pattern_words(error.validator_value)}"
+    if kind == "enum":
+        options = ", ".join(repr(v) for v in error.validator_value)
+        hint = _close_enum(key, error.validator_value)
+        return f"bad key {key!r}; expected one of {options}{hint}"
+    if kind == "maxLength":
+        return f"key {key!r} is {len(key)} characters; expected at most {error.validator_value}"
+    return f"bad key {key!r}: {_message(error, 'key')}"
 
 
 def _bad_property_name(error: jsonschema.ValidationError) -> str | None:
@@ -128,21 +198,33 @@ def _bad_property_name(error: jsonschema.ValidationError) -> str | None:
     return match.group(1) if match else None
 
 
-def _did_you_mean(key: str, known: list[str]) -> str:
+def _did_you_mean(key: str, known: list[str], takes_none: str) -> tuple[str, str | None]:
+    """The hint after "unknown field", and the field it guesses (if any)."""
     if not known:
-        return "; this mapping takes no fields"
+        return f"; {takes_none}", None
     lower = {k.lower(): k for k in known}
     if key.lower() in lower:
-        return f"; did you mean {lower[key.lower()]!r}?"
+        return f"; did you mean {lower[key.lower()]!r}?", lower[key.lower()]
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if close:
-        return f"; did you mean {close[0]!r}?"
-    return f"; expected one of: {', '.join(known)}"
+        return f"; did you mean {close[0]!r}?", close[0]
+    return f"; expected one of: {', '.join(known)}", None
+
+
+def _close_enum(value: Any, options: list[Any]) -> str:
+    words = [o for o in options if isinstance(o, str)]
+    if not isinstance(value, str) or not words:
+        return ""
+    lower = {w.lower(): w for w in words}
+    if value.lower() in lower:
+        return f"; did you mean {lower[value.lower()]!r}?"
+    close = difflib.get_close_matches(value, words, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _describe(value: Any) -> str:
     if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
+        return str(value).lower()
     if value is None:
         return "null"
     if isinstance(value, dict):
@@ -152,7 +234,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         shown = value if len(value) <= 60 else value[:57] + "..."
         return f"string {shown!r}"
-    return f"{type(value).__name__} {value!r}"
+    return repr(value)
 
 
 def _expectation(schema: Any) -> str:
@@ -199,7 +281,7 @@ def _pattern_words(pattern: str) -> str:
     return words.get(pattern, f"text matching {pattern}")
 
 
-def _message(error: jsonschema.ValidationError) -> str:
+def _message(error: jsonschema.ValidationError, noun: str = "field") -> str:
     kind = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
     value = error.instance
@@ -212,36 +294,37 @@ def _message(error: jsonschema.ValidationError) -> str:
     if kind == "required":
         missing = re.match(r"^'(.*)' is a required property", error.message)
         name = missing.group(1) if missing else error.message
-        return f"missing required field {name!r}"
+        return f"missing required {noun} {name!r}"
     if kind == "enum":
         options = ", ".join(repr(v) for v in error.validator_value)
-        return f"expected one of {options}, got {got}"
+        return f"expected one of {options}, got {got}{_close_enum(value, error.validator_value)}"
     if kind == "const":
         return f"expected {error.validator_value!r}, got {got}"
     if kind == "pattern":
         return f"expected {_pattern_words(error.validator_value)}, got {got}"
-    if kind in ("minimum", "exclusiveMinimum"):
-        op = ">=" if kind == "minimum" else ">"
-        return f"expected a number {op} {error.validator_value}, got {got}"
-    if kind in ("maximum", "exclusiveMaximum"):
-        op = "<=" if kind == "maximum" else "<"
-        return f"expected a number {op} {error.validator_value}, got {got}"
+    if kind in _BOUNDS:
+        number = "an integer" if schema.get("type") == "integer" else "a number"
+        return f"expected {number} {_BOUNDS[kind]} {error.validator_value}, got {got}"
     if kind == "maxLength":
         return f"expected at most {error.validator_value} characters, got {len(value)}"
     if kind == "minLength":
-        return "expected a non-empty string" if error.validator_value == 1 else error.message
+        if error.validator_value == 1:
+            return "expected a non-empty string"
+        return f"expected at least {error.validator_value} characters, got {len(value)}"
     if kind == "maxItems":
         return f"expected at most {error.validator_value} items, got {len(value)}"
     if kind == "minItems":
         return f"expected at least {error.validator_value} items, got {len(value)}"
+    if kind == "uniqueItems":
+        return "expected every item to be different"
     if kind == "oneOf":
         options = error.validator_value
         keys = [o["required"][0] for o in options if set(o) == {"required"}]
         if keys and len(keys) == len(options) and isinstance(value, dict):
             present = [k for k in keys if k in value]
-            if present:
-                return f"set only one of {', '.join(keys)}; found {', '.join(present)}"
-            return f"set one of {', '.join(keys)}"
+            either = " or ".join(repr(k) for k in keys)
+            found = "both" if len(present) == len(keys) == 2 else ", ".join(present)
+            return f"set exactly one of {either}; found {found or 'neither'}"
         if "description" in schema:
             return (
                 f"expected {schema['description'][0].lower()}{schema['description'][1:]}"[:-1]
@@ -251,3 +334,6 @@ def _message(error: jsonschema.ValidationError) -> str:
     if kind == "propertyNames":
         return f"a key is not allowed: {error.message}"
     return error.message
+
+
+_BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
