@@ -480,8 +480,8 @@ class _Round:
             buf = state_layout.allocate()
             for n, a in new_state.items():
                 state_layout.view(buf, n)[...] = a
-            state_bytes = bytes(buf)
-        return bytes(out), state_bytes
+            state_bytes = buf.tobytes()
+        return out.tobytes(), state_bytes
 
 
 def _weighted_metrics(cands: list[_Candidate]) -> dict[str, float]:

@@ -363,19 +363,23 @@ class Layout:
         header = len(text).to_bytes(8, "little") + text
         return cls(header=header, entries=entries, total=len(header) + pos)
 
-    def allocate(self) -> bytearray:
-        """A zeroed output buffer with the header already in place."""
-        buf = bytearray(self.total)
-        buf[: len(self.header)] = self.header
+    def allocate(self) -> np.ndarray[Any, Any]:
+        """A zeroed output buffer (uint8) with the header in place.
+
+        Allocated with ``np.zeros`` (calloc): pages become resident only as tensors are
+        written, so converting an accumulator into it tensor by tensor never holds both
+        whole. Take the bytes with ``buf.tobytes()``.
+        """
+        buf = np.zeros(self.total, dtype=np.uint8)
+        buf[: len(self.header)] = np.frombuffer(self.header, dtype=np.uint8)
         return buf
 
-    def view(self, buf: bytearray, name: str) -> np.ndarray[Any, Any]:
+    def view(self, buf: np.ndarray[Any, Any], name: str) -> np.ndarray[Any, Any]:
         """A writable array over ``name``'s bytes in ``buf``."""
         dtype, shape, offset = self.entries[name]
-        count = math.prod(shape)
-        return np.frombuffer(
-            buf, dtype=dtype, count=count, offset=len(self.header) + offset
-        ).reshape(shape)
+        start = len(self.header) + offset
+        nbytes = math.prod(shape) * dtype.itemsize
+        return buf[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def serialize(
@@ -386,4 +390,4 @@ def serialize(
     buf = layout.allocate()
     for name, arr in tensors.items():
         layout.view(buf, name)[...] = arr
-    return bytes(buf)
+    return buf.tobytes()

@@ -1,0 +1,198 @@
+"""``fl-gitops aggregate``: aggregate one round by hand, the way the reconcile job does.
+
+To debug a round or run it again from a folder of ``<cluster>.safetensors`` +
+``<cluster>.json`` pairs (copied out of the store's ``rounds/<N>/updates/``). Prints the new
+model's ``sha256:<hex>`` on stdout and each rejected update with its reason on stderr.
+Exit codes (set in ``cli.py``): 0 a model was written, 1 too few valid updates, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import uuid
+from typing import Any
+
+from fl_gitops.errors import InputError, StoreError
+from fl_gitops.fl.aggregate import Update, aggregate_round
+from fl_gitops.fl.checks import Limits
+from fl_gitops.fl.store import ModelStore
+from fl_gitops.fl.strategies import strategy_names, validate_options
+from fl_gitops.fl.tensors import HeaderError, read_header
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the command's arguments."""
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="BASE.safetensors",
+        help="the global model the round trained from",
+    )
+    parser.add_argument(
+        "--updates",
+        required=True,
+        metavar="DIR",
+        help="a folder of <cluster>.safetensors + <cluster>.json pairs",
+    )
+    parser.add_argument(
+        "--round", required=True, type=int, metavar="N", help="the round being aggregated"
+    )
+    parser.add_argument(
+        "--strategy", required=True, metavar="NAME", help=f"one of: {', '.join(strategy_names())}"
+    )
+    parser.add_argument(
+        "--options",
+        default="{}",
+        metavar="JSON",
+        help="the strategy's options as a JSON object (default: {})",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="DIR",
+        help="a store directory holding strategy state: reads "
+        "state/<strategy>/round-<N-1>.safetensors, writes round-<N>",
+    )
+    parser.add_argument(
+        "--roster",
+        metavar="A,B,...",
+        help="the clusters allowed to contribute (default: every one in DIR)",
+    )
+    parser.add_argument(
+        "--min-updates",
+        type=int,
+        default=1,
+        metavar="K",
+        help="aggregate only if at least K updates are valid (default 1)",
+    )
+    parser.add_argument(
+        "--max-update-bytes",
+        type=int,
+        metavar="BYTES",
+        help="reject larger update files (default: the model's size + 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-l2-norm",
+        type=float,
+        metavar="X",
+        help="reject updates farther than X (L2) from the global model",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for the DP noise (default 0)")
+    parser.add_argument(
+        "--record", metavar="FILE", help="also write the round record (JSON) to FILE"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="NEW.safetensors",
+        help="where to write the new global model",
+    )
+
+
+def _options(text: str, strategy: str) -> dict[str, Any]:
+    try:
+        options = json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"--options: not valid JSON: {exc}") from None
+    if not isinstance(options, dict):
+        raise InputError(f"--options: expected a JSON object, got {text!r}")
+    return validate_options(strategy, options)
+
+
+def _updates(directory: str) -> tuple[list[Update], list[str]]:
+    """Read the folder: one Update per ``<cluster>.json``; unparsable JSON still counts."""
+    if not os.path.isdir(directory):
+        raise InputError(f"--updates {directory}: not a directory")
+    names = sorted(os.listdir(directory))
+    updates: list[Update] = []
+    incomplete = []
+    for name in names:
+        if name.endswith(".json"):
+            cluster = name[: -len(".json")]
+            path = os.path.join(directory, name)
+            try:
+                with open(path, encoding="utf-8") as f:
+                    meta: Any = json.load(f)
+            except (OSError, ValueError):
+                meta = None  # checks reject it as malformed, naming the cluster
+            updates.append(Update(cluster, os.path.join(directory, f"{cluster}.safetensors"), meta))
+        elif name.endswith(".safetensors"):
+            cluster = name[: -len(".safetensors")]
+            if f"{cluster}.json" not in names:
+                incomplete.append(cluster)
+    return updates, incomplete
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise InputError(f"--out {path}: cannot write: {exc.strerror}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Aggregate the round; return 0 when a model was written."""
+    if args.round < 0:
+        raise InputError(f"--round: expected an integer >= 0, got {args.round}")
+    options = _options(args.options, args.strategy)
+    if not os.path.isfile(args.model):
+        raise InputError(f"--model {args.model}: no such file")
+    try:
+        read_header(args.model)
+    except HeaderError as exc:
+        raise InputError(f"--model {args.model}: not a safetensors file: {exc}") from None
+    updates, incomplete = _updates(args.updates)
+    for cluster in incomplete:
+        print(f"skipped {cluster}: no {cluster}.json yet (incomplete update)", file=sys.stderr)
+    roster = None
+    if args.roster is not None:
+        roster = [c.strip() for c in args.roster.split(",") if c.strip()]
+    store = None
+    state = None
+    if args.state is not None:
+        store = ModelStore.open(args.state)
+        try:
+            state = store.get_state(args.strategy, args.round - 1) if args.round > 0 else None
+        except StoreError as exc:
+            raise InputError(f"--state {args.state}: {exc}") from None
+    limits = Limits(
+        max_update_bytes=args.max_update_bytes,
+        max_l2_norm=args.max_l2_norm,
+        min_updates=args.min_updates,
+    )
+    try:
+        result = aggregate_round(
+            args.model,
+            updates,
+            strategy=args.strategy,
+            round=args.round,
+            options=options,
+            state=state,
+            roster=roster,
+            limits=limits,
+            seed=args.seed,
+        )
+    except StoreError as exc:
+        raise InputError(f"--state {args.state}: {exc}") from None
+    for cluster, reason in result.rejected.items():
+        print(f"rejected {cluster}: {reason}", file=sys.stderr)
+    _write_atomic(args.out, result.model)
+    if store is not None and result.new_state is not None:
+        store.put_state(args.strategy, args.round, result.new_state)
+    if args.record:
+        text = json.dumps(result.record, sort_keys=True, indent=2) + "\n"
+        _write_atomic(args.record, text.encode())
+    print(result.digest)
+    return 0
