@@ -348,3 +348,26 @@ def test_clusters_being_deleted_are_not_available(cluster: Make, now: datetime) 
     result = evaluate({}, [leaving, cluster("staying")], now)
     assert result.decided == ("staying",)
     assert result.excluded["leaving"] == "being deleted"
+
+
+@pytest.mark.parametrize(
+    ("version", "selected"),
+    [
+        ("v1.30.1", True),
+        ("1.30.0+k3s1", False),  # build metadata is ignored: equal, not greater
+        ("v1.30.1-rc.1", True),
+        ("v1.30.0-rc.1", False),  # a pre-release is lower than its release
+        ("1.31", False),  # not a semantic version: an evaluation error, so no match
+    ],
+)
+def test_version_comparison_follows_semver_precedence(
+    cluster: Make, now: datetime, version: str, selected: bool
+) -> None:
+    expression = 'managedCluster.metadata.labels["v"].versionIsGreaterThan("1.30.0")'
+    spec = {
+        "predicates": [
+            {"requiredClusterSelector": {"celSelector": {"celExpressions": [expression]}}}
+        ]
+    }
+    decided = evaluate(spec, [cluster("a", labels={"v": version})], now).decided
+    assert decided == (("a",) if selected else ())
