@@ -124,7 +124,7 @@ def _explain(
             line, col = doc.where((*path, key), key=True)
             hint, guess = _did_you_mean(key, known, takes_none)
             if guess is not None and guess not in instance:
-                suggested.add((dotted(path) or "(top)", guess))
+                suggested.add((dotted(path), guess))
             yield BlueprintError(
                 f"unknown {noun} {key!r}{hint}",
                 file=doc.file,
@@ -164,7 +164,7 @@ def _explain(
             file=doc.file,
             line=line,
             column=col,
-            field=dotted(path) or "(top)",
+            field=dotted(path),
         )
         missing = re.match(r"^'(.*)' is a required property", error.message)
         located.missing = missing.group(1) if missing else None  # type: ignore[attr-defined]
@@ -172,7 +172,7 @@ def _explain(
         return
     line, col = doc.where(path)
     yield BlueprintError(
-        _message(error, noun), file=doc.file, line=line, column=col, field=dotted(path) or "(top)"
+        _message(error, noun), file=doc.file, line=line, column=col, field=dotted(path)
     )
 
 

@@ -181,6 +181,7 @@ def _decode(text: bytes, file: str) -> str:
             "binary data (a NUL byte); expected YAML text",
             file=file,
             line=text.count(b"\n", 0, offset) + 1,
+            column=offset - (text.rfind(b"\n", 0, offset) + 1) + 1,
         )
     try:
         source = text.decode("utf-8-sig")
@@ -189,6 +190,7 @@ def _decode(text: bytes, file: str) -> str:
             f"not UTF-8 text (byte 0x{text[exc.start]:02x}); expected YAML in UTF-8",
             file=file,
             line=text.count(b"\n", 0, exc.start) + 1,
+            column=exc.start - (text.rfind(b"\n", 0, exc.start) + 1) + 1,
         ) from None
     bad = next((c for c in source if _is_forbidden_control(c)), None)
     if bad is not None:
@@ -268,7 +270,7 @@ def _prescan(source: str, file: str) -> list[tuple[int, int]]:
                     )
                 frames.append(_Frame(path=path, is_map=isinstance(event, MappingStartEvent)))
     except MarkedYAMLError as exc:
-        raise _located(exc, file, last_quoted) from None
+        raise _located(exc, file, last_quoted, source) from None
     except YAMLError as exc:
         raise BlueprintError(f"not valid YAML: {exc}", file=file) from None
     return starts
@@ -340,7 +342,10 @@ _FOUND = {
 
 
 def _located(
-    exc: MarkedYAMLError, file: str, last_quoted: ScalarEvent | None = None
+    exc: MarkedYAMLError,
+    file: str,
+    last_quoted: ScalarEvent | None = None,
+    source: str = "",
 ) -> BlueprintError:
     """A ruamel syntax error, reworded for people and pointed at the line to fix."""
     mark = exc.problem_mark or exc.context_mark
@@ -355,6 +360,8 @@ def _located(
         problem = f"a value cannot start with {char!r}; quote the value"
     elif problem == "mapping values are not allowed here":
         problem = "unexpected ':'; quote a value that contains ': ', or fix this line's indentation"
+        if mark is not None:
+            problem += _missing_colon_hint(source, mark.line)
     elif problem == "could not find expected ':'" and cmark:
         problem = "expected 'key: value' but this line has no ':'"
         mark = cmark
@@ -395,6 +402,25 @@ def _located(
     line = mark.line + 1 if mark else 0
     column = mark.column + 1 if mark else 0
     return BlueprintError(f"not valid YAML: {problem}", file=file, line=line, column=column)
+
+
+def _missing_colon_hint(source: str, line: int) -> str:
+    """When the line above reads like a key without its ':', say so."""
+    lines = source.splitlines()
+    above = next(
+        (
+            (i, lines[i].strip())
+            for i in range(min(line, len(lines)) - 1, -1, -1)
+            if lines[i].strip() and not lines[i].lstrip().startswith("#")
+        ),
+        None,
+    )
+    if above is None:
+        return ""
+    number, text = above
+    if ":" in text or text.startswith(("-", "[", "{", "'", '"')):
+        return ""
+    return f"; is a ':' missing on line {number + 1}?"
 
 
 class _Copier:
