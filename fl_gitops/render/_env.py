@@ -1,6 +1,6 @@
 """The one Jinja environment every template renders in.
 
-Sandboxed (a user may point at a template directory of their own), StrictUndefined (a
+Sandboxed and immutable (a user may point at a template directory of their own), StrictUndefined (a
 misspelled variable fails instead of rendering empty), and with a `finalize` hook that
 refuses any value not passed through the YAML-safe filters: a template cannot paste a raw
 string into a manifest, so a label value cannot inject a field.
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from fl_gitops.errors import TemplateError
 from fl_gitops.render._yaml import YamlText, yaml_block, yaml_inline
@@ -31,7 +31,31 @@ def _finalize(value: Any) -> Any:
     )
 
 
-def make_env(template_dir: str | Path | None = None) -> SandboxedEnvironment:
+def _memoized_block() -> Any:
+    """`yaml_block` that serializes each shared mapping or list once per environment.
+
+    A render passes the same label and resource mappings to every cluster's template;
+    at 10,000 clusters, writing them once instead of 10,000 times is a third of the
+    render. Safe because the environment is immutable-sandboxed: templates cannot change
+    a value after it was cached, and the cache holds the value so its id stays unique.
+    """
+    cache: dict[tuple[int, int], tuple[Any, YamlText]] = {}
+
+    def block(value: Any, indent: int = 2) -> YamlText:
+        if not isinstance(value, dict | list):
+            return yaml_block(value, indent)
+        key = (id(value), indent)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = yaml_block(value, indent)
+        cache[key] = (value, text)
+        return text
+
+    return block
+
+
+def make_env(template_dir: str | Path | None = None) -> ImmutableSandboxedEnvironment:
     """Build the sandboxed environment.
 
     Args:
@@ -48,7 +72,7 @@ def make_env(template_dir: str | Path | None = None) -> SandboxedEnvironment:
             raise TemplateError(f"{user}: template directory does not exist")
         search.append(str(user))
     search.append(str(SHIPPED_TEMPLATES))
-    env = SandboxedEnvironment(
+    env = ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
@@ -60,5 +84,5 @@ def make_env(template_dir: str | Path | None = None) -> SandboxedEnvironment:
         cache_size=64,
     )
     env.filters["yaml"] = yaml_inline
-    env.filters["yaml_block"] = yaml_block
+    env.filters["yaml_block"] = _memoized_block()
     return env

@@ -118,10 +118,9 @@ def render_experiment(
     resources.append(layout.reconcile_cronjob)
     if state.phase == "Running":
         work_template = _template(env, "manifestwork.yaml.j2")
-        base_config = _round_config_base(blueprint, state)
-        size = len(roster)
+        config_text = _round_config_text(_round_config_base(blueprint, state), len(roster))
         for index, cluster in enumerate(roster):
-            round_config = _round_config(base_config, cluster, index, size)
+            round_config = _fill_round_config(config_text, cluster, index)
             text = _render_template(
                 work_template,
                 ctx,
@@ -275,9 +274,24 @@ def _round_config_base(blueprint: Blueprint, state: RoundState) -> dict[str, Any
     }
 
 
-def _round_config(base: dict[str, Any], cluster: str, index: int, size: int) -> str:
-    config = dict(base, cluster=cluster, rosterIndex=index, rosterSize=size)
+_CLUSTER_SLOT = "@@fl-gitops-cluster@@"
+_INDEX_SLOT = "@@fl-gitops-roster-index@@"
+
+
+def _round_config_text(base: dict[str, Any], size: int) -> str:
+    """The round config as JSON text with slots for the per-cluster values.
+
+    Serialized once per render and filled per cluster, since only the cluster's name and
+    place differ; the result is exactly what `json.dumps` of the full object gives.
+    """
+    config = dict(base, cluster=_CLUSTER_SLOT, rosterIndex=_INDEX_SLOT, rosterSize=size)
     return json.dumps(config, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
+
+
+def _fill_round_config(text: str, cluster: str, index: int) -> str:
+    return text.replace(f'"{_CLUSTER_SLOT}"', json.dumps(cluster), 1).replace(
+        f'"{_INDEX_SLOT}"', str(index), 1
+    )
 
 
 def _client_env(blueprint: Blueprint, names: Names, cluster: str) -> list[dict[str, str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -111,12 +110,11 @@ def test_generated_clusters_validate_against_the_managed_cluster_crd(
         assert cluster["status"]["allocatable"] and cluster["status"]["capacity"]
 
 
-def test_ten_thousand_clusters_evaluate_well_within_the_render_budget(
+def test_ten_thousand_clusters_place_the_requested_ten(
     reference_spec: dict[str, Any], now: datetime
 ) -> None:
+    # Speed is measured by bench/render.py; here only the outcome at fleet scale.
     fleet = generate_inventory(10_000, spec=reference_spec, mix=True)
-    start = time.perf_counter()
     result = evaluate_placement(reference_spec, fleet, placement_name="p", namespace="n", now=now)
-    elapsed = time.perf_counter() - start
     assert len(result.decided) == 10
-    assert elapsed < 2.0, f"evaluating 10,000 clusters took {elapsed:.2f}s"
+    assert len(result.feasible) > 10
