@@ -40,13 +40,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--now",
         metavar="TIME",
-        help="evaluation time for taint tolerationSeconds, ISO 8601 (default: now, UTC)",
+        help=(
+            "evaluation time for taint tolerationSeconds, ISO 8601 (default: the newest "
+            "timestamp in the inventory, so a snapshot renders the same bytes whenever "
+            "it is rendered; a `render --check` in CI must not depend on the clock)"
+        ),
     )
 
 
-def _now(text: str | None) -> datetime:
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _inventory_time(clusters: list[dict]) -> datetime:
+    """The moment the inventory describes: its newest timestamp (or the epoch)."""
+    newest = datetime(1970, 1, 1, tzinfo=UTC)
+    for cluster in clusters:
+        stamps = [cluster.get("metadata", {}).get("creationTimestamp")]
+        stamps += [t.get("timeAdded") for t in cluster.get("spec", {}).get("taints") or []]
+        conditions = (cluster.get("status") or {}).get("conditions") or []
+        stamps += [c.get("lastTransitionTime") for c in conditions]
+        for stamp in stamps:
+            value = _parse_time(stamp)
+            if value is not None and value > newest:
+                newest = value
+    return newest
+
+
+def _now(text: str | None, clusters: list[dict]) -> datetime:
     if text is None:
-        return datetime.now(UTC)
+        return _inventory_time(clusters)
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -65,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out: {out} is not a directory")
-    now = _now(args.now)
     clusters = load_inventory(args.inventory)
+    now = _now(args.now, clusters)
     health = argocd_cm_health_entries() if args.bootstrap else None
     # Render everything before writing anything: a failure leaves DIR untouched.
     renders = []
