@@ -23,6 +23,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,22 +118,59 @@ def _is_float(dtype: np.dtype[Any]) -> bool:
     return dtype.kind == "f"
 
 
+# Accumulation works in blocks this size (float64: 512 KB), so its temporary stays in cache.
+_BLOCK = 1 << 16
+
+# Feeds one chunk onward; returns False when the chunk holds NaN or Inf.
+ChunkSink = Callable[[str, int, np.ndarray[Any, Any]], bool]
+
+
+def _prefetch(path: str) -> None:
+    """Ask the kernel to start reading a file ahead (overlaps disk reads with compute)."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is None:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _finite(chunk: np.ndarray[Any, Any]) -> bool:
+    # A sum is non-finite whenever an element is; confirm, since a float32 sum of large
+    # finite values can overflow.
+    return math.isfinite(float(chunk.sum())) or bool(np.isfinite(chunk).all())
+
+
 class _Scan:
-    """One pass over an update file: hash every byte, check values, feed chunks onward."""
+    """One pass over an update file: hash every byte, check values, feed chunks onward.
+
+    The hash runs on a helper thread while the main thread checks and accumulates the same
+    chunk (hashlib and numpy both release the GIL), and the pass waits for both before it
+    reads the next chunk into the shared buffer.
+    """
 
     def __init__(
         self,
         cand: _Candidate,
         base: TensorReader | None,
         need_norm: bool,
-        on_chunk: Callable[[str, int, np.ndarray[Any, Any]], None] | None,
-        chunk: int = DEFAULT_CHUNK,
+        sink: ChunkSink | None,
+        chunk: int,
+        pool: ThreadPoolExecutor | None,
     ) -> None:
         self.chunk = chunk
         self.cand = cand
         self.base = base
         self.need_norm = need_norm
-        self.on_chunk = on_chunk
+        self.sink = sink
+        self.pool = pool
 
     def run(self) -> float | None:
         cand = self.cand
@@ -145,22 +183,24 @@ class _Scan:
             for info in sorted(cand.header.tensors.values(), key=lambda t: t.start):
                 check = _is_float(info.np_dtype)
                 for offset, chunk in reader.chunks(info.name, self.chunk):
-                    h.update(memoryview(chunk.view(np.uint8)))
-                    # A sum is non-finite whenever an element is; confirm, since a float32
-                    # sum of large finite values can overflow.
-                    if (
-                        check
-                        and bad_tensor is None
-                        and not math.isfinite(float(chunk.sum()))
-                        and not bool(np.isfinite(chunk).all())
-                    ):
-                        bad_tensor = info.name
-                    if self.need_norm and check and self.base is not None:
-                        b = self.base.range(info.name, offset, chunk.size)
-                        d = chunk.astype(np.float64) - b
-                        sumsq += float(np.dot(d, d))
-                    if self.on_chunk is not None:
-                        self.on_chunk(info.name, offset, chunk)
+                    raw = memoryview(chunk.view(np.uint8))
+                    pending = self.pool.submit(h.update, raw) if self.pool else None
+                    if pending is None:
+                        h.update(raw)
+                    try:
+                        if self.sink is not None:
+                            finite = self.sink(info.name, offset, chunk)
+                        else:
+                            finite = not check or _finite(chunk)
+                        if check and not finite and bad_tensor is None:
+                            bad_tensor = info.name
+                        if self.need_norm and check and self.base is not None:
+                            b = self.base.range(info.name, offset, chunk.size)
+                            d = chunk.astype(np.float64) - b
+                            sumsq += float(np.dot(d, d))
+                    finally:
+                        if pending is not None:
+                            pending.result()
         digest = "sha256:" + h.hexdigest()
         if digest != cand.meta.sha256:
             raise checks.DigestMismatch(
@@ -228,7 +268,9 @@ class _Round:
         state: Mapping[str, np.ndarray[Any, Any]],
         seed: int,
         chunk: int,
+        pool: ThreadPoolExecutor | None,
     ) -> None:
+        self.pool = pool
         self.base_path = base_path
         self.plan = plan
         self.expect = expect
@@ -264,9 +306,11 @@ class _Round:
     def scan_all(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
         need_norm = self.plan.clip_norm is not None or self.expect.limits.max_l2_norm is not None
         ok = []
-        for cand in cands:
+        for i, cand in enumerate(cands):
+            if i + 1 < len(cands):
+                _prefetch(cands[i + 1].path)
             try:
-                cand.norm = _Scan(cand, base, need_norm, None, self.chunk).run()
+                cand.norm = _Scan(cand, base, need_norm, None, self.chunk, self.pool).run()
                 bound = self.expect.limits.max_l2_norm
                 if bound is not None and cand.norm is not None and cand.norm > bound:
                     raise checks.NormBoundExceeded(
@@ -300,21 +344,31 @@ class _Round:
         tmp: np.ndarray[Any, Any],
         cand: _Candidate,
         base: TensorReader,
-    ) -> Callable[[str, int, np.ndarray[Any, Any]], None]:
+    ) -> ChunkSink:
         w = self.weight(cand)
         s = cand.scale
 
-        def add(name: str, offset: int, chunk: np.ndarray[Any, Any]) -> None:
-            n = chunk.size
-            t = tmp[:n]
-            if s != 1.0:
-                # A clipped update: base + s·(x − base) = s·x + (1 − s)·base.
-                np.multiply(chunk, s, out=t, dtype=np.float64)
-                t += (1.0 - s) * base.range(name, offset, n)
-                t *= w
-            else:
-                np.multiply(chunk, w, out=t, dtype=np.float64)
-            acc[name][offset : offset + n] += t
+        def add(name: str, offset: int, chunk: np.ndarray[Any, Any]) -> bool:
+            finite = True
+            total = acc[name]
+            clipped = base.range(name, offset, chunk.size) if s != 1.0 else None
+            for start in range(0, chunk.size, _BLOCK):
+                part = chunk[start : start + _BLOCK]
+                t = tmp[: part.size]
+                if clipped is not None:
+                    # A clipped update: base + s·(x − base) = s·x + (1 − s)·base.
+                    np.multiply(part, s, out=t, dtype=np.float64)
+                    t += (1.0 - s) * clipped[start : start + _BLOCK]
+                    t *= w
+                else:
+                    np.multiply(part, w, out=t, dtype=np.float64)
+                # w·x in float64 cannot overflow for float32 x: a non-finite block sum
+                # means a NaN or Inf in the update.
+                if finite and part.dtype.kind == "f" and not math.isfinite(float(t.sum())):
+                    finite = False
+                segment = total[offset + start : offset + start + part.size]
+                segment += t
+            return finite
 
         return add
 
@@ -340,11 +394,15 @@ class _Round:
     ) -> tuple[dict[str, np.ndarray[Any, Any]], list[_Candidate]]:
         """Check and sum in one pass per update; rebuild the sum if one fails late."""
         acc = self._fresh_acc()
-        tmp = np.empty(self.chunk, dtype=np.float64)
+        tmp = np.empty(_BLOCK, dtype=np.float64)
         accepted: list[_Candidate] = []
-        for cand in cands:
+        for i, cand in enumerate(cands):
+            if i + 1 < len(cands):
+                _prefetch(cands[i + 1].path)
             try:
-                _Scan(cand, base, False, self._add(acc, tmp, cand, base), self.chunk).run()
+                _Scan(
+                    cand, base, False, self._add(acc, tmp, cand, base), self.chunk, self.pool
+                ).run()
             except UpdateRejected as exc:
                 self.rejected[cand.cluster] = exc.reason
                 for a in acc.values():
@@ -358,7 +416,7 @@ class _Round:
         self, cands: list[_Candidate], base: TensorReader
     ) -> dict[str, np.ndarray[Any, Any]]:
         acc = self._fresh_acc()
-        self._replay(acc, np.empty(self.chunk, dtype=np.float64), cands, base)
+        self._replay(acc, np.empty(_BLOCK, dtype=np.float64), cands, base)
         return acc
 
     def _stacks(
@@ -571,9 +629,10 @@ def aggregate_round(
             limits=limits,
         )
         prior = load_state(state, plan, base_header)
-        job = _Round(base_path, base_digest, plan, expect, prior, seed, chunk_elements)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fl-gitops-hash")
+        job = _Round(base_path, base_digest, plan, expect, prior, seed, chunk_elements, pool)
         cands = job.candidates(updates)
-        with TensorReader(base_path, base_header) as base_reader:
+        with pool, TensorReader(base_path, base_header) as base_reader:
             fused = plan.combine == "mean" and plan.clip_norm is None and limits.max_l2_norm is None
             if fused:
                 acc, accepted = job.mean_fused(cands, base_reader)
