@@ -276,7 +276,14 @@ def _pattern_words(pattern: str) -> str:
         ),
         _schema._IMAGE: "a container image reference such as ghcr.io/org/image:tag",
         _schema._CRON: "a cron schedule such as '*/2 * * * *'",
-        _schema._ENV_NAME: "an environment variable name",
+        _schema._ENV_NAME: "a name of letters, digits and '_', not starting with a digit",
+        _schema._DIGEST: "'sha256:' and 64 lowercase hex digits",
+        _schema._ABS_PATH: "an absolute path without spaces",
+        _schema._STORE_URI: "a URI such as s3://bucket/prefix or file:///data, or an absolute path",
+        _schema._GIT_REPO: "a Git URL (https://, ssh://, file:// or user@host:path)",
+        _schema._GIT_BRANCH: "a branch name (no '..', '//', leading or trailing '/', or '.lock')",
+        _schema._HTTP_URL: "an http:// or https:// URL",
+        _schema._HTTPS_URL: "an https:// URL",
     }
     return words.get(pattern, f"text matching {pattern}")
 

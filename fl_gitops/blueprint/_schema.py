@@ -42,6 +42,13 @@ _REL_PATH = r"^(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
 _IMAGE = r"^[a-z0-9]([-a-z0-9._/:@]*[A-Za-z0-9])?$"
 _CRON = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_DIGEST = r"^sha256:[0-9a-f]{64}$"
+_ABS_PATH = r"^/[^\s]*$"
+_STORE_URI = r"^[a-z][a-z0-9+.-]*://\S+$|^/\S*$"
+_GIT_REPO = r"^(https?|ssh|file)://\S+$|^[A-Za-z0-9._-]+@[^\s:]+:\S+$"
+_GIT_BRANCH = r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$"
+_HTTP_URL = r"^https?://\S+$"
+_HTTPS_URL = r"^https://\S+$"
 
 STRATEGY_NAMES = (
     "fedavg",
@@ -93,6 +100,7 @@ _ANNOTATIONS = {
     "type": "object",
     "propertyNames": {"pattern": LABEL_KEY, "maxLength": 317},
     "additionalProperties": {"type": "string", "maxLength": 4096},
+    "description": "Kubernetes annotations kept with the experiment.",
 }
 _QUANTITY_VALUE = {
     "oneOf": [
@@ -106,19 +114,33 @@ _RESOURCE_LIST = {
     "type": "object",
     "propertyNames": {"enum": ["cpu", "memory", "ephemeral-storage"]},
     "additionalProperties": _QUANTITY_VALUE,
+    "description": "Quantities by resource name: cpu, memory, ephemeral-storage.",
 }
 _ARGS = {
     "type": "object",
     "description": "Keyword arguments passed to the builtin or entrypoint.",
-    "propertyNames": {"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+    "propertyNames": {"pattern": _ENV_NAME},
+    "default": {},
 }
 
 _PARTITION = _obj(
     {
-        "kind": {"enum": ["iid", "dirichlet", "shards"], "default": "iid"},
-        "alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
-        "shardsPerCluster": _int(1, 1000),
-        "seed": _int(0, 2**31 - 1),
+        "kind": {
+            "enum": ["iid", "dirichlet", "shards"],
+            "default": "iid",
+            "description": (
+                "iid: an even random split; dirichlet: label skew drawn with concentration "
+                "alpha; shards: label-sorted shards, shardsPerCluster to each cluster."
+            ),
+        },
+        "alpha": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1000,
+            "description": "Dirichlet concentration (dirichlet only); smaller is more skewed.",
+        },
+        "shardsPerCluster": _int(1, 1000, description="Shards per cluster (shards only)."),
+        "seed": _int(0, 2**31 - 1, default=0, description="Seed of the split."),
     },
     required=("kind",),
     description="How the training data is split over the roster (by each cluster's place in it).",
@@ -126,54 +148,105 @@ _PARTITION = _obj(
 
 _MODEL = _obj(
     {
-        "builtin": {"enum": ["logreg", "mlp", "cnn"]},
-        "entrypoint": _str(_ENTRYPOINT, description="package.module:function returning a module"),
+        "builtin": {
+            "enum": ["logreg", "mlp", "cnn"],
+            "description": "A model shipped with fl-gitops.",
+        },
+        "entrypoint": _str(_ENTRYPOINT, description="package.module:function returning a module."),
         "args": _ARGS,
         "seed": _int(0, 2**31 - 1, default=0, description="Seed of round 0's weights."),
         "checkpoint": _obj(
-            {"uri": _str(max_length=2048), "digest": _str(r"^sha256:[0-9a-f]{64}$")},
+            {
+                "uri": _str(max_length=2048, description="Where the safetensors file is."),
+                "digest": _str(_DIGEST, description="sha256 of the file's bytes."),
+            },
             required=("uri", "digest"),
             description="Round 0's weights from a safetensors file instead of the seed.",
         ),
     },
     oneOf=[{"required": ["builtin"]}, {"required": ["entrypoint"]}],
+    description="The model to train: a builtin or your own entrypoint (exactly one).",
 )
 
 _DATA = _obj(
     {
-        "builtin": {"enum": ["digits", "synthetic"]},
-        "entrypoint": _str(_ENTRYPOINT, description="package.module:function loading data"),
+        "builtin": {
+            "enum": ["digits", "synthetic"],
+            "description": "A data set shipped with fl-gitops, split over the roster.",
+        },
+        "entrypoint": _str(
+            _ENTRYPOINT,
+            description="package.module:function loading each cluster's own data (from volume).",
+        ),
         "args": _ARGS,
         "partition": _PARTITION,
         "volume": _obj(
             {
-                "claimName": _str(DNS1123_LABEL, max_length=63),
-                "mountPath": _str(r"^/[^\s]*$", max_length=1024),
-                "readOnly": {"type": "boolean", "default": True},
+                "claimName": _str(
+                    DNS1123_LABEL, max_length=63, description="The PersistentVolumeClaim's name."
+                ),
+                "mountPath": _str(
+                    _ABS_PATH, max_length=1024, description="Where the pod mounts it."
+                ),
+                "readOnly": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Mount it read-only.",
+                },
             },
             required=("claimName", "mountPath"),
             description="A PersistentVolumeClaim on each cluster holding its local data.",
         ),
     },
     oneOf=[{"required": ["builtin"]}, {"required": ["entrypoint"]}],
+    description="The training data: a builtin data set or your own loader (exactly one).",
 )
 
 _OPTIMIZER = _obj(
     {
-        "name": {"enum": ["sgd", "adam"]},
-        "lr": {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-        "momentum": {"type": "number", "minimum": 0, "maximum": 1},
-        "weightDecay": {"type": "number", "minimum": 0, "maximum": 1},
+        "name": {"enum": ["sgd", "adam"], "description": "The local optimizer."},
+        "lr": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 100,
+            "description": "Learning rate.",
+        },
+        "momentum": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "Momentum (sgd).",
+        },
+        "weightDecay": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "L2 weight decay.",
+        },
     },
     required=("name", "lr"),
+    description="The optimizer of local training.",
 )
 
 _CLIENT = _obj(
     {
-        "image": _str(_IMAGE, max_length=512),
-        "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
-        "resources": _obj({"requests": _RESOURCE_LIST, "limits": _RESOURCE_LIST}),
-        "serviceAccountName": _str(DNS1123_LABEL, max_length=63),
+        "image": _str(
+            _IMAGE, max_length=512, description="Container image that runs `fl-gitops client`."
+        ),
+        "imagePullPolicy": {
+            "enum": ["Always", "IfNotPresent", "Never"],
+            "default": "IfNotPresent",
+            "description": "Pull policy of the training container.",
+        },
+        "resources": _obj(
+            {"requests": _RESOURCE_LIST, "limits": _RESOURCE_LIST},
+            description="Requests and limits of the training container.",
+        ),
+        "serviceAccountName": _str(
+            DNS1123_LABEL,
+            max_length=63,
+            description="ServiceAccount of the training pod on each cluster.",
+        ),
         "namespace": _str(
             DNS1123_LABEL,
             max_length=63,
@@ -184,67 +257,127 @@ _CLIENT = _obj(
             "type": "array",
             "maxItems": 64,
             "items": _obj(
-                {"name": _str(_ENV_NAME, max_length=256), "value": {"type": "string"}},
+                {
+                    "name": _str(_ENV_NAME, max_length=256, description="Variable name."),
+                    "value": {"type": "string", "description": "Its value."},
+                },
                 required=("name", "value"),
             ),
+            "description": "Extra environment variables of the training container.",
         },
-        "nodeSelector": _LABELS,
-        "activeDeadlineSeconds": _int(1, 7 * 24 * 3600),
+        "nodeSelector": {**_LABELS, "description": "Node labels the training pod must run on."},
+        "activeDeadlineSeconds": _int(
+            1,
+            7 * 24 * 3600,
+            description="Seconds the training Job may run before Kubernetes stops it.",
+        ),
         "model": _MODEL,
         "data": _DATA,
         "train": _obj(
             {
-                "epochs": _int(1, 10_000),
-                "batchSize": _int(1, 1_000_000),
+                "epochs": _int(1, 10_000, description="Local epochs per round."),
+                "batchSize": _int(1, 1_000_000, description="Mini-batch size."),
                 "optimizer": _OPTIMIZER,
-                "seed": _int(0, 2**31 - 1),
+                "seed": _int(0, 2**31 - 1, default=0, description="Seed of local training."),
             },
             required=("epochs", "batchSize", "optimizer"),
+            description="Local training in each round.",
         ),
     },
     required=("image", "model", "data", "train"),
+    description="The training Job that each placed cluster runs every round.",
 )
 
 _COMPLETION = _obj(
     {
-        "minClusters": _int(1, 100_000),
+        "minClusters": _int(
+            1,
+            100_000,
+            description="Quorum: once the timeout has passed, aggregate if this many are done.",
+        ),
         "timeout": _str(_DURATION, max_length=32, description="Go duration, e.g. 30m, 1h30m."),
-        "retries": _int(0, 10, default=1, description="Fresh-roster retries below quorum."),
+        "retries": _int(
+            0,
+            10,
+            default=1,
+            description="How often a round below quorum is retried with a fresh roster.",
+        ),
     },
     required=("minClusters", "timeout"),
+    description="When a round is aggregated: every placed cluster done, or timeout and quorum.",
 )
 
 _STORE = _obj(
     {
-        "uri": _str(r"^[a-z][a-z0-9+.-]*://\S+$|^/\S*$", max_length=2048),
-        "secretRef": _str(DNS1123_LABEL, max_length=63),
-        "maxUpdateBytes": _int(1, 2**40),
-        "updateNormBound": {"type": "number", "exclusiveMinimum": 0},
+        "uri": _str(
+            _STORE_URI,
+            max_length=2048,
+            description="fsspec URI of the store (s3://, file://, or an absolute path).",
+        ),
+        "secretRef": _str(
+            DNS1123_LABEL,
+            max_length=63,
+            description="Secret holding the store's credentials (named, never rendered).",
+        ),
+        "maxUpdateBytes": _int(
+            1, 2**40, description="Reject an update file larger than this many bytes."
+        ),
+        "updateNormBound": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "Reject an update farther than this (L2) from the global model.",
+        },
     },
     required=("uri",),
+    description="The model store: global models, updates and strategy state.",
 )
 
 _GITOPS = _obj(
     {
-        "repo": _str(r"^(https?|ssh|file)://\S+$|^[A-Za-z0-9._-]+@[^\s:]+:\S+$", max_length=2048),
-        "branch": _str(
-            r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$", max_length=255
+        "repo": _str(
+            _GIT_REPO,
+            max_length=2048,
+            description="Git URL of the config repo.",
         ),
-        "path": _str(_REL_PATH, max_length=255),
-        "mode": {"enum": ["direct", "pull-request"], "default": "direct"},
-        "credentialsSecretRef": _str(DNS1123_LABEL, max_length=63),
+        "branch": _str(
+            _GIT_BRANCH,
+            max_length=255,
+            description="The branch Argo CD syncs.",
+        ),
+        "path": _str(
+            _REL_PATH,
+            max_length=255,
+            description="The experiment's folder in the repo; everything renders under it.",
+        ),
+        "mode": {
+            "enum": ["direct", "pull-request"],
+            "default": "direct",
+            "description": "direct: commit each round to the branch; pull-request: open a PR.",
+        },
+        "credentialsSecretRef": _str(
+            DNS1123_LABEL, max_length=63, description="Secret on the hub with Git credentials."
+        ),
         "pullRequest": _obj(
             {
-                "forge": {"enum": ["github", "gitlab", "none"]},
-                "apiUrl": _str(r"^https?://\S+$", max_length=2048),
+                "forge": {
+                    "enum": ["github", "gitlab", "none"],
+                    "description": "Where pull requests are opened.",
+                },
+                "apiUrl": _str(_HTTP_URL, max_length=2048, description="The forge's API base URL."),
                 "project": _str(
                     max_length=255, description="owner/name (GitHub) or id/path (GitLab)"
                 ),
-                "tokenSecretRef": _str(DNS1123_LABEL, max_length=63),
-            }
+                "tokenSecretRef": _str(
+                    DNS1123_LABEL,
+                    max_length=63,
+                    description="Secret on the hub with the forge API token.",
+                ),
+            },
+            description="How pull requests are opened (mode: pull-request).",
         ),
     },
     required=("repo", "branch", "path"),
+    description="The config repo that rounds are committed to.",
 )
 
 _EVALUATION = _obj(
@@ -254,22 +387,43 @@ _EVALUATION = _obj(
             "default": False,
             "description": "Evaluate the global model on the held-out set after each round.",
         }
-    }
+    },
+    description="Evaluation of the global model.",
 )
 
 _RECONCILE = _obj(
     {
-        "schedule": _str(_CRON, max_length=64, default="*/2 * * * *"),
-        "image": _str(_IMAGE, max_length=512),
+        "schedule": _str(
+            _CRON,
+            max_length=64,
+            default="*/2 * * * *",
+            description="How often the reconcile job runs.",
+        ),
+        "image": _str(_IMAGE, max_length=512, description="Its image; client.image when not set."),
     },
     description="The hub's reconcile CronJob.",
 )
 
 _ARGOCD = _obj(
     {
-        "namespace": _str(DNS1123_LABEL, max_length=63, default="argocd"),
-        "project": _str(DNS1123_LABEL, max_length=63, default="fl-gitops"),
-        "server": _str(r"^https://\S+$", max_length=2048, default="https://kubernetes.default.svc"),
+        "namespace": _str(
+            DNS1123_LABEL,
+            max_length=63,
+            default="argocd",
+            description="Argo CD's namespace on the hub.",
+        ),
+        "project": _str(
+            DNS1123_LABEL,
+            max_length=63,
+            default="fl-gitops",
+            description="The AppProject that syncs experiments.",
+        ),
+        "server": _str(
+            _HTTPS_URL,
+            max_length=2048,
+            default="https://kubernetes.default.svc",
+            description="API server the Application deploys to (the hub itself).",
+        ),
     },
     description="Where the hub's Argo CD runs and which AppProject syncs experiments.",
 )
@@ -282,20 +436,29 @@ def base_schema() -> dict[str, Any]:
     """
     schema = _obj(
         {
-            "apiVersion": {"const": API_VERSION},
-            "kind": {"const": KIND},
+            "apiVersion": {"const": API_VERSION, "description": "The blueprint format."},
+            "kind": {"const": KIND, "description": "Always Experiment."},
             "metadata": _obj(
                 {
-                    "name": _str(DNS1123_LABEL, max_length=MAX_NAME),
-                    "namespace": _str(DNS1123_LABEL, max_length=63),
+                    "name": _str(
+                        DNS1123_LABEL,
+                        max_length=MAX_NAME,
+                        description="The experiment's name; every generated name derives from it.",
+                    ),
+                    "namespace": _str(
+                        DNS1123_LABEL,
+                        max_length=63,
+                        description="Hub namespace of the Placement and the reconcile job.",
+                    ),
                     "labels": _LABELS,
                     "annotations": _ANNOTATIONS,
                 },
                 required=("name", "namespace"),
+                description="The experiment's identity.",
             ),
             "spec": _obj(
                 {
-                    "rounds": _int(1, 100_000),
+                    "rounds": _int(1, 100_000, description="How many federated rounds to run."),
                     "placement": {
                         "type": "object",
                         "description": "An OCM PlacementSpec, verbatim.",
@@ -303,19 +466,38 @@ def base_schema() -> dict[str, Any]:
                     "completion": _COMPLETION,
                     "strategy": _obj(
                         {
-                            "name": {"enum": list(STRATEGY_NAMES)},
-                            "options": {"type": "object", "default": {}},
+                            "name": {
+                                "enum": list(STRATEGY_NAMES),
+                                "description": "How the clusters' updates are aggregated.",
+                            },
+                            "options": {
+                                "type": "object",
+                                "default": {},
+                                "description": (
+                                    "The strategy's own options, checked against its schema "
+                                    "(for example mu for fedprox, f for krum)."
+                                ),
+                            },
                             "dp": _obj(
                                 {
-                                    "clipNorm": {"type": "number", "exclusiveMinimum": 0},
-                                    "noiseMultiplier": {"type": "number", "minimum": 0},
-                                    "seed": _int(0, 2**31 - 1),
+                                    "clipNorm": {
+                                        "type": "number",
+                                        "exclusiveMinimum": 0,
+                                        "description": "L2 norm each update is clipped to.",
+                                    },
+                                    "noiseMultiplier": {
+                                        "type": "number",
+                                        "minimum": 0,
+                                        "description": "Gaussian noise, in units of clipNorm.",
+                                    },
+                                    "seed": _int(0, 2**31 - 1, description="Seed of the noise."),
                                 },
                                 required=("clipNorm",),
                                 description="Server-side fixed clipping DP around the strategy.",
                             ),
                         },
                         required=("name",),
+                        description="How the server combines the clusters' updates.",
                     ),
                     "client": _CLIENT,
                     "evaluation": _EVALUATION,
@@ -333,6 +515,7 @@ def base_schema() -> dict[str, Any]:
                     "store",
                     "gitops",
                 ),
+                description="What to run, where, and how rounds reach Git.",
             ),
         },
         required=("apiVersion", "kind", "metadata", "spec"),
