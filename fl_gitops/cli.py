@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check a blueprint, or every object of a rendered tree"),
     "render": ("render", "compile a blueprint into the experiment's manifests"),
     "schema": ("schema", "print the blueprint's JSON Schema (for editors)"),
+    "inventory": (
+        "inventory",
+        "generate a ManagedCluster fleet that a blueprint's placement selects",
+    ),
     "aggregate": ("aggregate", "aggregate one round by hand from a folder of updates"),
     "client": ("client", "train one round on this cluster (what the rendered Job runs)"),
 }

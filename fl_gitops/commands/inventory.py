@@ -1,0 +1,54 @@
+"""`fl-gitops inventory`: a generated ManagedCluster fleet that a blueprint's placement selects.
+
+For trying render and the simulation without a hub, and for benchmarks: the output has the
+shape `kubectl get managedclusters -o yaml` prints, so it goes wherever a real one would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from fl_gitops.blueprint import load_blueprint
+from fl_gitops.errors import InputError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("blueprint", metavar="BLUEPRINT", help="whose placement to satisfy")
+    parser.add_argument("--clusters", type=int, default=100, metavar="N", help="fleet size")
+    parser.add_argument(
+        "--mix",
+        action="store_true",
+        help="make only part of the fleet match (wrong labels, taints, other cluster sets)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    parser.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fl_gitops.placement import generate_inventory, inventory_list
+
+    if not 1 <= args.clusters <= 1_000_000:
+        raise InputError(f"--clusters: expected 1 to 1000000, got {args.clusters}")
+    blueprint = load_blueprint(args.blueprint)
+    clusters = generate_inventory(
+        args.clusters, spec=blueprint.placement, seed=args.seed, mix=args.mix
+    )
+    listing = inventory_list(clusters)
+    if args.json:
+        text = json.dumps(listing, indent=1) + "\n"
+    else:
+        text = yaml.dump(listing, Dumper=yaml.CSafeDumper, sort_keys=False)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.clusters} ManagedClusters to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
