@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 from jsonschema import Draft202012Validator, validators
 
-from fl_gitops.blueprint._yaml import Document
+from fl_gitops.blueprint._yaml import Document, dotted
 from fl_gitops.errors import BlueprintError
 
 __all__ = ["collect_errors", "dotted", "make_validator", "raise_first"]
@@ -49,14 +49,6 @@ _StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern}
 def make_validator(schema: dict) -> Any:
     """A Draft 2020-12 validator whose patterns reject a trailing newline."""
     return _StrictValidator(schema)
-
-
-def dotted(path: Iterable[str | int]) -> str:
-    """``("spec", "client", "env", 0, "name")`` → ``spec.client.env[0].name``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def collect_errors(

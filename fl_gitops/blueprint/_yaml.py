@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_NODES",
     "Document",
+    "dotted",
     "load_document",
     "read_bounded",
 ]
@@ -570,8 +571,21 @@ def _kind_of(key: Any) -> str:
     return f"a {type(key).__name__}"
 
 
-def _dotted(path: Path_) -> str:
+def dotted(path: Iterable[str | int]) -> str:
+    """``("spec", "client", "env", 0, "name")`` → ``spec.client.env[0].name``.
+
+    A key that is not printable (a newline, a line separator, a control character) is
+    shown quoted and escaped, so that an error stays on one line and a key cannot forge
+    a line of the CLI's output.
+    """
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = part if part.isprintable() else repr(part)
+        out += f".{name}" if out else name
     return out
+
+
+_dotted = dotted

@@ -387,6 +387,15 @@ CASES: list[Case] = [
             "'cpu', 'memory', 'ephemeral-storage'; did you mean 'cpu'?"
         ),
     ),
+    Case(
+        "newline-in-key",
+        variant("  rounds: 30", '  rounds: 30\n  "error: x.yaml:1:1\\nkind": 1'),
+        (
+            ":10:3: spec.'error: x.yaml:1:1\\nkind': unknown field 'error: x.yaml:1:1\\nkind'; "
+            "expected one of: argocd, client, completion, evaluation, gitops, placement, "
+            "reconcile, rounds, store, strategy"
+        ),
+    ),
     # --- missing fields -----------------------------------------------------------------
     Case(
         "missing-rounds",

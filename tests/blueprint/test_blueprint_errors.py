@@ -7,6 +7,7 @@ through ``fl-gitops validate`` as a user runs it (a subprocess), asserting the w
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import time
@@ -94,11 +95,9 @@ SINGLE = [
     "alias-bomb",
     "five-megabytes",
     "random-bytes",
-    "empty-file",
     "unknown-placement",
     "path-dotdot",
     "label-value-newline",
-    "rounds-word",
     "strategy-unknown-option",
 ]
 
@@ -220,3 +219,37 @@ def test_bad_cel_is_left_to_placement(tmp_path):
     placement = load_blueprint(path).placement
     selector = placement["predicates"][0]["requiredClusterSelector"]
     assert selector["celSelector"] == {"celExpressions": ["managedCluster.metadata.labels[ =="]}
+
+
+def _mutations(seed: int, count: int) -> list[str]:
+    """The reference with a few characters inserted, deleted or copied: YAML's sharp bits."""
+    rng = random.Random(seed)
+    alphabet = [*":-[]{}&*!|>'\"#%@`,? \n\t0123456789abc.~", "é", "\u2028", "\x85"]
+    out = []
+    for _ in range(count):
+        chars = list(REFERENCE)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(chars))
+            roll = rng.random()
+            if roll < 0.4:
+                chars.insert(pos, rng.choice(alphabet))
+            elif roll < 0.7:
+                del chars[pos]
+            else:
+                start = rng.randrange(len(chars))
+                chars[pos:pos] = chars[start : start + rng.randint(1, 20)]
+        out.append("".join(chars))
+    return out
+
+
+def test_mangled_blueprints_fail_only_with_one_line_blueprint_errors():
+    refused = 0
+    for text in _mutations(seed=11, count=200):
+        try:
+            load_blueprint("mangled.yaml", text=text.encode())
+        except BlueprintError as exc:
+            refused += 1
+            for error in [exc, *getattr(exc, "more", [])]:
+                assert str(error).startswith("mangled.yaml")
+                assert not any(c in str(error) for c in "\n\r\u2028\x85"), str(error)
+    assert refused > 150
