@@ -307,8 +307,8 @@ class _Round:
         need_norm = self.plan.clip_norm is not None or self.expect.limits.max_l2_norm is not None
         ok = []
         for i, cand in enumerate(cands):
-            if i + 1 < len(cands):
-                _prefetch(cands[i + 1].path)
+            for ahead in cands[i : i + 2] if i == 0 else cands[i + 1 : i + 2]:
+                _prefetch(ahead.path)
             try:
                 cand.norm = _Scan(cand, base, need_norm, None, self.chunk, self.pool).run()
                 bound = self.expect.limits.max_l2_norm
@@ -397,8 +397,8 @@ class _Round:
         tmp = np.empty(_BLOCK, dtype=np.float64)
         accepted: list[_Candidate] = []
         for i, cand in enumerate(cands):
-            if i + 1 < len(cands):
-                _prefetch(cands[i + 1].path)
+            for ahead in cands[i : i + 2] if i == 0 else cands[i + 1 : i + 2]:
+                _prefetch(ahead.path)
             try:
                 _Scan(
                     cand, base, False, self._add(acc, tmp, cand, base), self.chunk, self.pool
