@@ -20,7 +20,7 @@ from typing import Any
 
 from fl_gitops.fl.strategies.base import Plan
 
-__all__ = ["INNER", "STRATEGY", "DPFixedClipping"]
+__all__ = ["INNER", "STRATEGY", "DPFixedClipping", "with_dp"]
 
 # Strategies whose combination is a mean: the only ones the noise calibration holds for.
 INNER = ("fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad")
@@ -63,3 +63,28 @@ class DPFixedClipping:
 
 
 STRATEGY = DPFixedClipping()
+
+
+def with_dp(
+    name: str, options: Mapping[str, Any], dp: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """Wrap a blueprint's strategy in DP when its ``dp`` block is set.
+
+    Maps ``spec.strategy.dp`` (``clipNorm``, ``noiseMultiplier``) onto this wrapper, with
+    the named strategy as ``inner``; the block's ``seed`` is passed to ``aggregate_round``
+    separately. Without a ``dp`` block, returns the strategy unchanged.
+
+    Raises:
+        StrategyOptionsError: the strategy is not one the wrapper can take, or bad options.
+    """
+    from fl_gitops.fl.strategies import validate_options
+
+    if not dp:
+        return name, validate_options(name, options)
+    wrapped = {
+        "clipping_norm": dp.get("clipNorm"),
+        "noise_multiplier": dp.get("noiseMultiplier", 1.0),
+        "inner": name,
+        "inner_options": dict(options),
+    }
+    return STRATEGY.name, validate_options(STRATEGY.name, wrapped)
