@@ -18,6 +18,7 @@ class Names:
     experiment: str
     namespace: str
     round: int
+    attempt: int = 1
 
     @property
     def placement(self) -> str:
@@ -30,8 +31,10 @@ class Names:
 
     @property
     def job(self) -> str:
-        """The round's Job (and its ConfigMap): new each round, as pod templates are immutable."""
-        return f"fl-{self.experiment}-r{self.round}"
+        """The round's Job (and its ConfigMap): new each round and each retry of a round,
+        since a Job's pod template is immutable and a finished Job is never run again."""
+        suffix = f"-a{self.attempt}" if self.attempt > 1 else ""
+        return f"fl-{self.experiment}-r{self.round}{suffix}"
 
     @property
     def round_state(self) -> str:
@@ -63,8 +66,12 @@ class Layout:
     reconcile_cronjob: str = "hub/reconcile-cronjob.yaml"
     works_dir: str = "works"
     preview: str = "preview/placementdecisions.yaml"
+    roster: str = "roster.yaml"
     application: str = "argocd/application.yaml"
     history_dir: str = ".history"
+
+    def history(self, round_: int) -> str:
+        return f"{self.history_dir}/round-{round_}.yaml"
 
     def work(self, cluster: str) -> str:
         return f"{self.works_dir}/{cluster}.yaml"
@@ -78,6 +85,7 @@ class Layout:
             self.reconcile_rbac,
             self.reconcile_cronjob,
             self.preview,
+            self.roster,
             self.application,
         ) or (path.startswith(f"{self.works_dir}/") and path.endswith(".yaml"))
 

@@ -116,7 +116,8 @@ def check_rendered_sample(tree: RenderedTree, *, user_templates: bool = False) -
     sampled_work = False
     problems: list[str] = []
     for rel, data in tree.files.items():
-        if rel.endswith("/" + tree.layout.blueprint) or rel.endswith("kustomization.yaml"):
+        own = (tree.layout.blueprint, tree.layout.roster, tree.layout.kustomization)
+        if any(rel == f"{tree.experiment_dir}/{name}" for name in own):
             continue
         if rel.startswith(works_prefix):
             if sampled_work:

@@ -38,10 +38,13 @@ class RoundState:
     model_digest: str
     phase: str = "Running"
     message: str = ""
+    attempt: int = 1
 
     def __post_init__(self) -> None:
         if self.round < 1:
             raise ValueError(f"round must be >= 1, got {self.round}")
+        if self.attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {self.attempt}")
         if self.phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
 
@@ -77,6 +80,7 @@ def render_experiment(
     roster: Sequence[str],
     state: RoundState,
     decision_pages: Sequence[Mapping[str, Any]] = (),
+    roster_source: str = "preview",
     blueprint_bytes: bytes | None = None,
     template_dir: str | Path | None = None,
     bootstrap: bool = False,
@@ -89,6 +93,9 @@ def render_experiment(
         roster: the clusters of this round (one ManifestWork each), any order.
         state: the round and its global model.
         decision_pages: PlacementDecision objects for the never-synced preview.
+        roster_source: where the roster came from, recorded in ``roster.yaml``:
+            ``preview`` (offline placement over an inventory) or ``hub`` (the hub's
+            PlacementDecisions, which the reconcile job trusts over a preview).
         blueprint_bytes: the blueprint file's bytes, copied into the tree so the
             reconcile job finds it beside what it rendered.
         template_dir: the user's templates, overriding shipped ones by name.
@@ -100,7 +107,7 @@ def render_experiment(
     """
     env = make_env(template_dir)
     layout = Layout()
-    names = Names(blueprint.name, blueprint.namespace, state.round)
+    names = Names(blueprint.name, blueprint.namespace, state.round, state.attempt)
     roster = tuple(sorted(set(roster)))
     root = blueprint.gitops.path
     files: dict[str, bytes] = {}
@@ -133,6 +140,16 @@ def render_experiment(
             resources.append(rel)
     ctx_k = {"resources": resources, "bootstrap": False}
     put(layout.kustomization, _render(env, "kustomization.yaml.j2", ctx_k))
+    if state.phase == "Running":
+        record = {
+            "apiVersion": "fl-gitops.io/v1alpha1",
+            "kind": "Roster",
+            "round": state.round,
+            "attempt": state.attempt,
+            "source": roster_source,
+            "clusters": list(roster),
+        }
+        put(layout.roster, yaml_document(record))
     if decision_pages:
         put(layout.preview, "---\n".join(yaml_document(page) for page in decision_pages))
     if blueprint_bytes is not None:
@@ -232,6 +249,7 @@ def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> di
         "round_state": {
             "experiment": blueprint.name,
             "round": str(state.round),
+            "attempt": str(state.attempt),
             "rounds": str(blueprint.rounds),
             "phase": state.phase,
             "message": state.message,

@@ -36,13 +36,16 @@ def read_round_state(experiment_dir: Path) -> RoundState | None:
         digest = str(data["globalModelDigest"])
         phase = str(data.get("phase", "Running"))
         message = str(data.get("message", ""))
+        attempt = int(data.get("attempt", 1))
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"{path}: not a round-state ConfigMap (data.round, data.globalModelDigest): {exc}"
         ) from None
-    if round_ < 1 or phase not in PHASES or not digest.startswith("sha256:"):
+    if round_ < 1 or attempt < 1 or phase not in PHASES or not digest.startswith("sha256:"):
         raise InputError(
             f"{path}: data.round must be >= 1, data.phase one of {', '.join(PHASES)}, "
             "data.globalModelDigest a sha256: digest"
         )
-    return RoundState(round=round_, model_digest=digest, phase=phase, message=message)
+    return RoundState(
+        round=round_, model_digest=digest, phase=phase, message=message, attempt=attempt
+    )

@@ -4,8 +4,9 @@ Argo CD's directory source reads ``.yaml``, ``.yml`` and ``.json`` files, so tho
 the files checked here, each document of each file. Three kinds of file are not plain
 objects:
 
-- the blueprint (``fl-gitops.io/v1alpha1`` ``Experiment``) is skipped: its own loader
-  validates it with better messages;
+- fl-gitops's own documents (``fl-gitops.io/v1alpha1``: the ``Experiment`` blueprint,
+  the ``Roster`` record) are skipped: they are never applied, and the blueprint's own
+  loader validates it with better messages;
 - a ``kustomization.yaml`` is checked against a small strict schema of the kustomize
   fields fl-gitops uses;
 - a patch file that a Kustomization names (``patches[].path``, ``patchesStrategicMerge``,
@@ -34,7 +35,8 @@ __all__ = ["EXTENSIONS", "KUSTOMIZATION_FILES", "validate_tree"]
 EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
 KUSTOMIZATION_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 _KUSTOMIZATION = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
-_EXPERIMENT = ("fl-gitops.io/v1alpha1", "Experiment")
+# fl-gitops's own files (the blueprint, the roster record) are never applied to a cluster.
+_OWN_API_VERSIONS = frozenset({"fl-gitops.io/v1alpha1"})
 _JSON6902 = Draft202012Validator(
     {
         "type": "array",
@@ -137,7 +139,7 @@ def validate_tree(root: Path) -> list[Problem]:
             where = f"{path}#{index}"
             if document is None:
                 continue
-            if _identity(document) == _EXPERIMENT:
+            if _identity(document)[0] in _OWN_API_VERSIONS:
                 continue
             if path.name in KUSTOMIZATION_FILES and isinstance(document, Mapping):
                 document = {"apiVersion": _KUSTOMIZATION[0], "kind": _KUSTOMIZATION[1], **document}
