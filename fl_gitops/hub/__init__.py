@@ -1,0 +1,61 @@
+"""What the reconcile job reads from the OCM hub, behind one small interface.
+
+The reconcile pass needs two answers from the hub: the clusters a Placement decided
+(``decided_clusters``) and how far each cluster's Job of this round has got
+(``job_statuses``). ``KubernetesHub`` reads them from a real hub's API server;
+``LocalHub`` keeps them in memory (or a JSON file) for the simulation and tests, and
+also plays the placement controller, Argo CD's apply and the work agent. Both interpret
+a ManifestWork with the same pure function, ``interpret_work``, and raise the same
+``HubError`` family (``fl_gitops.hub.errors``).
+
+    hub = KubernetesHub.from_config()                     # in a pod: its ServiceAccount
+    roster = hub.decided_clusters("fl-system", "digits-fedavg")
+    statuses = hub.job_statuses(
+        work_name="fl-digits-fedavg", job_name="fl-digits-fedavg-r3",
+        clusters=roster, experiment="digits-fedavg",
+    )
+    progress = summarize(statuses)                        # 7 succeeded, 1 failed, ...
+
+docs/hub.md explains the states, the stale-status guard and the RBAC.
+"""
+
+from fl_gitops.hub._kubernetes import EXPERIMENT_LABEL, KubernetesHub
+from fl_gitops.hub._local import LocalHub
+from fl_gitops.hub._protocol import Hub
+from fl_gitops.hub._status import (
+    ClusterStatus,
+    JobState,
+    RoundProgress,
+    feedback_values,
+    interpret_work,
+    missing_work,
+    summarize,
+)
+from fl_gitops.hub.errors import (
+    HubConfigError,
+    HubConflict,
+    HubError,
+    HubForbidden,
+    HubNotFound,
+    HubUnavailable,
+)
+
+__all__ = [
+    "EXPERIMENT_LABEL",
+    "ClusterStatus",
+    "Hub",
+    "HubConfigError",
+    "HubConflict",
+    "HubError",
+    "HubForbidden",
+    "HubNotFound",
+    "HubUnavailable",
+    "JobState",
+    "KubernetesHub",
+    "LocalHub",
+    "RoundProgress",
+    "feedback_values",
+    "interpret_work",
+    "missing_work",
+    "summarize",
+]

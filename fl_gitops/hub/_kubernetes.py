@@ -1,0 +1,355 @@
+"""The real hub: PlacementDecisions and ManifestWorks read through the Kubernetes API.
+
+The reconcile job runs on the OCM hub with a ServiceAccount that may only read (see
+docs/hub.md for the RBAC). This module is the boundary where the official ``kubernetes``
+client's errors (``ApiException``, urllib3 transport errors) become ``HubError``
+subclasses with short, redacted messages; nothing above it sees a client exception.
+
+Reading many clusters costs one paged, cluster-wide list by the experiment's label
+instead of one GET per cluster namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
+from fl_gitops.hub.errors import (
+    HubConfigError,
+    HubConflict,
+    HubError,
+    HubForbidden,
+    HubNotFound,
+    HubUnavailable,
+    trim_detail,
+)
+from fl_gitops.placement import PLACEMENT_LABEL
+from fl_gitops.validate import check_label_value
+
+__all__ = [
+    "EXPERIMENT_LABEL",
+    "PLACEMENT_DECISIONS",
+    "WORKS",
+    "KubernetesHub",
+]
+
+# (group, version, plural) of the two OCM resources the hub reads.
+PLACEMENT_DECISIONS = ("cluster.open-cluster-management.io", "v1beta1", "placementdecisions")
+WORKS = ("work.open-cluster-management.io", "v1", "manifestworks")
+# The label every rendered ManifestWork carries (fl_gitops.render sets it).
+EXPERIMENT_LABEL = "fl-gitops.io/experiment"
+
+_OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+def _server_message(exc: k8s.ApiException) -> str:
+    """The ``message`` of the Status the API server sent, or a trimmed body."""
+    body = exc.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not body:
+        return ""
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return trim_detail(body)
+    if isinstance(status, Mapping) and isinstance(status.get("message"), str):
+        return trim_detail(status["message"])
+    return trim_detail(body)
+
+
+def _retry_after(exc: k8s.ApiException) -> float | None:
+    headers = exc.headers or {}
+    try:
+        value = headers.get("Retry-After")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _transport_cause(exc: BaseException) -> str:
+    """A short cause for a transport error: "connection refused", "timed out", ..."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [getattr(item, "reason", None), item.__cause__, item.__context__]
+    for item in seen:
+        if isinstance(item, ConnectionRefusedError) or "Connection refused" in str(item):
+            return "connection refused"
+    for item in seen:
+        if isinstance(item, TimeoutError | urllib3.exceptions.TimeoutError):
+            return "timed out"
+    text = _OBJECT_REPR.sub("", str(exc))
+    match = _ERRNO.search(text)
+    return trim_detail(match.group(0) if match else f"{type(exc).__name__}: {text}", 120)
+
+
+def translate(exc: BaseException, what: str) -> HubError:
+    """The ``HubError`` for a client exception raised while doing ``what``.
+
+    Args:
+        exc: an ``ApiException`` or a urllib3 error from the kubernetes client.
+        what: the operation, e.g. ``hub https://hub:6443: get manifestwork ns/name``.
+
+    Returns:
+        HubForbidden (401, 403), HubNotFound (404), HubConflict (409), HubUnavailable
+        (429, 5xx, transport errors; ``delay`` from Retry-After), HubError otherwise.
+    """
+    if isinstance(exc, k8s.ApiException):
+        status = int(exc.status or 0)
+        if status == 0:  # the client's own failure, such as a TLS error
+            return HubError(f"{what}: {trim_detail(exc.reason)}")
+        message = _server_message(exc)
+        text = f"{what}: {status} {trim_detail(exc.reason, 60) or 'error'}"
+        text += f": {message}" if message else ""
+        if status == 401:
+            return HubForbidden(f"{text} (the hub rejected the credentials)")
+        if status == 403:
+            return HubForbidden(text)
+        if status == 404:
+            return HubNotFound(text)
+        if status == 409:
+            return HubConflict(text)
+        if status == 429 or status >= 500:
+            return HubUnavailable(text, delay=_retry_after(exc))
+        return HubError(text)
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return HubUnavailable(f"{what}: cannot reach the API server: {_transport_cause(exc)}")
+    return HubError(f"{what}: {type(exc).__name__}: {trim_detail(exc)}")
+
+
+def _selector(key: str, value: str) -> str:
+    """``key=value``, refusing a value that would change the selector's meaning."""
+    error = check_label_value(value) if value else "an empty value selects nothing useful"
+    if error:
+        raise HubConfigError(f"label selector {key}: {error}")
+    return f"{key}={value}"
+
+
+class KubernetesHub:
+    """A ``Hub`` reading PlacementDecisions and ManifestWorks from an OCM hub's API server.
+
+    Args:
+        api_client: a configured ``kubernetes.client.ApiClient`` (tests point one at a
+            local server; ``from_config`` builds one from a kubeconfig or the pod).
+        page_size: ``limit`` of each list call; the ``continue`` token fetches the rest.
+        request_timeout: seconds for each request before it counts as unavailable.
+    """
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        page_size: int = 500,
+        request_timeout: float = 30.0,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self._api = k8s.CustomObjectsApi(api_client)
+        self._page_size = int(page_size)
+        self._timeout = request_timeout
+        self._host = trim_detail(api_client.configuration.host, 120)
+
+    @classmethod
+    def from_config(
+        cls,
+        kubeconfig: str | os.PathLike[str] | None = None,
+        context: str | None = None,
+        **options: Any,
+    ) -> KubernetesHub:
+        """Connect as the pod's ServiceAccount, or as a kubeconfig user.
+
+        With neither argument and ``KUBERNETES_SERVICE_HOST`` set (inside a pod), the
+        in-cluster config is used; otherwise the kubeconfig (``$KUBECONFIG`` or
+        ``~/.kube/config`` when ``kubeconfig`` is None) and its ``context``.
+
+        Raises:
+            HubConfigError: no usable configuration (names the file or context).
+        """
+        configuration = k8s.Configuration()
+        try:
+            if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+                k8s_config.load_incluster_config(client_configuration=configuration)
+            else:
+                k8s_config.load_kube_config(
+                    config_file=os.fspath(kubeconfig) if kubeconfig is not None else None,
+                    context=context,
+                    client_configuration=configuration,
+                    persist_config=False,
+                )
+        except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
+            source = os.fspath(kubeconfig) if kubeconfig is not None else "the default kubeconfig"
+            where = f"{source}, context {context}" if context else source
+            raise HubConfigError(
+                f"cannot configure the hub client from {where}: {trim_detail(exc)}"
+            ) from exc
+        return cls(k8s.ApiClient(configuration), **options)
+
+    # -- calls ------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, _request_timeout=self._timeout, **kwargs)
+        except (k8s.ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise translate(exc, f"hub {self._host}: {what}") from exc
+
+    def _list(
+        self, what: str, fn: Callable[..., Any], *args: Any, label_selector: str
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every item of a paged list; an expired ``continue`` token restarts it once."""
+        restarted = False
+        token: str | None = None
+        seen_tokens: set[str] = set()
+        while True:
+            kwargs: dict[str, Any] = {"label_selector": label_selector, "limit": self._page_size}
+            if token:
+                kwargs["_continue"] = token
+            try:
+                page = self._call(what, fn, *args, **kwargs)
+            except HubError as exc:
+                cause = exc.__cause__
+                expired = isinstance(cause, k8s.ApiException) and cause.status == 410
+                if expired and token and not restarted:
+                    # The snapshot behind the token is gone: list again from the start.
+                    restarted, token, seen_tokens = True, None, set()
+                    continue
+                raise
+            if not isinstance(page, Mapping):
+                raise HubError(f"hub {self._host}: {what}: the answer is not a list object")
+            items = page.get("items") or []
+            for item in items if isinstance(items, list) else ():
+                if isinstance(item, Mapping):
+                    yield item
+            meta = page.get("metadata")
+            token = meta.get("continue") if isinstance(meta, Mapping) else None
+            if not token:
+                return
+            if token in seen_tokens:
+                raise HubError(f"hub {self._host}: {what}: the server repeated a continue token")
+            seen_tokens.add(token)
+
+    # -- Hub ----------------------------------------------------------------------------
+
+    def decided_clusters(self, namespace: str, placement: str) -> list[str]:
+        """See ``Hub.decided_clusters``."""
+        selector = _selector(PLACEMENT_LABEL, placement)
+        group, version, plural = PLACEMENT_DECISIONS
+        what = f"list {plural} in namespace {namespace} (labelSelector {selector})"
+        clusters: set[str] = set()
+        for decision in self._list(
+            what,
+            self._api.list_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            label_selector=selector,
+        ):
+            status = decision.get("status")
+            decisions = status.get("decisions") if isinstance(status, Mapping) else None
+            for entry in decisions if isinstance(decisions, list) else ():
+                name = entry.get("clusterName") if isinstance(entry, Mapping) else None
+                if isinstance(name, str) and name:
+                    clusters.add(name)
+        return sorted(clusters)
+
+    def job_statuses(
+        self,
+        *,
+        work_name: str,
+        job_name: str,
+        clusters: Sequence[str],
+        experiment: str | None = None,
+    ) -> dict[str, ClusterStatus]:
+        """See ``Hub.job_statuses``.
+
+        With ``experiment``, one paged list of ManifestWorks in all namespaces by the
+        ``fl-gitops.io/experiment`` label; without it, one GET per cluster namespace.
+        """
+        works = (
+            self._works_by_label(work_name, experiment, clusters)
+            if experiment is not None
+            else self._works_by_get(work_name, clusters)
+        )
+        return {
+            cluster: (
+                interpret_work(works[cluster], job_name=job_name)
+                if cluster in works
+                else missing_work(cluster, work_name)
+            )
+            for cluster in clusters
+        }
+
+    def _works_by_label(
+        self, work_name: str, experiment: str, clusters: Sequence[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        selector = _selector(EXPERIMENT_LABEL, experiment)
+        group, version, plural = WORKS
+        wanted = set(clusters)
+        found: dict[str, Mapping[str, Any]] = {}
+        for work in self._list(
+            f"list {plural} in all namespaces (labelSelector {selector})",
+            self._api.list_cluster_custom_object,
+            group,
+            version,
+            plural,
+            label_selector=selector,
+        ):
+            meta = work.get("metadata")
+            if not isinstance(meta, Mapping) or meta.get("name") != work_name:
+                continue
+            namespace = meta.get("namespace")
+            if isinstance(namespace, str) and namespace in wanted:
+                found[namespace] = work
+        return found
+
+    def _works_by_get(
+        self, work_name: str, clusters: Sequence[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        group, version, plural = WORKS
+        found: dict[str, Mapping[str, Any]] = {}
+        for cluster in clusters:
+            what = f"get {plural} {cluster}/{work_name}"
+            try:
+                work = self._call(
+                    what,
+                    self._api.get_namespaced_custom_object,
+                    group,
+                    version,
+                    cluster,
+                    plural,
+                    work_name,
+                )
+            except HubNotFound as exc:
+                if _object_not_found(exc.__cause__, work_name):
+                    continue  # no such work: reported as UNKNOWN, not an error
+                raise
+            if isinstance(work, Mapping):
+                found[cluster] = work
+        return found
+
+
+def _object_not_found(exc: BaseException | None, name: str) -> bool:
+    """True when a 404 says the named object is missing (not its API or resource type)."""
+    if not isinstance(exc, k8s.ApiException) or exc.status != 404 or not exc.body:
+        return False
+    body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+    try:
+        status = json.loads(body)
+    except ValueError:
+        return False
+    details = status.get("details") if isinstance(status, Mapping) else None
+    return isinstance(details, Mapping) and details.get("name") == name

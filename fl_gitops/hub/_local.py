@@ -1,0 +1,471 @@
+"""An OCM hub in memory (optionally kept in a JSON file), for the simulation and tests.
+
+``LocalHub`` plays three parts that are separate programs on a real hub: the placement
+controller (``set_decisions``), the API server as Argo CD's apply sees it
+(``apply_works``: a spec change bumps ``metadata.generation``; status is a subresource
+and survives), and the work agent (``report_applied``, ``report_job``: status written in
+the agent's shapes by ``fl_gitops.hub._agent``). The reconcile pass reads it through the
+same ``Hub`` methods and the same ``interpret_work`` as a real hub.
+
+With a path, every change is written to that file (atomically, by rename), so a
+simulation that is stopped resumes with the hub as it was; ``batch()`` groups many
+changes into one write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fl_gitops.hub import _agent
+from fl_gitops.hub._kubernetes import EXPERIMENT_LABEL
+from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
+from fl_gitops.hub.errors import HubError, HubNotFound, trim_detail
+
+__all__ = ["STATE_KIND", "LocalHub"]
+
+STATE_KIND = "LocalHubState"
+_STATE_API = "fl-gitops.io/v1alpha1"
+_WORK_API = "work.open-cluster-management.io/v1"
+# metadata the API server owns: whatever an applied object says about them is ignored
+_SERVER_FIELDS = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "managedFields",
+    "selfLink",
+)
+_UID_NAMESPACE = uuid.UUID("5f0c1a52-8b7e-4d0e-9a7c-3b1f2f6c0d11")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LocalHub:
+    """A ``Hub`` kept in memory, with the writes a real hub's other parties would make.
+
+    Args:
+        path: a JSON file to load from (when it exists) and save to after each change;
+            None keeps everything in memory.
+        clock: gives the time written into conditions and timestamps (UTC).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._path = Path(path) if path is not None else None
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._batch_depth = 0
+        self._dirty = False
+        self._decisions: dict[tuple[str, str], list[str]] = {}
+        self._works: dict[tuple[str, str], dict[str, Any]] = {}
+        self._resource_version = 0
+        if self._path is not None and self._path.exists():
+            self._load(self._path)
+
+    # -- persistence ------------------------------------------------------------------
+
+    def _load(self, path: Path) -> None:
+        try:
+            state = json.loads(path.read_text("utf-8"))
+            if not isinstance(state, dict) or state.get("kind") != STATE_KIND:
+                raise ValueError(f"not a {STATE_KIND} document")
+            for item in state.get("decisions", []):
+                key = (str(item["namespace"]), str(item["placement"]))
+                self._decisions[key] = [str(c) for c in item["clusters"]]
+            for work in state.get("works", []):
+                meta = work["metadata"]
+                self._works[(str(meta["namespace"]), str(meta["name"]))] = work
+            self._resource_version = int(state.get("resourceVersion", 0))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise HubError(f"local hub state {path}: cannot read it: {trim_detail(exc)}") from exc
+
+    def _changed(self) -> None:
+        self._dirty = True
+        if self._batch_depth == 0:
+            self._save()
+
+    def _save(self) -> None:
+        self._dirty = False
+        if self._path is None:
+            return
+        state = {
+            "apiVersion": _STATE_API,
+            "kind": STATE_KIND,
+            "resourceVersion": self._resource_version,
+            "decisions": [
+                {"namespace": ns, "placement": p, "clusters": clusters}
+                for (ns, p), clusters in sorted(self._decisions.items())
+            ],
+            "works": [self._works[key] for key in sorted(self._works)],
+        }
+        temporary = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", "utf-8")
+            os.replace(temporary, self._path)
+        except OSError as exc:
+            raise HubError(f"local hub state {self._path}: cannot write it: {exc}") from exc
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[LocalHub]:
+        """Group changes: the state file is written once, when the outermost batch ends."""
+        with self._lock:
+            self._batch_depth += 1
+            try:
+                yield self
+            finally:
+                self._batch_depth -= 1
+                if self._batch_depth == 0 and self._dirty:
+                    self._save()
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _next_version(self) -> str:
+        self._resource_version += 1
+        return str(self._resource_version)
+
+    # -- the placement controller -----------------------------------------------------
+
+    def set_decisions(self, namespace: str, placement: str, clusters: Iterable[str]) -> None:
+        """Record the clusters ``placement`` in ``namespace`` decided (replacing the last)."""
+        with self._lock:
+            self._decisions[(namespace, placement)] = [str(c) for c in clusters]
+            self._changed()
+
+    # -- the API server, as an apply sees it --------------------------------------------
+
+    def apply_works(self, works: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+        """Create or update ManifestWorks as rendered (what Argo CD's sync does).
+
+        A new work starts at generation 1 with no status. An update replaces labels,
+        annotations and spec; the generation goes up only when the spec changed, and
+        the status stays as the agent last wrote it (so it is stale until the agent
+        reports on the new generation).
+
+        Returns:
+            ``(cluster, name)`` of every work created or whose spec changed, in order.
+
+        Raises:
+            HubError: an object that is not a namespaced, named ManifestWork.
+        """
+        changed: list[tuple[str, str]] = []
+        with self._lock, self.batch():
+            for work in works:
+                key = self._check_work(work)
+                incoming = copy.deepcopy(dict(work))
+                incoming.pop("status", None)
+                meta = incoming.setdefault("metadata", {})
+                for name in _SERVER_FIELDS:
+                    meta.pop(name, None)
+                old = self._works.get(key)
+                if old is None:
+                    meta.update(
+                        uid=str(uuid.uuid5(_UID_NAMESPACE, "/".join(key))),
+                        generation=1,
+                        creationTimestamp=self._now(),
+                        resourceVersion=self._next_version(),
+                    )
+                    self._works[key] = incoming
+                    changed.append(key)
+                    self._changed()
+                    continue
+                old_meta = old["metadata"]
+                spec_changed = incoming.get("spec") != old.get("spec")
+                for name in _SERVER_FIELDS:
+                    if name in old_meta:
+                        meta[name] = old_meta[name]
+                if spec_changed:
+                    meta["generation"] = int(old_meta.get("generation", 1)) + 1
+                    changed.append(key)
+                if "status" in old:
+                    incoming["status"] = old["status"]
+                if incoming != old:
+                    meta["resourceVersion"] = self._next_version()
+                    self._works[key] = incoming
+                    self._changed()
+        return changed
+
+    @staticmethod
+    def _check_work(work: Mapping[str, Any]) -> tuple[str, str]:
+        meta = work.get("metadata") if isinstance(work, Mapping) else None
+        name = meta.get("name") if isinstance(meta, Mapping) else None
+        namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+        if (
+            not isinstance(work, Mapping)
+            or work.get("apiVersion") != _WORK_API
+            or work.get("kind") != "ManifestWork"
+            or not isinstance(name, str)
+            or not name
+            or not isinstance(namespace, str)
+            or not namespace
+        ):
+            what = f"{namespace}/{name}" if name else "an object"
+            raise HubError(
+                f"local hub: cannot apply {what}: expected a {_WORK_API} ManifestWork "
+                "with metadata.name and metadata.namespace"
+            )
+        return namespace, name
+
+    def delete_work(self, cluster: str, name: str) -> bool:
+        """Delete a ManifestWork (Argo CD's prune); False when there was none."""
+        with self._lock:
+            if self._works.pop((cluster, name), None) is None:
+                return False
+            self._changed()
+            return True
+
+    def get_work(self, cluster: str, name: str) -> dict[str, Any]:
+        """A copy of the ManifestWork ``name`` in namespace ``cluster``.
+
+        Raises:
+            HubNotFound: there is no such work.
+        """
+        with self._lock:
+            work = self._works.get((cluster, name))
+            if work is None:
+                raise HubNotFound(f"local hub: no ManifestWork {name} in namespace {cluster}")
+            return copy.deepcopy(work)
+
+    def list_works(self, *, experiment: str | None = None) -> list[dict[str, Any]]:
+        """Copies of every work (of one experiment, by its label), sorted by namespace/name."""
+        with self._lock:
+            return [
+                copy.deepcopy(work)
+                for key, work in sorted(self._works.items())
+                if experiment is None or _labels(work).get(EXPERIMENT_LABEL) == experiment
+            ]
+
+    # -- the work agent -------------------------------------------------------------------
+
+    def report_applied(self, cluster: str, work_name: str) -> None:
+        """Write what the agent's apply step writes: every manifest applied, no feedback yet.
+
+        Raises:
+            HubNotFound: there is no such work.
+        """
+        with self._lock:
+            work = self._work(cluster, work_name)
+            generation = int(work["metadata"].get("generation", 1))
+            now = self._now()
+            status = work.setdefault("status", {})
+            entries = self._entries(work, status)
+            for entry in entries:
+                _agent.set_condition(
+                    entry["conditions"],
+                    type_="Applied",
+                    status="True",
+                    reason="AppliedManifestComplete",
+                    message="Apply manifest complete",
+                    now=now,
+                    observed_generation=generation,
+                )
+            status["resourceStatus"] = {"manifests": entries}
+            _agent.set_condition(
+                status.setdefault("conditions", []),
+                type_="Applied",
+                status="True",
+                reason="AppliedManifestWorkComplete",
+                message="Apply manifest work complete",
+                now=now,
+                observed_generation=generation,
+            )
+            work["metadata"]["resourceVersion"] = self._next_version()
+            self._changed()
+
+    def report_job(
+        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+    ) -> None:
+        """Write the status the agent reports for the work's Job ``job_name``.
+
+        Every manifest applied and available; the Job's feedback evaluated from the
+        work's own ``feedbackRules`` against a Job that completed (True), failed
+        (False) or is still running (None); work conditions Applied and Available with
+        ``observedGeneration`` equal to the current generation.
+
+        Raises:
+            HubNotFound: there is no such work, or its spec has no Job ``job_name``.
+        """
+        with self._lock:
+            work = self._work(cluster, work_name)
+            manifests = _manifests(work)
+            job_names = [
+                str(m.get("metadata", {}).get("name"))
+                for m in manifests
+                if m.get("kind") == "Job" and isinstance(m.get("metadata"), Mapping)
+            ]
+            if job_name not in job_names:
+                has = f" (it has {', '.join(job_names)})" if job_names else ""
+                raise HubNotFound(
+                    f"local hub: ManifestWork {cluster}/{work_name} has no Job {job_name} "
+                    f"in its spec{has}"
+                )
+            generation = int(work["metadata"].get("generation", 1))
+            now = self._now()
+            status = work.setdefault("status", {})
+            entries = self._entries(work, status)
+            configs = work.get("spec", {}).get("manifestConfigs") or []
+            for manifest, entry in zip(manifests, entries, strict=True):
+                conditions = entry["conditions"]
+                for type_, reason, message in (
+                    ("Applied", "AppliedManifestComplete", "Apply manifest complete"),
+                    ("Available", "ResourceAvailable", "Resource is available"),
+                ):
+                    _agent.set_condition(
+                        conditions,
+                        type_=type_,
+                        status="True",
+                        reason=reason,
+                        message=message,
+                        now=now,
+                        observed_generation=generation,
+                    )
+                meta = entry["resourceMeta"]
+                rules = _rules_for(configs, meta)
+                values: list[dict[str, Any]] = []
+                errors: list[str] = []
+                if rules:
+                    obj = dict(manifest)
+                    if meta["kind"] == "Job" and meta["name"] == job_name:
+                        obj["status"] = _agent.job_status(succeeded)
+                    values, errors = _agent.feedback(meta["kind"], obj, rules)
+                entry["statusFeedback"] = {"values": values} if values else {}
+                _agent.set_condition(
+                    conditions,
+                    type_="StatusFeedbackSynced",
+                    status="False" if errors else "True",
+                    reason=(
+                        "StatusFeedbackSyncFailed"
+                        if errors
+                        else "StatusFeedbackSynced"
+                        if rules
+                        else "NoStatusFeedbackSynced"
+                    ),
+                    message=(
+                        f"Sync status feedback failed with error {'; '.join(errors)}"
+                        if errors
+                        else ""
+                    ),
+                    now=now,
+                    observed_generation=generation,
+                )
+            status["resourceStatus"] = {"manifests": entries}
+            work_conditions = status.setdefault("conditions", [])
+            for type_, reason, message in (
+                ("Applied", "AppliedManifestWorkComplete", "Apply manifest work complete"),
+                ("Available", "ResourcesAvailable", "All resources are available"),
+            ):
+                _agent.set_condition(
+                    work_conditions,
+                    type_=type_,
+                    status="True",
+                    reason=reason,
+                    message=message,
+                    now=now,
+                    observed_generation=generation,
+                )
+            work["metadata"]["resourceVersion"] = self._next_version()
+            self._changed()
+
+    def _work(self, cluster: str, name: str) -> dict[str, Any]:
+        work = self._works.get((cluster, name))
+        if work is None:
+            raise HubNotFound(f"local hub: no ManifestWork {name} in namespace {cluster}")
+        return work
+
+    @staticmethod
+    def _entries(work: Mapping[str, Any], status: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """One entry per manifest of the current spec, keeping conditions of the same object.
+
+        The agent rebuilds the list from the spec: an object no longer in the spec (the
+        previous round's Job) loses its entry.
+        """
+        old = status.get("resourceStatus", {}).get("manifests") or []
+        by_identity = {_identity(e.get("resourceMeta", {})): e for e in old}
+        entries = []
+        for ordinal, manifest in enumerate(_manifests(work)):
+            meta = _agent.resource_meta(ordinal, manifest)
+            previous = by_identity.get(_identity(meta), {})
+            entry: dict[str, Any] = {
+                "resourceMeta": meta,
+                "conditions": copy.deepcopy(previous.get("conditions", [])),
+            }
+            if "statusFeedback" in previous:
+                entry["statusFeedback"] = copy.deepcopy(previous["statusFeedback"])
+            entries.append(entry)
+        return entries
+
+    # -- Hub --------------------------------------------------------------------------------
+
+    def decided_clusters(self, namespace: str, placement: str) -> list[str]:
+        """See ``Hub.decided_clusters``."""
+        with self._lock:
+            return sorted(set(self._decisions.get((namespace, placement), [])))
+
+    def job_statuses(
+        self,
+        *,
+        work_name: str,
+        job_name: str,
+        clusters: Sequence[str],
+        experiment: str | None = None,
+    ) -> dict[str, ClusterStatus]:
+        """See ``Hub.job_statuses``; with ``experiment``, a work without that label is
+        missing, as it is to ``KubernetesHub``'s list by label."""
+        with self._lock:
+            result: dict[str, ClusterStatus] = {}
+            for cluster in clusters:
+                work = self._works.get((cluster, work_name))
+                if work is not None and (
+                    experiment is None or _labels(work).get(EXPERIMENT_LABEL) == experiment
+                ):
+                    result[cluster] = interpret_work(work, job_name=job_name)
+                else:
+                    result[cluster] = missing_work(cluster, work_name)
+            return result
+
+
+def _labels(work: Mapping[str, Any]) -> Mapping[str, Any]:
+    labels = work.get("metadata", {}).get("labels")
+    return labels if isinstance(labels, Mapping) else {}
+
+
+def _manifests(work: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    manifests = work.get("spec", {}).get("workload", {}).get("manifests") or []
+    return [m for m in manifests if isinstance(m, Mapping)]
+
+
+def _identity(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(str(meta.get(k, "")) for k in ("group", "resource", "namespace", "name"))
+
+
+def _rules_for(
+    configs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """The feedback rules of the ``manifestConfigs`` entry naming this resource."""
+    for config in configs:
+        ident = config.get("resourceIdentifier") or {}
+        if (
+            str(ident.get("group", "")) == meta.get("group", "")
+            and ident.get("resource") == meta.get("resource")
+            and str(ident.get("namespace", "")) == meta.get("namespace", "")
+            and ident.get("name") == meta.get("name")
+        ):
+            return [r for r in config.get("feedbackRules") or [] if isinstance(r, Mapping)]
+    return []
