@@ -1,0 +1,48 @@
+"""The config repo: clone or fetch, write a round, commit if changed, push with retry, PRs.
+
+The reconcile job's only way to Git. Everything public is re-exported here; the modules
+behind it are private.
+"""
+
+from fl_gitops.gitops._commit import Change, CommitInfo, commit_message, parse_trailers
+from fl_gitops.gitops._credentials import CREDENTIALS_DIR_ENV, Credentials, redact
+from fl_gitops.gitops._forge import (
+    FORGE_TOKEN_ENV,
+    FORGES,
+    PullRequest,
+    PullRequestSpec,
+    ensure_pull_request,
+)
+from fl_gitops.gitops._names import round_branch_name
+from fl_gitops.gitops._repo import (
+    DEFAULT_USER_EMAIL,
+    DEFAULT_USER_NAME,
+    MODES,
+    ConfigRepo,
+    PublishHooks,
+    PublishResult,
+    default_backoff,
+)
+
+__all__ = [
+    "CREDENTIALS_DIR_ENV",
+    "DEFAULT_USER_EMAIL",
+    "DEFAULT_USER_NAME",
+    "FORGES",
+    "FORGE_TOKEN_ENV",
+    "MODES",
+    "Change",
+    "CommitInfo",
+    "ConfigRepo",
+    "Credentials",
+    "PublishHooks",
+    "PublishResult",
+    "PullRequest",
+    "PullRequestSpec",
+    "commit_message",
+    "default_backoff",
+    "ensure_pull_request",
+    "parse_trailers",
+    "redact",
+    "round_branch_name",
+]
