@@ -384,11 +384,14 @@ class ConfigRepo:
         if hooks.after_commit:
             hooks.after_commit()
         # A plain push (no force, no "+"): the remote accepts it only as a fast-forward.
-        if not self._push(f"HEAD:refs/heads/{self.branch}", self.branch):
+        outcome = self._push(f"HEAD:refs/heads/{self.branch}", self.branch)
+        if outcome == "rejected":
             return None
         if hooks.after_push:
             hooks.after_push()
-        return PublishResult(sha, True, attempt, self.branch)
+        # "up-to-date": another writer pushed the very same commit (same tree, parent,
+        # identity and time); the change is there, but this call did not move the branch.
+        return PublishResult(sha, outcome == "pushed", attempt, self.branch)
 
     def _publish_branch(
         self,
@@ -414,13 +417,14 @@ class ConfigRepo:
         # Only the PR branch may be overwritten, and only if it is still what we saw (an
         # empty lease means "must not exist yet"): two racers cannot both create it.
         lease = f"--force-with-lease=refs/heads/{round_branch}:{existing or ''}"
-        if not self._push(f"HEAD:refs/heads/{round_branch}", round_branch, lease):
+        outcome = self._push(f"HEAD:refs/heads/{round_branch}", round_branch, lease)
+        if outcome == "rejected":
             return None
         if hooks.after_push:
             hooks.after_push()
         url = self._ensure_pr(pr, round_branch, change)
         self._checkout_target()
-        return PublishResult(sha, True, attempt, round_branch, url)
+        return PublishResult(sha, outcome == "pushed", attempt, round_branch, url)
 
     def _holds_same_change(self, ref: str, touched: set[str]) -> bool:
         """Whether ``ref`` already carries the staged change.
@@ -484,17 +488,19 @@ class ConfigRepo:
         )
         return self.head()
 
-    def _push(self, refspec: str, branch: str, *options: str) -> bool:
-        """Push; True if accepted, False if another writer got there first."""
+    def _push(self, refspec: str, branch: str, *options: str) -> str:
+        """Push; "pushed", "up-to-date" (the remote already has it) or "rejected" (another
+        writer got there first)."""
         status, out, err = self._git_status(
             "push", "--porcelain", "--no-verify", *options, REMOTE, refspec
         )
         if status == 0:
-            return True
+            flags = [line.split("\t", 1)[0] for line in out.splitlines() if "\t" in line]
+            return "up-to-date" if flags and all(f == "=" for f in flags) else "pushed"
         rejected = [line for line in out.splitlines() if line.startswith("!")]
         for line in rejected:
             if "[rejected]" in line or any(m in line for m in _RACE_MARKERS):
-                return False
+                return "rejected"
         raise GitError(
             f"push to branch {branch} on {self._remote_name()} failed: {self._tail(err or out)}"
         )
