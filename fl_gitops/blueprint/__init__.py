@@ -11,6 +11,7 @@ from fl_gitops.blueprint._model import (
     Strategy,
 )
 from fl_gitops.blueprint._schema import API_VERSION, KIND, STRATEGY_NAMES
+from fl_gitops.blueprint._yaml import read_bounded
 
 __all__ = [
     "API_VERSION",
@@ -26,4 +27,5 @@ __all__ = [
     "blueprint_schema",
     "load_blueprint",
     "parse_duration",
+    "read_bounded",
 ]

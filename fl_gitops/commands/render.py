@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fl_gitops.blueprint import load_blueprint
+from fl_gitops.blueprint import load_blueprint, read_bounded
 from fl_gitops.errors import InputError
 
 __all__ = ["add_arguments", "run"]
@@ -101,10 +101,7 @@ def run(args: argparse.Namespace) -> int:
     renders = []
     for name in args.blueprints:
         path = Path(name)
-        try:
-            text = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read the blueprint: {exc.strerror}") from None
+        text = read_bounded(path)
         blueprint = load_blueprint(path, text=text)
         renders.append(
             render_offline(
