@@ -37,6 +37,7 @@ from fl_gitops.validate import check_label_value
 __all__ = [
     "EXPERIMENT_LABEL",
     "PLACEMENT_DECISIONS",
+    "RETRIES",
     "WORKS",
     "KubernetesHub",
 ]
@@ -46,6 +47,12 @@ PLACEMENT_DECISIONS = ("cluster.open-cluster-management.io", "v1beta1", "placeme
 WORKS = ("work.open-cluster-management.io", "v1", "manifestworks")
 # The label every rendered ManifestWork carries (fl_gitops.render sets it).
 EXPERIMENT_LABEL = "fl-gitops.io/experiment"
+# from_config's retry policy: a dropped connection or a read error is retried twice,
+# quickly; an HTTP error status is not retried and Retry-After is not slept through, so a
+# pass never blocks for as long as a server asks: HubUnavailable carries the delay.
+RETRIES = urllib3.Retry(
+    total=2, backoff_factor=0.2, status_forcelist=(), respect_retry_after_header=False
+)
 
 _OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
@@ -190,6 +197,7 @@ class KubernetesHub:
                     client_configuration=configuration,
                     persist_config=False,
                 )
+            configuration.retries = RETRIES
         except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
             source = os.fspath(kubeconfig) if kubeconfig is not None else "the default kubeconfig"
             where = f"{source}, context {context}" if context else source

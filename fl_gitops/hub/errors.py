@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # The longest excerpt of a server message that goes into an error.
-MAX_DETAIL = 200
+MAX_DETAIL = 300
 
 # Credentials that could appear in a server message or a URL: bearer tokens, basic-auth
 # user info, and key=value pairs whose key names a secret.
