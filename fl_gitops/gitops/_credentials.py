@@ -168,14 +168,21 @@ class GitAuth:
 
     def __init__(self, credentials: Credentials | None) -> None:
         self.credentials = credentials
-        self._dir = Path(tempfile.mkdtemp(prefix="fl-gitops-auth-"))
-        os.chmod(self._dir, stat.S_IRWXU)
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._dir: Path | None = None
+        self._finalizer: weakref.finalize[..., GitAuth] | None = None
         self.env = self._build_env()
 
     def close(self) -> None:
         """Remove the private files now."""
-        self._finalizer()
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def _private_dir(self) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="fl-gitops-auth-"))
+            os.chmod(self._dir, stat.S_IRWXU)
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
+        return self._dir
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -188,7 +195,7 @@ class GitAuth:
         if creds is None:
             return env
         if creds.username or creds.password:
-            script = self._dir / "askpass.sh"
+            script = self._private_dir() / "askpass.sh"
             script.write_text(_ASKPASS_SCRIPT, encoding="utf-8")
             os.chmod(script, stat.S_IRWXU)
             env["GIT_ASKPASS"] = str(script)
@@ -202,7 +209,7 @@ class GitAuth:
         if creds.ssh_key_file or creds.known_hosts_file:
             ssh = ["ssh", "-o", "BatchMode=yes"]
             if creds.ssh_key_file:
-                key = self._dir / "ssh-key"
+                key = self._private_dir() / "ssh-key"
                 shutil.copyfile(creds.ssh_key_file, key)
                 os.chmod(key, stat.S_IRUSR | stat.S_IWUSR)
                 ssh += ["-i", str(key), "-o", "IdentitiesOnly=yes"]

@@ -199,6 +199,25 @@ def test_a_failing_push_with_a_token_does_not_show_the_token(
     assert remote_log(remote) == ["seed"]
 
 
+def test_an_unreachable_ssh_remote_fails_fast_instead_of_prompting(tmp_path: Path) -> None:
+    key = tmp_path / "ssh-privatekey"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    url = "ssh://git@127.0.0.1:1/config.git"  # nothing listens on port 1
+
+    with pytest.raises(GitError) as err:
+        ConfigRepo.open(
+            url,
+            branch="main",
+            workdir=tmp_path / "w",
+            credentials=Credentials(ssh_key_file=str(key)),
+        )
+
+    assert str(err.value).startswith(
+        f"fetch of branch main from remote {url} failed: "
+        "ssh: connect to host 127.0.0.1 port 1: Connection refused\n"
+    )
+
+
 def test_a_password_in_the_url_is_refused_without_echoing_it(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         ConfigRepo.open(
