@@ -189,9 +189,9 @@ class KubernetesHub:
         configuration = k8s.Configuration()
         try:
             if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-                k8s_config.load_incluster_config(client_configuration=configuration)
+                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
-                k8s_config.load_kube_config(
+                k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=os.fspath(kubeconfig) if kubeconfig is not None else None,
                     context=context,
                     client_configuration=configuration,

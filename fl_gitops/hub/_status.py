@@ -107,14 +107,13 @@ def feedback_values(entry: Mapping[str, Any]) -> dict[str, int | str | bool]:
         key = {"Integer": "integer", "String": "string", "Boolean": "boolean"}.get(
             str(kind), "jsonRaw"
         )
-        value = field_value.get(key)
-        well_typed = (
-            (kind == "Integer" and isinstance(value, int) and not isinstance(value, bool))
-            or (kind == "Boolean" and isinstance(value, bool))
-            or (kind in ("String", "JsonRaw") and isinstance(value, str))
-        )
-        if well_typed:
-            values[item["name"]] = value
+        value: object = field_value.get(key)
+        if kind == "Integer" and isinstance(value, int) and not isinstance(value, bool):
+            values[item["name"]] = int(value)
+        elif kind == "Boolean" and isinstance(value, bool):
+            values[item["name"]] = bool(value)
+        elif kind in ("String", "JsonRaw") and isinstance(value, str):
+            values[item["name"]] = str(value)
     return values
 
 
