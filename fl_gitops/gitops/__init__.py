@@ -7,6 +7,7 @@ behind it are private.
 from fl_gitops.gitops._commit import Change, CommitInfo, commit_message, parse_trailers
 from fl_gitops.gitops._credentials import CREDENTIALS_DIR_ENV, Credentials, redact
 from fl_gitops.gitops._forge import (
+    FORGE_TOKEN_DIR_ENV,
     FORGE_TOKEN_ENV,
     FORGES,
     PullRequest,
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_USER_EMAIL",
     "DEFAULT_USER_NAME",
     "FORGES",
+    "FORGE_TOKEN_DIR_ENV",
     "FORGE_TOKEN_ENV",
     "MODES",
     "Change",

@@ -33,6 +33,7 @@ from fl_gitops.gitops._credentials import CREDENTIALS_DIR_ENV, TOKEN_ENV, redact
 
 __all__ = [
     "FORGES",
+    "FORGE_TOKEN_DIR_ENV",
     "FORGE_TOKEN_ENV",
     "PullRequest",
     "PullRequestSpec",
@@ -41,6 +42,7 @@ __all__ = [
 
 FORGES = ("github", "gitlab")
 FORGE_TOKEN_ENV = "FL_FORGE_TOKEN"
+FORGE_TOKEN_DIR_ENV = "FL_FORGE_TOKEN_DIR"
 DEFAULT_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
 _BODY_LIMIT = 300
 
@@ -79,17 +81,21 @@ class PullRequestSpec:
         repository: str = "",
         api_url: str | None = None,
     ) -> PullRequestSpec:
-        """Build a spec whose token comes from the environment or the mounted Secret.
+        """Build a spec whose token comes from the environment or a mounted Secret.
 
-        The token is ``FL_FORGE_TOKEN``, else the file ``forge-token`` in
-        ``FL_GIT_CREDENTIALS_DIR``, else the git token (``token`` or ``password`` file, or
-        ``FL_GIT_TOKEN``): one GitHub or GitLab token usually serves both git and the API.
+        The token is the first of: ``FL_FORGE_TOKEN``; the file ``token`` in
+        ``FL_FORGE_TOKEN_DIR`` (the blueprint's ``tokenSecretRef``, mounted); the file
+        ``forge-token``, ``token`` or ``password`` in ``FL_GIT_CREDENTIALS_DIR``;
+        ``FL_GIT_TOKEN``. One GitHub or GitLab token often serves both git and the API.
         """
         token = environ.get(FORGE_TOKEN_ENV) or None
-        directory = environ.get(CREDENTIALS_DIR_ENV)
-        if token is None and directory:
-            for name in ("forge-token", "token", "password"):
-                path = os.path.join(directory, name)
+        candidates: list[tuple[str | None, tuple[str, ...]]] = [
+            (environ.get(FORGE_TOKEN_DIR_ENV), ("token",)),
+            (environ.get(CREDENTIALS_DIR_ENV), ("forge-token", "token", "password")),
+        ]
+        for directory, names in candidates:
+            for name in names if directory and token is None else ():
+                path = os.path.join(str(directory), name)
                 if os.path.isfile(path):
                     with open(path, encoding="utf-8") as fh:
                         token = fh.read().strip() or None
@@ -97,6 +103,26 @@ class PullRequestSpec:
                         break
         token = token or environ.get(TOKEN_ENV) or None
         return cls(forge=forge, repository=repository, token=token, api_url=api_url)
+
+    @classmethod
+    def from_blueprint(
+        cls, pull_request: Mapping[str, Any], environ: Mapping[str, str]
+    ) -> PullRequestSpec:
+        """The spec for a blueprint's ``spec.gitops.pullRequest`` block.
+
+        Reads ``forge`` (``github``, ``gitlab`` or ``none``), ``project`` and ``apiUrl``;
+        the token comes from the environment as in :meth:`from_environment`.
+
+        Raises:
+            InputError: an unknown forge.
+        """
+        forge = pull_request.get("forge") or None
+        return cls.from_environment(
+            environ,
+            forge=None if forge == "none" else forge,
+            repository=str(pull_request.get("project") or ""),
+            api_url=pull_request.get("apiUrl") or None,
+        )
 
 
 @dataclass(frozen=True)

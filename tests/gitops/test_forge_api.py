@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_the_spec_never_shows_its_token() -> None:
     assert TOKEN not in repr(PullRequestSpec(forge="github", token=TOKEN))
 
 
-def test_the_forge_token_comes_from_the_environment_or_the_mounted_secret(tmp_path) -> None:
+def test_the_forge_token_comes_from_the_environment_or_the_mounted_secret(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.mkdir()
     (secret / "token").write_text("git-token\n")
@@ -177,3 +178,30 @@ def test_the_forge_token_comes_from_the_environment_or_the_mounted_secret(tmp_pa
     env["FL_FORGE_TOKEN"] = "env-token"
     assert PullRequestSpec.from_environment(env, forge="github").token == "env-token"
     assert PullRequestSpec.from_environment({}, forge="github").token is None
+    forge_dir = tmp_path / "forge"
+    forge_dir.mkdir()
+    (forge_dir / "token").write_text("forge-dir-token\n")
+    env = {"FL_FORGE_TOKEN_DIR": str(forge_dir), "FL_GIT_CREDENTIALS_DIR": str(secret)}
+    assert PullRequestSpec.from_environment(env, forge="github").token == "forge-dir-token"
+
+
+def test_a_blueprint_pull_request_block_becomes_a_spec(tmp_path: Path) -> None:
+    forge_dir = tmp_path / "forge"
+    forge_dir.mkdir()
+    (forge_dir / "token").write_text(TOKEN + "\n")
+    block = {
+        "forge": "gitlab",
+        "project": "group/fl-config",
+        "apiUrl": "https://gitlab.example.com/api/v4",
+        "tokenSecretRef": "fl-forge-token",
+    }
+
+    spec = PullRequestSpec.from_blueprint(block, {"FL_FORGE_TOKEN_DIR": str(forge_dir)})
+
+    assert spec == PullRequestSpec(
+        forge="gitlab",
+        repository="group/fl-config",
+        token=TOKEN,
+        api_url="https://gitlab.example.com/api/v4",
+    )
+    assert PullRequestSpec.from_blueprint({"forge": "none"}, {}) == PullRequestSpec()
