@@ -187,8 +187,18 @@ class KubernetesHub:
             HubConfigError: no usable configuration (names the file or context).
         """
         configuration = k8s.Configuration()
+        in_cluster = (
+            kubeconfig is None
+            and context is None
+            and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        )
+        if in_cluster:
+            where = "the pod's ServiceAccount (in-cluster config)"
+        else:
+            where = os.fspath(kubeconfig) if kubeconfig is not None else "the default kubeconfig"
+            where += f", context {context}" if context else ""
         try:
-            if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            if in_cluster:
                 k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
                 k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -197,13 +207,11 @@ class KubernetesHub:
                     client_configuration=configuration,
                     persist_config=False,
                 )
-            configuration.retries = RETRIES
         except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
-            source = os.fspath(kubeconfig) if kubeconfig is not None else "the default kubeconfig"
-            where = f"{source}, context {context}" if context else source
             raise HubConfigError(
                 f"cannot configure the hub client from {where}: {trim_detail(exc)}"
             ) from exc
+        configuration.retries = RETRIES
         return cls(k8s.ApiClient(configuration), **options)
 
     # -- calls ------------------------------------------------------------------------

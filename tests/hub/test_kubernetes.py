@@ -419,3 +419,13 @@ def test_from_config_names_an_unknown_context(api_server, tmp_path):
     assert str(caught.value).startswith(
         f"cannot configure the hub client from {config}, context prod: "
     )
+
+
+def test_in_a_pod_without_a_token_the_error_names_the_in_cluster_config(monkeypatch):
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    with pytest.raises(HubConfigError) as caught:
+        KubernetesHub.from_config()
+    assert str(caught.value).startswith(
+        "cannot configure the hub client from the pod's ServiceAccount (in-cluster config): "
+    )
