@@ -159,13 +159,20 @@ class ConfigRepo:
         url = normalize_url(url)
         _check_branch_name(branch)
         workdir = Path(workdir)
+        refused = InputError(f"workdir {workdir}: expected an empty directory or a git work tree")
         if (workdir / ".git").is_dir():
-            repo = git.Repo(workdir)
+            try:
+                repo = git.Repo(workdir)
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+                raise refused from None
         elif workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
-            raise InputError(f"workdir {workdir}: expected an empty directory or a git work tree")
+            raise refused
         else:
             workdir.mkdir(parents=True, exist_ok=True)
-            repo = git.Repo.init(workdir)
+            try:
+                repo = git.Repo.init(workdir)
+            except git.GitCommandError as exc:
+                raise GitError(f"git init failed in {workdir}: {exc.stderr}") from None
         auth = GitAuth(credentials)
         repo.git.update_environment(**auth.env)
         self = cls(
@@ -189,6 +196,7 @@ class ConfigRepo:
     def close(self) -> None:
         """Remove the private credential files (also done when the object is collected)."""
         self._auth.close()
+        self._repo.close()
 
     def __enter__(self) -> ConfigRepo:
         return self

@@ -72,6 +72,14 @@ def test_a_work_dir_holding_other_files_is_refused(remote: Path, tmp_path: Path)
 _EXPECTED_URL = "expected a local path, file://, https:// or ssh URL"
 
 
+def test_a_work_dir_with_a_broken_git_dir_is_refused(remote: Path, tmp_path: Path) -> None:
+    workdir = tmp_path / "broken"
+    (workdir / ".git").mkdir(parents=True)
+    with pytest.raises(InputError) as err:
+        ConfigRepo.open(str(remote), branch="main", workdir=workdir)
+    assert str(err.value) == f"workdir {workdir}: expected an empty directory or a git work tree"
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
