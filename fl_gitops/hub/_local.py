@@ -1,4 +1,4 @@
-"""An OCM hub in memory (optionally kept in a JSON file), for the simulation and tests.
+"""An OCM hub in memory (optionally kept in JSON files), for the simulation and tests.
 
 ``LocalHub`` plays three parts that are separate programs on a real hub: the placement
 controller (``set_decisions``), the API server as Argo CD's apply sees it
@@ -7,9 +7,9 @@ and survives), and the work agent (``report_applied``, ``report_job``: status wr
 the agent's shapes by ``fl_gitops.hub._agent``). The reconcile pass reads it through the
 same ``Hub`` methods and the same ``interpret_work`` as a real hub.
 
-With a path, every change is written to that file (atomically, by rename), so a
-simulation that is stopped resumes with the hub as it was; ``batch()`` groups many
-changes into one write.
+With a directory, every change is written there (one JSON file per ManifestWork, each
+replaced atomically by rename), so a simulation that is stopped resumes with the hub as
+it was; ``batch()`` defers the writes to the end of a group of changes.
 """
 
 from __future__ import annotations
@@ -29,11 +29,13 @@ from fl_gitops.hub import _agent
 from fl_gitops.hub._kubernetes import EXPERIMENT_LABEL
 from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
 from fl_gitops.hub.errors import HubError, HubNotFound, trim_detail
+from fl_gitops.validate import check_dns1123_label, check_dns1123_subdomain
 
 __all__ = ["STATE_KIND", "LocalHub"]
 
 STATE_KIND = "LocalHubState"
 _STATE_API = "fl-gitops.io/v1alpha1"
+_INDEX = "hub.json"
 _WORK_API = "work.open-cluster-management.io/v1"
 # metadata the API server owns: whatever an applied object says about them is ignored
 _SERVER_FIELDS = (
@@ -56,8 +58,8 @@ class LocalHub:
     """A ``Hub`` kept in memory, with the writes a real hub's other parties would make.
 
     Args:
-        path: a JSON file to load from (when it exists) and save to after each change;
-            None keeps everything in memory.
+        path: a directory to load from (when it holds a hub) and save to after each
+            change; None keeps everything in memory.
         clock: gives the time written into conditions and timestamps (UTC).
     """
 
@@ -71,60 +73,76 @@ class LocalHub:
         self._clock = clock
         self._lock = threading.RLock()
         self._batch_depth = 0
-        self._dirty = False
+        self._dirty: set[tuple[str, ...]] = set()
         self._decisions: dict[tuple[str, str], list[str]] = {}
         self._works: dict[tuple[str, str], dict[str, Any]] = {}
         self._resource_version = 0
-        if self._path is not None and self._path.exists():
+        if self._path is not None:
             self._load(self._path)
 
     # -- persistence ------------------------------------------------------------------
+    # <path>/hub.json                      kind LocalHubState: the placement decisions
+    # <path>/works/<namespace>/<name>.json one ManifestWork each, so that a status
+    #                                      report rewrites one small file, not the hub
 
     def _load(self, path: Path) -> None:
+        index = path / _INDEX
         try:
-            state = json.loads(path.read_text("utf-8"))
+            if path.exists() and not path.is_dir():
+                raise ValueError("not a directory")
+            if not index.exists():
+                if path.exists() and any(path.iterdir()):
+                    raise ValueError(f"no {_INDEX} in a directory that is not empty")
+                return
+            state = json.loads(index.read_text("utf-8"))
             if not isinstance(state, dict) or state.get("kind") != STATE_KIND:
-                raise ValueError(f"not a {STATE_KIND} document")
+                raise ValueError(f"{_INDEX} is not a {STATE_KIND} document")
             for item in state.get("decisions", []):
                 key = (str(item["namespace"]), str(item["placement"]))
                 self._decisions[key] = [str(c) for c in item["clusters"]]
-            for work in state.get("works", []):
+            for file in sorted((path / "works").glob("*/*.json")):
+                work = json.loads(file.read_text("utf-8"))
                 meta = work["metadata"]
                 self._works[(str(meta["namespace"]), str(meta["name"]))] = work
-            self._resource_version = int(state.get("resourceVersion", 0))
+                version = int(meta.get("resourceVersion", 0))
+                self._resource_version = max(self._resource_version, version)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise HubError(f"local hub state {path}: cannot read it: {trim_detail(exc)}") from exc
 
-    def _changed(self) -> None:
-        self._dirty = True
+    def _changed(self, key: tuple[str, ...]) -> None:
+        self._dirty.add(key)
         if self._batch_depth == 0:
             self._save()
 
     def _save(self) -> None:
-        self._dirty = False
+        dirty, self._dirty = self._dirty, set()
         if self._path is None:
             return
-        state = {
-            "apiVersion": _STATE_API,
-            "kind": STATE_KIND,
-            "resourceVersion": self._resource_version,
-            "decisions": [
-                {"namespace": ns, "placement": p, "clusters": clusters}
-                for (ns, p), clusters in sorted(self._decisions.items())
-            ],
-            "works": [self._works[key] for key in sorted(self._works)],
-        }
-        temporary = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n", "utf-8")
-            os.replace(temporary, self._path)
+            index = self._path / _INDEX
+            if ("decisions",) in dirty or not index.exists():
+                decisions = [
+                    {"namespace": ns, "placement": p, "clusters": clusters}
+                    for (ns, p), clusters in sorted(self._decisions.items())
+                ]
+                _write_json(
+                    index,
+                    {"apiVersion": _STATE_API, "kind": STATE_KIND, "decisions": decisions},
+                )
+            for key in sorted(k for k in dirty if k[0] == "work"):
+                _, namespace, name = key
+                file = self._path / "works" / namespace / f"{name}.json"
+                work = self._works.get((namespace, name))
+                if work is None:
+                    file.unlink(missing_ok=True)
+                else:
+                    _write_json(file, work)
         except OSError as exc:
             raise HubError(f"local hub state {self._path}: cannot write it: {exc}") from exc
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[LocalHub]:
-        """Group changes: the state file is written once, when the outermost batch ends."""
+        """Group changes: files are written once, when the outermost batch ends."""
         with self._lock:
             self._batch_depth += 1
             try:
@@ -147,7 +165,7 @@ class LocalHub:
         """Record the clusters ``placement`` in ``namespace`` decided (replacing the last)."""
         with self._lock:
             self._decisions[(namespace, placement)] = [str(c) for c in clusters]
-            self._changed()
+            self._changed(("decisions",))
 
     # -- the API server, as an apply sees it --------------------------------------------
 
@@ -184,7 +202,7 @@ class LocalHub:
                     )
                     self._works[key] = incoming
                     changed.append(key)
-                    self._changed()
+                    self._changed(("work", *key))
                     continue
                 old_meta = old["metadata"]
                 spec_changed = incoming.get("spec") != old.get("spec")
@@ -199,7 +217,7 @@ class LocalHub:
                 if incoming != old:
                     meta["resourceVersion"] = self._next_version()
                     self._works[key] = incoming
-                    self._changed()
+                    self._changed(("work", *key))
         return changed
 
     @staticmethod
@@ -221,6 +239,10 @@ class LocalHub:
                 f"local hub: cannot apply {what}: expected a {_WORK_API} ManifestWork "
                 "with metadata.name and metadata.namespace"
             )
+        # the API server's name rules; they also keep a name inside the state directory
+        problem = check_dns1123_label(namespace) or check_dns1123_subdomain(name)
+        if problem:
+            raise HubError(f"local hub: cannot apply {namespace}/{name}: {problem}")
         return namespace, name
 
     def delete_work(self, cluster: str, name: str) -> bool:
@@ -228,7 +250,7 @@ class LocalHub:
         with self._lock:
             if self._works.pop((cluster, name), None) is None:
                 return False
-            self._changed()
+            self._changed(("work", cluster, name))
             return True
 
     def get_work(self, cluster: str, name: str) -> dict[str, Any]:
@@ -287,7 +309,7 @@ class LocalHub:
                 observed_generation=generation,
             )
             work["metadata"]["resourceVersion"] = self._next_version()
-            self._changed()
+            self._changed(("work", cluster, work_name))
 
     def report_job(
         self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
@@ -381,7 +403,7 @@ class LocalHub:
                     observed_generation=generation,
                 )
             work["metadata"]["resourceVersion"] = self._next_version()
-            self._changed()
+            self._changed(("work", cluster, work_name))
 
     def _work(self, cluster: str, name: str) -> dict[str, Any]:
         work = self._works.get((cluster, name))
@@ -439,6 +461,14 @@ class LocalHub:
                 else:
                     result[cluster] = missing_work(cluster, work_name)
             return result
+
+
+def _write_json(path: Path, document: Any) -> None:
+    """Write by rename, so a reader (or a crash) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(document, sort_keys=True, separators=(",", ":")), "utf-8")
+    os.replace(temporary, path)
 
 
 def _labels(work: Mapping[str, Any]) -> Mapping[str, Any]:

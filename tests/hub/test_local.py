@@ -305,48 +305,83 @@ def test_without_the_failed_rules_a_failed_job_looks_like_a_running_one(hub, rou
 
 
 def test_a_file_backed_hub_resumes_where_it_stopped(tmp_path, round1):
-    path = tmp_path / "hub" / "state.json"
+    path = tmp_path / "hub"
     clusters = _clusters(round1)
     hub = LocalHub(path, clock=Clock())
     hub.set_decisions("fl-system", EXP, clusters)
     hub.apply_works(round1)
     hub.report_job(clusters[0], WORK, job_name=R1, succeeded=True)
     hub.report_job(clusters[1], WORK, job_name=R1, succeeded=False)
+    hub.delete_work(clusters[2], WORK)
 
     again = LocalHub(path, clock=Clock())
     assert again.decided_clusters("fl-system", EXP) == sorted(clusters)
     assert _statuses(again, R1, clusters) == _statuses(hub, R1, clusters)
-    assert again.get_work(clusters[0], WORK) == hub.get_work(clusters[0], WORK)
+    assert again.list_works() == hub.list_works()
     # resource versions keep counting up after a restart
-    again.report_job(clusters[2], WORK, job_name=R1, succeeded=True)
+    again.report_job(clusters[3], WORK, job_name=R1, succeeded=True)
     versions = [int(w["metadata"]["resourceVersion"]) for w in again.list_works()]
     assert len(set(versions)) == len(versions)
-    state = json.loads(path.read_text())
+    state = json.loads((path / "hub.json").read_text())
     assert (state["apiVersion"], state["kind"]) == ("fl-gitops.io/v1alpha1", "LocalHubState")
-    assert not list(path.parent.glob(".*.tmp"))
+    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    assert files == ["hub.json"] + [
+        f"works/{c}/{WORK}.json" for c in sorted(clusters) if c != clusters[2]
+    ]
 
 
-def test_a_batch_writes_the_state_file_once_at_the_end(tmp_path, round1):
-    path = tmp_path / "state.json"
+def test_a_status_report_rewrites_only_that_clusters_file(tmp_path, round1):
+    path = tmp_path / "hub"
+    clusters = _clusters(round1)
     hub = LocalHub(path, clock=Clock())
     hub.apply_works(round1)
-    written = path.read_text()
+    before = {p: p.read_bytes() for p in path.rglob("*.json")}
+    hub.report_job(clusters[0], WORK, job_name=R1, succeeded=True)
+    changed = [p for p, data in before.items() if p.read_bytes() != data]
+    assert changed == [path / "works" / clusters[0] / f"{WORK}.json"]
+
+
+def test_a_batch_writes_its_files_at_the_end(tmp_path, round1):
+    path = tmp_path / "hub"
+    hub = LocalHub(path, clock=Clock())
+    hub.apply_works(round1)
+    before = {p: p.read_bytes() for p in path.rglob("*.json")}
     with hub.batch():
         for cluster in _clusters(round1):
             hub.report_job(cluster, WORK, job_name=R1, succeeded=True)
-        assert path.read_text() == written
-    assert path.read_text() != written
+        assert {p: p.read_bytes() for p in path.rglob("*.json")} == before
+    after = {p: p.read_bytes() for p in path.rglob("*.json")}
+    assert sum(after[p] != before[p] for p in before) == len(round1)
     assert LocalHub(path).list_works() == hub.list_works()
 
 
-def test_an_unreadable_state_file_is_a_hub_error(tmp_path):
-    path = tmp_path / "state.json"
-    path.write_text('{"kind": "Something"}')
+def test_an_unreadable_state_directory_is_a_hub_error(tmp_path):
+    path = tmp_path / "hub"
+    path.mkdir()
+    (path / "hub.json").write_text('{"kind": "Something"}')
     with pytest.raises(HubError) as caught:
         LocalHub(path)
     assert str(caught.value) == (
-        f"local hub state {path}: cannot read it: not a LocalHubState document"
+        f"local hub state {path}: cannot read it: hub.json is not a LocalHubState document"
     )
+    (path / "hub.json").unlink()
+    (path / "notes.txt").write_text("mine")
+    with pytest.raises(HubError) as caught:
+        LocalHub(path)
+    assert str(caught.value) == (
+        f"local hub state {path}: cannot read it: no hub.json in a directory that is not empty"
+    )
+
+
+def test_a_name_cannot_leave_the_state_directory(tmp_path, round1):
+    work = copy.deepcopy(round1[0])
+    work["metadata"]["name"] = "../../escape"
+    with pytest.raises(HubError) as caught:
+        LocalHub(tmp_path / "hub").apply_works([work])
+    assert str(caught.value).startswith(
+        f"local hub: cannot apply {work['metadata']['namespace']}/../../escape: "
+    )
+    assert not (tmp_path / "escape.json").exists()
 
 
 # -- the same answers as the Kubernetes hub --------------------------------------------------
