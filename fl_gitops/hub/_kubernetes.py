@@ -40,6 +40,7 @@ __all__ = [
     "RETRIES",
     "WORKS",
     "KubernetesHub",
+    "translate",
 ]
 
 # (group, version, plural) of the two OCM resources the hub reads.

@@ -245,6 +245,31 @@ class LocalHub:
             raise HubError(f"local hub: cannot apply {namespace}/{name}: {problem}")
         return namespace, name
 
+    def sync_works(
+        self, works: Iterable[Mapping[str, Any]], *, experiment: str
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """What an Argo CD sync with pruning does to one experiment's ManifestWorks.
+
+        Applies ``works`` (see ``apply_works``), then deletes every work labelled
+        ``fl-gitops.io/experiment=<experiment>`` that ``works`` no longer contains (a
+        cluster that left the roster).
+
+        Returns:
+            ``(changed, pruned)``: ``(cluster, name)`` pairs, each list in order.
+        """
+        works = list(works)
+        with self._lock, self.batch():
+            changed = self.apply_works(works)
+            keep = {self._check_work(w) for w in works}
+            pruned = [
+                key
+                for key, work in sorted(self._works.items())
+                if key not in keep and _labels(work).get(EXPERIMENT_LABEL) == experiment
+            ]
+            for cluster, name in pruned:
+                self.delete_work(cluster, name)
+        return changed, pruned
+
     def delete_work(self, cluster: str, name: str) -> bool:
         """Delete a ManifestWork (Argo CD's prune); False when there was none."""
         with self._lock:

@@ -249,6 +249,20 @@ def test_deleted_work_is_missing(hub, round1):
     assert _statuses(hub, R1, [cluster])[cluster].reason.startswith("no ManifestWork")
 
 
+def test_a_sync_prunes_the_experiments_works_that_left_the_tree(hub, round1, render_round):
+    clusters = _clusters(round1)
+    other = copy.deepcopy(round1[0])
+    other["metadata"]["labels"]["fl-gitops.io/experiment"] = "another-exp"
+    other["metadata"]["name"] = "fl-another-exp"
+    hub.apply_works([other])
+    round2 = render_round(2)[1:]  # the first cluster left the roster
+    changed, pruned = hub.sync_works(round2, experiment=EXP)
+    assert changed == [(c, WORK) for c in clusters[1:]]
+    assert pruned == [(clusters[0], WORK)]
+    assert hub.get_work(clusters[0], "fl-another-exp")["metadata"]["generation"] == 1
+    assert hub.sync_works(round2, experiment=EXP) == ([], [])
+
+
 def test_with_an_experiment_a_work_without_its_label_is_missing(hub, round1):
     work = copy.deepcopy(round1[0])
     cluster = work["metadata"]["namespace"]
