@@ -1,0 +1,526 @@
+"""One level-triggered pass of the hub's reconcile job.
+
+Read the experiment from Git (blueprint, round state, roster), the hub (PlacementDecisions,
+each roster cluster's Job status) and the store; decide one action (`_decide.decide`);
+carry it out as one commit. The commit is derived inside the config repo's publish loop,
+so a rejected push re-derives from the new tip: two reconcilers racing make one commit per
+round, and the loser finds nothing left to do. Every write to the store is idempotent
+(content-addressed models, per-round state) and aggregation is deterministic, so a pass
+killed at any point and run again converges to the same tree and the same model digest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fl_gitops.blueprint import Blueprint, load_blueprint
+from fl_gitops.errors import InputError
+from fl_gitops.fl.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
+from fl_gitops.fl.checks import Limits
+from fl_gitops.fl.initial import initial_model_bytes
+from fl_gitops.fl.store import ModelStore
+from fl_gitops.gitops import (
+    Change,
+    ConfigRepo,
+    PublishHooks,
+    PublishResult,
+    PullRequestSpec,
+    round_branch_name,
+)
+from fl_gitops.hub import Hub
+from fl_gitops.reconcile._decide import (
+    Action,
+    Aggregate,
+    Finish,
+    Observed,
+    RetryRound,
+    StartRound,
+    Wait,
+    below_quorum,
+    decide,
+    roster_statuses,
+)
+from fl_gitops.render import (
+    Layout,
+    Names,
+    RoundState,
+    apply_changes,
+    plan_changes,
+    read_round_state,
+    render_experiment,
+    yaml_document,
+)
+
+__all__ = ["PassHooks", "PassResult", "reconcile_once"]
+
+
+@dataclass
+class PassHooks:
+    """Points where a test can stop a pass, to prove it resumes (each may raise)."""
+
+    after_aggregate: Callable[[], None] = lambda: None
+    after_model_written: Callable[[], None] = lambda: None
+    after_commit: Callable[[], None] = lambda: None
+    after_push: Callable[[], None] = lambda: None
+
+
+@dataclass
+class PassResult:
+    """What one pass did."""
+
+    action: str
+    message: str
+    publish: PublishResult | None = None
+    model_digest: str | None = None
+    round: int | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Roster:
+    round: int
+    attempt: int
+    source: str
+    clusters: tuple[str, ...]
+
+
+def _read_roster(experiment_dir: Path) -> _Roster | None:
+    path = experiment_dir / Layout().roster
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+        return _Roster(
+            round=int(data["round"]),
+            attempt=int(data.get("attempt", 1)),
+            source=str(data.get("source", "preview")),
+            clusters=tuple(str(c) for c in data.get("clusters") or ()),
+        )
+    except FileNotFoundError:
+        return None
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a roster record: {exc}") from None
+
+
+def _strategy(blueprint: Blueprint) -> tuple[str, dict[str, Any]]:
+    """The strategy name and options the aggregation runs, the DP wrapper included."""
+    strategy = blueprint.strategy
+    if not strategy.dp:
+        return strategy.name, dict(strategy.options)
+    dp = strategy.dp
+    return "dp-fixed-clipping", {
+        "clipping_norm": dp["clipNorm"],
+        "noise_multiplier": dp.get("noiseMultiplier", 0.0),
+        "inner": strategy.name,
+        "inner_options": dict(strategy.options),
+    }
+
+
+class _Pass:
+    """The state of one pass, shared by the derive calls of its publish loop."""
+
+    def __init__(
+        self,
+        repo: ConfigRepo,
+        hub: Hub,
+        *,
+        path: str,
+        now: datetime,
+        open_store: Callable[[str], ModelStore],
+        hooks: PassHooks,
+    ) -> None:
+        self.repo = repo
+        self.hub = hub
+        self.path = path.strip("/")
+        self.now = now
+        self.open_store = open_store
+        self.hooks = hooks
+        self.layout = Layout()
+        self.result = PassResult(action="none", message="")
+        # Aggregation is the expensive step; a re-derive after a rejected push reuses it.
+        self._aggregated: dict[tuple[Any, ...], AggregateResult] = {}
+        self._planned: tuple[str, Blueprint, Observed, Action] | None = None
+
+    # -- observing -----------------------------------------------------------------------
+
+    def observe(self, root: Path) -> tuple[Blueprint, Observed]:
+        experiment_dir = root / self.path
+        blueprint_path = experiment_dir / self.layout.blueprint
+        if not blueprint_path.is_file():
+            raise InputError(f"{self.path}: no {self.layout.blueprint} in the config repo")
+        blueprint = load_blueprint(blueprint_path)
+        state = read_round_state(experiment_dir)
+        record = _read_roster(experiment_dir)
+        current = (state.round, state.attempt) if state else (1, 1)
+        roster = None
+        from_hub = False
+        if record is not None and (record.round, record.attempt) == current:
+            roster = record.clusters
+            from_hub = record.source == "hub"
+        decided: tuple[str, ...] = ()
+        statuses = {}
+        if state is None or state.phase == "Running":
+            decided = tuple(self.hub.decided_clusters(blueprint.namespace, blueprint.name))
+            if roster is not None and from_hub:
+                names = Names(blueprint.name, blueprint.namespace, *current)
+                statuses = self.hub.job_statuses(
+                    work_name=names.work,
+                    job_name=names.job,
+                    clusters=roster,
+                    experiment=blueprint.name,
+                )
+        started = self.repo.last_change_time(f"{self.path}/{self.layout.roster}")
+        elapsed = (self.now - started).total_seconds() if started is not None else 0.0
+        return blueprint, Observed(
+            blueprint=blueprint,
+            state=state,
+            roster=roster,
+            roster_from_hub=from_hub,
+            decided=decided,
+            statuses=statuses,
+            elapsed_seconds=max(elapsed, 0.0),
+        )
+
+    # -- acting --------------------------------------------------------------------------
+
+    def plan(self, root: Path) -> tuple[Blueprint, Observed, Action]:
+        """Observe and decide, once per remote tip (a re-derive on a new tip observes again)."""
+        tip = self.repo.head()
+        if self._planned is None or self._planned[0] != tip:
+            blueprint, seen = self.observe(root)
+            self._planned = (tip, blueprint, seen, decide(seen))
+        _, blueprint, seen, action = self._planned
+        return blueprint, seen, action
+
+    def derive(self, root: Path) -> Change | None:
+        blueprint, seen, action = self.plan(root)
+        store = self.open_store(blueprint.store.uri)
+        state = seen.state or self._initial_state(blueprint, store)
+        if isinstance(action, Aggregate):
+            action_or_result = self._aggregate(blueprint, seen, state, action, store)
+            if isinstance(action_or_result, AggregateResult):
+                return self._advance(root, blueprint, seen, state, action, action_or_result)
+            action = action_or_result
+        return self._act(root, blueprint, seen, state, action)
+
+    def _initial_state(self, blueprint: Blueprint, store: ModelStore) -> RoundState:
+        data = initial_model_bytes(
+            blueprint.client["model"], blueprint.client["data"], source=blueprint.file
+        )
+        digest = store.put_model(data)
+        return RoundState(round=1, model_digest=digest)
+
+    def _act(
+        self,
+        root: Path,
+        blueprint: Blueprint,
+        seen: Observed,
+        state: RoundState,
+        action: Action,
+    ) -> Change | None:
+        exp = blueprint.name
+        self.result = PassResult(action=type(action).__name__, message="", round=state.round)
+        if isinstance(action, Wait):
+            self.result.message = action.reason
+            return None
+        if isinstance(action, StartRound):
+            self._write(root, blueprint, state, action.roster)
+            self.result.message = f"round {state.round}: {len(action.roster)} clusters placed"
+            body = "Roster: " + ", ".join(action.roster)
+            return self._change(
+                blueprint, f"fl({exp}): round {state.round} roster", state, body=body
+            )
+        if isinstance(action, RetryRound):
+            retry = RoundState(
+                round=state.round, model_digest=state.model_digest, attempt=state.attempt + 1
+            )
+            self._write(root, blueprint, retry, action.roster)
+            self.result.message = f"round {state.round} retried: {action.reason}"
+            return self._change(
+                blueprint,
+                f"fl({exp}): round {state.round} retry (attempt {retry.attempt})",
+                retry,
+                body=f"Below quorum: {action.reason}\nRoster: " + ", ".join(action.roster),
+            )
+        if isinstance(action, Finish):
+            final = RoundState(
+                round=state.round,
+                model_digest=state.model_digest,
+                phase=action.phase,
+                message=action.reason,
+                attempt=state.attempt,
+            )
+            self._write(root, blueprint, final, ())
+            self.result.message = f"experiment {action.phase}: {action.reason}"
+            return self._change(
+                blueprint,
+                f"fl({exp}): round {state.round} -> {action.phase.lower()}",
+                final,
+                body=action.reason,
+            )
+        raise AssertionError(f"unhandled action {action!r}")
+
+    def _aggregate(
+        self,
+        blueprint: Blueprint,
+        seen: Observed,
+        state: RoundState,
+        action: Aggregate,
+        store: ModelStore,
+    ) -> AggregateResult | Action:
+        name, options = _strategy(blueprint)
+        key = (state.round, state.attempt, state.model_digest, action.clusters)
+        result = self._aggregated.get(key)
+        if result is None:
+            limits = Limits(
+                max_update_bytes=blueprint.store.max_update_bytes,
+                max_l2_norm=blueprint.store.update_norm_bound,
+                min_updates=min(blueprint.completion.min_clusters, len(seen.roster or ())),
+            )
+            seed = int((blueprint.strategy.dp or {}).get("seed", 0)) + state.round
+            try:
+                result = aggregate_from_store(
+                    store,
+                    state.round,
+                    state.model_digest,
+                    strategy=name,
+                    options=options,
+                    roster=seen.roster,
+                    limits=limits,
+                    seed=seed,
+                    clusters=action.clusters,
+                )
+            except NotEnoughUpdates as exc:
+                reasons = "; ".join(f"{c}: {r}" for c, r in sorted(exc.rejected.items()))
+                return below_quorum(seen, f"{exc}" + (f" (rejected {reasons})" if reasons else ""))
+            self._aggregated[key] = result
+        self.hooks.after_aggregate()
+        store.put_model(result.model)
+        if result.new_state is not None:
+            store.put_state(name, state.round, result.new_state)
+        self.hooks.after_model_written()
+        return result
+
+    def _advance(
+        self,
+        root: Path,
+        blueprint: Blueprint,
+        seen: Observed,
+        state: RoundState,
+        action: Aggregate,
+        result: AggregateResult,
+    ) -> Change:
+        exp = blueprint.name
+        record = self._record(blueprint, seen, state, action, result)
+        history = root / self.path / self.layout.history(state.round)
+        history.parent.mkdir(parents=True, exist_ok=True)
+        history.write_text(yaml_document(record), encoding="utf-8")
+        if state.round >= blueprint.rounds:
+            final = RoundState(
+                round=state.round,
+                model_digest=result.digest,
+                phase="Completed",
+                message=f"completed {blueprint.rounds} rounds",
+            )
+            self._write(root, blueprint, final, ())
+            subject = f"fl({exp}): round {state.round} -> completed"
+            nxt = final
+        else:
+            nxt = RoundState(round=state.round + 1, model_digest=result.digest)
+            roster = seen.decided or tuple(seen.roster or ())
+            self._write(root, blueprint, nxt, roster)
+            subject = f"fl({exp}): round {state.round} -> {state.round + 1}"
+        self.result = PassResult(
+            action="Aggregate",
+            message=f"round {state.round} aggregated from {len(result.contributors)} clusters",
+            model_digest=result.digest,
+            round=state.round,
+            record=record,
+        )
+        return self._change(blueprint, subject, nxt, body=_body(record), model=result.digest)
+
+    def _record(
+        self,
+        blueprint: Blueprint,
+        seen: Observed,
+        state: RoundState,
+        action: Aggregate,
+        result: AggregateResult,
+    ) -> dict[str, Any]:
+        roster = tuple(seen.roster or ())
+        record: dict[str, Any] = {
+            "apiVersion": "fl-gitops.io/v1alpha1",
+            "kind": "RoundRecord",
+            "experiment": blueprint.name,
+            "round": state.round,
+            "attempt": state.attempt,
+            "baseModel": state.model_digest,
+            "model": result.digest,
+            "strategy": {"name": blueprint.strategy.name, "options": blueprint.strategy.options},
+            "roster": list(roster),
+            "status": roster_statuses(roster, seen.statuses),
+            "contributors": list(result.contributors),
+            "weights": {c: round(w, 6) for c, w in sorted(result.weights.items())},
+            "rejected": dict(sorted(result.rejected.items())),
+            "failed": list(action.failed),
+            "timedOut": action.timed_out,
+            "metrics": {k: round(v, 6) for k, v in sorted(result.metrics.items())},
+        }
+        if blueprint.strategy.dp:
+            record["dp"] = {
+                "clipNorm": blueprint.strategy.dp["clipNorm"],
+                "noiseMultiplier": blueprint.strategy.dp.get("noiseMultiplier", 0.0),
+            }
+        if blueprint.evaluation_server:
+            record["evaluation"] = _evaluate(blueprint, result.model)
+        return record
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write(
+        self, root: Path, blueprint: Blueprint, state: RoundState, roster: tuple[str, ...]
+    ) -> None:
+        tree = render_experiment(blueprint, roster=roster, state=state, roster_source="hub")
+        apply_changes(root, tree, plan_changes(root, tree))
+
+    def _change(
+        self,
+        blueprint: Blueprint,
+        subject: str,
+        state: RoundState,
+        *,
+        body: str = "",
+        model: str | None = None,
+    ) -> Change:
+        trailers = {
+            "FL-Experiment": blueprint.name,
+            "FL-Round": str(state.round),
+            "FL-Model": model or state.model_digest,
+            "FL-Blueprint": blueprint.digest,
+        }
+        return Change(message=subject, trailers=trailers, body=body)
+
+
+def _body(record: Mapping[str, Any]) -> str:
+    lines = [f"Roster: {', '.join(record['roster'])}"]
+    lines.append(f"Contributors: {', '.join(record['contributors'])}")
+    for cluster, reason in record["rejected"].items():
+        lines.append(f"Rejected {cluster}: {reason}")
+    if record["failed"]:
+        lines.append(f"Failed: {', '.join(record['failed'])}")
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in record["metrics"].items())
+    if metrics:
+        lines.append(f"Metrics: {metrics}")
+    evaluation = record.get("evaluation") or {}
+    if "accuracy" in evaluation:
+        lines.append(f"Server evaluation: accuracy={evaluation['accuracy']:.4f}")
+    return "\n".join(lines)
+
+
+def _evaluate(blueprint: Blueprint, model: bytes) -> dict[str, Any]:
+    """Server-side evaluation on the held-out set, when torch is installed."""
+    try:
+        from fl_gitops.fl.data import server_test_set
+        from fl_gitops.fl.train import evaluate_bytes
+    except ImportError as exc:
+        return {"skipped": f"torch is not installed ({exc.name})"}
+    model_cfg, data_cfg = blueprint.client["model"], blueprint.client["data"]
+    test = server_test_set(data_cfg)
+    if test is None:
+        return {"skipped": "the data has no server-side test set"}
+    x, y = test
+    metrics = evaluate_bytes(model, x, y, model_cfg=model_cfg, data_cfg=data_cfg)
+    return {k: round(float(v), 6) for k, v in sorted(metrics.items())}
+
+
+def reconcile_once(
+    repo: ConfigRepo,
+    hub: Hub,
+    *,
+    path: str,
+    now: datetime,
+    open_store: Callable[[str], ModelStore] | None = None,
+    hooks: PassHooks | None = None,
+    environ: Mapping[str, str] | None = None,
+    max_attempts: int = 5,
+    sleep: Callable[[float], None] | None = None,
+) -> PassResult:
+    """Run one reconcile pass for the experiment at ``path`` in the config repo.
+
+    Args:
+        repo: the config repo (cloned; each pass starts from the remote tip).
+        hub: where PlacementDecisions and ManifestWork status come from.
+        path: the experiment's directory in the repo (``spec.gitops.path``).
+        now: the pass's time, for the round timeout (passed in: the core has no clock).
+        open_store: opens the model store for a URI (default: credentials from ``environ``).
+        hooks: kill points for fault-injection tests.
+
+    Returns:
+        What the pass did: its action, a message, and the commit it published if any.
+
+    Raises:
+        InputError: the blueprint or the recorded state is bad.
+        GitError, HubError, StoreError: a side failed; the next pass starts over.
+    """
+    env = dict(os.environ if environ is None else environ)
+    opener = open_store or (lambda uri: ModelStore.from_env(uri, env))
+    hooks = hooks or PassHooks()
+    work = _Pass(repo, hub, path=path, now=now, open_store=opener, hooks=hooks)
+    repo.sync()
+    blueprint, seen, action = work.plan(repo.root)
+    if isinstance(action, Wait):
+        # Nothing to commit: skip the publish loop (and its fetch) altogether.
+        state = seen.state
+        return PassResult(action="Wait", message=action.reason, round=state.round if state else 1)
+    publish_hooks = PublishHooks(after_commit=hooks.after_commit, after_push=hooks.after_push)
+    mode, round_branch, pr = _publish_mode(blueprint, seen, action, env)
+    extra: dict[str, Any] = {}
+    if sleep is not None:
+        extra["sleep"] = sleep
+    result = repo.publish(
+        work.derive,
+        mode=mode,
+        round_branch=round_branch,
+        pr=pr,
+        max_attempts=max_attempts,
+        hooks=publish_hooks,
+        **extra,
+    )
+    work.result.publish = result
+    return work.result
+
+
+def _publish_mode(
+    blueprint: Blueprint, seen: Observed, action: Action, environ: Mapping[str, str]
+) -> tuple[str, str | None, PullRequestSpec | None]:
+    """Direct, or pull-request with the branch of the round the change leads to.
+
+    The branch is named after where the commit takes the experiment: round N's roster
+    and the aggregation that leads to round N both go to ``.../round-N``; a retry to
+    ``.../round-N-attempt-K``; the end of the experiment to ``.../round-N-completed``
+    (or ``-failed``). So a round never gets two branches, and a merged branch is never
+    reused for a different change.
+    """
+    if blueprint.gitops.mode != "pull-request":
+        return "direct", None, None
+    round_ = seen.state.round if seen.state is not None else 1
+    attempt = seen.state.attempt if seen.state is not None else 1
+    if isinstance(action, Aggregate):
+        last = round_ >= blueprint.rounds
+        branch = round_branch_name(blueprint.name, round_ if last else round_ + 1)
+        branch += "-completed" if last else ""
+    elif isinstance(action, RetryRound):
+        branch = f"{round_branch_name(blueprint.name, round_)}-attempt-{attempt + 1}"
+    elif isinstance(action, Finish):
+        branch = f"{round_branch_name(blueprint.name, round_)}-{action.phase.lower()}"
+    else:
+        branch = round_branch_name(blueprint.name, round_)
+        branch += f"-attempt-{attempt}" if attempt > 1 else ""
+    pr_cfg = blueprint.gitops.pull_request
+    pr = PullRequestSpec.from_blueprint(pr_cfg, environ) if pr_cfg else None
+    return "pull-request", branch, pr
