@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "aggregate": ("aggregate", "aggregate one round by hand from a folder of updates"),
     "client": ("client", "train one round on this cluster (what the rendered Job runs)"),
+    "reconcile": ("reconcile", "the hub job: from Git, hub and store to the next round's commit"),
+    "status": ("status", "where an experiment stands: round, each cluster's Job, last metrics"),
+    "history": ("history", "the experiment's rounds from the Git log (--plot draws them)"),
+    "rollback": ("rollback", "a new commit that puts the experiment back at round N"),
 }
 
 EXIT_OK = 0

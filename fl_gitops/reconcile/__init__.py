@@ -11,6 +11,7 @@ from fl_gitops.reconcile._decide import (
     decide,
 )
 from fl_gitops.reconcile._pass import PassHooks, PassResult, reconcile_once
+from fl_gitops.reconcile._rollback import rollback, round_start_commit
 
 __all__ = [
     "Action",
@@ -24,4 +25,6 @@ __all__ = [
     "Wait",
     "decide",
     "reconcile_once",
+    "rollback",
+    "round_start_commit",
 ]

@@ -91,11 +91,19 @@ def make_remote(tmp: Path, blueprint: str) -> Path:
 class Fleet:
     """The hub side of the loop for tests: Argo CD's sync and the clusters' Jobs."""
 
-    def __init__(self, tmp: Path, remote: Path, store: Path, clusters: Iterable[str]) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        remote: Path,
+        store: Path,
+        clusters: Iterable[str],
+        *,
+        hub_dir: Path | None = None,
+    ) -> None:
         self.tmp = tmp
         self.remote = remote
         self.store = ModelStore.open(f"file://{store}")
-        self.hub = LocalHub()
+        self.hub = LocalHub(hub_dir) if hub_dir is not None else LocalHub()
         self.clusters = sorted(clusters)
         self.hub.set_decisions("fl-system", EXP, self.clusters)
         self.checkout = tmp / "argocd"

@@ -1,0 +1,62 @@
+"""`fl-gitops reconcile`: the hub job, one pass (`--once`) or a loop (`--watch`).
+
+The CronJob runs `--once` on a schedule; `--watch` is for running it by hand. Each pass
+starts from the remote tip, so a pass that died leaves nothing to clean up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+
+from fl_gitops.commands._common import (
+    add_hub_arguments,
+    add_repo_arguments,
+    open_hub,
+    open_repo,
+    parse_interval,
+)
+from fl_gitops.errors import FlGitopsError, InputError
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_repo_arguments(parser)
+    add_hub_arguments(parser)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="one pass, then exit (the default)")
+    mode.add_argument("--watch", action="store_true", help="pass after pass, until Ctrl-C")
+    parser.add_argument("--interval", default="30s", help="pause between passes with --watch")
+
+
+def _one_pass(repo: object, hub: object, path: str) -> None:
+    from fl_gitops.reconcile import reconcile_once
+
+    result = reconcile_once(repo, hub, path=path, now=datetime.now(UTC))  # type: ignore[arg-type]
+    line = f"{result.action}: {result.message}"
+    if result.publish is not None and result.publish.commit:
+        pushed = "pushed" if result.publish.pushed else "already there"
+        line += f" [{result.publish.branch} {result.publish.commit[:12]}, {pushed}]"
+        if result.publish.pull_request_url:
+            line += f" {result.publish.pull_request_url}"
+    print(line, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    interval = parse_interval(args.interval)
+    repo = open_repo(args)
+    hub = open_hub(args)
+    if not args.watch:
+        _one_pass(repo, hub, args.path)
+        return 0
+    while True:
+        try:
+            _one_pass(repo, hub, args.path)
+        except InputError:
+            raise
+        except FlGitopsError as exc:  # the hub, Git or the store: try again next pass
+            print(f"warning: pass failed, retrying in {interval:.0f}s: {exc}", file=sys.stderr)
+        time.sleep(interval)

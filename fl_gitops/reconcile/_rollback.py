@@ -1,0 +1,83 @@
+"""Roll an experiment back to an earlier round, as a new commit (history is never rewritten).
+
+The experiment directory is restored as it was when round N started, and round N is
+rendered again as a fresh attempt: new Job names, so each cluster trains again from
+round N's global model (still in the content-addressed store) instead of the hub
+reporting the old Jobs as done.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from fl_gitops.blueprint import load_blueprint
+from fl_gitops.errors import GitError, InputError
+from fl_gitops.gitops import Change, ConfigRepo, PublishResult
+from fl_gitops.render import (
+    Layout,
+    RoundState,
+    apply_changes,
+    plan_changes,
+    read_round_state,
+    render_experiment,
+)
+
+__all__ = ["rollback", "round_start_commit"]
+
+
+def round_start_commit(repo: ConfigRepo, path: str, round_: int) -> str:
+    """The newest commit that put the experiment at the start of round ``round_``.
+
+    Raises:
+        InputError: no commit ever started that round.
+    """
+    for commit in repo.log(path):
+        if commit.trailers.get("FL-Round") != str(round_):
+            continue
+        if commit.subject.endswith(("-> completed", "-> failed")):
+            continue
+        return str(commit.sha)
+    raise InputError(f"{path}: no commit started round {round_}; see `fl-gitops history`")
+
+
+def rollback(repo: ConfigRepo, path: str, round_: int) -> PublishResult:
+    """Commit (and push) the experiment back at the start of ``round_``, as a new attempt."""
+    path = path.strip("/")
+    repo.sync()
+    commit = round_start_commit(repo, path, round_)
+    layout = Layout()
+
+    def derive(root: Path) -> Change | None:
+        exp = root / path
+        shutil.rmtree(exp, ignore_errors=True)
+        done = subprocess.run(
+            ["git", "checkout", commit, "--", path], cwd=root, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise GitError(f"cannot restore {path} from {commit[:12]}: {done.stderr.strip()}")
+        blueprint = load_blueprint(exp / layout.blueprint)
+        state = read_round_state(exp)
+        if state is None:
+            raise InputError(f"{path}: the commit {commit[:12]} has no round state")
+        import yaml
+
+        roster = yaml.safe_load((exp / layout.roster).read_text())["clusters"]
+        again = RoundState(
+            round=state.round, model_digest=state.model_digest, attempt=state.attempt + 1
+        )
+        tree = render_experiment(blueprint, roster=roster, state=again, roster_source="hub")
+        apply_changes(root, tree, plan_changes(root, tree))
+        return Change(
+            message=f"fl({blueprint.name}): rollback to round {round_}",
+            trailers={
+                "FL-Experiment": blueprint.name,
+                "FL-Round": str(round_),
+                "FL-Model": state.model_digest,
+                "FL-Blueprint": blueprint.digest,
+            },
+            body=f"Restored from {commit}; round {round_} runs again as attempt {again.attempt}.",
+        )
+
+    return repo.publish(derive)
