@@ -23,6 +23,7 @@ __all__ = ["COMMANDS", "main"]
 
 # name -> (module under fl_gitops.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("simulate", "run an experiment's whole loop on this machine (the main job)"),
     "validate": ("validate", "check a blueprint, or every object of a rendered tree"),
     "render": ("render", "compile a blueprint into the experiment's manifests"),
     "schema": ("schema", "print the blueprint's JSON Schema (for editors)"),

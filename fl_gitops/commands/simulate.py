@@ -1,0 +1,131 @@
+"""`fl-gitops simulate`: run an experiment's whole loop on this machine, and show it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("blueprint", metavar="BLUEPRINT")
+    parser.add_argument("--clusters", type=int, default=10, metavar="N", help="fleet size (10)")
+    parser.add_argument("--rounds", type=int, metavar="R", help="override spec.rounds")
+    parser.add_argument(
+        "--workdir", default="fl-sim", metavar="DIR", help="run here; run again to resume (fl-sim)"
+    )
+    parser.add_argument("--inventory", metavar="INV", help="ManagedClusters instead of generated")
+    parser.add_argument(
+        "--fail-rate", type=float, default=0.0, help="each Job fails with this chance"
+    )
+    parser.add_argument(
+        "--stragglers", type=int, default=0, metavar="K", help="K late clusters a round"
+    )
+    parser.add_argument(
+        "--straggler-delay", default="60s", help="how late stragglers are (simulated time)"
+    )
+    parser.add_argument(
+        "--byzantine", type=int, default=0, metavar="K", help="K poisoning clusters"
+    )
+    parser.add_argument(
+        "--byzantine-kind", default="signflip", choices=["signflip", "scale"], help="the attack"
+    )
+    parser.add_argument("--byzantine-factor", type=float, default=10.0)
+    parser.add_argument(
+        "--centralized", action="store_true", help="also train centrally, for comparison"
+    )
+    parser.add_argument("--jobs", type=int, default=0, help="parallel Jobs (default: cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plot", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fl_gitops.commands._common import parse_interval
+    from fl_gitops.history import RoundRow, rounds_table
+    from fl_gitops.simulate import SimulationOptions, run_simulation
+
+    options = SimulationOptions(
+        workdir=Path(args.workdir),
+        clusters=args.clusters,
+        rounds=args.rounds,
+        inventory=Path(args.inventory) if args.inventory else None,
+        fail_rate=args.fail_rate,
+        stragglers=args.stragglers,
+        straggler_delay=parse_interval(args.straggler_delay),
+        byzantine=args.byzantine,
+        byzantine_kind=args.byzantine_kind,
+        byzantine_factor=args.byzantine_factor,
+        centralized=args.centralized,
+        jobs=args.jobs,
+        seed=args.seed,
+        plot=not args.no_plot,
+    )
+    console = Console()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "start":
+            verb = "resuming" if data["resumed"] else "starting"
+            console.print(
+                f"{verb} [bold]{data['experiment']}[/bold]: {data['rounds']} rounds over "
+                f"{data['clusters']} clusters in {data['workdir']}"
+            )
+            tasks["rounds"] = progress.add_task("rounds", total=data["rounds"])
+            tasks["jobs"] = progress.add_task("clusters done", total=data["clusters"])
+        elif kind == "jobs":
+            progress.update(
+                tasks["jobs"],
+                total=data["total"],
+                completed=data["done"],
+                description=f"round {data['round']}: clusters done",
+            )
+        elif kind == "round":
+            progress.update(tasks["rounds"], completed=data["round"])
+            acc = f"{100 * data['accuracy']:.2f}%" if data["accuracy"] is not None else "-"
+            loss = f"{data['loss']:.4f}" if data["loss"] is not None else "-"
+            console.print(
+                f"round {data['round']:>3}: accuracy {acc}, loss {loss}, "
+                f"{data['contributors']} contributors, {data['rejected']} rejected, "
+                f"{data['seconds']:.2f}s"
+            )
+
+    with progress:
+        report = run_simulation(Path(args.blueprint), options, on_event=on_event)
+    rows = [
+        RoundRow(
+            round=r["round"],
+            commit="",
+            committed_at=None,
+            model=r["model"],
+            contributors=r["contributors"],
+            rejected=r["rejected"],
+            accuracy=r["accuracy"],
+            loss=r["loss"],
+            seconds=r["seconds"],
+        )
+        for r in report.rounds
+    ]
+    console.print(rounds_table(rows, title=f"{report.experiment}: {report.phase}"))
+    if report.centralized_accuracy is not None:
+        console.print(f"centralized accuracy: {100 * report.centralized_accuracy:.2f}%")
+    workdir = Path(args.workdir)
+    console.print(f"final model: {report.final_model}\n  {report.final_model_path}")
+    if not args.no_plot:
+        console.print(f"plot: {workdir / 'rounds.png'}")
+    console.print(f"report: {workdir / 'report.json'}")
+    console.print(f"history: git --git-dir {report.config_repo} log --stat main")
+    console.print(f"took {report.seconds:.1f}s")
+    return 0 if report.phase == "Completed" else 1

@@ -1,0 +1,158 @@
+"""Argo CD and OCM's work agent, played on one machine.
+
+After each push, `sync` checks out the remote tip and applies what Argo CD would sync
+(the kustomization's resources) to the local hub, pruning works that left. `jobs` turns
+each ManifestWork's Job into the command line its container would run: its command and
+args, its env, and its ConfigMap volumes written out as files (paths under a mount are
+rewritten to the files' local place). The results are reported on the hub the way the
+work agent's status feedback would report them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fl_gitops.errors import InputError
+from fl_gitops.hub import LocalHub
+from fl_gitops.simulate._workers import JobSpec, job_env
+
+__all__ = ["LocalAgent", "RoundWork"]
+
+
+@dataclass(frozen=True)
+class RoundWork:
+    """One cluster's ManifestWork, as synced: the names the agent reports on."""
+
+    cluster: str
+    work_name: str
+    job_name: str
+    round: int
+    spec: JobSpec
+
+
+def _git(cwd: Path, *args: str) -> None:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise InputError(f"git {args[0]} in {cwd}: {done.stderr.strip()}")
+
+
+class LocalAgent:
+    """Syncs the config repo to a LocalHub and prepares each Job to run locally."""
+
+    def __init__(
+        self,
+        hub: LocalHub,
+        *,
+        remote: Path,
+        checkout: Path,
+        jobs_dir: Path,
+        path: str,
+        experiment: str,
+        base_env: Mapping[str, str],
+    ) -> None:
+        self.hub = hub
+        self.remote = remote
+        self.checkout = checkout
+        self.jobs_dir = jobs_dir
+        self.path = path
+        self.experiment = experiment
+        self.base_env = dict(base_env)
+        if not (checkout / ".git").exists():
+            checkout.parent.mkdir(parents=True, exist_ok=True)
+            _git(checkout.parent, "clone", "-q", str(remote), checkout.name)
+
+    def sync(self) -> list[RoundWork]:
+        """Check out the remote tip and apply its synced ManifestWorks (with pruning)."""
+        _git(self.checkout, "fetch", "-q", "origin")
+        _git(self.checkout, "reset", "-q", "--hard", "origin/main")
+        exp = self.checkout / self.path
+        works: list[dict[str, Any]] = []
+        kustomization = exp / "kustomization.yaml"
+        if kustomization.is_file():
+            resources = yaml.load(kustomization.read_text(), Loader=yaml.CSafeLoader)["resources"]
+            for rel in resources:
+                for obj in yaml.load_all((exp / rel).read_text(), Loader=yaml.CSafeLoader):
+                    if obj and obj.get("kind") == "ManifestWork":
+                        works.append(obj)
+        with self.hub.batch():
+            self.hub.sync_works(works, experiment=self.experiment)
+        return [self._prepare(work) for work in works]
+
+    def report(self, work: RoundWork, *, succeeded: bool | None) -> None:
+        self.hub.report_job(
+            work.cluster, work.work_name, job_name=work.job_name, succeeded=succeeded
+        )
+
+    def _prepare(self, work: Mapping[str, Any]) -> RoundWork:
+        cluster = work["metadata"]["namespace"]
+        manifests = work["spec"]["workload"]["manifests"]
+        job = next(m for m in manifests if m.get("kind") == "Job")
+        config_maps = {m["metadata"]["name"]: m for m in manifests if m.get("kind") == "ConfigMap"}
+        pod = job["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        job_dir = self.jobs_dir / cluster / job["metadata"]["name"]
+        shutil.rmtree(job_dir, ignore_errors=True)
+        mounts: list[tuple[str, str]] = []
+        for mount in container.get("volumeMounts", []):
+            volume = volumes[mount["name"]]
+            local = job_dir / mount["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume:
+                data = config_maps[volume["configMap"]["name"]].get("data", {})
+                for key, value in data.items():
+                    (local / key).write_text(value, encoding="utf-8")
+            elif "persistentVolumeClaim" in volume:
+                # A cluster's own data: <workdir>/data/<cluster>/<claim> when the user made it.
+                claim = volume["persistentVolumeClaim"]["claimName"]
+                source = self.jobs_dir.parent / "data" / cluster / claim
+                if source.is_dir():
+                    shutil.rmtree(local)
+                    local.symlink_to(source.resolve(), target_is_directory=True)
+            mounts.append((mount["mountPath"].rstrip("/"), str(local)))
+        mounts.sort(key=lambda m: -len(m[0]))
+
+        def local_path(value: str) -> str:
+            for mount_path, local in mounts:
+                if value == mount_path or value.startswith(mount_path + "/"):
+                    return local + value[len(mount_path) :]
+            return value
+
+        argv = [*container.get("command", []), *container.get("args", [])]
+        env = [
+            {"name": e["name"], "value": local_path(str(e.get("value", "")))} if "value" in e else e
+            for e in container.get("env", [])
+        ]
+        spec = JobSpec(
+            cluster=cluster,
+            argv=tuple(local_path(str(a)) for a in argv),
+            env=job_env({**self.base_env, "HOME": str(job_dir)}, env),
+        )
+        round_ = int(job["metadata"]["labels"].get("fl-gitops.io/round", 0))
+        return RoundWork(
+            cluster=cluster,
+            work_name=work["metadata"]["name"],
+            job_name=job["metadata"]["name"],
+            round=round_,
+            spec=spec,
+        )
+
+
+def pending(works: Sequence[RoundWork], hub: LocalHub) -> list[RoundWork]:
+    """The works whose current Job has not reported a result yet."""
+    from fl_gitops.hub import JobState
+
+    statuses = hub.job_statuses(
+        work_name=works[0].work_name if works else "",
+        job_name=works[0].job_name if works else "",
+        clusters=[w.cluster for w in works],
+    )
+    done = {JobState.SUCCEEDED, JobState.FAILED}
+    return [w for w in works if statuses[w.cluster].state not in done]

@@ -1,0 +1,431 @@
+"""`fl-gitops simulate`: the whole loop on one machine, with the real reconcile pass.
+
+The renderer, the reconcile pass, the client, the store and Git are the production code;
+only the hub (`LocalHub`, with `LocalAgent` playing Argo CD and the work agent) and where a
+cluster's data comes from are the simulation's own. Time is simulated where the loop would
+wait: stragglers finish after their delay and the round timeout passes without sleeping,
+by moving the clock the reconcile pass is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fl_gitops.errors import FlGitopsError, InputError
+from fl_gitops.simulate._agent import LocalAgent, RoundWork, pending
+from fl_gitops.simulate._workers import WorkerPool
+from fl_gitops.simulate._world import (
+    World,
+    dump_inventory,
+    generated_inventory,
+    load_inventory_file,
+    open_world,
+)
+
+__all__ = ["SimulationOptions", "SimulationReport", "run_simulation"]
+
+BYZANTINE_KINDS = ("signflip", "scale")
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    """How to simulate: the fleet, the faults, and where to keep the run."""
+
+    workdir: Path
+    clusters: int = 10
+    rounds: int | None = None
+    inventory: Path | None = None
+    fail_rate: float = 0.0
+    stragglers: int = 0
+    straggler_delay: float = 60.0
+    byzantine: int = 0
+    byzantine_kind: str = "signflip"
+    byzantine_factor: float = 10.0
+    centralized: bool = False
+    jobs: int = 0  # 0: one worker per core
+    seed: int = 0
+    plot: bool = True
+
+    def check(self) -> None:
+        if not 1 <= self.clusters <= 10_000:
+            raise InputError(f"--clusters: expected 1 to 10000, got {self.clusters}")
+        if self.rounds is not None and self.rounds < 1:
+            raise InputError(f"--rounds: expected at least 1, got {self.rounds}")
+        if not 0.0 <= self.fail_rate < 1.0:
+            raise InputError(f"--fail-rate: expected 0 <= rate < 1, got {self.fail_rate}")
+        for name, value in (("--stragglers", self.stragglers), ("--byzantine", self.byzantine)):
+            if not 0 <= value <= self.clusters:
+                raise InputError(f"{name}: expected 0 to {self.clusters}, got {value}")
+        if self.straggler_delay < 0:
+            raise InputError(
+                f"--straggler-delay: expected seconds >= 0, got {self.straggler_delay}"
+            )
+        if self.byzantine_kind not in BYZANTINE_KINDS:
+            raise InputError(
+                f"--byzantine-kind: expected one of {', '.join(BYZANTINE_KINDS)}, "
+                f"got {self.byzantine_kind!r}"
+            )
+
+
+@dataclass
+class SimulationReport:
+    """What `report.json` holds."""
+
+    experiment: str
+    phase: str
+    rounds: list[dict[str, Any]]
+    final_model: str
+    final_model_path: str
+    config_repo: str
+    centralized_accuracy: float | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "experiment": self.experiment,
+            "phase": self.phase,
+            "rounds": self.rounds,
+            "final_model": self.final_model,
+            "final_model_path": self.final_model_path,
+            "config_repo": self.config_repo,
+            "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+        if self.centralized_accuracy is not None:
+            out["centralized_accuracy"] = self.centralized_accuracy
+        return out
+
+
+class _Clock:
+    """Wall time plus whatever the simulation skipped (timeouts, straggler delays)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance_to(self, when: datetime) -> None:
+        gap = when - self.now()
+        if gap > timedelta():
+            self.offset += gap
+
+
+@dataclass
+class _Round:
+    """The simulation's bookkeeping for the round (and attempt) being trained."""
+
+    job: str
+    started: datetime
+    wall_started: float
+    failing: set[str]
+    stragglers: set[str]
+    launched: bool = False
+    stragglers_done: bool = False
+
+
+def _roles(options: SimulationOptions, job: str, clusters: list[str]) -> tuple[set, set]:
+    """Which clusters fail and which straggle this round: seeded, so a resume agrees."""
+    rng = random.Random(f"{options.seed}:{job}")
+    failing = {c for c in clusters if rng.random() < options.fail_rate}
+    healthy = [c for c in clusters if c not in failing]
+    stragglers = set(rng.sample(healthy, min(options.stragglers, len(healthy))))
+    return failing, stragglers
+
+
+def _byzantine(options: SimulationOptions, roster: list[str]) -> set[str]:
+    """The last K clusters of the roster send poisoned updates, every round."""
+    return set(sorted(roster)[len(roster) - options.byzantine :]) if options.byzantine else set()
+
+
+def _poison(world: World, work: RoundWork, options: SimulationOptions) -> None:
+    """Replace a cluster's honest update with a sign-flipped or scaled one, as an attacker would."""
+    from fl_gitops.fl.client import byzantine_update
+    from fl_gitops.fl.store import ModelStore
+    from fl_gitops.fl.tensors import load_bytes, serialize
+
+    store = ModelStore.open(world.store_uri)
+    meta = store.read_update_meta(work.round, work.cluster)
+    update = load_bytes(store.get_update(work.round, work.cluster))
+    base = load_bytes(store.get_model(meta["base_model"]))
+    factor = options.byzantine_factor
+    poisoned = byzantine_update(update, base, kind=options.byzantine_kind, factor=factor)
+    keep = {k: v for k, v in meta.items() if k not in ("sha256", "round", "cluster")}
+    store.put_update(work.round, work.cluster, serialize(poisoned), keep)
+
+
+def run_simulation(
+    blueprint_file: Path,
+    options: SimulationOptions,
+    *,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> SimulationReport:
+    """Run (or resume) the simulation to the experiment's end.
+
+    Args:
+        blueprint_file: the user's blueprint.
+        options: fleet size, faults, work directory.
+        on_event: called with ("round", row), ("jobs", progress) and ("start", info)
+            for a progress display.
+
+    Raises:
+        InputError: bad options or blueprint.
+        FlGitopsError: the loop cannot go on (reported with the reason).
+    """
+    from fl_gitops.gitops import ConfigRepo
+    from fl_gitops.hub import LocalHub
+    from fl_gitops.placement import evaluate_placement
+    from fl_gitops.reconcile import reconcile_once
+    from fl_gitops.render import read_round_state
+
+    options.check()
+    emit = on_event or (lambda kind, data: None)
+    wall_start = time.perf_counter()
+    timings = {"reconcile": 0.0, "sync": 0.0, "train": 0.0}
+    world = open_world(
+        blueprint_file, options.workdir, clusters=options.clusters, rounds=options.rounds
+    )
+    blueprint = world.blueprint
+    hub = LocalHub(world.hub)
+    if not hub.decided_clusters(blueprint.namespace, blueprint.name):
+        if options.inventory is not None:
+            fleet = load_inventory_file(options.inventory)
+        else:
+            fleet = generated_inventory(blueprint, options.clusters, seed=options.seed)
+        dump_inventory(fleet, options.workdir / "inventory.yaml")
+        placed = evaluate_placement(
+            blueprint.placement,
+            fleet,
+            placement_name=blueprint.name,
+            namespace=blueprint.namespace,
+            now=datetime.now(UTC),
+        )
+        if not placed.decided:
+            raise InputError(f"{blueprint.file}: the placement selects no cluster of the inventory")
+        hub.set_decisions(blueprint.namespace, blueprint.name, list(placed.decided))
+    roster = hub.decided_clusters(blueprint.namespace, blueprint.name)
+    emit(
+        "start",
+        {
+            "experiment": blueprint.name,
+            "rounds": blueprint.rounds,
+            "clusters": len(roster),
+            "resumed": world.resumed,
+            "workdir": str(options.workdir),
+        },
+    )
+    repo = ConfigRepo.open(
+        world.remote.resolve().as_uri(),
+        branch="main",
+        workdir=world.reconciler,
+        user_name="fl-gitops simulate",
+        user_email="simulate@localhost",
+    )
+    base_env = {"PATH": os.environ.get("PATH", ""), "FL_SIMULATION": "1"}
+    agent = LocalAgent(
+        hub,
+        remote=world.remote,
+        checkout=world.argocd,
+        jobs_dir=options.workdir / "jobs",
+        path=world.path,
+        experiment=blueprint.name,
+        base_env=base_env,
+    )
+    byzantine = _byzantine(options, roster)
+    clock = _Clock()
+    current: _Round | None = None
+    jobs = options.jobs or os.cpu_count() or 1
+    stuck = 0
+    measured: dict[int, float] = {}  # round -> wall seconds, for rounds run in this session
+    centralized: float | None = None
+    with WorkerPool(jobs) as pool:
+        if options.centralized:
+            centralized = _centralized(pool, blueprint)
+        while True:
+            t0 = time.perf_counter()
+            result = reconcile_once(repo, hub, path=world.path, now=clock.now())
+            timings["reconcile"] += time.perf_counter() - t0
+            state = read_round_state(repo.root / world.path)
+            if result.action == "Aggregate" and current is not None:
+                row = _row(result.record, time.perf_counter() - current.wall_started)
+                measured[row["round"]] = row["seconds"]
+                emit("round", row)
+            if state is not None and state.phase != "Running":
+                break
+            t0 = time.perf_counter()
+            works = agent.sync()
+            timings["sync"] += time.perf_counter() - t0
+            if not works:
+                raise FlGitopsError(f"round {state.round if state else 1}: nothing was synced")
+            job = works[0].job_name
+            if current is None or current.job != job:
+                failing, stragglers = _roles(options, job, [w.cluster for w in works])
+                current = _Round(job, clock.now(), time.perf_counter(), failing, stragglers)
+                stuck = 0
+            todo = pending(works, hub)
+            emit(
+                "jobs",
+                {"round": works[0].round, "total": len(works), "done": len(works) - len(todo)},
+            )
+            if not current.launched:
+                t0 = time.perf_counter()
+                _launch(pool, agent, world, options, current, todo, byzantine, emit, works)
+                timings["train"] += time.perf_counter() - t0
+                current.launched = True
+                continue
+            # The pass waited though every Job we meant to run now has run: let time pass.
+            timeout = timedelta(seconds=blueprint.completion.timeout_seconds)
+            deadline = current.started + timeout + timedelta(seconds=1)
+            late = [w for w in todo if w.cluster in current.stragglers]
+            if late and not current.stragglers_done:
+                due = current.started + timedelta(seconds=options.straggler_delay)
+                clock.advance_to(min(due, deadline))
+                if clock.now() >= due:
+                    t0 = time.perf_counter()
+                    _run_jobs(pool, agent, world, options, late, byzantine)
+                    timings["train"] += time.perf_counter() - t0
+                current.stragglers_done = True
+                continue
+            stuck += 1
+            if stuck > 3:
+                raise FlGitopsError(f"the simulation is stuck: {result.message}")
+            clock.advance_to(deadline)
+    rows = _report_rows(repo, world.path, measured)
+    state = read_round_state(repo.root / world.path)
+    assert state is not None
+    from fl_gitops.render import model_uri
+
+    final_path = model_uri(world.store_uri, state.model_digest).removeprefix("file://")
+    report = SimulationReport(
+        experiment=blueprint.name,
+        phase=state.phase,
+        rounds=rows,
+        final_model=state.model_digest,
+        final_model_path=final_path,
+        config_repo=str(world.remote.resolve()),
+        centralized_accuracy=centralized,
+        seconds=time.perf_counter() - wall_start,
+        timings=timings,
+    )
+    (options.workdir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    if options.plot:
+        from fl_gitops.history import plot_rounds, round_rows
+
+        plot_rounds(
+            round_rows(repo, world.path), options.workdir / "rounds.png", title=blueprint.name
+        )
+    return report
+
+
+def _launch(
+    pool: WorkerPool,
+    agent: LocalAgent,
+    world: World,
+    options: SimulationOptions,
+    current: _Round,
+    todo: list[RoundWork],
+    byzantine: set[str],
+    emit: Callable[[str, dict[str, Any]], None],
+    works: list[RoundWork],
+) -> None:
+    """Start the round: failing clusters report failure, stragglers wait, the rest train."""
+    run = []
+    for work in todo:
+        if work.cluster in current.failing:
+            agent.report(work, succeeded=False)
+        elif work.cluster not in current.stragglers:
+            run.append(work)
+    _run_jobs(pool, agent, world, options, run, byzantine)
+    emit(
+        "jobs",
+        {
+            "round": works[0].round,
+            "total": len(works),
+            "done": len(works) - len(pending(works, agent.hub)),
+        },
+    )
+
+
+def _run_jobs(
+    pool: WorkerPool,
+    agent: LocalAgent,
+    world: World,
+    options: SimulationOptions,
+    works: list[RoundWork],
+    byzantine: set[str],
+) -> None:
+    outcomes = pool.run([w.spec for w in works])
+    with agent.hub.batch():
+        for work, outcome in zip(works, outcomes, strict=True):
+            ok = outcome.exit_code == 0
+            if ok and work.cluster in byzantine:
+                _poison(world, work, options)
+            if not ok:
+                print(
+                    f"warning: {work.cluster}: {work.job_name} exited {outcome.exit_code}: "
+                    f"{outcome.stderr.strip().splitlines()[-1:] or ''}"
+                )
+            agent.report(work, succeeded=ok)
+
+
+def _row(record: dict[str, Any], seconds: float) -> dict[str, Any]:
+    from fl_gitops.history import _pick
+
+    return {
+        "round": record.get("round"),
+        "accuracy": _pick(record, "accuracy"),
+        "loss": _pick(record, "loss"),
+        "contributors": len(record.get("contributors") or []),
+        "rejected": len(record.get("rejected") or {}),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _report_rows(repo: Any, path: str, measured: dict[int, float]) -> list[dict[str, Any]]:
+    """The rounds as Git records them; seconds as measured where this session ran them."""
+    from fl_gitops.history import round_rows
+
+    return [
+        {
+            "round": r.round,
+            "accuracy": r.accuracy,
+            "loss": r.loss,
+            "contributors": r.contributors,
+            "rejected": r.rejected,
+            "seconds": measured.get(r.round, r.seconds),
+            "model": r.model,
+        }
+        for r in round_rows(repo, path)
+    ]
+
+
+def _centralized_job(model: dict, data: dict, train: dict, epochs: int) -> float:
+    from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig
+    from fl_gitops.fl.train import train_centralized
+
+    opt = train["optimizer"]
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=train["batchSize"],
+        optimizer=OptimizerConfig(
+            opt["name"], opt["lr"], opt.get("momentum", 0.0), opt.get("weightDecay", 0.0)
+        ),
+        seed=train.get("seed", 0),
+    )
+    return float(train_centralized(model, data, cfg, seed=train.get("seed", 0))["accuracy"])
+
+
+def _centralized(pool: WorkerPool, blueprint: Any) -> float:
+    """Centralized training of the same model, as many epochs as the federation ran in all."""
+    client = blueprint.client
+    epochs = blueprint.rounds * client["train"]["epochs"]
+    return pool.call(_centralized_job, client["model"], client["data"], client["train"], epochs)
