@@ -33,7 +33,7 @@ from fl_gitops import __version__
 from fl_gitops.errors import FlGitopsError, StoreError, UpdateRejected
 from fl_gitops.fl import checks
 from fl_gitops.fl.checks import Expectation, Limits, UpdateMeta
-from fl_gitops.fl.store import ModelStore, sha256_digest, sha256_file
+from fl_gitops.fl.store import ModelStore, NotInStore, sha256_digest, sha256_file
 from fl_gitops.fl.strategies import Plan
 from fl_gitops.fl.strategies import plan as make_plan
 from fl_gitops.fl.strategies.krum import krum_scores, krum_select
@@ -727,6 +727,10 @@ def aggregate_from_store(
                 meta = store.read_update_meta(round, cluster)
             except UpdateRejected as exc:
                 rejected[cluster] = exc.reason
+                continue
+            except NotInStore:
+                # Its Job reported success but no update arrived: permanent for this round.
+                rejected[cluster] = "no update in the store (its Job reported success)"
                 continue
             path = stack.enter_context(store.update_file(round, cluster))
             updates.append(Update(cluster, path, meta))

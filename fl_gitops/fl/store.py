@@ -41,6 +41,7 @@ __all__ = [
     "OPTIONS_FILE_ENV",
     "MalformedMetadata",
     "ModelStore",
+    "NotInStore",
     "check_cluster_name",
     "check_digest",
     "sha256_digest",
@@ -56,6 +57,10 @@ _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _CLUSTER_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _STRATEGY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _CHUNK = 8 * 1024 * 1024
+
+
+class NotInStore(StoreError):
+    """The object is not in the store (as opposed to a store that cannot be read)."""
 
 
 class MalformedMetadata(UpdateRejected):
@@ -268,7 +273,7 @@ class ModelStore:
         try:
             return bytes(self.fs.cat_file(self._path(rel)))
         except FileNotFoundError:
-            raise StoreError(f"{_redact(self._uri(rel))}: not found in the store") from None
+            raise NotInStore(f"{_redact(self._uri(rel))}: not found in the store") from None
         except Exception as exc:
             raise StoreError(f"cannot read {_redact(self._uri(rel))}: {_describe(exc)}") from exc
 

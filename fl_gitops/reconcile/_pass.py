@@ -18,8 +18,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from fl_gitops.blueprint import Blueprint, load_blueprint
 from fl_gitops.errors import InputError
 from fl_gitops.fl.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
@@ -53,6 +51,7 @@ from fl_gitops.render import (
     RoundState,
     apply_changes,
     plan_changes,
+    read_roster,
     read_round_state,
     render_experiment,
     yaml_document,
@@ -81,30 +80,6 @@ class PassResult:
     model_digest: str | None = None
     round: int | None = None
     record: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Roster:
-    round: int
-    attempt: int
-    source: str
-    clusters: tuple[str, ...]
-
-
-def _read_roster(experiment_dir: Path) -> _Roster | None:
-    path = experiment_dir / Layout().roster
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-        return _Roster(
-            round=int(data["round"]),
-            attempt=int(data.get("attempt", 1)),
-            source=str(data.get("source", "preview")),
-            clusters=tuple(str(c) for c in data.get("clusters") or ()),
-        )
-    except FileNotFoundError:
-        return None
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a roster record: {exc}") from None
 
 
 def _strategy(blueprint: Blueprint) -> tuple[str, dict[str, Any]]:
@@ -155,11 +130,11 @@ class _Pass:
             raise InputError(f"{self.path}: no {self.layout.blueprint} in the config repo")
         blueprint = load_blueprint(blueprint_path)
         state = read_round_state(experiment_dir)
-        record = _read_roster(experiment_dir)
+        record = read_roster(experiment_dir)
         current = (state.round, state.attempt) if state else (1, 1)
         roster = None
         from_hub = False
-        if record is not None and (record.round, record.attempt) == current:
+        if record is not None and record.matches(state):
             roster = record.clusters
             from_hub = record.source == "hub"
         decided: tuple[str, ...] = ()

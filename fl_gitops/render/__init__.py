@@ -3,7 +3,7 @@
 from fl_gitops.render._env import SHIPPED_TEMPLATES, make_env
 from fl_gitops.render._names import Layout, Names, model_uri
 from fl_gitops.render._render import BOOTSTRAP_DIR, RenderedTree, RoundState, render_experiment
-from fl_gitops.render._state import read_round_state
+from fl_gitops.render._state import RosterRecord, read_roster, read_round_state
 from fl_gitops.render._write import Changes, apply_changes, diff_text, plan_changes
 from fl_gitops.render._yaml import YamlText, quote_scalar, yaml_block, yaml_document, yaml_inline
 
@@ -14,6 +14,7 @@ __all__ = [
     "Layout",
     "Names",
     "RenderedTree",
+    "RosterRecord",
     "RoundState",
     "YamlText",
     "apply_changes",
@@ -22,6 +23,7 @@ __all__ = [
     "model_uri",
     "plan_changes",
     "quote_scalar",
+    "read_roster",
     "read_round_state",
     "render_experiment",
     "yaml_block",

@@ -19,7 +19,7 @@ from fl_gitops.blueprint import Blueprint
 from fl_gitops.errors import RenderedObjectError, TemplateError
 from fl_gitops.render._names import Layout
 from fl_gitops.render._render import RenderedTree, RoundState, render_experiment
-from fl_gitops.render._state import read_round_state
+from fl_gitops.render._state import read_roster, read_round_state
 
 __all__ = ["OfflineRender", "check_rendered_sample", "initial_round_state", "render_offline"]
 
@@ -32,6 +32,7 @@ class OfflineRender:
     state: RoundState
     feasible: int
     inventory: int
+    roster_source: str = "preview"
 
 
 def initial_round_state(blueprint: Blueprint, *, round_: int = 1) -> RoundState:
@@ -83,10 +84,18 @@ def render_offline(
         previous=previous,
     )
     pages = decision_pages(result, placement_name=blueprint.name, namespace=blueprint.namespace)
+    roster, source = list(result.decided), "preview"
+    committed = read_roster(experiment_dir)
+    if committed is not None and committed.source == "hub" and committed.matches(state):
+        # Once the reconcile job has taken the roster from the hub's PlacementDecisions,
+        # the hub is the truth: render what it committed, and drop the preview, so that
+        # `render --check` in the config repo's CI agrees with the reconcile job's commits.
+        roster, source, pages = list(committed.clusters), "hub", []
     tree = render_experiment(
         blueprint,
-        roster=result.decided,
+        roster=roster,
         state=state,
+        roster_source=source,
         decision_pages=pages,
         blueprint_bytes=blueprint_bytes,
         template_dir=template_dir,
@@ -95,7 +104,11 @@ def render_offline(
     )
     check_rendered_sample(tree, user_templates=template_dir is not None)
     return OfflineRender(
-        tree=tree, state=state, feasible=len(result.feasible), inventory=len(clusters)
+        tree=tree,
+        state=state,
+        feasible=len(result.feasible),
+        inventory=len(clusters),
+        roster_source=source,
     )
 
 

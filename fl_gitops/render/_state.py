@@ -7,6 +7,7 @@ the experiment directory is that record's readable form. A re-render reads it ba
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -15,7 +16,7 @@ from fl_gitops.errors import InputError
 from fl_gitops.render._names import Layout
 from fl_gitops.render._render import PHASES, RoundState
 
-__all__ = ["read_round_state"]
+__all__ = ["RosterRecord", "read_roster", "read_round_state"]
 
 
 def read_round_state(experiment_dir: Path) -> RoundState | None:
@@ -49,3 +50,39 @@ def read_round_state(experiment_dir: Path) -> RoundState | None:
     return RoundState(
         round=round_, model_digest=digest, phase=phase, message=message, attempt=attempt
     )
+
+
+@dataclass(frozen=True)
+class RosterRecord:
+    """The roster a round acted on (``roster.yaml``), and where it came from."""
+
+    round: int
+    attempt: int
+    source: str  # "preview" (offline placement) or "hub" (the hub's PlacementDecisions)
+    clusters: tuple[str, ...]
+
+    def matches(self, state: RoundState | None) -> bool:
+        """Whether this is the roster of the state's round and attempt."""
+        current = (state.round, state.attempt) if state is not None else (1, 1)
+        return (self.round, self.attempt) == current
+
+
+def read_roster(experiment_dir: Path) -> RosterRecord | None:
+    """The roster record under ``experiment_dir``, or None when there is none.
+
+    Raises:
+        InputError: the file exists but is not a roster record.
+    """
+    path = experiment_dir / Layout().roster
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+        return RosterRecord(
+            round=int(data["round"]),
+            attempt=int(data.get("attempt", 1)),
+            source=str(data.get("source", "preview")),
+            clusters=tuple(str(c) for c in data.get("clusters") or ()),
+        )
+    except FileNotFoundError:
+        return None
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a roster record: {exc}") from None

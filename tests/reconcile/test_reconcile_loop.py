@@ -166,3 +166,21 @@ def test_pull_request_mode_pushes_one_branch_per_round_and_notices_the_merge(tmp
     result = _pass(tmp_path, remote, fleet)
     assert result.action == "Aggregate"
     assert result.publish.branch == f"fl-gitops/{EXP}/round-2"
+
+
+def test_render_check_in_the_config_repo_agrees_with_what_reconcile_committed(world, capsys):
+    from fl_gitops.cli import main
+    from fl_gitops.placement import generate_inventory, inventory_list
+
+    tmp, remote, fleet = world
+    _pass(tmp, remote, fleet)
+    fleet.run_jobs()
+    _pass(tmp, remote, fleet)  # round 1 -> 2, roster from the hub
+    clone = tmp / "ci-checkout"
+    git(tmp, "clone", "-q", str(remote), str(clone))
+    inventory = tmp / "inventory.yaml"
+    blueprint = clone / PATH / "blueprint.yaml"
+    spec = yaml.safe_load(blueprint.read_text())["spec"]["placement"]
+    inventory.write_text(yaml.safe_dump(inventory_list(generate_inventory(7, spec=spec))))
+    argv = ["render", str(blueprint), "--inventory", str(inventory), "--out", str(clone)]
+    assert main([*argv, "--check"]) == 0, capsys.readouterr().out
