@@ -11,7 +11,6 @@ work agent's status feedback would report them.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from fl_gitops.errors import InputError
 from fl_gitops.hub import LocalHub
 from fl_gitops.simulate._workers import JobSpec, job_env
+from fl_gitops.simulate._world import git as _git
 
 __all__ = ["LocalAgent", "RoundWork"]
 
@@ -35,12 +34,6 @@ class RoundWork:
     job_name: str
     round: int
     spec: JobSpec
-
-
-def _git(cwd: Path, *args: str) -> None:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise InputError(f"git {args[0]} in {cwd}: {done.stderr.strip()}")
 
 
 class LocalAgent:

@@ -43,7 +43,8 @@ class World:
         return self.store.resolve().as_uri()
 
 
-def _git(cwd: Path, *args: str) -> str:
+def git(cwd: Path, *args: str) -> str:
+    """Run git for the simulation's own plumbing (the bare remote, Argo CD's checkout)."""
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise InputError(f"git {' '.join(args[:2])} in {cwd}: {done.stderr.strip()}")
@@ -107,7 +108,7 @@ def open_world(
     }
     original = load_blueprint(blueprint_file)  # located errors for the user's own file
     if (remote / "HEAD").exists():
-        text = _git(remote, "show", f"main:{original.gitops.path}/blueprint.yaml")
+        text = git(remote, "show", f"main:{original.gitops.path}/blueprint.yaml")
         blueprint = load_blueprint(
             f"{remote.name}:{original.gitops.path}/blueprint.yaml", text=text.encode()
         )
@@ -127,16 +128,16 @@ def open_world(
         rounds=rounds,
     )
     blueprint = load_blueprint(blueprint_file, text=text.encode())
-    _git(workdir, "init", "-q", "--bare", "-b", "main", str(remote.name))
+    git(workdir, "init", "-q", "--bare", "-b", "main", str(remote.name))
     seed = workdir / "seed"
-    _git(workdir, "clone", "-q", remote.name, seed.name)
+    git(workdir, "clone", "-q", remote.name, seed.name)
     target = seed / blueprint.gitops.path / "blueprint.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
     identity = ["-c", "user.name=fl-gitops simulate", "-c", "user.email=simulate@localhost"]
-    _git(seed, "add", "-A")
-    _git(seed, *identity, "commit", "-q", "-m", f"add experiment {blueprint.name}")
-    _git(seed, "push", "-q", "origin", "main")
+    git(seed, "add", "-A")
+    git(seed, *identity, "commit", "-q", "-m", f"add experiment {blueprint.name}")
+    git(seed, "push", "-q", "origin", "main")
     subprocess.run(["rm", "-rf", str(seed)], check=True)
     return World(**paths, blueprint=blueprint, resumed=False)
 
