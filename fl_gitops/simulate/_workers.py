@@ -12,6 +12,7 @@ import contextlib
 import io
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,12 @@ class JobOutcome:
 
 
 def _warm() -> None:
-    """Pay the imports once per worker (and the digits load, cached per process)."""
+    """Pay the imports once per worker (and the digits load, cached per process).
+
+    Workers ignore Ctrl-C: the parent alone handles it and terminates them, so a Job
+    interrupted half-way is never reported (and so never counted) as a failure.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import fl_gitops.cli
     import fl_gitops.fl.client  # noqa: F401
 
