@@ -22,19 +22,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
+    "MANIFEST_APPLIED",
+    "MANIFEST_AVAILABLE",
     "WELL_KNOWN_JOB_PATHS",
+    "WORK_APPLIED",
+    "WORK_AVAILABLE",
     "JsonPathError",
     "evaluate_path",
     "feedback",
     "job_status",
     "resource_meta",
     "set_condition",
+    "set_true",
 ]
 
 WELL_KNOWN_JOB_PATHS: tuple[tuple[str, str], ...] = (
     ("JobComplete", '.status.conditions[?(@.type=="Complete")].status'),
     ("JobSucceeded", ".status.succeeded"),
 )
+
+# The (type, reason, message) of each True condition the agent writes once it has applied
+# a manifest (per entry of resourceStatus.manifests) or the whole work (status.conditions).
+MANIFEST_APPLIED = ("Applied", "AppliedManifestComplete", "Apply manifest complete")
+MANIFEST_AVAILABLE = ("Available", "ResourceAvailable", "Resource is available")
+WORK_APPLIED = ("Applied", "AppliedManifestWorkComplete", "Apply manifest work complete")
+WORK_AVAILABLE = ("Available", "ResourcesAvailable", "All resources are available")
 
 # Plural resource names of the kinds a rendered ManifestWork carries; others are guessed
 # the way Kubernetes' default pluralization does it.
@@ -215,3 +227,22 @@ def set_condition(
             conditions[index] = new
             return
     conditions.append(new)
+
+
+def set_true(
+    conditions: list[dict[str, Any]],
+    condition: tuple[str, str, str],
+    now: str,
+    observed_generation: int,
+) -> None:
+    """Set one of the agent's True conditions (``MANIFEST_APPLIED``...) in place."""
+    type_, reason, message = condition
+    set_condition(
+        conditions,
+        type_=type_,
+        status="True",
+        reason=reason,
+        message=message,
+        now=now,
+        observed_generation=observed_generation,
+    )

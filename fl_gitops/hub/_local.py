@@ -314,24 +314,10 @@ class LocalHub:
             status = work.setdefault("status", {})
             entries = self._entries(work, status)
             for entry in entries:
-                _agent.set_condition(
-                    entry["conditions"],
-                    type_="Applied",
-                    status="True",
-                    reason="AppliedManifestComplete",
-                    message="Apply manifest complete",
-                    now=now,
-                    observed_generation=generation,
-                )
+                _agent.set_true(entry["conditions"], _agent.MANIFEST_APPLIED, now, generation)
             status["resourceStatus"] = {"manifests": entries}
-            _agent.set_condition(
-                status.setdefault("conditions", []),
-                type_="Applied",
-                status="True",
-                reason="AppliedManifestWorkComplete",
-                message="Apply manifest work complete",
-                now=now,
-                observed_generation=generation,
+            _agent.set_true(
+                status.setdefault("conditions", []), _agent.WORK_APPLIED, now, generation
             )
             work["metadata"]["resourceVersion"] = self._next_version()
             self._changed(("work", cluster, work_name))
@@ -370,19 +356,8 @@ class LocalHub:
             configs = work.get("spec", {}).get("manifestConfigs") or []
             for manifest, entry in zip(manifests, entries, strict=True):
                 conditions = entry["conditions"]
-                for type_, reason, message in (
-                    ("Applied", "AppliedManifestComplete", "Apply manifest complete"),
-                    ("Available", "ResourceAvailable", "Resource is available"),
-                ):
-                    _agent.set_condition(
-                        conditions,
-                        type_=type_,
-                        status="True",
-                        reason=reason,
-                        message=message,
-                        now=now,
-                        observed_generation=generation,
-                    )
+                for condition in (_agent.MANIFEST_APPLIED, _agent.MANIFEST_AVAILABLE):
+                    _agent.set_true(conditions, condition, now, generation)
                 meta = entry["resourceMeta"]
                 rules = _rules_for(configs, meta)
                 values: list[dict[str, Any]] = []
@@ -414,19 +389,8 @@ class LocalHub:
                 )
             status["resourceStatus"] = {"manifests": entries}
             work_conditions = status.setdefault("conditions", [])
-            for type_, reason, message in (
-                ("Applied", "AppliedManifestWorkComplete", "Apply manifest work complete"),
-                ("Available", "ResourcesAvailable", "All resources are available"),
-            ):
-                _agent.set_condition(
-                    work_conditions,
-                    type_=type_,
-                    status="True",
-                    reason=reason,
-                    message=message,
-                    now=now,
-                    observed_generation=generation,
-                )
+            for condition in (_agent.WORK_APPLIED, _agent.WORK_AVAILABLE):
+                _agent.set_true(work_conditions, condition, now, generation)
             work["metadata"]["resourceVersion"] = self._next_version()
             self._changed(("work", cluster, work_name))
 
