@@ -24,7 +24,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,19 +176,13 @@ def _github(
                 return PullRequest(url=str(pr["html_url"]), number=int(pr["number"]), created=False)
         return None
 
-    existing = find()
-    if existing:
-        return existing
-    payload = {"title": title, "head": head, "base": base, "body": body}
-    try:
+    def create() -> PullRequest:
+        payload = {"title": title, "head": head, "base": base, "body": body}
         pr = api.request("POST", path, payload)
-    except _HTTPStatusError as exc:
-        if exc.status == 422:  # "A pull request already exists for ..."
-            again = find()
-            if again:
-                return again
-        raise
-    return PullRequest(url=str(pr["html_url"]), number=int(pr["number"]), created=True)
+        return PullRequest(url=str(pr["html_url"]), number=int(pr["number"]), created=True)
+
+    # 422: "A pull request already exists for ..."
+    return _find_or_create(find, create, exists_status=422)
 
 
 def _gitlab(
@@ -207,24 +201,39 @@ def _gitlab(
                 return PullRequest(url=str(mr["web_url"]), number=int(mr["iid"]), created=False)
         return None
 
+    def create() -> PullRequest:
+        payload = {
+            "source_branch": head,
+            "target_branch": base,
+            "title": title,
+            "description": body,
+        }
+        mr = api.request("POST", path, payload)
+        return PullRequest(url=str(mr["web_url"]), number=int(mr["iid"]), created=True)
+
+    # 409: "Another open merge request already exists ..."
+    return _find_or_create(find, create, exists_status=409)
+
+
+def _find_or_create(
+    find: Callable[[], PullRequest | None],
+    create: Callable[[], PullRequest],
+    *,
+    exists_status: int,
+) -> PullRequest:
+    """The open PR if there is one, else a new one; a create refused with ``exists_status``
+    (another writer opened it between our look and our create) is answered by looking again."""
     existing = find()
     if existing:
         return existing
-    payload = {
-        "source_branch": head,
-        "target_branch": base,
-        "title": title,
-        "description": body,
-    }
     try:
-        mr = api.request("POST", path, payload)
+        return create()
     except _HTTPStatusError as exc:
-        if exc.status == 409:  # "Another open merge request already exists ..."
+        if exc.status == exists_status:
             again = find()
             if again:
                 return again
         raise
-    return PullRequest(url=str(mr["web_url"]), number=int(mr["iid"]), created=True)
 
 
 class _HTTPStatusError(GitError):
