@@ -12,10 +12,10 @@ import os
 import subprocess
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -74,6 +74,32 @@ def remote(make_remote: Callable[..., Path]) -> Path:
 def remote_log(bare: Path, ref: str = "main") -> list[str]:
     """Subjects on ``ref`` of a bare remote, newest first."""
     return git(bare, "log", "--format=%s", ref).splitlines()
+
+
+T = TypeVar("T")
+
+
+def run_in_threads(
+    target: Callable[[T], object], args: Iterable[T], timeout: float = 60
+) -> list[BaseException]:
+    """Run ``target(arg)`` for each of ``args`` in a thread of its own, all at once.
+
+    Returns what the threads raised, so that a test can assert it is nothing.
+    """
+    errors: list[BaseException] = []
+
+    def run(arg: T) -> None:
+        try:
+            target(arg)
+        except BaseException as exc:  # reported to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    return errors
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from fl_gitops.errors import GitError
 from fl_gitops.gitops import Change, ConfigRepo, PublishHooks, PublishResult, default_backoff
 
-from .conftest import git, remote_log
+from .conftest import git, remote_log, run_in_threads
 from .test_config_repo import write_round
 
 
@@ -105,7 +105,6 @@ def test_two_writers_deriving_from_the_same_tip_make_one_commit(
     ]
     both_derived = threading.Barrier(2, timeout=30)
     results: dict[int, PublishResult] = {}
-    errors: list[BaseException] = []
 
     def run(i: int) -> None:
         first = True
@@ -119,18 +118,9 @@ def test_two_writers_deriving_from_the_same_tip_make_one_commit(
                 both_derived.wait()  # both have read the same tip and written round 1
             return change
 
-        try:
-            results[i] = writers[i].publish(derive, sleep=lambda s: None)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+        results[i] = writers[i].publish(derive, sleep=lambda s: None)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-
-    assert errors == []
+    assert run_in_threads(run, (0, 1)) == []
     assert remote_log(remote) == ["fl(digits): round 0 -> 1", "seed"]
     winner = [r for r in results.values() if r.pushed]
     loser = [r for r in results.values() if not r.pushed]
@@ -160,12 +150,7 @@ def test_writers_making_the_identical_commit_push_it_once(remote: Path, tmp_path
         hooks = PublishHooks(after_commit=both_committed.wait)
         results.append(repo.publish(derive, hooks=hooks, sleep=lambda s: None))
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in writers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-
+    assert run_in_threads(run, writers) == []
     tip = git(remote, "rev-parse", "main").strip()
     assert remote_log(remote) == ["fl(x): round 0 -> 1", "seed"]
     winner, loser = sorted(results, key=lambda r: not r.pushed)
@@ -183,23 +168,13 @@ def test_writers_racing_through_several_rounds_commit_each_round_once(
         ConfigRepo.open(str(remote), branch="main", workdir=tmp_path / f"w{i}") for i in range(3)
     ]
     start = threading.Barrier(len(writers), timeout=30)
-    errors: list[BaseException] = []
 
     def run(repo: ConfigRepo) -> None:
-        try:
-            start.wait()
-            for n in (1, 2, 3):
-                repo.publish(write_round(n), sleep=lambda s: None, max_attempts=10)
-        except BaseException as exc:
-            errors.append(exc)
+        start.wait()
+        for n in (1, 2, 3):
+            repo.publish(write_round(n), sleep=lambda s: None, max_attempts=10)
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in writers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-
-    assert errors == []
+    assert run_in_threads(run, writers, timeout=120) == []
     assert remote_log(remote) == [
         "fl(digits): round 2 -> 3",
         "fl(digits): round 1 -> 2",

@@ -17,7 +17,7 @@ from fl_gitops.gitops import (
     round_branch_name,
 )
 
-from .conftest import ForgeServer, git, remote_log
+from .conftest import ForgeServer, git, remote_log, run_in_threads
 from .test_config_repo import write_round
 from .test_publish_races import Killed, kill
 
@@ -163,7 +163,6 @@ def test_racing_writers_make_one_branch_one_commit_and_one_pr(
     branch = round_branch_name("digits", 2)
     both_committed = threading.Barrier(2, timeout=30)
     results: list[PublishResult] = []
-    errors: list[BaseException] = []
 
     def run(repo: ConfigRepo) -> None:
         waited = False
@@ -174,27 +173,18 @@ def test_racing_writers_make_one_branch_one_commit_and_one_pr(
                 waited = True
                 both_committed.wait()
 
-        try:
-            results.append(
-                repo.publish(
-                    round_two,
-                    mode="pull-request",
-                    round_branch=branch,
-                    pr=spec,
-                    hooks=PublishHooks(after_commit=after_commit),
-                    sleep=lambda s: None,
-                )
+        results.append(
+            repo.publish(
+                round_two,
+                mode="pull-request",
+                round_branch=branch,
+                pr=spec,
+                hooks=PublishHooks(after_commit=after_commit),
+                sleep=lambda s: None,
             )
-        except BaseException as exc:
-            errors.append(exc)
+        )
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in writers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-
-    assert errors == []
+    assert run_in_threads(run, writers) == []
     assert remote_branches(remote) == ["fl-gitops/digits/round-2", "main"]
     assert remote_log(remote, branch) == ["fl(digits): round 1 -> 2", "seed"]
     tip = git(remote, "rev-parse", branch).strip()
