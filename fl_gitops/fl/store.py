@@ -139,6 +139,20 @@ def storage_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return options
 
 
+@contextlib.contextmanager
+def _renamed_into_place(path: str) -> Iterator[str]:
+    """A temporary name beside ``path`` to write; renamed onto ``path`` once the block
+    succeeds, removed if it fails, so a reader never sees half a file."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
 def _redact(uri: str) -> str:
     """Drop any ``user:password@`` from a URI before it goes into a message."""
     return re.sub(r"(^[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1***@", uri)
@@ -230,40 +244,24 @@ class ModelStore:
         path = self._path(rel)
         try:
             if self._local:
-                directory = os.path.dirname(path)
-                os.makedirs(directory, exist_ok=True)
-                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-                try:
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                        f.flush()
-                        os.fsync(f.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
+                with _renamed_into_place(path) as tmp, open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
             else:
                 # One PUT: an object store never shows a partial object.
                 self.fs.pipe_file(path, bytes(data))
-        except OSError as exc:
-            raise StoreError(f"cannot write {_redact(self._uri(rel))}: {_describe(exc)}") from exc
-        except Exception as exc:  # backend-specific errors (botocore...)
+        except Exception as exc:  # OSError, or backend-specific errors (botocore...)
             raise StoreError(f"cannot write {_redact(self._uri(rel))}: {_describe(exc)}") from exc
 
     def _write_file(self, rel: str, local_path: str) -> None:
         path = self._path(rel)
         try:
             if self._local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-                try:
+                with _renamed_into_place(path) as tmp:
                     self.fs.cp_file(local_path, tmp)
                     with open(tmp, "rb+") as f:
                         os.fsync(f.fileno())
-                    os.replace(tmp, path)
-                finally:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(tmp)
             else:
                 self.fs.put_file(local_path, path)
         except Exception as exc:
