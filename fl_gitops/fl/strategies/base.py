@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["F64", "Coordinate", "Plan", "Step", "Strategy"]
+__all__ = ["F64", "Coordinate", "Plan", "Step", "Strategy", "options_object"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -68,6 +68,21 @@ class Plan:
     clip_norm: float | None = None
     noise_multiplier: float = 0.0
     record: Mapping[str, Any] = field(default_factory=dict)
+
+
+def options_object(
+    properties: Mapping[str, Any] | None = None, *, required: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A strategy's options schema: a mapping of these properties and no others.
+
+    Every strategy refuses an option it does not know, so that a misspelt option fails the
+    blueprint instead of being ignored.
+    """
+    schema: dict[str, Any] = {"type": "object", "properties": dict(properties or {})}
+    if required:
+        schema["required"] = list(required)
+    schema["additionalProperties"] = False
+    return schema
 
 
 class Strategy(Protocol):

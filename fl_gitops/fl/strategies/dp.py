@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fl_gitops.fl.strategies.base import Plan
+from fl_gitops.fl.strategies.base import Plan, options_object
 
 __all__ = ["INNER", "STRATEGY", "DPFixedClipping", "with_dp"]
 
@@ -31,17 +31,15 @@ class DPFixedClipping:
     name: str = "dp-fixed-clipping"
     summary: str = "clip each update's L2 norm, add Gaussian noise (McMahan et al. 2018)"
     options_schema: Mapping[str, Any] = field(
-        default_factory=lambda: {
-            "type": "object",
-            "properties": {
+        default_factory=lambda: options_object(
+            {
                 "clipping_norm": {"type": "number", "exclusiveMinimum": 0},
                 "noise_multiplier": {"type": "number", "minimum": 0, "default": 1.0},
                 "inner": {"enum": list(INNER), "default": "fedavg"},
                 "inner_options": {"type": "object", "default": {}},
             },
-            "required": ["clipping_norm"],
-            "additionalProperties": False,
-        }
+            required=("clipping_norm",),
+        )
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fl_gitops.fl.strategies.base import Plan
-from fl_gitops.fl.strategies.fedopt import AdaptiveStep, fedopt_schema
+from fl_gitops.fl.strategies.fedopt import adaptive_plan, fedopt_schema
 
 __all__ = ["STRATEGY", "FedAdam"]
 
@@ -28,14 +28,7 @@ class FedAdam:
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
-        step = AdaptiveStep(
-            variant="adam",
-            eta=float(options["eta"]),
-            beta_1=float(options["beta_1"]),
-            beta_2=float(options["beta_2"]),
-            tau=float(options["tau"]),
-        )
-        return Plan(strategy=self.name, options=dict(options), step=step, state_names=("m", "v"))
+        return adaptive_plan(self.name, "adam", options)
 
 
 STRATEGY = FedAdam()

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fl_gitops.fl.strategies.base import Plan
+from fl_gitops.fl.strategies.base import Plan, options_object
 
 __all__ = ["STRATEGY", "FedAvg"]
 
@@ -22,9 +22,7 @@ __all__ = ["STRATEGY", "FedAvg"]
 class FedAvg:
     name: str = "fedavg"
     summary: str = "mean of the updates weighted by num_examples (McMahan et al. 2017)"
-    options_schema: Mapping[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}, "additionalProperties": False}
-    )
+    options_schema: Mapping[str, Any] = field(default_factory=options_object)
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
         return Plan(strategy=self.name, options=dict(options))

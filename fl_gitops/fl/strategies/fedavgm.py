@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fl_gitops.fl.strategies.base import F64, Plan
+from fl_gitops.fl.strategies.base import F64, Plan, options_object
 
 __all__ = ["STRATEGY", "FedAvgM", "MomentumStep"]
 
@@ -40,14 +40,12 @@ class FedAvgM:
     name: str = "fedavgm"
     summary: str = "FedAvg with server momentum (Hsu et al. 2019)"
     options_schema: Mapping[str, Any] = field(
-        default_factory=lambda: {
-            "type": "object",
-            "properties": {
+        default_factory=lambda: options_object(
+            {
                 "server_learning_rate": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
                 "server_momentum": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.9},
-            },
-            "additionalProperties": False,
-        }
+            }
+        )
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64, Plan
+from fl_gitops.fl.strategies.base import F64, Plan, options_object
 
 __all__ = ["STRATEGY", "FedMedian", "coordinate_median"]
 
@@ -32,9 +32,7 @@ def coordinate_median(stack: F64, weights: F64) -> F64:
 class FedMedian:
     name: str = "fedmedian"
     summary: str = "coordinate-wise median, robust to < K/2 bad updates (Yin et al. 2018)"
-    options_schema: Mapping[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}, "additionalProperties": False}
-    )
+    options_schema: Mapping[str, Any] = field(default_factory=options_object)
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
         return Plan(

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64
+from fl_gitops.fl.strategies.base import F64, Plan, options_object
 
-__all__ = ["AdaptiveStep", "fedopt_schema"]
+__all__ = ["AdaptiveStep", "adaptive_plan", "fedopt_schema"]
 
 
 @dataclass(frozen=True)
@@ -92,4 +92,21 @@ def fedopt_schema(
             "default": beta_2,
             "description": "decay of the second moment v",
         }
-    return {"type": "object", "properties": props, "additionalProperties": False}
+    return options_object(props)
+
+
+def adaptive_plan(
+    strategy: str, variant: Literal["adagrad", "adam", "yogi"], options: Mapping[str, Any]
+) -> Plan:
+    """The plan of FedAdagrad, FedAdam or FedYogi: a weighted mean, then the server step.
+
+    FedAdagrad has no ``beta_2`` option; its step does not use one.
+    """
+    step = AdaptiveStep(
+        variant=variant,
+        eta=float(options["eta"]),
+        beta_1=float(options["beta_1"]),
+        beta_2=0.0 if variant == "adagrad" else float(options["beta_2"]),
+        tau=float(options["tau"]),
+    )
+    return Plan(strategy=strategy, options=dict(options), step=step, state_names=("m", "v"))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fl_gitops.fl.strategies.base import Plan
+from fl_gitops.fl.strategies.base import Plan, options_object
 
 __all__ = ["STRATEGY", "FedProx"]
 
@@ -24,18 +24,16 @@ class FedProx:
     name: str = "fedprox"
     summary: str = "FedAvg on the server; clients add the proximal term mu (Li et al. 2020)"
     options_schema: Mapping[str, Any] = field(
-        default_factory=lambda: {
-            "type": "object",
-            "properties": {
+        default_factory=lambda: options_object(
+            {
                 "mu": {
                     "type": "number",
                     "minimum": 0,
                     "default": 0.01,
                     "description": "weight of the proximal term, applied by the client",
                 }
-            },
-            "additionalProperties": False,
-        }
+            }
+        )
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:

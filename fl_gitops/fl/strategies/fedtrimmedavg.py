@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64, Plan
+from fl_gitops.fl.strategies.base import F64, Plan, options_object
 
 __all__ = ["STRATEGY", "FedTrimmedAvg", "TrimmedMean"]
 
@@ -42,9 +42,8 @@ class FedTrimmedAvg:
     name: str = "fedtrimmedavg"
     summary: str = "coordinate-wise beta-trimmed mean (Yin et al. 2018)"
     options_schema: Mapping[str, Any] = field(
-        default_factory=lambda: {
-            "type": "object",
-            "properties": {
+        default_factory=lambda: options_object(
+            {
                 "beta": {
                     "type": "number",
                     "minimum": 0,
@@ -52,9 +51,8 @@ class FedTrimmedAvg:
                     "default": 0.2,
                     "description": "fraction cut at each end of each coordinate",
                 }
-            },
-            "additionalProperties": False,
-        }
+            }
+        )
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64, Plan
+from fl_gitops.fl.strategies.base import F64, Plan, options_object
 
 __all__ = ["STRATEGY", "Krum", "krum_scores", "krum_select"]
 
@@ -65,7 +65,7 @@ def krum_schema(*, with_m: bool) -> dict[str, Any]:
             "default": None,
             "description": "how many updates to keep and average (default: n - f)",
         }
-    return {"type": "object", "properties": props, "additionalProperties": False}
+    return options_object(props)
 
 
 @dataclass(frozen=True)
