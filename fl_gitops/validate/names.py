@@ -31,7 +31,7 @@ _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 _DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _QUALIFIED_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
-_CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_CONFIGMAP_KEY = re.compile(r"(?!\.\.?\Z)[-._a-zA-Z0-9]+")  # and not "." or ".."
 
 LABEL_MAX = 63
 SUBDOMAIN_MAX = 253
@@ -53,37 +53,48 @@ def _too_long(value: str, limit: int) -> str | None:
     return None
 
 
+def _check_shape(value: object, limit: int, pattern: re.Pattern[str], problem: str) -> str | None:
+    """Not a string, longer than ``limit``, or not matching ``pattern`` whole: say which."""
+    error = _string(value)
+    if error is None:
+        assert isinstance(value, str)
+        error = _too_long(value, limit)
+        if error is None and not pattern.fullmatch(value):
+            error = f"{_quote(value)} {problem}"
+    return error
+
+
 def check_dns1123_label(value: str) -> str | None:
     """A DNS-1123 label: at most 63 lower-case letters, digits and '-', alphanumeric ends."""
-    error = _string(value) or _too_long(value, LABEL_MAX)
-    if error is None and not _DNS1123_LABEL.fullmatch(value):
-        error = (
-            f"{_quote(value)} is not a DNS-1123 label: use lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit"
-        )
-    return error
+    return _check_shape(
+        value,
+        LABEL_MAX,
+        _DNS1123_LABEL,
+        "is not a DNS-1123 label: use lower-case letters, digits and '-', "
+        "starting and ending with a letter or digit",
+    )
 
 
 def check_dns1123_subdomain(value: str) -> str | None:
     """A DNS-1123 subdomain: at most 253 characters, dot-separated DNS-1123 labels."""
-    error = _string(value) or _too_long(value, SUBDOMAIN_MAX)
-    if error is None and not _DNS1123_SUBDOMAIN.fullmatch(value):
-        error = (
-            f"{_quote(value)} is not a DNS-1123 subdomain: use lower-case letters, digits, "
-            "'-' and '.', each dot-separated part starting and ending with a letter or digit"
-        )
-    return error
+    return _check_shape(
+        value,
+        SUBDOMAIN_MAX,
+        _DNS1123_SUBDOMAIN,
+        "is not a DNS-1123 subdomain: use lower-case letters, digits, "
+        "'-' and '.', each dot-separated part starting and ending with a letter or digit",
+    )
 
 
 def check_dns1035_label(value: str) -> str | None:
     """A DNS-1035 label (Service names): like a DNS-1123 label but starting with a letter."""
-    error = _string(value) or _too_long(value, LABEL_MAX)
-    if error is None and not _DNS1035_LABEL.fullmatch(value):
-        error = (
-            f"{_quote(value)} is not a DNS-1035 label: use lower-case letters, digits and '-', "
-            "starting with a letter and ending with a letter or digit"
-        )
-    return error
+    return _check_shape(
+        value,
+        LABEL_MAX,
+        _DNS1035_LABEL,
+        "is not a DNS-1035 label: use lower-case letters, digits and '-', "
+        "starting with a letter and ending with a letter or digit",
+    )
 
 
 def _check_qualified_name(value: object, what: str, *, fold_case: bool = False) -> str | None:
@@ -127,21 +138,20 @@ def check_annotation_key(key: str) -> str | None:
 
 def check_label_value(value: str) -> str | None:
     """A label value: empty, or at most 63 letters, digits, '-', '_', '.', alphanumeric ends."""
-    error = _string(value) or _too_long(value, LABEL_MAX)
-    if error is None and not _LABEL_VALUE.fullmatch(value):
-        error = (
-            f"{_quote(value)} is not a valid label value: use letters, digits, '-', '_' and '.', "
-            "starting and ending with a letter or digit"
-        )
-    return error
+    return _check_shape(
+        value,
+        LABEL_MAX,
+        _LABEL_VALUE,
+        "is not a valid label value: use letters, digits, '-', '_' and '.', "
+        "starting and ending with a letter or digit",
+    )
 
 
 def check_configmap_key(key: str) -> str | None:
     """A ConfigMap data key: letters, digits, '-', '_' and '.', at most 253, not '.' or '..'."""
-    error = _string(key) or _too_long(key, SUBDOMAIN_MAX)
-    if error is None and (key in (".", "..") or not _CONFIGMAP_KEY.fullmatch(key)):
-        error = (
-            f"{_quote(key)} is not a valid ConfigMap key: use letters, digits, '-', '_' and '.' "
-            "(and not '.' or '..')"
-        )
-    return error
+    return _check_shape(
+        key,
+        SUBDOMAIN_MAX,
+        _CONFIGMAP_KEY,
+        "is not a valid ConfigMap key: use letters, digits, '-', '_' and '.' (and not '.' or '..')",
+    )
