@@ -119,27 +119,25 @@ def _named(items: Any) -> Iterator[tuple[int, str]]:
                 yield index, item["name"]
 
 
-def _check_pod_spec(path: Path, spec: Mapping[str, Any]) -> Iterator[Finding]:
-    volumes: set[str] = set()
-    for index, name in _named(spec.get("volumes")):
-        where = (*path, "volumes", index, "name")
+def _check_unique_labels(path: Path, items: Any, seen: set[str], noun: str) -> Iterator[Finding]:
+    """Each item's ``name`` is a DNS-1123 label not in ``seen`` (which it is added to)."""
+    for index, name in _named(items):
+        where = (*path, index, "name")
         error = check_dns1123_label(name)
         if error is not None:
             yield where, error
-        if name in volumes:
-            yield where, f'duplicate volume name "{name}"'
-        volumes.add(name)
+        if name in seen:
+            yield where, f'duplicate {noun} name "{name}"'
+        seen.add(name)
+
+
+def _check_pod_spec(path: Path, spec: Mapping[str, Any]) -> Iterator[Finding]:
+    volumes: set[str] = set()
+    yield from _check_unique_labels((*path, "volumes"), spec.get("volumes"), volumes, "volume")
     containers: set[str] = set()
     for field in ("initContainers", "containers", "ephemeralContainers"):
         items = spec.get(field)
-        for index, name in _named(items):
-            where = (*path, field, index, "name")
-            error = check_dns1123_label(name)
-            if error is not None:
-                yield where, error
-            if name in containers:
-                yield where, f'duplicate container name "{name}"'
-            containers.add(name)
+        yield from _check_unique_labels((*path, field), items, containers, "container")
         for index, container in enumerate(items if isinstance(items, list) else []):
             mounts = container.get("volumeMounts") if isinstance(container, Mapping) else None
             for mount_index, name in _named(mounts):

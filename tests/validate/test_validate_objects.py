@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from fl_gitops.validate import Problem, crd_schema, validate_object
 
-VALID = Path(__file__).parent / "data" / "valid"
-SAMPLES = sorted(path.stem for path in VALID.glob("*.yaml"))
-
-
-def load_sample(name: str) -> dict[str, Any]:
-    return copy.deepcopy(yaml.safe_load((VALID / f"{name}.yaml").read_text()))
+from .conftest import SAMPLES, load_sample
 
 
 def _set(obj: Any, path: tuple[Any, ...], value: Any) -> None:
@@ -322,6 +314,18 @@ def test_a_volume_mount_must_name_a_declared_volume(sample):
             "spec.workload.manifests[1].spec.template.spec.containers[0].volumeMounts[0].name",
             'no volume named "round" among the pod\'s volumes',
         )
+    ]
+
+
+def test_duplicate_volume_and_container_names_are_each_reported(sample):
+    work = sample("manifestwork")
+    pod = work["spec"]["workload"]["manifests"][1]["spec"]["template"]["spec"]
+    pod["volumes"].append({"name": "round", "emptyDir": {}})
+    pod["initContainers"] = [{"name": "client", "image": "busybox:1.36"}]
+    where = "spec.workload.manifests[1].spec.template.spec"
+    assert [(p.path, p.message) for p in validate_object(work)] == [
+        (f"{where}.volumes[1].name", 'duplicate volume name "round"'),
+        (f"{where}.containers[0].name", 'duplicate container name "client"'),
     ]
 
 
