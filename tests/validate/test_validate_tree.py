@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fl_gitops.validate import validate_tree
 
-VALID = Path(__file__).parent / "data" / "valid"
+from .conftest import VALID
 
 BLUEPRINT = """\
 apiVersion: fl-gitops.io/v1alpha1
