@@ -113,39 +113,23 @@ def _explain(
         for key in instance:
             if key in known or any(re.search(p, key) for p in patterns):
                 continue
-            line, col = doc.where((*path, key), key=True)
             hint, guess = _did_you_mean(key, known, takes_none)
             if guess is not None and guess not in instance:
                 suggested.add((dotted(path), guess))
-            yield BlueprintError(
-                f"unknown {noun} {key!r}{hint}",
-                file=doc.file,
-                line=line,
-                column=col,
-                field=dotted((*path, key)),
-            )
+            yield _at_key(doc, path, key, f"unknown {noun} {key!r}{hint}")
         return
     if "propertyNames" in error.absolute_schema_path and isinstance(instance, str):
         # jsonschema checks each key as an instance of its own, at the mapping's path.
-        line, col = doc.where((*path, instance), key=True)
-        yield BlueprintError(
-            _key_message(error, instance),
-            file=doc.file,
-            line=line,
-            column=col,
-            field=dotted((*path, instance)),
-        )
+        yield _at_key(doc, path, instance, _key_message(error, instance))
         return
     if kind == "propertyNames":
         bad = _bad_property_name(error)
         if bad is not None:
-            line, col = doc.where((*path, bad), key=True)
-            yield BlueprintError(
+            yield _at_key(
+                doc,
+                path,
+                bad,
                 f"key {bad!r} is not allowed here; expected {_expectation(error.schema)}",
-                file=doc.file,
-                line=line,
-                column=col,
-                field=dotted((*path, bad)),
             )
             return
     if kind == "required":
@@ -166,6 +150,12 @@ def _explain(
     yield BlueprintError(
         _message(error, noun), file=doc.file, line=line, column=col, field=dotted(path)
     )
+
+
+def _at_key(doc: Document, path: tuple[str | int, ...], key: str, message: str) -> BlueprintError:
+    """An error located at ``key`` itself (not its value) in the mapping at ``path``."""
+    line, col = doc.where((*path, key), key=True)
+    return BlueprintError(message, file=doc.file, line=line, column=col, field=dotted((*path, key)))
 
 
 def _key_message(error: jsonschema.ValidationError, key: str) -> str:
