@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fl_gitops.blueprint import _yaml as blueprint_yaml
 from fl_gitops.blueprint import load_blueprint
@@ -46,6 +47,12 @@ def test_the_reference_blueprint_loads(tmp_path):
         30,
         "fedavg",
     )
+
+
+def test_the_reference_is_the_stock_blueprint_without_its_comments():
+    # Kept as a literal so that the cases' line numbers are plain; this keeps it honest.
+    stock = Path(__file__).resolve().parents[2] / "blueprints" / "digits-fedavg.yaml"
+    assert yaml.safe_load(REFERENCE) == yaml.safe_load(stock.read_text())
 
 
 def test_there_are_at_least_forty_distinct_kinds():

@@ -11,23 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-REFERENCE_PLACEMENT = """
-clusterSets: [fl-silos]
-numberOfClusters: 10
-predicates:
-  - requiredClusterSelector:
-      labelSelector:
-        matchLabels:
-          fl-gitops.io/dataset: digits
-      claimSelector:
-        matchExpressions:
-          - key: region.open-cluster-management.io
-            operator: In
-            values: [eu-west-1, us-east-1]
-tolerations:
-  - key: gpu
-    operator: Exists
-"""
+# The stock blueprint, whose spec.placement is the reference placement.
+STOCK_BLUEPRINT = Path(__file__).resolve().parents[2] / "blueprints" / "digits-fedavg.yaml"
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -77,7 +62,7 @@ def cluster() -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def reference_spec() -> dict[str, Any]:
-    return yaml.safe_load(REFERENCE_PLACEMENT)
+    return yaml.safe_load(STOCK_BLUEPRINT.read_text())["spec"]["placement"]
 
 
 @pytest.fixture
