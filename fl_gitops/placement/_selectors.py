@@ -10,19 +10,15 @@ such a selector once, with the field path in every error, and matches it against
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fl_gitops.errors import InputError
+from fl_gitops.validate import check_label_key, check_label_value
 
 __all__ = ["OPERATORS", "Requirement", "Selector", "parse_selector"]
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
-
-_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -65,11 +61,7 @@ class Selector:
 def _check_key(key: object, path: str) -> str:
     if not isinstance(key, str) or not key:
         raise InputError(f"{path}: expected a non-empty label key, got {key!r}")
-    prefix, _, name = key.rpartition("/")
-    valid = len(name) <= 63 and _NAME.match(name) is not None
-    if "/" in key:
-        valid = valid and 0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.match(prefix) is not None
-    if not valid:
+    if check_label_key(key) is not None:
         raise InputError(
             f"{path}: {key!r} is not a valid key (an optional DNS prefix and '/', then at "
             "most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
@@ -80,7 +72,7 @@ def _check_key(key: object, path: str) -> str:
 def _check_value(value: object, path: str) -> str:
     if not isinstance(value, str):
         raise InputError(f"{path}: expected a string, got {type(value).__name__} {value!r}")
-    if len(value) > 63 or _VALUE.match(value) is None:
+    if check_label_value(value) is not None:
         raise InputError(
             f"{path}: {value!r} is not a valid label value (at most 63 letters, digits, "
             "'-', '_' or '.', starting and ending with a letter or digit)"

@@ -138,6 +138,37 @@ def test_invalid_selector_operator_is_an_input_error_with_the_field_path(now: da
     )
 
 
+@pytest.mark.parametrize("key", ["-dataset", "example.com/", "Example.com/dataset", "dataset\n"])
+def test_a_bad_selector_label_key_is_an_input_error_naming_it(key: str, now: datetime) -> None:
+    spec = {
+        "predicates": [{"requiredClusterSelector": {"labelSelector": {"matchLabels": {key: "x"}}}}]
+    }
+    with pytest.raises(InputError) as error:
+        evaluate(spec, [], now)
+    assert str(error.value) == (
+        f"spec.predicates[0].requiredClusterSelector.labelSelector.matchLabels.{key}: {key!r} is "
+        "not a valid key (an optional DNS prefix and '/', then at most 63 letters, digits, '-', "
+        "'_' or '.', starting and ending with a letter or digit)"
+    )
+
+
+@pytest.mark.parametrize("value", ["digits-", "a b", "v" * 64, "digits\n", "\n"])
+def test_a_bad_selector_label_value_is_an_input_error_naming_it(value: str, now: datetime) -> None:
+    expression = {"key": "region", "operator": "In", "values": ["eu", value]}
+    spec = {
+        "predicates": [
+            {"requiredClusterSelector": {"claimSelector": {"matchExpressions": [expression]}}}
+        ]
+    }
+    with pytest.raises(InputError) as error:
+        evaluate(spec, [], now)
+    assert str(error.value) == (
+        "spec.predicates[0].requiredClusterSelector.claimSelector.matchExpressions[0].values[1]: "
+        f"{value!r} is not a valid label value (at most 63 letters, digits, '-', '_' or '.', "
+        "starting and ending with a letter or digit)"
+    )
+
+
 def test_unknown_spec_fields_are_refused(now: datetime) -> None:
     with pytest.raises(InputError) as error:
         evaluate({"numberOfCluster": 3}, [], now)
