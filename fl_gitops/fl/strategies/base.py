@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["F64", "Coordinate", "Plan", "Step", "Strategy", "options_object"]
+__all__ = ["F64", "Coordinate", "Plan", "Step", "Strategy", "coordinate_plan", "options_object"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -68,6 +68,18 @@ class Plan:
     clip_norm: float | None = None
     noise_multiplier: float = 0.0
     record: Mapping[str, Any] = field(default_factory=dict)
+
+
+def coordinate_plan(strategy: str, options: Mapping[str, Any], coordinate: Coordinate) -> Plan:
+    """The plan of a robust statistic: ``coordinate`` over each chunk of the K updates,
+    unweighted (a cluster's ``num_examples`` must not buy it influence)."""
+    return Plan(
+        strategy=strategy,
+        options=dict(options),
+        combine="coordinate",
+        weighted=False,
+        coordinate=coordinate,
+    )
 
 
 def options_object(

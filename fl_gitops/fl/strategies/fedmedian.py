@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64, Plan, options_object
+from fl_gitops.fl.strategies.base import F64, Plan, coordinate_plan, options_object
 
 __all__ = ["STRATEGY", "FedMedian", "coordinate_median"]
 
@@ -35,13 +35,7 @@ class FedMedian:
     options_schema: Mapping[str, Any] = field(default_factory=options_object)
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
-        return Plan(
-            strategy=self.name,
-            options=dict(options),
-            combine="coordinate",
-            weighted=False,
-            coordinate=coordinate_median,
-        )
+        return coordinate_plan(self.name, options, coordinate_median)
 
 
 STRATEGY = FedMedian()

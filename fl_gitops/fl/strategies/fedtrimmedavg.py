@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64, Plan, options_object
+from fl_gitops.fl.strategies.base import F64, Plan, coordinate_plan, options_object
 
 __all__ = ["STRATEGY", "FedTrimmedAvg", "TrimmedMean"]
 
@@ -56,13 +56,7 @@ class FedTrimmedAvg:
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
-        return Plan(
-            strategy=self.name,
-            options=dict(options),
-            combine="coordinate",
-            weighted=False,
-            coordinate=TrimmedMean(beta=float(options["beta"])),
-        )
+        return coordinate_plan(self.name, options, TrimmedMean(beta=float(options["beta"])))
 
 
 STRATEGY = FedTrimmedAvg()
