@@ -285,10 +285,7 @@ class LocalHub:
             HubNotFound: there is no such work.
         """
         with self._lock:
-            work = self._works.get((cluster, name))
-            if work is None:
-                raise HubNotFound(f"local hub: no ManifestWork {name} in namespace {cluster}")
-            return copy.deepcopy(work)
+            return copy.deepcopy(self._work(cluster, name))
 
     def list_works(self, *, experiment: str | None = None) -> list[dict[str, Any]]:
         """Copies of every work (of one experiment, by its label), sorted by namespace/name."""
