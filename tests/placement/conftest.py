@@ -1,5 +1,6 @@
 """Shared pieces for the offline placement tests: a ManagedCluster builder, the
-reference placement of the stock blueprint, a fixed clock and the OCM CRD schemas."""
+reference placement of the stock blueprint, a fixed clock, the OCM CRD schemas and
+``evaluate`` (one placement, ``exp/fl``, evaluated offline)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,20 @@ from typing import Any
 import pytest
 import yaml
 
+from fl_gitops.placement import evaluate_placement
+
 # The stock blueprint, whose spec.placement is the reference placement.
 STOCK_BLUEPRINT = Path(__file__).resolve().parents[2] / "blueprints" / "digits-fedavg.yaml"
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+# The type of the ``cluster`` fixture: ``cluster("name", labels=..., taints=...)``.
+Make = Callable[..., dict[str, Any]]
+
+
+def evaluate(spec: dict[str, Any] | None, clusters: list[dict[str, Any]], now: datetime, **kw: Any):
+    """``evaluate_placement`` of placement ``exp/fl``."""
+    return evaluate_placement(spec, clusters, placement_name="fl", namespace="exp", now=now, **kw)
 
 
 def _crd_dir() -> Path | None:
@@ -56,7 +67,7 @@ def make_cluster(
 
 
 @pytest.fixture
-def cluster() -> Callable[..., dict[str, Any]]:
+def cluster() -> Make:
     return make_cluster
 
 

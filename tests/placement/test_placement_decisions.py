@@ -10,14 +10,11 @@ import jsonschema
 import pytest
 
 from fl_gitops.errors import InputError
-from fl_gitops.placement import DecisionGroup, decision_pages, evaluate_placement
+from fl_gitops.placement import DecisionGroup, decision_pages
 
-Make = Callable[..., dict[str, Any]]
+from .conftest import Make, evaluate
+
 PLACEMENT_DECISION_CRD = "0000_03_clusters.open-cluster-management.io_placementdecisions.crd.yaml"
-
-
-def evaluate(spec: dict[str, Any] | None, clusters: list[dict[str, Any]], now: datetime, **kw: Any):
-    return evaluate_placement(spec, clusters, placement_name="fl", namespace="exp", now=now, **kw)
 
 
 def strict(schema: dict[str, Any]) -> dict[str, Any]:

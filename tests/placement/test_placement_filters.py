@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from fl_gitops.errors import InputError
-from fl_gitops.placement import evaluate_placement
 
-Make = Callable[..., dict[str, Any]]
-
-
-def evaluate(spec: dict[str, Any] | None, clusters: list[dict[str, Any]], now: datetime, **kw: Any):
-    return evaluate_placement(spec, clusters, placement_name="fl", namespace="exp", now=now, **kw)
+from .conftest import Make, evaluate
 
 
 def test_cluster_sets_select_by_the_clusterset_label(cluster: Make, now: datetime) -> None:

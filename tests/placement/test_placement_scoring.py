@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from fl_gitops.errors import InputError
-from fl_gitops.placement import evaluate_placement, parse_quantity
+from fl_gitops.placement import parse_quantity
 
-Make = Callable[..., dict[str, Any]]
-
-
-def evaluate(spec: dict[str, Any] | None, clusters: list[dict[str, Any]], now: datetime, **kw: Any):
-    return evaluate_placement(spec, clusters, placement_name="fl", namespace="exp", now=now, **kw)
+from .conftest import Make, evaluate
 
 
 def prioritize(*configs: tuple[str, int], mode: str = "Exact", n: int | None = None) -> dict:
