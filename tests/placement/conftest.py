@@ -14,6 +14,8 @@ import yaml
 
 from fl_gitops.placement import evaluate_placement
 
+from ..crds import ocm_crd_schema
+
 # The stock blueprint, whose spec.placement is the reference placement.
 STOCK_BLUEPRINT = Path(__file__).resolve().parents[2] / "blueprints" / "digits-fedavg.yaml"
 
@@ -26,14 +28,6 @@ Make = Callable[..., dict[str, Any]]
 def evaluate(spec: dict[str, Any] | None, clusters: list[dict[str, Any]], now: datetime, **kw: Any):
     """``evaluate_placement`` of placement ``exp/fl``."""
     return evaluate_placement(spec, clusters, placement_name="fl", namespace="exp", now=now, **kw)
-
-
-def _crd_dir() -> Path | None:
-    repo = Path(__file__).resolve().parents[2]
-    for candidate in (repo.parent / "shared" / "ocm-crds", Path("/work/shared/ocm-crds")):
-        if candidate.is_dir():
-            return candidate
-    return None
 
 
 def make_cluster(
@@ -83,14 +77,9 @@ def now() -> datetime:
 
 @pytest.fixture
 def crd_schema() -> Callable[[str], dict[str, Any]]:
-    """Load ``openAPIV3Schema`` of an OCM CRD by file name, with strict objects."""
-    directory = _crd_dir()
-    if directory is None:
-        pytest.skip("the OCM CRDs (shared/ocm-crds) are not beside this checkout")
+    """Load ``openAPIV3Schema`` of an OCM CRD by its upstream file name (vendored copy)."""
 
     def load(file_name: str) -> dict[str, Any]:
-        crd = yaml.safe_load((directory / file_name).read_text())
-        (version,) = crd["spec"]["versions"]
-        return version["schema"]["openAPIV3Schema"]
+        return ocm_crd_schema(file_name)
 
     return load

@@ -23,7 +23,8 @@ from lupa import lua51
 from fl_gitops.cli import main as cli_main
 from fl_gitops.render.health import argocd_cm_health_entries, argocd_cm_key, health_script
 
-CRDS = Path("/work/shared/ocm-crds")
+from ..crds import ocm_crd_schema
+
 EXAMPLE = Path(__file__).parents[2] / "examples/config-repo"
 STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
 
@@ -63,8 +64,7 @@ def to_lua(lua: Any, value: Any) -> Any:
 
 @functools.cache
 def crd_schema(filename: str) -> dict[str, Any]:
-    crd = yaml.safe_load((CRDS / filename).read_text())
-    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return ocm_crd_schema(filename)
 
 
 def run_health(kind: str, obj: dict[str, Any], *, check_schema: bool = True) -> dict[str, str]:
