@@ -10,6 +10,7 @@ a larger fleet extends a smaller one.
 from __future__ import annotations
 
 import random
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,17 @@ _PLATFORMS = {
 }
 _KUBE_VERSIONS = ("v1.29.10", "v1.30.6", "v1.31.2", "v1.32.0")
 _CORES = (4, 8, 16, 32, 64)
+
+
+# `managedCluster.metadata.labels["key"] == "value"`, the commonest CEL predicate.
+_CEL_LABEL_EQ = re.compile(
+    r"""managedCluster\.metadata\.labels\[\s*(["'])([^"']+)\1\s*\]\s*==\s*(["'])([^"']*)\3"""
+)
+
+
+def _cel_label_equalities(expression: str) -> dict[str, str]:
+    """Labels that make label-equality CEL terms true (best effort; the rest is not solved)."""
+    return {m.group(2): m.group(4) for m in _CEL_LABEL_EQ.finditer(expression)}
 
 
 def _timestamp(moment: datetime) -> str:
@@ -140,6 +152,8 @@ def _cluster(
             _satisfy(requirement, labels, rng)
         for requirement in spec.predicates[0].claims.requirements:
             _satisfy(requirement, claims, rng)
+        for expression in spec.predicates[0].cel_expressions:
+            labels.update(_cel_label_equalities(expression))
     generated_as = "match"
     first = spec.predicates[0] if spec is not None and spec.predicates else None
     if category in ("wrong-label", "wrong-claim"):
