@@ -1,3 +1,8 @@
+"""Generated fleets are placed by the placements they were generated for."""
+
+from __future__ import annotations
+
+
 def test_generated_clusters_satisfy_a_label_equality_cel_predicate():
     from datetime import UTC, datetime
 
