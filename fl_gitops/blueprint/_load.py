@@ -283,6 +283,7 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
         reconcile=Reconcile(
             schedule=reconcile.get("schedule", "*/2 * * * *"),
             image=reconcile.get("image", client["image"]),
+            image_pull_secrets=tuple(reconcile.get("imagePullSecrets", ())),
         ),
         argocd=ArgoCD(
             namespace=argocd.get("namespace", "argocd"),

@@ -68,6 +68,7 @@ class Reconcile:
 
     schedule: str
     image: str
+    image_pull_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

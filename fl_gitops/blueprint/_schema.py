@@ -242,6 +242,15 @@ _CLIENT = _obj(
             {"requests": _RESOURCE_LIST, "limits": _RESOURCE_LIST},
             description="Requests and limits of the training container.",
         ),
+        "imagePullSecrets": {
+            "type": "array",
+            "maxItems": 16,
+            "uniqueItems": True,
+            "items": _str(DNS1123_LABEL, max_length=63),
+            "description": (
+                "Names of Secrets on each cluster for pulling the image (never their content)."
+            ),
+        },
         "serviceAccountName": _str(
             DNS1123_LABEL,
             max_length=63,
@@ -400,6 +409,13 @@ _RECONCILE = _obj(
             description="How often the reconcile job runs.",
         ),
         "image": _str(_IMAGE, max_length=512, description="Its image; client.image when not set."),
+        "imagePullSecrets": {
+            "type": "array",
+            "maxItems": 16,
+            "uniqueItems": True,
+            "items": _str(DNS1123_LABEL, max_length=63),
+            "description": "Names of Secrets on the hub for pulling its image.",
+        },
     },
     description="The hub's reconcile CronJob.",
 )

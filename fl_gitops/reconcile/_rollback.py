@@ -8,18 +8,26 @@ reporting the old Jobs as done.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from fl_gitops.blueprint import load_blueprint
 from fl_gitops.errors import GitError, InputError
-from fl_gitops.gitops import Change, ConfigRepo, PublishResult
+from fl_gitops.gitops import (
+    Change,
+    ConfigRepo,
+    PublishResult,
+    PullRequestSpec,
+    round_branch_name,
+)
 from fl_gitops.render import (
     Layout,
     RoundState,
     apply_changes,
     plan_changes,
+    read_roster,
     read_round_state,
     render_experiment,
 )
@@ -61,9 +69,10 @@ def rollback(repo: ConfigRepo, path: str, round_: int) -> PublishResult:
         state = read_round_state(exp)
         if state is None:
             raise InputError(f"{path}: the commit {commit[:12]} has no round state")
-        import yaml
-
-        roster = yaml.safe_load((exp / layout.roster).read_text())["clusters"]
+        record = read_roster(exp)
+        if record is None:
+            raise InputError(f"{path}: the commit {commit[:12]} has no roster record")
+        roster = record.clusters
         again = RoundState(
             round=state.round, model_digest=state.model_digest, attempt=state.attempt + 1
         )
@@ -80,4 +89,14 @@ def rollback(repo: ConfigRepo, path: str, round_: int) -> PublishResult:
             body=f"Restored from {commit}; round {round_} runs again as attempt {again.attempt}.",
         )
 
-    return repo.publish(derive)
+    blueprint = load_blueprint(repo.root / path / layout.blueprint)
+    if blueprint.gitops.mode != "pull-request":
+        return repo.publish(derive)
+    # In pull-request mode a rollback is a change like any other: it goes up for review.
+    pr_cfg = blueprint.gitops.pull_request
+    return repo.publish(
+        derive,
+        mode="pull-request",
+        round_branch=f"{round_branch_name(blueprint.name, round_)}-rollback",
+        pr=PullRequestSpec.from_blueprint(pr_cfg, os.environ) if pr_cfg else None,
+    )

@@ -257,7 +257,12 @@ def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> di
             "globalModelUri": model_uri(blueprint.store.uri, state.model_digest),
             "blueprintDigest": blueprint.digest,
         },
-        "reconcile": {"schedule": blueprint.reconcile.schedule, "image": blueprint.reconcile.image},
+        "reconcile": {
+            "schedule": blueprint.reconcile.schedule,
+            "image": blueprint.reconcile.image,
+            "imagePullSecrets": [{"name": n} for n in blueprint.reconcile.image_pull_secrets],
+        },
+        "client_pull_secrets": [{"name": n} for n in blueprint.client.get("imagePullSecrets", [])],
         "reconcile_args": reconcile_args,
         "reconcile_env": reconcile_env,
         "secret_mounts": secret_mounts,

@@ -190,3 +190,25 @@ def test_preview_pages_are_never_in_the_kustomization(fleet, tmp_path):
     assert [p["metadata"]["name"] for p in pages] == ["digits-fedavg-decision-1"]
     decided = sorted(d["clusterName"] for d in pages[0]["status"]["decisions"])
     assert decided == sorted(p.stem for p in (tmp_path / EXP / "works").glob("*.yaml"))
+
+
+def test_image_pull_secrets_are_referenced_by_name_in_both_pods(fleet, tmp_path):
+    inventory, _ = fleet
+    text = REFERENCE.read_text().replace(
+        "  client:\n", "  client:\n    imagePullSecrets: [regcred]\n"
+    )
+    text = text.replace(
+        "  store:\n", "  reconcile:\n    imagePullSecrets: [hub-regcred]\n  store:\n"
+    )
+    blueprint = tmp_path / "blueprint.yaml"
+    blueprint.write_text(text)
+    out = tmp_path / "out"
+    argv = ["render", str(blueprint), "--inventory", str(inventory), "--out", str(out)]
+    assert main([*argv, "--now", NOW]) == 0
+    work = yaml.safe_load(next((out / EXP / "works").glob("*.yaml")).read_text())
+    job = work["spec"]["workload"]["manifests"][2]
+    assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    cron = yaml.safe_load((out / EXP / "hub/reconcile-cronjob.yaml").read_text())
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "hub-regcred"}]
+    assert validate_tree(out) == []
