@@ -21,10 +21,13 @@ bytes, whatever the dict's order.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -37,12 +40,16 @@ __all__ = [
     "Header",
     "HeaderError",
     "Layout",
+    "Lockstep",
+    "ReadFailed",
     "TensorInfo",
     "TensorReader",
     "load",
     "load_bytes",
     "parse_header",
+    "read_ahead",
     "read_header",
+    "same_layout",
     "serialize",
 ]
 
@@ -72,6 +79,19 @@ DEFAULT_CHUNK = 1 << 20
 
 class HeaderError(ValueError):
     """A file that is not a well-formed safetensors file; the message says why."""
+
+
+class ReadFailed(HeaderError):
+    """A file ended before the bytes its header promised (truncated while being read).
+
+    ``index`` says which of the files a :class:`Lockstep` reads, ``offset`` where it ended.
+    """
+
+    def __init__(self, index: int, path: str, offset: int) -> None:
+        self.index = index
+        self.path = path
+        self.offset = offset
+        super().__init__(f"{path}: file ended at byte {offset} (truncated)")
 
 
 @dataclass(frozen=True)
@@ -306,6 +326,185 @@ class TensorReader:
             raw = self._buf[: count * item]
             self._readinto(info.start + offset * item, memoryview(raw))
             yield offset, raw.view(info.np_dtype)
+
+
+def same_layout(a: Header, b: Header) -> bool:
+    """Whether two files hold the same tensors at the same places after their headers."""
+    return _layout_key(a) == _layout_key(b)
+
+
+def _layout_key(header: Header) -> tuple[tuple[str, str, int, int], ...]:
+    base = header.data_start
+    return tuple(
+        (t.name, t.dtype, t.start - base, t.end - base)
+        for t in sorted(header.tensors.values(), key=lambda t: t.start)
+    )
+
+
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)
+
+
+def read_ahead(fd: int, start: int, length: int) -> None:
+    """Ask the kernel to start reading a byte range of an open file (a hint; never fails)."""
+    if _WILLNEED is None or length <= 0:
+        return
+    with contextlib.suppress(OSError):
+        os.posix_fadvise(fd, start, length, _WILLNEED)
+
+
+def _pread_exact(fd: int, view: memoryview, start: int, index: int, path: str) -> None:
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], start + got)
+        if not n:
+            raise ReadFailed(index, path, start + got)
+        got += n
+
+
+class Lockstep:
+    """Read files that share one layout chunk by chunk, side by side, hashing every byte.
+
+    Each step yields the same span of the same tensor from every file, in file order, so a
+    caller can combine the files element by element while that span is in cache: summing
+    K updates this way reads and writes the accumulator once per group of files instead of
+    once per file. Each file's next chunk is read and hashed on the executor's threads
+    while the caller works on the current one (two buffers per file); file reads and
+    ``hashlib`` release the GIL, so on several cores several files are hashed at once. The
+    kernel is asked to read one chunk ahead of each file.
+
+    Use as a context manager. A step's views are valid until the next step. ``buffers``
+    (two per file, ``slot_bytes`` each) lets a caller reuse memory across instances. After the last
+    step, :meth:`hexdigests` gives each file's SHA-256 over all its bytes, header included:
+    the bytes hashed are exactly the bytes handed out.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        headers: Sequence[Header],
+        *,
+        slot_bytes: int,
+        pool: Executor | None,
+        max_elements: int = DEFAULT_CHUNK,
+        buffers: Sequence[np.ndarray[Any, Any]] | None = None,
+    ) -> None:
+        if not paths or len(paths) != len(headers):
+            raise ValueError("Lockstep needs one header per path, and at least one path")
+        if not all(same_layout(headers[0], h) for h in headers[1:]):
+            raise ValueError("Lockstep reads files of one layout only")
+        self.paths = [os.fspath(p) for p in paths]
+        self.headers = list(headers)
+        self.pool = pool
+        self._steps: list[tuple[str, int, int, int, int]] = []  # name, offset, count, rel, n
+        for info in sorted(headers[0].tensors.values(), key=lambda t: t.start):
+            item = info.np_dtype.itemsize
+            step = max(1, min(max_elements, slot_bytes // item))
+            rel = info.start - headers[0].data_start
+            for offset in range(0, info.size, step):
+                count = min(step, info.size - offset)
+                self._steps.append((info.name, offset, count, rel + offset * item, count * item))
+        self._slot_bytes = max((s[4] for s in self._steps), default=0)
+        if buffers is not None and (
+            len(buffers) < 2 * len(paths)
+            or any(b.dtype != np.uint8 or b.nbytes < self._slot_bytes for b in buffers)
+        ):
+            raise ValueError(f"Lockstep needs {2 * len(paths)} uint8 buffers of slot_bytes")
+        self._buffers = buffers
+        self._fds: list[int] = []
+        self._hashes: list[Any] = []
+        self._slots: list[list[np.ndarray[Any, Any]]] = []
+        self._pending: list[Future[None]] = []
+        self._finished = False
+
+    def __enter__(self) -> Lockstep:
+        try:
+            for i, path in enumerate(self.paths):
+                fd = os.open(path, os.O_RDONLY)
+                self._fds.append(fd)
+                start = self.headers[i].data_start
+                read_ahead(fd, 0, start + 2 * self._slot_bytes)
+                head = memoryview(bytearray(start))
+                _pread_exact(fd, head, 0, i, path)
+                self._hashes.append(hashlib.sha256(head))
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        self._drain()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        self._slots = []
+
+    def _drain(self) -> BaseException | None:
+        """Wait for every read in flight; return the first error (by file) if any."""
+        first: BaseException | None = None
+        for fut in self._pending:
+            err = fut.exception()
+            if err is not None and first is None:
+                first = err
+        self._pending = []
+        return first
+
+    def _fill(self, i: int, k: int) -> None:
+        _, _, _, rel, nbytes = self._steps[k]
+        fd = self._fds[i]
+        start = self.headers[i].data_start
+        if k + 1 < len(self._steps):
+            ahead = self._steps[k + 1]
+            read_ahead(fd, start + ahead[3], ahead[4])
+        view = memoryview(self._slots[i][k % 2])[:nbytes]
+        _pread_exact(fd, view, start + rel, i, self.paths[i])
+        self._hashes[i].update(view)
+
+    def _submit(self, k: int) -> None:
+        for i in range(len(self.paths)):
+            if self.pool is None:
+                self._fill(i, k)
+            else:
+                self._pending.append(self.pool.submit(self._fill, i, k))
+
+    def chunks(self) -> Iterator[tuple[str, int, list[np.ndarray[Any, Any]]]]:
+        """Yield ``(tensor name, flat offset, [1-D chunk of each file])`` over all the data."""
+        if not self._fds:
+            raise RuntimeError("use Lockstep as a context manager")
+        if self._finished:
+            raise RuntimeError("a Lockstep reads its files once")
+        if self._buffers is None:
+            self._slots = [
+                [np.empty(self._slot_bytes, dtype=np.uint8) for _ in range(2)] for _ in self.paths
+            ]
+        else:
+            b = self._buffers
+            self._slots = [[b[2 * i], b[2 * i + 1]] for i in range(len(self.paths))]
+        tensors = self.headers[0].tensors
+        if self._steps:
+            self._submit(0)
+        for k, (name, offset, _count, _rel, nbytes) in enumerate(self._steps):
+            err = self._drain()
+            if err is not None:
+                raise err
+            if k + 1 < len(self._steps):
+                self._submit(k + 1)
+            dtype = tensors[name].np_dtype
+            yield name, offset, [slots[k % 2][:nbytes].view(dtype) for slots in self._slots]
+        self._finished = True
+
+    def hexdigests(self) -> list[str]:
+        """Each file's SHA-256 (hex), once :meth:`chunks` has gone through every step."""
+        if not self._finished:
+            raise RuntimeError("the files have not been read to the end")
+        return [h.hexdigest() for h in self._hashes]
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:

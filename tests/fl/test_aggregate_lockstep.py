@@ -1,0 +1,188 @@
+"""Side-by-side reading: every byte hashed, groups of updates summed bit for bit alike."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fl_gitops.fl.aggregate import aggregate_round
+from fl_gitops.fl.checks import Limits
+from fl_gitops.fl.store import sha256_digest
+from fl_gitops.fl.tensors import Lockstep, ReadFailed, read_header, serialize
+
+SHAPES = {"a.weight": (40, 30), "b.bias": (7,), "c.weight": (3, 500)}
+
+
+def model(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {n: rng.normal(size=s).astype(np.float32) for n, s in SHAPES.items()}
+
+
+def reversed_layout(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """Safetensors bytes with the tensors stored in reverse name order, and metadata."""
+    doc: dict[str, object] = {"__metadata__": metadata}
+    pos = 0
+    blobs = []
+    for name in sorted(tensors, reverse=True):
+        data = tensors[name].astype("<f4").tobytes()
+        doc[name] = {
+            "dtype": "F32",
+            "shape": list(tensors[name].shape),
+            "data_offsets": [pos, pos + len(data)],
+        }
+        blobs.append(data)
+        pos += len(data)
+    text = json.dumps(doc).encode()
+    return len(text).to_bytes(8, "little") + text + b"".join(blobs)
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_lockstep_hands_out_every_byte_of_files_with_different_headers(tmp_path):
+    plain = write(tmp_path / "plain.safetensors", serialize(model(1)))
+    tagged = write(tmp_path / "tagged.safetensors", serialize(model(2), {"note": "x" * 37}))
+    headers = [read_header(plain), read_header(tagged)]
+    assert headers[0].data_start != headers[1].data_start
+    for pool in (None, ThreadPoolExecutor(max_workers=2)):
+        got: list[dict[str, list[np.ndarray]]] = [{}, {}]
+        with Lockstep(
+            [plain, tagged], headers, slot_bytes=1000, pool=pool, max_elements=333
+        ) as lockstep:
+            for name, offset, views in lockstep.chunks():
+                assert [v.size for v in views] == [views[0].size] * 2
+                for i, view in enumerate(views):
+                    assert sum(p.size for p in got[i].get(name, [])) == offset
+                    got[i].setdefault(name, []).append(view.copy())
+            digests = lockstep.hexdigests()
+        for i, seed in enumerate((1, 2)):
+            for name, want in model(seed).items():
+                np.testing.assert_array_equal(np.concatenate(got[i][name]), want.reshape(-1))
+        assert digests == [
+            hashlib.sha256(plain.read_bytes()).hexdigest(),
+            hashlib.sha256(tagged.read_bytes()).hexdigest(),
+        ]
+        if pool is not None:
+            pool.shutdown()
+
+
+def test_lockstep_says_which_file_ended_early_and_closes_every_file(tmp_path):
+    paths = [write(tmp_path / f"u{i}.safetensors", serialize(model(i))) for i in range(3)]
+    headers = [read_header(p) for p in paths]
+    size = paths[1].stat().st_size
+    os.truncate(paths[1], size - 100)
+    open_before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").exists() else None
+    with (
+        ThreadPoolExecutor(max_workers=2) as pool,
+        pytest.raises(ReadFailed) as exc,
+        Lockstep(paths, headers, slot_bytes=4096, pool=pool) as lockstep,
+    ):
+        for _ in lockstep.chunks():
+            pass
+    assert exc.value.index == 1
+    assert exc.value.offset == size - 100
+    assert str(exc.value) == f"{paths[1]}: file ended at byte {size - 100} (truncated)"
+    if open_before is not None:
+        assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def test_lockstep_refuses_files_of_different_layouts(tmp_path):
+    plain = write(tmp_path / "plain.safetensors", serialize(model(1)))
+    other = write(tmp_path / "other.safetensors", reversed_layout(model(2), {}))
+    with pytest.raises(ValueError) as exc:
+        Lockstep([plain, other], [read_header(plain), read_header(other)], slot_bytes=1, pool=None)
+    assert str(exc.value) == "Lockstep reads files of one layout only"
+
+
+@pytest.fixture
+def nine(round_files):
+    rf = round_files(model(0))
+    for k in range(9):
+        rf.add(f"c{k}", model(10 + k), num_examples=3 + 5 * k)
+    return rf
+
+
+def test_updates_stored_in_other_layouts_give_the_same_model(nine, round_files):
+    want = aggregate_round(nine.base_path, nine.updates(), strategy="fedavg", round=1)
+    mixed = round_files(model(0))
+    for k in range(9):
+        tensors = model(10 + k)
+        if k in (2, 3, 7):
+            data = reversed_layout(tensors, {"k": str(k)})
+        elif k == 5:
+            data = serialize(tensors, {"written-by": "another client"})
+        else:
+            data = serialize(tensors)
+        mixed.add(f"c{k}", data=data, num_examples=3 + 5 * k)
+    got = aggregate_round(mixed.base_path, mixed.updates(), strategy="fedavg", round=1)
+    assert got.rejected == {}
+    assert got.digest == want.digest
+
+
+def test_a_rejected_update_in_a_group_leaves_no_trace(round_files):
+    good = round_files(model(0))
+    bad = round_files(model(0))
+    for k in range(11):
+        tensors = model(10 + k)
+        if k == 1:
+            tensors["c.weight"][2, 400] = np.nan
+            bad.add(f"c{k}", tensors, num_examples=k + 1)
+        elif k == 6:
+            bad.add(f"c{k}", tensors, num_examples=k + 1, sha256="sha256:" + "0" * 64)
+        elif k == 9:
+            tensors["a.weight"][0, 0] = np.float32(np.inf)
+            bad.add(f"c{k}", tensors, num_examples=k + 1)
+        else:
+            good.add(f"c{k}", tensors, num_examples=k + 1)
+            bad.add(f"c{k}", tensors, num_examples=k + 1)
+    want = aggregate_round(good.base_path, good.updates(), strategy="fedavg", round=1)
+    got = aggregate_round(bad.base_path, bad.updates(), strategy="fedavg", round=1)
+    c6 = sha256_digest((bad.updates_dir / "c6.safetensors").read_bytes())
+    assert got.rejected == {
+        "c1": "tensor 'c.weight' holds NaN or Inf",
+        "c6": f"file hashes to {c6}, metadata says sha256:{'0' * 64}",
+        "c9": "tensor 'a.weight' holds NaN or Inf",
+    }
+    assert got.contributors == want.contributors
+    assert got.digest == want.digest
+
+
+def test_opposite_infinities_in_one_group_are_both_rejected(round_files):
+    rf = round_files(model(0))
+    for k in range(4):
+        tensors = model(10 + k)
+        if k in (1, 2):
+            tensors["b.bias"][3] = np.float32(np.inf if k == 1 else -np.inf)
+        rf.add(f"c{k}", tensors, num_examples=1)
+    result = aggregate_round(rf.base_path, rf.updates(), strategy="fedavg", round=1)
+    assert result.rejected == {
+        "c1": "tensor 'b.bias' holds NaN or Inf",
+        "c2": "tensor 'b.bias' holds NaN or Inf",
+    }
+    assert result.contributors == ["c0", "c3"]
+
+
+def test_the_fused_pass_and_the_checks_first_pass_give_the_same_bytes(nine):
+    fused = aggregate_round(nine.base_path, nine.updates(), strategy="fedavg", round=1)
+    # A norm bound makes the checks take a pass of their own, then one update at a time.
+    checked = aggregate_round(
+        nine.base_path,
+        nine.updates(),
+        strategy="fedavg",
+        round=1,
+        limits=Limits(max_l2_norm=1e30),
+    )
+    assert checked.digest == fused.digest
+    for chunk in (1, 50, 1 << 20):
+        again = aggregate_round(
+            nine.base_path, nine.updates(), strategy="fedavg", round=1, chunk_elements=chunk
+        )
+        assert again.digest == fused.digest
