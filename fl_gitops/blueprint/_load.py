@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,14 @@ def load_blueprint(path: str | Path, *, text: bytes | None = None) -> Blueprint:
             ``file:line:col: field: message``.
     """
     raw_bytes = read_bounded(path) if text is None else text
+    return _parse(str(path), raw_bytes)
+
+
+@lru_cache(maxsize=16)
+def _parse(path: str, raw_bytes: bytes) -> Blueprint:
+    """The parse of one file's bytes, remembered: a long-running loop (the simulation, a
+    watching reconcile job) reads the same blueprint every pass, and ruamel is slow.
+    A Blueprint is frozen; callers treat its mappings as read-only."""
     doc = load_document(path, text=raw_bytes)
     data = doc.data
     if not isinstance(data, dict):

@@ -272,6 +272,7 @@ class ConfigRepo:
         backoff: Callable[[int], float] = default_backoff,
         sleep: Callable[[float], None] = time.sleep,
         hooks: PublishHooks | None = None,
+        fresh: bool = False,
     ) -> PublishResult:
         """Sync, let ``derive`` write the change, commit it if anything changed, push.
 
@@ -291,6 +292,8 @@ class ConfigRepo:
             backoff: seconds to wait after the n-th rejected push (n from 1).
             sleep: how to wait (tests record the delays).
             hooks: callbacks after the commit and after the push.
+            fresh: the caller has just called :meth:`sync` and read the tree; the first
+                attempt derives from it without fetching again.
 
         Returns:
             What was done; ``commit`` is None when there was nothing to do.
@@ -314,7 +317,8 @@ class ConfigRepo:
         hooks = hooks or PublishHooks()
         where = round_branch if mode == "pull-request" and round_branch else self.branch
         for attempt in range(1, max_attempts + 1):
-            self.sync()
+            if attempt > 1 or not fresh:
+                self.sync()
             change = derive(self.root)
             if change is None:
                 return PublishResult(None, False, attempt, where)

@@ -464,6 +464,7 @@ def reconcile_once(
         pr=pr,
         max_attempts=max_attempts,
         hooks=publish_hooks,
+        fresh=True,  # synced just above; a rejected push syncs again
         **extra,
     )
     work.result.publish = result

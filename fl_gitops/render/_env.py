@@ -8,6 +8,7 @@ string into a manifest, so a label value cannot inject a field.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,30 @@ def _memoized_block() -> Any:
 
 
 def make_env(template_dir: str | Path | None = None) -> ImmutableSandboxedEnvironment:
+    """Build the sandboxed environment (compiled once per template directory and process).
+
+    Args:
+        template_dir: a directory of the user's templates; a file there replaces the
+            shipped template of the same name, the others still come from the package.
+
+    Raises:
+        TemplateError: the directory does not exist.
+    """
+    if template_dir is not None and not Path(template_dir).is_dir():
+        raise TemplateError(f"{Path(template_dir)}: template directory does not exist")
+    env = _compiled_env(None if template_dir is None else str(Path(template_dir).resolve()))
+    # A fresh memo per render: it only spans the clusters of one tree.
+    env.filters["yaml_block"] = _memoized_block()
+    return env
+
+
+@lru_cache(maxsize=8)
+def _compiled_env(template_dir: str | None) -> ImmutableSandboxedEnvironment:
+    """The environment with its template cache: templates compile once per process."""
+    return _new_env(template_dir)
+
+
+def _new_env(template_dir: str | Path | None = None) -> ImmutableSandboxedEnvironment:
     """Build the sandboxed environment.
 
     Args:

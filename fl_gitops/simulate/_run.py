@@ -9,6 +9,7 @@ by moving the clock the reconcile pass is given.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -21,7 +22,7 @@ from typing import Any
 
 from fl_gitops.errors import FlGitopsError, InputError
 from fl_gitops.simulate._agent import LocalAgent, RoundWork, pending
-from fl_gitops.simulate._workers import WorkerPool
+from fl_gitops.simulate._workers import WorkerPool, warm_parent
 from fl_gitops.simulate._world import (
     World,
     dump_inventory,
@@ -188,6 +189,7 @@ def run_simulation(
     from fl_gitops.render import read_round_state
 
     options.check()
+    options = dataclasses.replace(options, workdir=options.workdir.resolve())
     emit = on_event or (lambda kind, data: None)
     wall_start = time.perf_counter()
     timings = {"reconcile": 0.0, "sync": 0.0, "train": 0.0}
@@ -234,7 +236,6 @@ def run_simulation(
     agent = LocalAgent(
         hub,
         remote=world.remote,
-        checkout=world.argocd,
         jobs_dir=options.workdir / "jobs",
         path=world.path,
         experiment=blueprint.name,
@@ -247,6 +248,7 @@ def run_simulation(
     stuck = 0
     measured: dict[int, float] = {}  # round -> wall seconds, for rounds run in this session
     centralized: float | None = None
+    warm_parent()  # imported once here, shared by every forked worker
     with WorkerPool(jobs) as pool:
         if options.centralized:
             centralized = _centralized(pool, blueprint)

@@ -30,7 +30,6 @@ class World:
     store: Path
     hub: Path
     reconciler: Path
-    argocd: Path
     blueprint: Blueprint
     resumed: bool
 
@@ -104,7 +103,6 @@ def open_world(
         "store": store,
         "hub": workdir / "hub",
         "reconciler": workdir / "reconciler",
-        "argocd": workdir / "argocd",
     }
     original = load_blueprint(blueprint_file)  # located errors for the user's own file
     if (remote / "HEAD").exists():
