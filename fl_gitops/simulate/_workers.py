@@ -52,11 +52,13 @@ def warm_parent() -> None:
     import fl_gitops.fl.client  # noqa: F401
 
     try:
-        import torch  # noqa: F401
+        import torch
 
         from fl_gitops.fl.data import builtin_split
 
         builtin_split({"builtin": "digits", "args": {}})
+        # The first optimizer built imports torch._dynamo (over a second); build one here.
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     except Exception:  # warming is an optimisation; a failure shows up in the Job instead
         pass
 
