@@ -3,7 +3,7 @@
     python bench/aggregate.py                     # K=32 updates of a 25M-parameter model
     python bench/aggregate.py --k 8 --params 4000000   # a quick run
     python bench/aggregate.py --data /tmp/flb --repeat 5         # keep the files, 5 rounds
-    python bench/aggregate.py --data /tmp/flb --repeat 5 --cold  # the same from the disk
+    python bench/aggregate.py --data /tmp/flb --repeat 3 --cache both  # and from the disk
 
 Writes K float32 updates (``--params`` parameters in ``--tensors`` tensors, ~100 MB each at
 25M) and a base model as safetensors files in a temporary directory (3.3 GB at the defaults;
@@ -27,8 +27,9 @@ high-water mark is reset before the work where the kernel allows it):
 Other engineers' work shares the machine, so ``--repeat N`` runs the whole plan N times
 back to back and reports each variant's best run (the least disturbed) with the median and
 the load average as it started. Files are read from the page cache (they were just
-written) unless ``--cold``, which evicts each file with ``posix_fadvise(DONTNEED)`` before
-every run so that reads hit the disk.
+written) unless ``--cache cold`` (or ``--cold``), which evicts each file with
+``posix_fadvise(DONTNEED)`` before every run so that reads hit the disk; ``--cache both``
+runs the plan warm, then cold.
 
 Every byte of every update is hashed (SHA-256, as its metadata requires). The report says
 how fast SHA-256 runs here per CPU second and what that allows on this machine's cores:
@@ -270,10 +271,13 @@ def main() -> int:
         help="run the whole plan this many times, interleaved; report the best and median",
     )
     parser.add_argument(
-        "--cold",
-        action="store_true",
-        help="evict the files from the page cache before each variant",
+        "--cache",
+        choices=["warm", "cold", "both"],
+        default="warm",
+        help="warm: read the files from the page cache; cold: evict them before each run; "
+        "both: the whole plan warm, then cold (default warm)",
     )
+    parser.add_argument("--cold", action="store_true", help="the same as --cache cold")
     parser.add_argument("--dir", help="where to write the files (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the files")
     parser.add_argument(
@@ -290,6 +294,7 @@ def main() -> int:
         return 0
 
     k_robust = min(args.k_robust, args.k)
+    cache = "cold" if args.cold else args.cache
     manifest = {"k": args.k, "params": args.params, "tensors": args.tensors, "seed": 0}
     if args.data:
         directory = Path(args.data)
@@ -324,7 +329,7 @@ def main() -> int:
         print(
             f"{args.k} updates of {model_bytes / 1e6:.1f} MB "
             f"({args.params:,} float32 in {args.tensors} tensors), {action}, in {directory}"
-            f"{' (cold: evicted before each run)' if args.cold else ' (page cache warm)'}; "
+            f"; page cache: {cache}; "
             f"{_cores()} cores, load average {os.getloadavg()[0]:.2f} before the runs"
         )
         plan = [
@@ -339,13 +344,18 @@ def main() -> int:
         ]
         skip = set(filter(None, args.skip.split(",")))
         plan = [(v, k) for v, k in dict.fromkeys(plan) if v not in skip]
-        # Whole plans back to back, so that a busy spell on the shared machine hits every
-        # variant rather than one.
-        runs: dict[tuple[str, int], list[dict[str, Any]]] = {key: [] for key in plan}
-        for _ in range(args.repeat):
-            for variant, k in plan:
-                runs[(variant, k)].append(_run(variant, directory, k, args.cold))
-        _report(runs, model_bytes, args.k, k_robust)
+        for mode in ("warm", "cold") if cache == "both" else (cache,):
+            # Whole plans back to back, so that a busy spell on the shared machine hits
+            # every variant rather than one.
+            runs: dict[tuple[str, int], list[dict[str, Any]]] = {key: [] for key in plan}
+            for _ in range(args.repeat):
+                for variant, k in plan:
+                    runs[(variant, k)].append(_run(variant, directory, k, mode == "cold"))
+            print(
+                f"\n== page cache {mode}"
+                + (": each file evicted before every run" if mode == "cold" else "")
+            )
+            _report(runs, model_bytes, args.k, k_robust)
     finally:
         if not args.keep and not args.data:
             shutil.rmtree(directory, ignore_errors=True)
