@@ -6,8 +6,8 @@ pure function of its inputs (files, options, state, seed): no clock, no environm
 
 Memory is bounded by streaming. A mean holds a float64 accumulator and a chunk of a few
 updates at a time, reading each update once: up to four updates that share a file layout
-are read side by side (:class:`~fl_gitops.fl.tensors.Lockstep`), their bytes hashed on
-worker threads (one per core) while the main thread checks them for NaN and Inf and adds
+are read side by side (:class:`~fl_gitops.fl.tensors.Lockstep`), their bytes hashed by
+one reader thread per update while the main thread checks them for NaN and Inf and adds
 them, in cluster order, to each accumulator block while it is in cache. Should an update
 fail its digest or value check at the end of that pass, the sum is rebuilt without it, so a
 rejection costs a re-read and never leaks into the result. When a strategy needs an update's
@@ -137,7 +137,9 @@ _BLOCK = 1 << 16
 # while it is in cache: the accumulator (twice the model in float64) crosses memory once
 # per group instead of once per update.
 _LANES = 4
-# The side-by-side read buffers (two per update in a group) take at most 1/8 of the model,
+# Each update of a group is read up to this many chunks ahead of the summing.
+_DEPTH = 3
+# The side-by-side read buffers (three per update in a group) take at most 1/8 of the model,
 # between 64 KB and 1 MB each: small enough that a chunk read on one core is still in the
 # shared cache when it is hashed and summed (on 100 MB updates, 1 MB chunks took about 10%
 # less CPU than 4 MB ones).
@@ -148,14 +150,7 @@ _SLOT_MAX = 1024 * 1024
 
 def _slot_bytes(header: Header) -> int:
     model = sum(t.nbytes for t in header.tensors.values())
-    return max(_SLOT_MIN, min(_SLOT_MAX, model // (_SLOT_SHARE * 2 * _LANES)))
-
-
-def _workers() -> int:
-    """Threads for reading and hashing: one per core, at most one per lane."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
-    return max(1, min(_LANES, cores))
+    return max(_SLOT_MIN, min(_SLOT_MAX, model // (_SLOT_SHARE * _DEPTH * _LANES)))
 
 
 # Feeds one chunk onward; returns False when the chunk holds NaN or Inf.
@@ -480,7 +475,7 @@ class _Round:
         acc = self._fresh_acc()
         tmp = np.empty(_BLOCK, dtype=np.float64)
         # Read buffers for one group, reused by every group: fresh pages cost a fault each.
-        buffers = [np.empty(self.slot_bytes, dtype=np.uint8) for _ in range(2 * _LANES)]
+        buffers = [np.empty(self.slot_bytes, dtype=np.uint8) for _ in range(_DEPTH * _LANES)]
         todo = list(cands)
         while True:
             groups = list(_groups(todo))
@@ -515,8 +510,8 @@ class _Round:
                 [c.path for c in group],
                 [c.header for c in group],
                 slot_bytes=self.slot_bytes,
-                pool=self.pool,
                 max_elements=self.chunk,
+                depth=_DEPTH,
                 buffers=buffers,
             ) as lockstep:
                 for name, offset, views in lockstep.chunks():
@@ -806,7 +801,7 @@ def aggregate_round(
             limits=limits,
         )
         prior = load_state(state, plan, base_header)
-        pool = ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="fl-gitops-read")
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fl-gitops-hash")
         job = _Round(base_path, base_digest, plan, expect, prior, seed, chunk_elements, pool)
         cands = job.candidates(items)
         with pool, TensorReader(base_path, base_header) as base_reader:

@@ -26,8 +26,9 @@ import hashlib
 import json
 import math
 import os
+import queue
+import threading
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -367,15 +368,16 @@ class Lockstep:
     Each step yields the same span of the same tensor from every file, in file order, so a
     caller can combine the files element by element while that span is in cache: summing
     K updates this way reads and writes the accumulator once per group of files instead of
-    once per file. Each file's next chunk is read and hashed on the executor's threads
-    while the caller works on the current one (two buffers per file); file reads and
-    ``hashlib`` release the GIL, so on several cores several files are hashed at once. The
-    kernel is asked to read one chunk ahead of each file.
+    once per file. With ``threaded`` (the default), one reader thread per file reads and
+    hashes up to ``depth`` chunks ahead of the caller; file reads and ``hashlib`` release
+    the GIL, so on several cores several files are hashed at once while the caller works,
+    and a file's bytes are hashed in order because one thread reads it. The kernel is asked
+    to read one chunk ahead of each file.
 
     Use as a context manager. A step's views are valid until the next step. ``buffers``
-    (two per file, ``slot_bytes`` each) lets a caller reuse memory across instances. After the last
-    step, :meth:`hexdigests` gives each file's SHA-256 over all its bytes, header included:
-    the bytes hashed are exactly the bytes handed out.
+    (``depth`` per file, ``slot_bytes`` each) lets a caller reuse memory across instances.
+    After the last step, :meth:`hexdigests` gives each file's SHA-256 over all its bytes,
+    header included: the bytes hashed are exactly the bytes handed out.
     """
 
     def __init__(
@@ -384,8 +386,9 @@ class Lockstep:
         headers: Sequence[Header],
         *,
         slot_bytes: int,
-        pool: Executor | None,
         max_elements: int = DEFAULT_CHUNK,
+        threaded: bool = True,
+        depth: int = 3,
         buffers: Sequence[np.ndarray[Any, Any]] | None = None,
     ) -> None:
         if not paths or len(paths) != len(headers):
@@ -394,27 +397,29 @@ class Lockstep:
             raise ValueError("Lockstep reads files of one layout only")
         self.paths = [os.fspath(p) for p in paths]
         self.headers = list(headers)
-        self.pool = pool
-        self._steps: list[tuple[str, int, int, int, int]] = []  # name, offset, count, rel, n
+        self.threaded = threaded
+        self.depth = max(2, depth) if threaded else 1
+        self._steps: list[tuple[str, int, int, int]] = []  # name, offset, rel start, nbytes
         for info in sorted(headers[0].tensors.values(), key=lambda t: t.start):
             item = info.np_dtype.itemsize
             step = max(1, min(max_elements, slot_bytes // item))
             rel = info.start - headers[0].data_start
             for offset in range(0, info.size, step):
                 count = min(step, info.size - offset)
-                self._steps.append((info.name, offset, count, rel + offset * item, count * item))
-        self._slot_bytes = max((s[4] for s in self._steps), default=0)
+                self._steps.append((info.name, offset, rel + offset * item, count * item))
+        self._slot_bytes = max((s[3] for s in self._steps), default=0)
         if buffers is not None and (
-            len(buffers) < 2 * len(paths)
+            len(buffers) < self.depth * len(paths)
             or any(b.dtype != np.uint8 or b.nbytes < self._slot_bytes for b in buffers)
         ):
-            raise ValueError(f"Lockstep needs {2 * len(paths)} uint8 buffers of slot_bytes")
+            raise ValueError(
+                f"Lockstep needs {self.depth * len(paths)} uint8 buffers of slot_bytes"
+            )
         self._buffers = buffers
         self._fds: list[int] = []
         self._hashes: list[Any] = []
-        self._slots: list[list[np.ndarray[Any, Any]]] = []
-        self._pending: list[Future[None]] = []
         self._finished = False
+        self._readers: list[tuple[threading.Thread, queue.SimpleQueue[int | None]]] = []
 
     def __enter__(self) -> Lockstep:
         try:
@@ -440,65 +445,118 @@ class Lockstep:
         self._close()
 
     def _close(self) -> None:
-        self._drain()
+        self._stop_readers()
         for fd in self._fds:
             os.close(fd)
         self._fds = []
-        self._slots = []
 
-    def _drain(self) -> BaseException | None:
-        """Wait for every read in flight; return the first error (by file) if any."""
-        first: BaseException | None = None
-        for fut in self._pending:
-            err = fut.exception()
-            if err is not None and first is None:
-                first = err
-        self._pending = []
-        return first
+    def _stop_readers(self) -> None:
+        """Tell every reader thread to stop, and wait: none reads a closed file."""
+        for _, free in self._readers:
+            free.put(None)
+        for thread, _ in self._readers:
+            thread.join()
+        self._readers = []
 
-    def _fill(self, i: int, k: int) -> None:
-        _, _, _, rel, nbytes = self._steps[k]
+    def _fill(self, i: int, k: int, slot: np.ndarray[Any, Any]) -> None:
+        """Read step ``k`` of file ``i`` into ``slot`` and hash it (steps in order only)."""
+        _, _, rel, nbytes = self._steps[k]
         fd = self._fds[i]
         start = self.headers[i].data_start
         if k + 1 < len(self._steps):
             ahead = self._steps[k + 1]
-            read_ahead(fd, start + ahead[3], ahead[4])
-        view = memoryview(self._slots[i][k % 2])[:nbytes]
+            read_ahead(fd, start + ahead[2], ahead[3])
+        view = memoryview(slot)[:nbytes]
         _pread_exact(fd, view, start + rel, i, self.paths[i])
         self._hashes[i].update(view)
 
-    def _submit(self, k: int) -> None:
-        for i in range(len(self.paths)):
-            if self.pool is None:
-                self._fill(i, k)
-            else:
-                self._pending.append(self.pool.submit(self._fill, i, k))
+    def _reader(
+        self,
+        i: int,
+        slots: list[np.ndarray[Any, Any]],
+        free: queue.SimpleQueue[int | None],
+        ready: queue.SimpleQueue[int | BaseException],
+    ) -> None:
+        try:
+            for k in range(len(self._steps)):
+                j = free.get()
+                if j is None:  # the caller stopped early
+                    return
+                self._fill(i, k, slots[j])
+                ready.put(j)
+        except BaseException as exc:  # handed to the caller, which raises it
+            ready.put(exc)
 
     def chunks(self) -> Iterator[tuple[str, int, list[np.ndarray[Any, Any]]]]:
-        """Yield ``(tensor name, flat offset, [1-D chunk of each file])`` over all the data."""
+        """Yield ``(tensor name, flat offset, [1-D chunk of each file])`` over all the data.
+
+        Raises:
+            ReadFailed: a file ended early (its index says which); reading stops.
+        """
         if not self._fds:
             raise RuntimeError("use Lockstep as a context manager")
         if self._finished:
             raise RuntimeError("a Lockstep reads its files once")
-        if self._buffers is None:
-            self._slots = [
-                [np.empty(self._slot_bytes, dtype=np.uint8) for _ in range(2)] for _ in self.paths
+        n = len(self.paths)
+        pool = self._buffers
+        slots = [
+            [
+                pool[i * self.depth + j]
+                if pool is not None
+                else np.empty(self._slot_bytes, dtype=np.uint8)
+                for j in range(self.depth)
             ]
-        else:
-            b = self._buffers
-            self._slots = [[b[2 * i], b[2 * i + 1]] for i in range(len(self.paths))]
+            for i in range(n)
+        ]
         tensors = self.headers[0].tensors
-        if self._steps:
-            self._submit(0)
-        for k, (name, offset, _count, _rel, nbytes) in enumerate(self._steps):
-            err = self._drain()
-            if err is not None:
-                raise err
-            if k + 1 < len(self._steps):
-                self._submit(k + 1)
-            dtype = tensors[name].np_dtype
-            yield name, offset, [slots[k % 2][:nbytes].view(dtype) for slots in self._slots]
-        self._finished = True
+        if not self.threaded:
+            for k, (name, offset, _rel, nbytes) in enumerate(self._steps):
+                for i in range(n):
+                    self._fill(i, k, slots[i][0])
+                dtype = tensors[name].np_dtype
+                yield name, offset, [s[0][:nbytes].view(dtype) for s in slots]
+            self._finished = True
+            return
+        free: list[queue.SimpleQueue[int | None]] = [queue.SimpleQueue() for _ in range(n)]
+        ready: list[queue.SimpleQueue[int | BaseException]] = [
+            queue.SimpleQueue() for _ in range(n)
+        ]
+        for i in range(n):
+            for j in range(self.depth):
+                free[i].put(j)
+        threads = [
+            threading.Thread(
+                target=self._reader,
+                args=(i, slots[i], free[i], ready[i]),
+                name=f"fl-gitops-read-{i}",
+                daemon=True,
+            )
+            for i in range(n)
+        ]
+        for i, t in enumerate(threads):
+            self._readers.append((t, free[i]))
+            t.start()
+        held: list[int] = []
+        try:
+            for name, offset, _rel, nbytes in self._steps:
+                # The caller is done with the last step's chunks: their slots are free.
+                for i, j in enumerate(held):
+                    free[i].put(j)
+                held = []
+                failure: BaseException | None = None
+                for i in range(n):
+                    got = ready[i].get()
+                    if isinstance(got, BaseException):
+                        failure = failure or got
+                    else:
+                        held.append(got)
+                if failure is not None:
+                    raise failure
+                dtype = tensors[name].np_dtype
+                yield name, offset, [slots[i][j][:nbytes].view(dtype) for i, j in enumerate(held)]
+            self._finished = True
+        finally:
+            self._stop_readers()
 
     def hexdigests(self) -> list[str]:
         """Each file's SHA-256 (hex), once :meth:`chunks` has gone through every step."""

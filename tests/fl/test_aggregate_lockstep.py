@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +52,10 @@ def test_lockstep_hands_out_every_byte_of_files_with_different_headers(tmp_path)
     tagged = write(tmp_path / "tagged.safetensors", serialize(model(2), {"note": "x" * 37}))
     headers = [read_header(plain), read_header(tagged)]
     assert headers[0].data_start != headers[1].data_start
-    for pool in (None, ThreadPoolExecutor(max_workers=2)):
+    for threaded in (False, True):
         got: list[dict[str, list[np.ndarray]]] = [{}, {}]
         with Lockstep(
-            [plain, tagged], headers, slot_bytes=1000, pool=pool, max_elements=333
+            [plain, tagged], headers, slot_bytes=1000, threaded=threaded, max_elements=333
         ) as lockstep:
             for name, offset, views in lockstep.chunks():
                 assert [v.size for v in views] == [views[0].size] * 2
@@ -70,8 +70,6 @@ def test_lockstep_hands_out_every_byte_of_files_with_different_headers(tmp_path)
             hashlib.sha256(plain.read_bytes()).hexdigest(),
             hashlib.sha256(tagged.read_bytes()).hexdigest(),
         ]
-        if pool is not None:
-            pool.shutdown()
 
 
 def test_lockstep_says_which_file_ended_early_and_closes_every_file(tmp_path):
@@ -81,15 +79,36 @@ def test_lockstep_says_which_file_ended_early_and_closes_every_file(tmp_path):
     os.truncate(paths[1], size - 100)
     open_before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").exists() else None
     with (
-        ThreadPoolExecutor(max_workers=2) as pool,
         pytest.raises(ReadFailed) as exc,
-        Lockstep(paths, headers, slot_bytes=4096, pool=pool) as lockstep,
+        Lockstep(paths, headers, slot_bytes=4096) as lockstep,
     ):
         for _ in lockstep.chunks():
             pass
     assert exc.value.index == 1
     assert exc.value.offset == size - 100
     assert str(exc.value) == f"{paths[1]}: file ended at byte {size - 100} (truncated)"
+    assert readers() == []
+    if open_before is not None:
+        assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def readers() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("fl-gitops-read")]
+
+
+def test_stopping_early_stops_the_readers_and_closes_the_files(tmp_path):
+    paths = [write(tmp_path / f"u{i}.safetensors", serialize(model(i))) for i in range(4)]
+    headers = [read_header(p) for p in paths]
+    open_before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").exists() else None
+    with Lockstep(paths, headers, slot_bytes=256, depth=2) as lockstep:
+        for _name, _offset, views in lockstep.chunks():
+            assert len(views) == 4
+            assert len(readers()) == 4
+            break
+        with pytest.raises(RuntimeError) as exc:
+            lockstep.hexdigests()
+        assert str(exc.value) == "the files have not been read to the end"
+    assert readers() == []
     if open_before is not None:
         assert len(os.listdir("/proc/self/fd")) == open_before
 
@@ -98,7 +117,7 @@ def test_lockstep_refuses_files_of_different_layouts(tmp_path):
     plain = write(tmp_path / "plain.safetensors", serialize(model(1)))
     other = write(tmp_path / "other.safetensors", reversed_layout(model(2), {}))
     with pytest.raises(ValueError) as exc:
-        Lockstep([plain, other], [read_header(plain), read_header(other)], slot_bytes=1, pool=None)
+        Lockstep([plain, other], [read_header(plain), read_header(other)], slot_bytes=1)
     assert str(exc.value) == "Lockstep reads files of one layout only"
 
 
