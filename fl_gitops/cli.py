@@ -64,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
+    if not args_list:
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
     # First pass: find the command without failing on its own arguments.
-    known, _ = parser.parse_known_args(args_list[:1] or ["--help"])
+    known, _ = parser.parse_known_args(args_list[:1])
     module = importlib.import_module(f"fl_gitops.commands.{known._module}")
     sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     module.add_arguments(sub_action.choices[known.command])
