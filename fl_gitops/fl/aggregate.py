@@ -5,7 +5,7 @@ One entry point, :func:`aggregate_round`, serves ``fl-gitops aggregate``, the re
 pure function of its inputs (files, options, state, seed): no clock, no environment.
 
 Memory is bounded by streaming. A mean holds a float64 accumulator and a chunk of a few
-updates at a time, reading each update once: up to four updates that share a file layout
+updates at a time, reading each update once: up to eight updates that share a file layout
 are read side by side (:class:`~fl_gitops.fl.tensors.Lockstep`), their bytes hashed by
 one reader thread per update while the main thread checks them for NaN and Inf and adds
 them, in cluster order, to each accumulator block while it is in cache. Should an update
@@ -135,8 +135,13 @@ def _is_float(dtype: np.dtype[Any]) -> bool:
 _BLOCK = 1 << 16
 # A mean reads this many updates side by side and adds them to each accumulator block
 # while it is in cache: the accumulator (twice the model in float64) crosses memory once
-# per group instead of once per update.
-_LANES = 4
+# per group instead of once per update (K=32 x 100 MB: 8 took about 5% less time than 4,
+# 16 more than 4).
+_LANES = 8
+# The kernel is asked to start reading the first bytes of each update of the next group
+# (its own readahead then follows the reads): the disk never waits for a group to start,
+# and the page cache holds at most a group's worth of bytes read ahead.
+_PREFETCH_BYTES = 16 * 1024 * 1024
 # Each update of a group is read up to this many chunks ahead of the summing.
 _DEPTH = 3
 # The side-by-side read buffers (three per update in a group) take at most 1/8 of the model,
@@ -483,7 +488,7 @@ class _Round:
             for g, group in enumerate(groups):
                 for ahead in groups[g : g + 2] if g == 0 else groups[g + 1 : g + 2]:
                     for cand in ahead:
-                        _prefetch(cand.path)
+                        _prefetch(cand.path, _PREFETCH_BYTES)
                 bad = self._sum_group(group, acc, tmp, buffers)
                 if bad:
                     self.rejected.update(bad)
@@ -780,8 +785,8 @@ def aggregate_round(
     limits = limits or Limits()
     items = [u if isinstance(u, Update) else Update(*u) for u in updates]
     # The disk starts on the first updates while the base is read and hashed (a hint only).
-    for u in sorted(items, key=lambda u: u.cluster)[: 2 * _LANES]:
-        _prefetch(os.fspath(u.path))
+    for u in sorted(items, key=lambda u: u.cluster)[:_LANES]:
+        _prefetch(os.fspath(u.path), _PREFETCH_BYTES)
     with _base_file(base) as base_path:
         try:
             base_header = read_header(base_path)
