@@ -205,3 +205,42 @@ def test_the_fused_pass_and_the_checks_first_pass_give_the_same_bytes(nine):
             nine.base_path, nine.updates(), strategy="fedavg", round=1, chunk_elements=chunk
         )
         assert again.digest == fused.digest
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [
+        ("fedavg", {}),
+        ("fedadam", {}),
+        ("fedmedian", {}),
+        ("dp-fixed-clipping", {"clipping_norm": 5.0, "noise_multiplier": 0.5}),
+    ],
+)
+def test_the_digest_is_the_sha256_of_the_model_bytes(nine, strategy, options):
+    result = aggregate_round(
+        nine.base_path, nine.updates(), strategy=strategy, options=options, round=1
+    )
+    assert result.digest == "sha256:" + hashlib.sha256(result.model).hexdigest()
+
+
+def test_an_update_truncated_while_the_round_reads_it_is_rejected(nine, monkeypatch):
+    from fl_gitops.fl import aggregate
+
+    real_check_file = aggregate.checks.check_file
+
+    def check_then_truncate(cluster, path, expect):
+        header = real_check_file(cluster, path, expect)
+        if cluster == "c4":  # another process cuts the file after its header was checked
+            os.truncate(path, header.file_size - 64)
+        return header
+
+    monkeypatch.setattr(aggregate.checks, "check_file", check_then_truncate)
+    size = Path(nine.written["c4"].path).stat().st_size
+    result = aggregate_round(nine.base_path, nine.updates(), strategy="fedavg", round=1)
+    assert result.rejected == {
+        "c4": f"file ended at byte {size - 64} while it was read (truncated)"
+    }
+    monkeypatch.undo()
+    del nine.written["c4"]
+    want = aggregate_round(nine.base_path, nine.updates(), strategy="fedavg", round=1)
+    assert result.digest == want.digest
