@@ -101,6 +101,9 @@ class NormBoundExceeded(UpdateRejected):
     """The L2 norm of the update minus the global model is over the bound."""
 
 
+MAX_NUM_EXAMPLES = 2**53  # the largest count a float64 weight holds exactly
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on updates.
@@ -182,8 +185,12 @@ def check_meta(cluster: str, meta: Mapping[str, Any], expect: Expectation) -> Up
             cluster, f"update was trained from {base}, expected {expect.base_digest}"
         )
     n = meta["num_examples"]
-    if not _int(n) or n < 1:
-        raise MalformedMetadata(cluster, f"num_examples: expected an integer >= 1, got {n!r}")
+    # Bounded so that a weight times a tensor value cannot overflow float64 when summed.
+    if not _int(n) or not 1 <= n <= MAX_NUM_EXAMPLES:
+        raise MalformedMetadata(
+            cluster,
+            f"num_examples: expected an integer from 1 to {MAX_NUM_EXAMPLES}, got {n!r}",
+        )
     raw_metrics = meta.get("metrics", {})
     if not isinstance(raw_metrics, Mapping):
         raise MalformedMetadata(cluster, "metrics: expected a map of names to numbers")

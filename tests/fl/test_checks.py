@@ -152,7 +152,7 @@ def poisoned_bytes_and_reasons(rf):
         "no-examples": (
             good,
             {"num_examples": 0},
-            "num_examples: expected an integer >= 1, got 0",
+            "num_examples: expected an integer from 1 to 9007199254740992, got 0",
         ),
     }
 
