@@ -154,6 +154,11 @@ def poisoned_bytes_and_reasons(rf):
             {"num_examples": 0},
             "num_examples: expected an integer from 1 to 9007199254740992, got 0",
         ),
+        "absurd-examples": (
+            good,
+            {"num_examples": 2**60},
+            "num_examples: expected an integer from 1 to 9007199254740992, got 1152921504606846976",
+        ),
     }
 
 
