@@ -43,7 +43,7 @@ class World:
 
 
 def git(cwd: Path, *args: str) -> str:
-    """Run git for the simulation's own plumbing (the bare remote, Argo CD's checkout)."""
+    """Run git for the simulation's own plumbing (creating and seeding the bare remote)."""
     done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise InputError(f"git {' '.join(args[:2])} in {cwd}: {done.stderr.strip()}")
