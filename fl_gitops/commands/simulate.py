@@ -122,10 +122,12 @@ def run(args: argparse.Namespace) -> int:
     if report.centralized_accuracy is not None:
         console.print(f"centralized accuracy: {100 * report.centralized_accuracy:.2f}%")
     workdir = Path(args.workdir)
-    console.print(f"final model: {report.final_model}\n  {report.final_model_path}")
+    # Paths and digests are for copying: never wrap them.
+    console.print(f"final model: {report.final_model}", soft_wrap=True)
+    console.print(f"  {report.final_model_path}", soft_wrap=True)
     if not args.no_plot:
-        console.print(f"plot: {workdir / 'rounds.png'}")
-    console.print(f"report: {workdir / 'report.json'}")
-    console.print(f"history: git --git-dir {report.config_repo} log --stat main")
+        console.print(f"plot: {workdir / 'rounds.png'}", soft_wrap=True)
+    console.print(f"report: {workdir / 'report.json'}", soft_wrap=True)
+    console.print(f"history: git --git-dir {report.config_repo} log --stat main", soft_wrap=True)
     console.print(f"took {report.seconds:.1f}s")
     return 0 if report.phase == "Completed" else 1
