@@ -42,9 +42,10 @@ def parse_duration(text: str) -> float:
 def _placement_spec_schema() -> dict[str, Any]:
     from fl_gitops.validate import crd_schema
 
-    return crd_schema("cluster.open-cluster-management.io/v1beta1", "Placement")["properties"][
-        "spec"
-    ]
+    spec: dict[str, Any] = crd_schema("cluster.open-cluster-management.io/v1beta1", "Placement")[
+        "properties"
+    ]["spec"]
+    return spec
 
 
 @cache
@@ -118,7 +119,7 @@ def _a(value: Any) -> str:
     return f"a {kind} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
 
 
-def _error(doc: Document, path: tuple, message: str) -> BlueprintError:
+def _error(doc: Document, path: tuple[str | int, ...], message: str) -> BlueprintError:
     line, col = doc.where(path)
     return BlueprintError(message, file=doc.file, line=line, column=col, field=dotted(path))
 

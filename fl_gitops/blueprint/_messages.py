@@ -31,7 +31,7 @@ _TYPE_WORDS = {
 }
 
 
-def _pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Iterator[Any]:
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
     """``pattern`` without Python's ``$``-before-a-final-newline leniency.
 
     jsonschema uses ``re.search``, whose ``$`` also matches before a trailing newline, so
@@ -46,7 +46,7 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Itera
 _StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
-def make_validator(schema: dict) -> Any:
+def make_validator(schema: dict[str, Any]) -> Any:
     """A Draft 2020-12 validator whose patterns reject a trailing newline."""
     return _StrictValidator(schema)
 
@@ -70,7 +70,7 @@ def collect_errors(
         noun: what a key is called in messages (``field``, ``option``).
         takes_none: the hint for an unknown key in a mapping that takes none.
     """
-    found: dict[tuple, BlueprintError] = {}
+    found: dict[tuple[Any, ...], BlueprintError] = {}
     suggested: set[tuple[str, str]] = set()
     for error in validator.iter_errors(instance):
         for located in _explain(error, doc, prefix, noun, takes_none, suggested):
@@ -223,13 +223,13 @@ def _expectation(schema: Any) -> str:
     if not isinstance(schema, dict):
         return "a valid value"
     if "description" in schema and "pattern" in schema:
-        return schema["description"]
+        return str(schema["description"])
     if "enum" in schema:
         return "one of " + ", ".join(repr(v) for v in schema["enum"])
     if "pattern" in schema:
         return _pattern_words(schema["pattern"])
     if "type" in schema:
-        return _TYPE_WORDS.get(schema["type"], schema["type"])
+        return str(_TYPE_WORDS.get(schema["type"], schema["type"]))
     return "a valid value"
 
 
@@ -322,7 +322,7 @@ def _message(error: jsonschema.ValidationError, noun: str = "field") -> str:
         return f"{got} does not fit any allowed form"
     if kind == "propertyNames":
         return f"a key is not allowed: {error.message}"
-    return error.message
+    return str(error.message)
 
 
 _BOUNDS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}

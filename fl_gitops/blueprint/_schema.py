@@ -64,7 +64,9 @@ STRATEGY_NAMES = (
 )
 
 
-def _obj(properties: dict[str, Any], *, required: tuple[str, ...] = (), **extra: Any) -> dict:
+def _obj(
+    properties: dict[str, Any], *, required: tuple[str, ...] = (), **extra: Any
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "type": "object",
         "properties": properties,
@@ -76,7 +78,9 @@ def _obj(properties: dict[str, Any], *, required: tuple[str, ...] = (), **extra:
     return out
 
 
-def _str(pattern: str | None = None, *, max_length: int | None = None, **extra: Any) -> dict:
+def _str(
+    pattern: str | None = None, *, max_length: int | None = None, **extra: Any
+) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "string", "minLength": 1}
     if pattern:
         out["pattern"] = pattern
@@ -86,7 +90,7 @@ def _str(pattern: str | None = None, *, max_length: int | None = None, **extra: 
     return out
 
 
-def _int(minimum: int, maximum: int, **extra: Any) -> dict:
+def _int(minimum: int, maximum: int, **extra: Any) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum, **extra}
 
 

@@ -191,12 +191,12 @@ def _type(node: dict[str, Any]) -> str:
         kinds = {type(v).__name__ for v in node["enum"]}
         return "string" if kinds == {"str"} else "value"
     if "oneOf" in node and "type" not in node:
-        kinds = [o.get("type", "") for o in node["oneOf"]]
-        kinds = ["number" if k == "integer" and "number" in kinds else k for k in kinds]
-        return " or ".join(dict.fromkeys(_TYPE_WORDS.get(k, "value") for k in kinds))
+        types = [str(o.get("type", "")) for o in node["oneOf"]]
+        types = ["number" if t == "integer" and "number" in types else t for t in types]
+        return " or ".join(dict.fromkeys(_TYPE_WORDS.get(t, "value") for t in types))
     kind = node.get("type")
     if isinstance(kind, list):
-        return " or ".join(_TYPE_WORDS.get(k, k) for k in kind)
+        return " or ".join(str(_TYPE_WORDS.get(k, k)) for k in kind)
     if kind == "array":
         return f"list of {_type(node.get('items', {}))}s"
     if kind == "object" and "properties" not in node:
@@ -254,7 +254,7 @@ def _one_of(node: dict[str, Any]) -> str:
 
 
 def _description(node: dict[str, Any]) -> str:
-    text = node.get("description", "")
+    text = str(node.get("description", ""))
     if "oneOf" in node and "type" not in node and "properties" not in node:
         return ""  # said under Constraints
     return text

@@ -11,6 +11,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fl_gitops.blueprint import load_blueprint, read_bounded
 from fl_gitops.errors import InputError
@@ -58,7 +59,7 @@ def _parse_time(text: object) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _inventory_time(clusters: list[dict]) -> datetime:
+def _inventory_time(clusters: list[dict[str, Any]]) -> datetime:
     """The moment the inventory describes: its newest timestamp (or the epoch)."""
     newest = datetime(1970, 1, 1, tzinfo=UTC)
     for cluster in clusters:
@@ -73,7 +74,7 @@ def _inventory_time(clusters: list[dict]) -> datetime:
     return newest
 
 
-def _now(text: str | None, clusters: list[dict]) -> datetime:
+def _now(text: str | None, clusters: list[dict[str, Any]]) -> datetime:
     if text is None:
         return _inventory_time(clusters)
     try:

@@ -215,7 +215,7 @@ class _Scan:
             for info in sorted(cand.header.tensors.values(), key=lambda t: t.start):
                 check = _is_float(info.np_dtype)
                 for offset, chunk in reader.chunks(info.name, self.chunk):
-                    raw = memoryview(chunk.view(np.uint8))
+                    raw = memoryview(chunk.view(np.uint8))  # type: ignore[arg-type]
                     pending = self.pool.submit(h.update, raw) if self.pool else None
                     if pending is None:
                         h.update(raw)
@@ -701,9 +701,9 @@ class _ChainedHash:
     def update(self, data: np.ndarray[Any, Any]) -> None:
         self._wait()
         if self._pool is None:
-            self._h.update(memoryview(data))
+            self._h.update(memoryview(data))  # type: ignore[arg-type]
         else:
-            self._pending = self._pool.submit(self._h.update, memoryview(data))
+            self._pending = self._pool.submit(self._h.update, memoryview(data))  # type: ignore[arg-type]
 
     def _wait(self) -> None:
         if self._pending is not None:

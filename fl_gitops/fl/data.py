@@ -250,7 +250,7 @@ def _as_arrays(obj: object, *, where: str) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(obj, (tuple, list)) and len(obj) == 2:
         X, y = (np.asarray(v) for v in obj)
     elif hasattr(obj, "__len__") and hasattr(obj, "__getitem__"):  # a torch-style Dataset
-        items = [obj[i] for i in range(len(obj))]  # type: ignore[arg-type]
+        items = [obj[i] for i in range(len(obj))]
         if not items:
             raise InputError(f"{where}: the data set is empty")
         X = np.stack([np.asarray(_to_numpy(x)) for x, _ in items])

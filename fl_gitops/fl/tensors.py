@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -31,7 +32,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
@@ -264,7 +265,7 @@ class TensorReader:
     def __init__(self, path: str | os.PathLike[str], header: Header | None = None) -> None:
         self.path = os.fspath(path)
         self.header = header if header is not None else read_header(path)
-        self._f: BinaryIO | None = None
+        self._f: io.FileIO | None = None
         self._buf: np.ndarray[Any, Any] | None = None
 
     def __enter__(self) -> TensorReader:
@@ -297,7 +298,7 @@ class TensorReader:
         info = self.header.tensors[name]
         arr = np.empty(info.shape, dtype=info.np_dtype)
         if info.nbytes:
-            self._readinto(info.start, memoryview(arr.reshape(-1).view(np.uint8)))
+            self._readinto(info.start, memoryview(arr.reshape(-1).view(np.uint8)))  # type: ignore[arg-type]
         return arr
 
     def range(self, name: str, offset: int, count: int) -> np.ndarray[Any, Any]:
@@ -309,7 +310,7 @@ class TensorReader:
         if self._buf is None or self._buf.nbytes < count * item:
             self._buf = np.empty(count * item, dtype=np.uint8)
         raw = self._buf[: count * item]
-        self._readinto(info.start + offset * item, memoryview(raw))
+        self._readinto(info.start + offset * item, memoryview(raw))  # type: ignore[arg-type]
         return raw.view(info.np_dtype)
 
     def chunks(
@@ -325,7 +326,7 @@ class TensorReader:
         for offset in range(0, total, step):
             count = min(step, total - offset)
             raw = self._buf[: count * item]
-            self._readinto(info.start + offset * item, memoryview(raw))
+            self._readinto(info.start + offset * item, memoryview(raw))  # type: ignore[arg-type]
             yield offset, raw.view(info.np_dtype)
 
 
@@ -466,7 +467,7 @@ class Lockstep:
         if k + 1 < len(self._steps):
             ahead = self._steps[k + 1]
             read_ahead(fd, start + ahead[2], ahead[3])
-        view = memoryview(slot)[:nbytes]
+        view = memoryview(slot)[:nbytes]  # type: ignore[arg-type]
         _pread_exact(fd, view, start + rel, i, self.paths[i])
         self._hashes[i].update(view)
 

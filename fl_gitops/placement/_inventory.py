@@ -181,6 +181,7 @@ def _check_cluster(obj: object, where: str) -> dict[str, Any]:
     if not isinstance(name, str) or not name:
         raise InventoryError(f"{where}: metadata.name: expected a non-empty string")
     where = f"{where} ({name})"
+    assert isinstance(metadata, Mapping)  # a name was found in it just above
     _string_map(metadata.get("labels"), f"{where}: metadata.labels")
     spec = obj.get("spec") or {}
     if not isinstance(spec, Mapping):

@@ -159,7 +159,8 @@ def _read_blobs(git_dir: Path, specs: Sequence[str]) -> list[str | None]:
     )
     if done.returncode != 0:
         raise InputError(f"git cat-file in {git_dir}: {done.stderr.decode().strip()}")
-    out, pos, texts = done.stdout, 0, []
+    out, pos = done.stdout, 0
+    texts: list[str | None] = []
     for _ in specs:
         end = out.index(b"\n", pos)
         header = out[pos:end].split()

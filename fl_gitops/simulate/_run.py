@@ -134,7 +134,7 @@ class _Round:
     stragglers_done: bool = False
 
 
-def _roles(options: SimulationOptions, job: str, clusters: list[str]) -> tuple[set, set]:
+def _roles(options: SimulationOptions, job: str, clusters: list[str]) -> tuple[set[str], set[str]]:
     """Which clusters fail and which straggle this round: seeded, so a resume agrees."""
     rng = random.Random(f"{options.seed}:{job}")
     failing = {c for c in clusters if rng.random() < options.fail_rate}
@@ -410,7 +410,9 @@ def _report_rows(repo: Any, path: str, measured: dict[int, float]) -> list[dict[
     ]
 
 
-def _centralized_job(model: dict, data: dict, train: dict, epochs: int) -> float:
+def _centralized_job(
+    model: dict[str, Any], data: dict[str, Any], train: dict[str, Any], epochs: int
+) -> float:
     from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig
     from fl_gitops.fl.train import train_centralized
 
@@ -430,4 +432,5 @@ def _centralized(pool: WorkerPool, blueprint: Any) -> float:
     """Centralized training of the same model, as many epochs as the federation ran in all."""
     client = blueprint.client
     epochs = blueprint.rounds * client["train"]["epochs"]
-    return pool.call(_centralized_job, client["model"], client["data"], client["train"], epochs)
+    result = pool.call(_centralized_job, client["model"], client["data"], client["train"], epochs)
+    return float(result)

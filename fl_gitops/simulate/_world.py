@@ -11,6 +11,7 @@ import io
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from ruamel.yaml import YAML
@@ -140,20 +141,20 @@ def open_world(
     return World(**paths, blueprint=blueprint, resumed=False)
 
 
-def generated_inventory(blueprint: Blueprint, clusters: int, seed: int = 0) -> list[dict]:
+def generated_inventory(blueprint: Blueprint, clusters: int, seed: int = 0) -> list[dict[str, Any]]:
     """N ManagedClusters that the blueprint's placement selects."""
     from fl_gitops.placement import generate_inventory
 
     return generate_inventory(clusters, spec=blueprint.placement, seed=seed)
 
 
-def load_inventory_file(path: Path) -> list[dict]:
+def load_inventory_file(path: Path) -> list[dict[str, Any]]:
     from fl_gitops.placement import load_inventory
 
     return load_inventory(path)
 
 
-def dump_inventory(clusters: list[dict], path: Path) -> None:
+def dump_inventory(clusters: list[dict[str, Any]], path: Path) -> None:
     from fl_gitops.placement import inventory_list
 
     path.write_text(yaml.dump(inventory_list(clusters), Dumper=yaml.CSafeDumper, sort_keys=False))

@@ -83,18 +83,25 @@ def _kubernetes_schema_dir() -> Any:
 
 def kubernetes_schema_version() -> str:
     """The Kubernetes version whose core schemas are used (the newest one shipped)."""
-    return _kubernetes_schema_dir().name.removesuffix("-local-strict").removeprefix("v")
+    name: str = _kubernetes_schema_dir().name
+    return name.removesuffix("-local-strict").removeprefix("v")
 
 
 @functools.cache
 def _definitions() -> Mapping[str, Any]:
-    return json.loads((_kubernetes_schema_dir() / "_definitions.json").read_text("utf-8"))
+    definitions: Mapping[str, Any] = json.loads(
+        (_kubernetes_schema_dir() / "_definitions.json").read_text("utf-8")
+    )
+    return definitions
 
 
 @functools.cache
 def _registry() -> Registry:
     definitions = _definitions()
-    return Registry().with_resource(definitions["$id"], Resource.from_contents(definitions))
+    registry: Registry = Registry().with_resource(
+        definitions["$id"], Resource.from_contents(definitions)
+    )
+    return registry
 
 
 def _refs(node: Any) -> Iterator[str]:
@@ -132,7 +139,8 @@ def _read_document(api_version: str, kind: str) -> Mapping[str, Any] | None:
         resource = _schemas_package() / _HAND_WRITTEN[(api_version, kind)]
     else:
         return None
-    return json.loads(resource.read_text("utf-8"))
+    document: Mapping[str, Any] = json.loads(resource.read_text("utf-8"))
+    return document
 
 
 @functools.cache

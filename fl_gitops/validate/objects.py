@@ -137,7 +137,7 @@ def findings(obj: Any, *, partial: bool = False) -> list[Finding]:
     if not isinstance(obj, Mapping):
         return [((), f"expected a Kubernetes object (a mapping), got {_type_name(obj)}")]
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
-    missing = [
+    missing: list[tuple[tuple[str | int, ...], str]] = [
         ((key,), "required field is missing")
         for key, value in (("apiVersion", api_version), ("kind", kind))
         if value is None

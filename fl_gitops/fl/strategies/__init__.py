@@ -105,7 +105,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
         kind = _as_list(schema.get("type"))[0]
         article = "an" if kind[0] in "aeiou" else "a"
         return f"expected {article} {kind} {' and '.join(parts)}, got {value!r}"
-    return error.message
+    return str(error.message)
 
 
 def _as_list(t: object) -> list[str]:

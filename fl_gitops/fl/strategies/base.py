@@ -100,9 +100,14 @@ def options_object(
 class Strategy(Protocol):
     """What the ``STRATEGIES`` table holds."""
 
-    name: str
-    summary: str
-    options_schema: Mapping[str, Any]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def options_schema(self) -> Mapping[str, Any]: ...
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
         """Turn validated options (defaults filled in) into a plan."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,9 +32,9 @@ class TrimmedMean:
         k = stack.shape[0]
         cut = int(np.floor(self.beta * k))
         if cut == 0:
-            return np.mean(stack, axis=0)
+            return cast(F64, np.mean(stack, axis=0))
         ordered = np.sort(stack, axis=0)
-        return np.mean(ordered[cut : k - cut], axis=0)
+        return cast(F64, np.mean(ordered[cut : k - cut], axis=0))
 
 
 @dataclass(frozen=True)
