@@ -126,6 +126,15 @@ def test_interrupted_simulation_resumes_without_repeating_a_committed_round(tmp_
     assert sum("roster" in s for s in subjects) == 1
 
 
+def _quick_run(tmp_path: Path, rounds: int, *flags: str) -> list[dict]:
+    """Ten clusters, one local epoch: the report's rounds after a run with ``flags``."""
+    work = tmp_path / "sim"
+    blueprint = _small_blueprint(tmp_path, **{"epochs: 5": "epochs: 1"})
+    args = ["simulate", str(blueprint), "--clusters", "10", "--rounds", str(rounds)]
+    assert main([*args, "--workdir", str(work), "--no-plot", *flags]) == 0
+    return json.loads((work / "report.json").read_text())["rounds"]
+
+
 @pytest.mark.parametrize(
     ("stragglers", "delay", "contributors"),
     [
@@ -138,50 +147,14 @@ def test_interrupted_simulation_resumes_without_repeating_a_committed_round(tmp_
 def test_stragglers_are_waited_for_until_the_timeout_then_quorum_decides(
     tmp_path, stragglers, delay, contributors
 ):
-    work = tmp_path / "sim"
-    blueprint = _small_blueprint(tmp_path, **{"epochs: 5": "epochs: 1"})
-    args = [
-        "simulate",
-        str(blueprint),
-        "--clusters",
-        "10",
-        "--rounds",
-        "2",
-        "--workdir",
-        str(work),
-        "--stragglers",
-        stragglers,
-        "--straggler-delay",
-        delay,
-        "--no-plot",
-    ]
-    assert main(args) == 0
-    report = json.loads((work / "report.json").read_text())
-    assert [r["contributors"] for r in report["rounds"]] == contributors
+    rounds = _quick_run(tmp_path, 2, "--stragglers", stragglers, "--straggler-delay", delay)
+    assert [r["contributors"] for r in rounds] == contributors
 
 
 def test_failed_jobs_count_as_failed_and_the_round_goes_on_with_a_quorum(tmp_path):
-    work = tmp_path / "sim"
-    blueprint = _small_blueprint(tmp_path, **{"epochs: 5": "epochs: 1"})
-    args = [
-        "simulate",
-        str(blueprint),
-        "--clusters",
-        "10",
-        "--rounds",
-        "3",
-        "--workdir",
-        str(work),
-        "--fail-rate",
-        "0.15",
-        "--seed",
-        "4",
-        "--no-plot",
-    ]
-    assert main(args) == 0
-    report = json.loads((work / "report.json").read_text())
-    assert len(report["rounds"]) == 3
-    contributors = [r["contributors"] for r in report["rounds"]]
+    rounds = _quick_run(tmp_path, 3, "--fail-rate", "0.15", "--seed", "4")
+    assert len(rounds) == 3
+    contributors = [r["contributors"] for r in rounds]
     assert all(8 <= c <= 10 for c in contributors) and min(contributors) < 10, contributors
 
 
