@@ -31,6 +31,7 @@ from fl_gitops.hub.errors import (
     HubUnavailable,
     trim_detail,
 )
+from fl_gitops.labels import EXPERIMENT_LABEL
 from fl_gitops.placement import PLACEMENT_LABEL
 from fl_gitops.validate import check_label_value
 
@@ -47,7 +48,6 @@ __all__ = [
 PLACEMENT_DECISIONS = ("cluster.open-cluster-management.io", "v1beta1", "placementdecisions")
 WORKS = ("work.open-cluster-management.io", "v1", "manifestworks")
 # The label every rendered ManifestWork carries (fl_gitops.render sets it).
-EXPERIMENT_LABEL = "fl-gitops.io/experiment"
 # from_config's retry policy: a dropped connection or a read error is retried twice,
 # quickly; an HTTP error status is not retried and Retry-After is not slept through, so a
 # pass never blocks for as long as a server asks: HubUnavailable carries the delay.

@@ -19,6 +19,7 @@ import jinja2
 
 from fl_gitops.blueprint import Blueprint
 from fl_gitops.errors import TemplateError
+from fl_gitops.labels import EXPERIMENT_LABEL, ROUND_LABEL
 from fl_gitops.render._env import make_env
 from fl_gitops.render._names import Layout, Names, model_uri
 from fl_gitops.render._yaml import YamlText, yaml_document
@@ -195,7 +196,7 @@ def _labels(blueprint: Blueprint) -> dict[str, str]:
         {
             "app.kubernetes.io/managed-by": "fl-gitops",
             "app.kubernetes.io/part-of": "fl-gitops",
-            "fl-gitops.io/experiment": blueprint.name,
+            EXPERIMENT_LABEL: blueprint.name,
         }
     )
     return labels
@@ -203,7 +204,7 @@ def _labels(blueprint: Blueprint) -> dict[str, str]:
 
 def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> dict[str, Any]:
     labels = _labels(blueprint)
-    round_labels = {**labels, "fl-gitops.io/round": str(state.round)}
+    round_labels = {**labels, ROUND_LABEL: str(state.round)}
     gitops = blueprint.gitops
     secret_mounts = []
     reconcile_env = [{"name": "HOME", "value": "/tmp"}]

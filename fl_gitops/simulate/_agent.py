@@ -21,6 +21,7 @@ import yaml
 
 from fl_gitops.errors import InputError
 from fl_gitops.hub import LocalHub
+from fl_gitops.labels import ROUND_LABEL
 from fl_gitops.simulate._workers import JobSpec, job_env
 
 __all__ = ["LocalAgent", "RoundWork"]
@@ -127,7 +128,7 @@ class LocalAgent:
             argv=tuple(local_path(str(a)) for a in argv),
             env=job_env({**self.base_env, "HOME": str(job_dir)}, env),
         )
-        round_ = int(job["metadata"]["labels"].get("fl-gitops.io/round", 0))
+        round_ = int(job["metadata"]["labels"].get(ROUND_LABEL, 0))
         return RoundWork(
             cluster=cluster,
             work_name=work["metadata"]["name"],
