@@ -17,7 +17,7 @@ import yaml
 
 from fl_gitops.render import Layout
 
-__all__ = ["RoundRow", "plot_rounds", "round_rows", "rounds_table"]
+__all__ = ["RoundRow", "plot_rounds", "round_metric", "round_rows", "rounds_table"]
 
 
 class _Log(Protocol):
@@ -43,7 +43,7 @@ class RoundRow:
     rejected_reasons: dict[str, str] = field(default_factory=dict)
 
 
-def _pick(record: dict[str, Any], name: str) -> float | None:
+def round_metric(record: dict[str, Any], name: str) -> float | None:
     """Server-side evaluation first (the held-out set), else the clusters' own numbers."""
     evaluation = record.get("evaluation") or {}
     metrics = record.get("metrics") or {}
@@ -92,8 +92,8 @@ def round_rows(repo: _Log, path: str) -> list[RoundRow]:
                 model=str(record.get("model", "")),
                 contributors=len(record.get("contributors") or []),
                 rejected=len(record.get("rejected") or {}),
-                accuracy=_pick(record, "accuracy"),
-                loss=_pick(record, "loss"),
+                accuracy=round_metric(record, "accuracy"),
+                loss=round_metric(record, "loss"),
                 seconds=seconds,
                 metrics=dict(record.get("metrics") or {}),
                 rejected_reasons=dict(record.get("rejected") or {}),

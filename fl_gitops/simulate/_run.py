@@ -380,12 +380,12 @@ def _run_jobs(
 
 
 def _row(record: dict[str, Any], seconds: float) -> dict[str, Any]:
-    from fl_gitops.history import _pick
+    from fl_gitops.history import round_metric
 
     return {
         "round": record.get("round"),
-        "accuracy": _pick(record, "accuracy"),
-        "loss": _pick(record, "loss"),
+        "accuracy": round_metric(record, "accuracy"),
+        "loss": round_metric(record, "loss"),
         "contributors": len(record.get("contributors") or []),
         "rejected": len(record.get("rejected") or {}),
         "seconds": round(seconds, 3),
