@@ -163,6 +163,11 @@ def vendor(shared: Path, out: Path = DEFAULT_OUT) -> list[Path]:
                             "kind": spec["names"]["kind"],
                             "scope": spec["scope"],
                             "plural": spec["names"]["plural"],
+                            "singular": spec["names"].get("singular")
+                            or spec["names"]["kind"].lower(),
+                            "listKind": spec["names"].get("listKind")
+                            or f"{spec['names']['kind']}List",
+                            "subresources": version.get("subresources") or {},
                             "openAPIV3Schema": strip_descriptions(
                                 version["schema"]["openAPIV3Schema"]
                             ),
