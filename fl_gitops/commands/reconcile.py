@@ -28,8 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_hub_arguments(parser)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one pass, then exit (the default)")
-    mode.add_argument("--watch", action="store_true", help="pass after pass, until Ctrl-C")
-    parser.add_argument("--interval", default="30s", help="pause between passes with --watch")
+    mode.add_argument(
+        "--watch",
+        action="store_true",
+        help="pass after pass, until Ctrl-C; on a Kubernetes hub, a change to a work wakes it",
+    )
+    parser.add_argument(
+        "--interval", default="30s", help="longest pause between passes with --watch"
+    )
 
 
 def _one_pass(repo: object, hub: object, path: str) -> None:
@@ -52,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.watch:
         _one_pass(repo, hub, args.path)
         return 0
+    from fl_gitops.hub import ChangeWatcher
+
     while True:
         try:
             _one_pass(repo, hub, args.path)
@@ -59,4 +67,9 @@ def run(args: argparse.Namespace) -> int:
             raise
         except FlGitopsError as exc:  # the hub, Git or the store: try again next pass
             print(f"warning: pass failed, retrying in {interval:.0f}s: {exc}", file=sys.stderr)
-        time.sleep(interval)
+        if isinstance(hub, ChangeWatcher):
+            # a real hub wakes the next pass when a work's status changes; the interval
+            # stays the longest wait, for what no watch sees (Git, the store, the clock)
+            hub.wait_for_change(interval)
+        else:
+            time.sleep(interval)

@@ -19,9 +19,9 @@ a ManifestWork with the same pure function, ``interpret_work``, and raise the sa
 docs/hub.md explains the states, the stale-status guard and the RBAC.
 """
 
-from fl_gitops.hub._kubernetes import EXPERIMENT_LABEL, KubernetesHub
+from fl_gitops.hub._kubernetes import EXPERIMENT_LABEL, KubernetesHub, translate
 from fl_gitops.hub._local import LocalHub
-from fl_gitops.hub._protocol import Hub
+from fl_gitops.hub._protocol import ChangeWatcher, Hub
 from fl_gitops.hub._status import (
     ClusterStatus,
     JobState,
@@ -42,6 +42,7 @@ from fl_gitops.hub.errors import (
 
 __all__ = [
     "EXPERIMENT_LABEL",
+    "ChangeWatcher",
     "ClusterStatus",
     "Hub",
     "HubConfigError",
@@ -58,4 +59,5 @@ __all__ = [
     "interpret_work",
     "missing_work",
     "summarize",
+    "translate",
 ]

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -139,6 +143,16 @@ def translate(exc: BaseException, what: str) -> HubError:
     return HubError(f"{what}: {type(exc).__name__}: {trim_detail(exc)}")
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One list the hub answered from, and the snapshot it saw: what a watch resumes."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    label_selector: str
+    resource_version: str
+
+
 def _selector(key: str, value: str) -> str:
     """``key=value``, refusing a value that would change the selector's meaning."""
     error = check_label_value(value) if value else "an empty value selects nothing useful"
@@ -170,6 +184,8 @@ class KubernetesHub:
         self._page_size = int(page_size)
         self._timeout = request_timeout
         self._host = trim_detail(api_client.configuration.host, 120)
+        # what the last answers were read from, by description: wait_for_change watches these
+        self._reads: dict[str, _Read] = {}
 
     @classmethod
     def from_config(
@@ -183,6 +199,17 @@ class KubernetesHub:
         With neither argument and ``KUBERNETES_SERVICE_HOST`` set (inside a pod), the
         in-cluster config is used; otherwise the kubeconfig (``$KUBECONFIG`` or
         ``~/.kube/config`` when ``kubeconfig`` is None) and its ``context``.
+
+        Raises:
+            HubConfigError: no usable configuration (names the file or context).
+        """
+        return cls(cls.api_client_from_config(kubeconfig, context), **options)
+
+    @staticmethod
+    def api_client_from_config(
+        kubeconfig: str | os.PathLike[str] | None = None, context: str | None = None
+    ) -> k8s.ApiClient:
+        """The configured ``ApiClient`` that ``from_config`` connects with.
 
         Raises:
             HubConfigError: no usable configuration (names the file or context).
@@ -213,7 +240,7 @@ class KubernetesHub:
                 f"cannot configure the hub client from {where}: {trim_detail(exc)}"
             ) from exc
         configuration.retries = RETRIES
-        return cls(k8s.ApiClient(configuration), **options)
+        return k8s.ApiClient(configuration)
 
     # -- calls ------------------------------------------------------------------------
 
@@ -230,6 +257,7 @@ class KubernetesHub:
         restarted = False
         token: str | None = None
         seen_tokens: set[str] = set()
+        snapshot: _Read | None = None
         while True:
             kwargs: dict[str, Any] = {"label_selector": label_selector, "limit": self._page_size}
             if token:
@@ -251,12 +279,85 @@ class KubernetesHub:
                 if isinstance(item, Mapping):
                     yield item
             meta = page.get("metadata")
+            if token is None and isinstance(meta, Mapping) and meta.get("resourceVersion"):
+                # every page of a list shares the first page's snapshot
+                snapshot = _Read(fn, args, label_selector, str(meta["resourceVersion"]))
             token = meta.get("continue") if isinstance(meta, Mapping) else None
             if not token:
+                if snapshot is not None:
+                    self._reads[what] = snapshot
                 return
             if token in seen_tokens:
                 raise HubError(f"hub {self._host}: {what}: the server repeated a continue token")
             seen_tokens.add(token)
+
+    # -- watching -----------------------------------------------------------------------
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until something the last answers were read from changes, or ``timeout``.
+
+        Watches every list this hub answered from (the ManifestWorks of an experiment,
+        the PlacementDecisions of a placement) from the snapshot it read, so a change made
+        between that read and this call wakes it at once, and one made while waiting wakes
+        it within the watch's latency instead of at the next poll. Without a list to resume
+        (nothing read yet, or works read one by one) it sleeps ``timeout``.
+
+        Returns:
+            True when a watch event (or an expired snapshot) says a pass is due; False
+            when the time ran out, or a watch failed (the caller's next pass will say why).
+        """
+        from kubernetes import watch
+
+        reads = list(self._reads.values())
+        if not reads:
+            time.sleep(timeout)
+            return False
+        woke: queue.Queue[bool] = queue.Queue()
+        watchers = [watch.Watch() for _ in reads]  # type: ignore[no-untyped-call]
+        seconds = max(1, int(timeout + 0.999))
+
+        def follow(watcher: Any, read: _Read) -> None:
+            try:
+                for _event in watcher.stream(
+                    read.fn,
+                    *read.args,
+                    label_selector=read.label_selector,
+                    resource_version=read.resource_version,
+                    timeout_seconds=seconds,
+                    _request_timeout=seconds + self._timeout,
+                ):
+                    woke.put(True)
+                    return
+            except k8s.ApiException as exc:
+                woke.put(exc.status == 410)  # the snapshot is gone: a fresh pass re-reads
+                return
+            except (urllib3.exceptions.HTTPError, OSError, ValueError):
+                woke.put(False)
+                return
+            woke.put(False)  # the server ended the watch at its timeout
+
+        for watcher, read in zip(watchers, reads, strict=True):
+            threading.Thread(target=follow, args=(watcher, read), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        pending = len(reads)
+        try:
+            while pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    if woke.get(timeout=left):
+                        return True
+                except queue.Empty:
+                    return False
+                pending -= 1
+            left = deadline - time.monotonic()
+            if left > 0:
+                time.sleep(left)  # every watch failed: do not turn into a busy loop
+            return False
+        finally:
+            for watcher in watchers:
+                watcher.stop()  # type: ignore[no-untyped-call]
 
     # -- Hub ----------------------------------------------------------------------------
 

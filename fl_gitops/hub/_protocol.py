@@ -9,11 +9,11 @@ return the same types and raise the same ``HubError`` family.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from fl_gitops.hub._status import ClusterStatus
 
-__all__ = ["Hub"]
+__all__ = ["ChangeWatcher", "Hub"]
 
 
 class Hub(Protocol):
@@ -54,4 +54,13 @@ class Hub(Protocol):
         Raises:
             HubError: a subclass saying why the hub could not answer.
         """
+        ...
+
+
+@runtime_checkable
+class ChangeWatcher(Protocol):
+    """A hub that can wait for a change instead of being polled (``reconcile --watch``)."""
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until what the last answers came from changes (True) or ``timeout`` (False)."""
         ...
