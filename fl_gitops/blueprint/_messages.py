@@ -245,6 +245,10 @@ def _pattern_words(pattern: str) -> str:
 
     words = {
         _schema.DNS1123_LABEL: _PATTERN_WORDS[_schema.DNS1123_LABEL],
+        _schema.DNS1123_SUBDOMAIN: (
+            "a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', each dot-separated "
+            "part starting and ending alphanumeric)"
+        ),
         _schema.LABEL_VALUE: (
             "a label value: at most 63 characters of letters, digits, '-', '_' and '.', "
             "starting and ending alphanumeric (no spaces or newlines)"

@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "API_VERSION",
     "DNS1123_LABEL",
+    "DNS1123_SUBDOMAIN",
     "KIND",
     "LABEL_KEY",
     "LABEL_VALUE",
@@ -33,6 +34,7 @@ MAX_NAME = 40
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS1123_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+DNS1123_SUBDOMAIN = rf"^{_DNS1123_SUBDOMAIN}$"
 LABEL_KEY = rf"^({_DNS1123_SUBDOMAIN}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 _DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
@@ -266,6 +268,43 @@ _CLIENT = _obj(
             default="fl-gitops",
             description="Namespace on each managed cluster where the training Job runs.",
         ),
+        "executor": _obj(
+            {
+                "serviceAccount": _obj(
+                    {
+                        "namespace": _str(
+                            DNS1123_LABEL,
+                            max_length=63,
+                            description="Its namespace on each managed cluster.",
+                        ),
+                        "name": _str(
+                            DNS1123_SUBDOMAIN,
+                            max_length=253,
+                            description="Its name.",
+                        ),
+                    },
+                    required=("namespace", "name"),
+                    description=(
+                        "The ServiceAccount on each managed cluster that the work agent "
+                        "applies the round's Namespace, ConfigMap and Job as."
+                    ),
+                ),
+            },
+            required=("serviceAccount",),
+            description=(
+                "The ManifestWork's spec.executor, for hubs that validate executors "
+                "(docs/hub.md lists the RBAC it needs); left out, the agent applies as "
+                "itself."
+            ),
+        ),
+        "feedbackScrapeType": {
+            "enum": ["Poll", "Watch"],
+            "description": (
+                "How the work agent reads the Job's status for feedback: Poll (every "
+                "status sync, OCM's default) or Watch (on each change; OCM 1.2 and "
+                "later). Left out, the field is not rendered, so older hubs accept the work."
+            ),
+        },
         "env": {
             "type": "array",
             "maxItems": 64,

@@ -611,6 +611,39 @@ CASES: list[Case] = [
         ),
     ),
     Case(
+        "executor-without-a-service-account-name",
+        variant(
+            "      optimizer: {name: sgd, lr: 0.05}\n",
+            "      optimizer: {name: sgd, lr: 0.05}\n    executor:\n"
+            "      serviceAccount: {namespace: open-cluster-management-agent}\n",
+        ),
+        ":47:7: spec.client.executor.serviceAccount: missing required field 'name'",
+    ),
+    Case(
+        "executor-service-account-not-a-name",
+        variant(
+            "      optimizer: {name: sgd, lr: 0.05}\n",
+            "      optimizer: {name: sgd, lr: 0.05}\n    executor:\n"
+            "      serviceAccount: {namespace: agents, name: Executor_SA}\n",
+        ),
+        (
+            ":47:49: spec.client.executor.serviceAccount.name: expected a DNS-1123 subdomain "
+            "(lowercase letters, digits, '-' and '.', each dot-separated part starting and "
+            "ending alphanumeric), got string 'Executor_SA'"
+        ),
+    ),
+    Case(
+        "feedback-scrape-type-in-lower-case",
+        variant(
+            "      optimizer: {name: sgd, lr: 0.05}\n",
+            "      optimizer: {name: sgd, lr: 0.05}\n    feedbackScrapeType: watch\n",
+        ),
+        (
+            ":46:25: spec.client.feedbackScrapeType: expected one of 'Poll', 'Watch', got "
+            "string 'watch'; did you mean 'Watch'?"
+        ),
+    ),
+    Case(
         "pull-request-settings-in-direct-mode",
         variant("    mode: direct", "    mode: direct\n    pullRequest: {forge: github}"),
         (":54:18: spec.gitops.pullRequest: pullRequest settings need mode: pull-request"),

@@ -212,3 +212,69 @@ def test_image_pull_secrets_are_referenced_by_name_in_both_pods(fleet, tmp_path)
     pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["imagePullSecrets"] == [{"name": "hub-regcred"}]
     assert validate_tree(out) == []
+
+
+def _identity(manifest: dict) -> tuple[str, str, str, str]:
+    group = manifest["apiVersion"].rpartition("/")[0]
+    resource = {"Namespace": "namespaces", "ConfigMap": "configmaps", "Job": "jobs"}
+    meta = manifest["metadata"]
+    return group, resource[manifest["kind"]], meta["name"], meta.get("namespace", "")
+
+
+def test_every_manifest_is_server_side_applied_and_the_job_is_done_once_complete(fleet, tmp_path):
+    # A Job without spec.selector fails a plain update (AppliedManifestFailed), and a
+    # finished Job must not be updated or recreated by the agent: OCM's Complete rule.
+    inventory, _ = fleet
+    assert _render(tmp_path, inventory) == 0
+    for path in (tmp_path / EXP / "works").glob("*.yaml"):
+        spec = yaml.safe_load(path.read_text())["spec"]
+        configs = {
+            (
+                c["resourceIdentifier"]["group"],
+                c["resourceIdentifier"]["resource"],
+                c["resourceIdentifier"]["name"],
+                c["resourceIdentifier"].get("namespace", ""),
+            ): c
+            for c in spec["manifestConfigs"]
+        }
+        manifests = spec["workload"]["manifests"]
+        assert sorted(configs) == sorted(_identity(m) for m in manifests)
+        for config in configs.values():
+            assert config["updateStrategy"] == {"type": "ServerSideApply"}
+        job = configs[_identity(manifests[2])]
+        assert job["conditionRules"] == [{"type": "WellKnownConditions", "condition": "Complete"}]
+        assert [r["type"] for r in job["feedbackRules"]] == ["WellKnownStatus", "JSONPaths"]
+        # off by default: older hubs refuse neither
+        assert "feedbackScrapeType" not in job
+        assert "executor" not in spec
+
+
+def test_the_executor_and_watched_feedback_are_rendered_when_the_blueprint_asks(fleet, tmp_path):
+    inventory, _ = fleet
+    text = REFERENCE.read_text().replace(
+        "  store:\n",
+        "    executor:\n"
+        "      serviceAccount: {namespace: open-cluster-management-agent, name: fl-executor}\n"
+        "    feedbackScrapeType: Watch\n"
+        "  store:\n",
+        1,
+    )
+    blueprint = tmp_path / "blueprint.yaml"
+    blueprint.write_text(text)
+    out = tmp_path / "out"
+    argv = ["render", str(blueprint), "--inventory", str(inventory), "--out", str(out)]
+    assert main([*argv, "--now", NOW]) == 0
+    for path in (out / EXP / "works").glob("*.yaml"):
+        spec = yaml.safe_load(path.read_text())["spec"]
+        assert spec["executor"] == {
+            "subject": {
+                "type": "ServiceAccount",
+                "serviceAccount": {
+                    "namespace": "open-cluster-management-agent",
+                    "name": "fl-executor",
+                },
+            }
+        }
+        assert spec["manifestConfigs"][0]["feedbackScrapeType"] == "Watch"
+        assert [c.get("feedbackScrapeType") for c in spec["manifestConfigs"][1:]] == [None, None]
+    assert validate_tree(out) == []
