@@ -301,93 +301,39 @@ class LocalHub:
     def report_applied(self, cluster: str, work_name: str) -> None:
         """Write what the agent's apply step writes: every manifest applied, no feedback yet.
 
+        See ``_agent.write_applied_report``: a work whose ``Complete`` condition is True
+        for its current generation is not applied again, and nothing is written.
+
         Raises:
             HubNotFound: there is no such work.
         """
         with self._lock:
             work = self._work(cluster, work_name)
-            generation = int(work["metadata"].get("generation", 1))
-            now = self._now()
-            status = work.setdefault("status", {})
-            entries = self._entries(work, status)
-            for entry in entries:
-                _agent.set_true(entry["conditions"], _agent.MANIFEST_APPLIED, now, generation)
-            status["resourceStatus"] = {"manifests": entries}
-            _agent.set_true(
-                status.setdefault("conditions", []), _agent.WORK_APPLIED, now, generation
-            )
-            work["metadata"]["resourceVersion"] = self._next_version()
-            self._changed(("work", cluster, work_name))
+            if _agent.write_applied_report(work, now=self._now()):
+                work["metadata"]["resourceVersion"] = self._next_version()
+                self._changed(("work", cluster, work_name))
 
     def report_job(
         self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
     ) -> None:
         """Write the status the agent reports for the work's Job ``job_name``.
 
-        Every manifest applied and available; the Job's feedback evaluated from the
-        work's own ``feedbackRules`` against a Job that completed (True), failed
-        (False) or is still running (None); work conditions Applied and Available with
-        ``observedGeneration`` equal to the current generation.
+        See ``_agent.write_job_report``: every manifest applied and available, the Job's
+        feedback and conditions from the work's own rules against a Job that completed
+        (True), failed (False) or is still running (None), all for the current
+        generation.
 
         Raises:
             HubNotFound: there is no such work, or its spec has no Job ``job_name``.
         """
         with self._lock:
             work = self._work(cluster, work_name)
-            manifests = _manifests(work)
-            job_names = [
-                str(m.get("metadata", {}).get("name"))
-                for m in manifests
-                if m.get("kind") == "Job" and isinstance(m.get("metadata"), Mapping)
-            ]
-            if job_name not in job_names:
-                has = f" (it has {', '.join(job_names)})" if job_names else ""
-                raise HubNotFound(
-                    f"local hub: ManifestWork {cluster}/{work_name} has no Job {job_name} "
-                    f"in its spec{has}"
+            try:
+                _agent.write_job_report(
+                    work, job_name=job_name, succeeded=succeeded, now=self._now(), where=cluster
                 )
-            generation = int(work["metadata"].get("generation", 1))
-            now = self._now()
-            status = work.setdefault("status", {})
-            entries = self._entries(work, status)
-            configs = work.get("spec", {}).get("manifestConfigs") or []
-            for manifest, entry in zip(manifests, entries, strict=True):
-                conditions = entry["conditions"]
-                for condition in (_agent.MANIFEST_APPLIED, _agent.MANIFEST_AVAILABLE):
-                    _agent.set_true(conditions, condition, now, generation)
-                meta = entry["resourceMeta"]
-                rules = _rules_for(configs, meta)
-                values: list[dict[str, Any]] = []
-                errors: list[str] = []
-                if rules:
-                    obj = dict(manifest)
-                    if meta["kind"] == "Job" and meta["name"] == job_name:
-                        obj["status"] = _agent.job_status(succeeded)
-                    values, errors = _agent.feedback(meta["kind"], obj, rules)
-                entry["statusFeedback"] = {"values": values} if values else {}
-                _agent.set_condition(
-                    conditions,
-                    type_="StatusFeedbackSynced",
-                    status="False" if errors else "True",
-                    reason=(
-                        "StatusFeedbackSyncFailed"
-                        if errors
-                        else "StatusFeedbackSynced"
-                        if rules
-                        else "NoStatusFeedbackSynced"
-                    ),
-                    message=(
-                        f"Sync status feedback failed with error {'; '.join(errors)}"
-                        if errors
-                        else ""
-                    ),
-                    now=now,
-                    observed_generation=generation,
-                )
-            status["resourceStatus"] = {"manifests": entries}
-            work_conditions = status.setdefault("conditions", [])
-            for condition in (_agent.WORK_APPLIED, _agent.WORK_AVAILABLE):
-                _agent.set_true(work_conditions, condition, now, generation)
+            except HubNotFound as exc:
+                raise HubNotFound(f"local hub: {exc}") from None
             work["metadata"]["resourceVersion"] = self._next_version()
             self._changed(("work", cluster, work_name))
 
@@ -396,28 +342,6 @@ class LocalHub:
         if work is None:
             raise HubNotFound(f"local hub: no ManifestWork {name} in namespace {cluster}")
         return work
-
-    @staticmethod
-    def _entries(work: Mapping[str, Any], status: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """One entry per manifest of the current spec, keeping conditions of the same object.
-
-        The agent rebuilds the list from the spec: an object no longer in the spec (the
-        previous round's Job) loses its entry.
-        """
-        old = status.get("resourceStatus", {}).get("manifests") or []
-        by_identity = {_identity(e.get("resourceMeta", {})): e for e in old}
-        entries = []
-        for ordinal, manifest in enumerate(_manifests(work)):
-            meta = _agent.resource_meta(ordinal, manifest)
-            previous = by_identity.get(_identity(meta), {})
-            entry: dict[str, Any] = {
-                "resourceMeta": meta,
-                "conditions": copy.deepcopy(previous.get("conditions", [])),
-            }
-            if "statusFeedback" in previous:
-                entry["statusFeedback"] = copy.deepcopy(previous["statusFeedback"])
-            entries.append(entry)
-        return entries
 
     # -- Hub --------------------------------------------------------------------------------
 
@@ -460,28 +384,3 @@ def _write_json(path: Path, document: Any) -> None:
 def _labels(work: Mapping[str, Any]) -> Mapping[str, Any]:
     labels = work.get("metadata", {}).get("labels")
     return labels if isinstance(labels, Mapping) else {}
-
-
-def _manifests(work: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    manifests = work.get("spec", {}).get("workload", {}).get("manifests") or []
-    return [m for m in manifests if isinstance(m, Mapping)]
-
-
-def _identity(meta: Mapping[str, Any]) -> tuple[str, ...]:
-    return tuple(str(meta.get(k, "")) for k in ("group", "resource", "namespace", "name"))
-
-
-def _rules_for(
-    configs: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
-) -> list[Mapping[str, Any]]:
-    """The feedback rules of the ``manifestConfigs`` entry naming this resource."""
-    for config in configs:
-        ident = config.get("resourceIdentifier") or {}
-        if (
-            str(ident.get("group", "")) == meta.get("group", "")
-            and ident.get("resource") == meta.get("resource")
-            and str(ident.get("namespace", "")) == meta.get("namespace", "")
-            and ident.get("name") == meta.get("name")
-        ):
-            return [r for r in config.get("feedbackRules") or [] if isinstance(r, Mapping)]
-    return []

@@ -103,7 +103,14 @@ def test_feedback_is_written_in_the_agents_shapes(hub, round1):
     assert [(c["type"], c["status"], c["observedGeneration"]) for c in status["conditions"]] == [
         ("Applied", "True", 1),
         ("Available", "True", 1),
+        ("Complete", "True", 1),
     ]
+    # the work-level Complete aggregates the Job's own (OCM: ConditionRulesAggregated,
+    # with the one manifest condition's message)
+    assert {k: status["conditions"][2][k] for k in ("reason", "message")} == {
+        "reason": "ConditionRulesAggregated",
+        "message": "Job is finished",
+    }
     manifests = status["resourceStatus"]["manifests"]
     assert [(m["resourceMeta"]["kind"], m["resourceMeta"]["ordinal"]) for m in manifests] == [
         ("Namespace", 0),
@@ -131,7 +138,14 @@ def test_feedback_is_written_in_the_agents_shapes(hub, round1):
         ("Applied", "AppliedManifestComplete"),
         ("Available", "ResourceAvailable"),
         ("StatusFeedbackSynced", "StatusFeedbackSynced"),
+        ("Complete", "ConditionRuleEvaluated"),
     ]
+    complete = job["conditions"][3]
+    assert (complete["status"], complete["message"], complete["observedGeneration"]) == (
+        "True",
+        "Job is finished",
+        1,
+    )
     namespace = manifests[0]
     assert "namespace" not in namespace["resourceMeta"]
     assert namespace["statusFeedback"] == {}
@@ -206,8 +220,15 @@ def test_transition_times_move_only_when_a_condition_changes(hub, round1):
     first = hub.get_work(cluster, WORK)["status"]
     hub.report_job(cluster, WORK, job_name=R1, succeeded=True)
     second = hub.get_work(cluster, WORK)["status"]
-    assert first["conditions"] == second["conditions"]
+    # Applied and Available did not change; Complete did, from False to True
+    assert first["conditions"][:2] == second["conditions"][:2]
     assert first["conditions"][0]["lastTransitionTime"] == "2026-11-01T10:11:00Z"
+    assert [(c["status"], c["lastTransitionTime"]) for c in first["conditions"][2:]] == [
+        ("False", "2026-11-01T10:11:00Z")
+    ]
+    assert [(c["status"], c["lastTransitionTime"]) for c in second["conditions"][2:]] == [
+        ("True", "2026-11-01T10:12:00Z")
+    ]
 
 
 def test_reporting_a_job_the_spec_does_not_have_is_refused(hub, round1):
@@ -310,9 +331,130 @@ def test_without_the_failed_rules_a_failed_job_looks_like_a_running_one(hub, rou
     work = copy.deepcopy(round1[0])
     cluster = work["metadata"]["namespace"]
     work["spec"]["manifestConfigs"][0]["feedbackRules"] = [{"type": "WellKnownStatus"}]
+    del work["spec"]["manifestConfigs"][0]["conditionRules"]
     hub.apply_works([work])
     hub.report_job(cluster, WORK, job_name=R1, succeeded=False)
     assert _statuses(hub, R1, [cluster])[cluster].state is JobState.RUNNING
+
+
+def test_the_complete_condition_rule_alone_tells_a_failed_job_from_a_running_one(hub, round1):
+    work = copy.deepcopy(round1[0])
+    cluster = work["metadata"]["namespace"]
+    work["spec"]["manifestConfigs"][0]["feedbackRules"] = [{"type": "WellKnownStatus"}]
+    hub.apply_works([work])
+    hub.report_job(cluster, WORK, job_name=R1, succeeded=None)
+    assert _statuses(hub, R1, [cluster])[cluster].state is JobState.RUNNING
+    hub.report_job(cluster, WORK, job_name=R1, succeeded=False)
+    assert _statuses(hub, R1, [cluster])[cluster] == ClusterStatus(
+        cluster,
+        JobState.FAILED,
+        f"job {R1} finished without succeeding: "
+        "Complete=True (ConditionRuleEvaluated: Job is finished)",
+        R1,
+    )
+
+
+def test_a_running_job_is_not_complete_and_neither_is_its_work(hub, round1):
+    cluster = _clusters(round1)[0]
+    hub.report_job(cluster, WORK, job_name=R1, succeeded=None)
+    status = hub.get_work(cluster, WORK)["status"]
+    job = status["resourceStatus"]["manifests"][2]
+    assert [(c["type"], c["status"], c["message"]) for c in job["conditions"][3:]] == [
+        ("Complete", "False", "Job is not finished")
+    ]
+    assert [(c["type"], c["status"], c["reason"], c["message"]) for c in status["conditions"]] == [
+        ("Applied", "True", "AppliedManifestWorkComplete", "Apply manifest work complete"),
+        ("Available", "True", "ResourcesAvailable", "All resources are available"),
+        ("Complete", "False", "ConditionRulesAggregated", "Job is not finished"),
+    ]
+    # the Namespace and the ConfigMap have no condition rules, so no Complete condition
+    for entry in status["resourceStatus"]["manifests"][:2]:
+        assert "Complete" not in [c["type"] for c in entry["conditions"]]
+
+
+def test_a_completed_work_is_not_applied_again_until_the_next_rounds_spec(
+    hub, round1, render_round
+):
+    cluster = _clusters(round1)[0]
+    hub.report_job(cluster, WORK, job_name=R1, succeeded=True)
+    before = hub.get_work(cluster, WORK)
+    hub.report_applied(cluster, WORK)
+    assert hub.get_work(cluster, WORK) == before  # the agent skips a completed work
+
+    hub.apply_works([w for w in render_round(2) if w["metadata"]["namespace"] == cluster])
+    hub.report_applied(cluster, WORK)
+    status = hub.get_work(cluster, WORK)["status"]
+    # last round's Complete (generation 1) is gone from the work and from the entries
+    assert [(c["type"], c["observedGeneration"]) for c in status["conditions"]] == [
+        ("Applied", 2),
+        ("Available", 1),
+    ]
+    assert all(
+        c["type"] != "Complete"
+        for m in status["resourceStatus"]["manifests"]
+        for c in m["conditions"]
+    )
+    assert _statuses(hub, R2, [cluster])[cluster].reason == "observedGeneration 1 < generation 2"
+    hub.report_job(cluster, WORK, job_name=R2, succeeded=None)
+    assert _statuses(hub, R2, [cluster])[cluster].state is JobState.RUNNING
+
+
+def test_condition_rules_the_local_agent_cannot_evaluate_say_so(hub, round1):
+    work = copy.deepcopy(round1[0])
+    cluster = work["metadata"]["namespace"]
+    work["spec"]["manifestConfigs"][0]["conditionRules"] = [
+        {"type": "CEL", "condition": "Ready", "celExpressions": ["true"]},
+        {"type": "WellKnownConditions", "condition": "Ready"},  # none for a Job: no condition
+    ]
+    hub.apply_works([work])
+    hub.report_job(cluster, WORK, job_name=R1, succeeded=True)
+    status = hub.get_work(cluster, WORK)["status"]
+    job = status["resourceStatus"]["manifests"][2]
+    assert [(c["type"], c["status"], c["reason"], c["message"]) for c in job["conditions"][3:]] == [
+        (
+            "Ready",
+            "Unknown",
+            "ConditionRuleInternalError",
+            "the local work agent does not evaluate CEL expressions",
+        )
+    ]
+    assert [(c["type"], c["status"]) for c in status["conditions"]] == [
+        ("Applied", "True"),
+        ("Available", "True"),
+        ("Ready", "Unknown"),
+    ]
+    assert_valid(hub.get_work(cluster, WORK))
+
+
+def test_manifest_configs_match_with_wildcards_and_merge_like_the_agents(hub, round1):
+    work = copy.deepcopy(round1[0])
+    cluster = work["metadata"]["namespace"]
+    job_config = work["spec"]["manifestConfigs"][0]
+    rules = job_config.pop("feedbackRules")
+    # the conditions from one entry (a wildcard), the feedback from the next
+    job_config["resourceIdentifier"]["name"] = "fl-*-r1"
+    work["spec"]["manifestConfigs"].append(
+        {
+            "resourceIdentifier": {
+                "group": "batch",
+                "resource": "jobs",
+                "name": R1,
+                "namespace": "*",
+            },
+            "feedbackRules": rules,
+            "conditionRules": [{"type": "CEL", "condition": "Ignored", "celExpressions": ["1"]}],
+        }
+    )
+    hub.apply_works([work])
+    hub.report_job(cluster, WORK, job_name=R1, succeeded=False)
+    job = hub.get_work(cluster, WORK)["status"]["resourceStatus"]["manifests"][2]
+    assert [c["type"] for c in job["conditions"]] == [
+        "Applied",
+        "Available",
+        "StatusFeedbackSynced",
+        "Complete",
+    ]
+    assert [v["name"] for v in job["statusFeedback"]["values"]] == ["failed", "JobFailed"]
 
 
 # -- the state file ------------------------------------------------------------------------
