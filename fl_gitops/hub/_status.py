@@ -12,6 +12,13 @@ batch/v1 Job gives ``JobComplete`` (the Complete condition's status, "True" only
 success) and ``JobSucceeded`` (``.status.succeeded``); the JSONPaths rules add ``failed``,
 ``succeeded`` and ``JobFailed`` (the Failed condition's status). The work agent leaves out
 a value whose path finds nothing, so a zero count and a missing condition are absent.
+The Job's ``conditionRules`` (``WellKnownConditions``, ``Complete``) make the agent write
+a ``Complete`` condition on the Job's entry, True once the Job finished either way: with
+no feedback value saying it succeeded, that is a failure.
+
+Argo CD's health check for ManifestWork (``fl_gitops/render/health/manifestwork.lua``)
+reads the same fields in the same order; ``tests/hub/manifestwork_cases.py`` holds the
+objects both are tested on.
 """
 
 from __future__ import annotations
@@ -122,20 +129,58 @@ def _count(values: Mapping[str, int | str | bool], *names: str) -> int:
     return max(counts, default=0)
 
 
-def _result(values: Mapping[str, int | str | bool]) -> JobState | None:
+# What Kubernetes assumes when a Job leaves them out.
+_DEFAULT_BACKOFF_LIMIT = 6
+_DEFAULT_COMPLETIONS = 1
+
+
+def _job_limits(work: Mapping[str, Any], job_name: str) -> tuple[int, int]:
+    """``(backoffLimit, completions)`` of the spec's batch/v1 Job ``job_name``.
+
+    A count means something only against these: ``failed`` is a failure once it passes
+    ``backoffLimit`` (the rendered Jobs have 0, so one failed pod fails them) and
+    ``succeeded`` a success once it reaches ``completions``. Kubernetes' defaults (6
+    and 1) stand in for a field the spec leaves out.
+    """
+    spec = work.get("spec")
+    workload = spec.get("workload") if isinstance(spec, Mapping) else None
+    manifests = workload.get("manifests") if isinstance(workload, Mapping) else None
+    for manifest in manifests if isinstance(manifests, list) else ():
+        if not isinstance(manifest, Mapping) or manifest.get("kind") != "Job":
+            continue
+        meta = manifest.get("metadata")
+        if manifest.get("apiVersion") != "batch/v1" or not isinstance(meta, Mapping):
+            continue
+        if meta.get("name") != job_name:
+            continue
+        job_spec = manifest.get("spec")
+        job_spec = job_spec if isinstance(job_spec, Mapping) else {}
+        backoff = _int_or(job_spec.get("backoffLimit"), _DEFAULT_BACKOFF_LIMIT)
+        return backoff, _int_or(job_spec.get("completions"), _DEFAULT_COMPLETIONS)
+    return _DEFAULT_BACKOFF_LIMIT, _DEFAULT_COMPLETIONS
+
+
+def _int_or(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _result(
+    values: Mapping[str, int | str | bool], *, backoff_limit: int, completions: int
+) -> JobState | None:
     """SUCCEEDED, FAILED, or None while the Job has no result.
 
     The Job's terminal conditions decide first; the counts are the fallback, since the
-    agent can report them before the controller writes the condition. With
-    ``backoffLimit: 0`` one failed pod fails the Job, so ``failed >= 1`` is a failure.
+    agent can report them before the controller writes the condition. A failure count
+    past ``backoffLimit`` decides before a success count (with ``backoffLimit: 0``, one
+    failed pod fails the Job whatever else was read).
     """
     if values.get("JobComplete") == "True":
         return JobState.SUCCEEDED
     if values.get("JobFailed") == "True":
         return JobState.FAILED
-    if _count(values, "failed") >= 1:
+    if _count(values, "failed") > backoff_limit:
         return JobState.FAILED
-    if _count(values, "succeeded", "JobSucceeded") >= 1:
+    if _count(values, "succeeded", "JobSucceeded") >= completions:
         return JobState.SUCCEEDED
     return None
 
@@ -173,9 +218,12 @@ def interpret_work(work: Mapping[str, Any], *, job_name: str) -> ClusterStatus:
         The cluster's status; the cluster is the work's namespace. In order:
         UNKNOWN while the work is being deleted, has no status from the work agent, or
         its status is for an older generation of the spec or for another Job;
-        SUCCEEDED or FAILED when the Job's feedback has a result; UNKNOWN when the work
-        or the Job could not be applied, or feedback could not be read; RUNNING when the
-        agent read the Job and found no result; PENDING otherwise (applied, no feedback).
+        SUCCEEDED or FAILED when the Job's feedback has a result (counts against the
+        Job's ``backoffLimit`` and ``completions``); UNKNOWN when the work or the Job
+        could not be applied, or feedback could not be read; FAILED when the Job's
+        ``Complete`` condition (from its condition rules) says it finished anyway;
+        RUNNING when the agent read the Job and found no result; PENDING otherwise
+        (applied, no feedback).
     """
     meta = work.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
@@ -203,7 +251,7 @@ def interpret_work(work: Mapping[str, Any], *, job_name: str) -> ClusterStatus:
     generation = meta.get("generation")
     if not isinstance(generation, int) or isinstance(generation, bool):
         return unknown(f"ManifestWork {name} has no metadata.generation")
-    for kind in ("Applied", "Available"):
+    for kind in ("Applied", "Available", "Complete"):
         condition = conditions.get(kind)
         if condition is None:
             continue
@@ -225,7 +273,8 @@ def interpret_work(work: Mapping[str, Any], *, job_name: str) -> ClusterStatus:
         return ClusterStatus(cluster, JobState.PENDING, f"no status for job {job_name} yet", None)
 
     values = feedback_values(entry)
-    result = _result(values)
+    backoff_limit, completions = _job_limits(work, job_name)
+    result = _result(values, backoff_limit=backoff_limit, completions=completions)
     if result is not None:
         return ClusterStatus(cluster, result, _values_text(values), job_name)
     if applied.get("status") != "True":
@@ -241,6 +290,20 @@ def interpret_work(work: Mapping[str, Any], *, job_name: str) -> ClusterStatus:
         )
     if synced.get("status") != "True":
         return unknown(f"status feedback for job {job_name} failed: {_describe(synced)}")
+    complete = job_conditions.get("Complete")
+    if (
+        complete is not None
+        and complete.get("status") == "True"
+        and complete.get("observedGeneration", generation) == generation
+    ):
+        # the conditionRules Complete: finished, and no feedback value says it succeeded
+        return ClusterStatus(
+            cluster,
+            JobState.FAILED,
+            f"job {job_name} finished without succeeding: {_describe(complete)}"
+            + (f" ({_values_text(values)})" if values else ""),
+            job_name,
+        )
     reason = "no result yet"
     if values:
         reason += f" ({_values_text(values)})"

@@ -15,6 +15,7 @@ from .conftest import (
     make_work,
     string,
 )
+from .manifestwork_cases import CASES
 
 JOB = "fl-digits-fedavg-r3"
 
@@ -247,3 +248,68 @@ def test_summarize_groups_and_sorts_clusters_by_state():
 def test_job_state_prints_as_its_value():
     assert str(JobState.SUCCEEDED) == "Succeeded"
     assert JobState("Failed") is JobState.FAILED
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_shared_cases_are_read_as_their_state(case):
+    # tests/render/test_health_lua.py holds Argo CD's health check to the same cases
+    assert_valid(case.work)
+    status = interpret_work(case.work, job_name=case.job_name)
+    assert (status.cluster, status.state) == ("cluster-007", case.state)
+    assert status.reason
+
+
+def test_counts_are_read_against_the_jobs_own_backoff_limit():
+    work = make_work("cluster-001", values=[integer("failed", 1)])
+    job = work["spec"]["workload"]["manifests"][1]
+    job["spec"]["backoffLimit"] = 2
+    assert interpret_work(work, job_name=JOB) == ClusterStatus(
+        "cluster-001", JobState.RUNNING, "no result yet (failed=1)", JOB
+    )
+    work["status"]["resourceStatus"]["manifests"][1]["statusFeedback"]["values"] = [
+        integer("failed", 3)
+    ]
+    assert interpret_work(work, job_name=JOB).state is JobState.FAILED
+    del job["spec"]["backoffLimit"]  # Kubernetes' default: 6
+    assert interpret_work(work, job_name=JOB).state is JobState.RUNNING
+
+
+def test_a_job_the_condition_rules_call_finished_without_success_is_failed():
+    work = make_work("cluster-001", values=RUNNING)
+    work["status"]["resourceStatus"]["manifests"][1]["conditions"].append(
+        {
+            "type": "Complete",
+            "status": "True",
+            "reason": "ConditionRuleEvaluated",
+            "message": "Job is finished",
+            "lastTransitionTime": "2026-11-01T10:00:00Z",
+            "observedGeneration": 3,
+        }
+    )
+    assert_valid(work)
+    assert interpret_work(work, job_name=JOB) == ClusterStatus(
+        "cluster-001",
+        JobState.FAILED,
+        f"job {JOB} finished without succeeding: "
+        "Complete=True (ConditionRuleEvaluated: Job is finished)",
+        JOB,
+    )
+
+
+def test_a_stale_work_level_complete_condition_makes_the_status_unknown():
+    work = make_work("cluster-001", values=SUCCEEDED)
+    work["status"]["conditions"].append(
+        {
+            "type": "Complete",
+            "status": "True",
+            "reason": "ConditionRulesAggregated",
+            "message": "Job is finished",
+            "lastTransitionTime": "2026-11-01T10:00:00Z",
+            "observedGeneration": 2,
+        }
+    )
+    status = interpret_work(work, job_name=JOB)
+    assert (status.state, status.reason) == (
+        JobState.UNKNOWN,
+        "observedGeneration 2 < generation 3",
+    )

@@ -21,9 +21,11 @@ import yaml
 from lupa import lua51
 
 from fl_gitops.cli import main as cli_main
+from fl_gitops.hub import JobState, interpret_work
 from fl_gitops.render.health import argocd_cm_health_entries, argocd_cm_key, health_script
 
 from ..crds import ocm_crd_schema
+from ..hub.manifestwork_cases import ARGO_HEALTH, CASES
 
 EXAMPLE = Path(__file__).parents[2] / "examples/config-repo"
 STATUSES = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
@@ -442,6 +444,59 @@ def test_fixtures_are_checked_against_the_crd_schema():
     ]
     with pytest.raises(jsonschema.ValidationError, match="'Float' is not one of"):
         run_health("ManifestWork", work)
+
+
+# --- the same objects as interpret_work ------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_health_and_interpret_work_agree_on_every_shared_case(case):
+    state = interpret_work(copy.deepcopy(case.work), job_name=case.job_name).state
+    health = run_health("ManifestWork", copy.deepcopy(case.work))["status"]
+    assert (state, health) == (case.state, case.health)
+    assert health in ARGO_HEALTH[state]
+
+
+def test_the_shared_cases_cover_every_state_and_every_health_it_may_show():
+    shown = {(case.state, case.health) for case in CASES}
+    assert shown == {
+        (state, health) for state, healths in ARGO_HEALTH.items() for health in healths
+    }
+    assert set(ARGO_HEALTH) == set(JobState)
+    assert len({case.name for case in CASES}) == len(CASES)
+
+
+def test_a_job_that_failed_to_sync_its_feedback_is_degraded_with_the_agents_reason():
+    work = manifestwork(conditions=[APPLIED, AVAILABLE], job_entries=[job_status(JOB)])
+    work["status"]["resourceStatus"]["manifests"][1]["conditions"][2].update(
+        status="False",
+        reason="StatusFeedbackSyncFailed",
+        message="Sync status feedback failed with error boom",
+    )
+    assert run_health("ManifestWork", work) == {
+        "status": "Degraded",
+        "message": f"Status feedback from Job {JOB} failed: StatusFeedbackSynced=False "
+        "(StatusFeedbackSyncFailed): Sync status feedback failed with error boom",
+    }
+
+
+def test_a_work_being_deleted_is_pending_deletion():
+    work = manifestwork(conditions=[APPLIED, AVAILABLE])
+    work["metadata"]["deletionTimestamp"] = T0
+    assert run_health("ManifestWork", work) == {
+        "status": "Progressing",
+        "message": "Pending deletion",
+    }
+
+
+def test_an_applied_condition_without_observed_generation_is_not_trusted():
+    applied = dict(APPLIED)
+    del applied["observedGeneration"]
+    assert run_health("ManifestWork", manifestwork(conditions=[applied])) == {
+        "status": "Progressing",
+        "message": "Condition Applied has no observedGeneration, waiting for the work agent "
+        "to observe generation 2",
+    }
 
 
 # --- Placement -----------------------------------------------------------------------

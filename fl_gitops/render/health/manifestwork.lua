@@ -3,18 +3,28 @@
 -- One ManifestWork carries one cluster's part of one FL round: a ConfigMap with the
 -- round config and a batch/v1 Job that trains. Its health is the round's health on
 -- that cluster:
---   Progressing  not applied yet, status from an older generation, feedback from the
---                previous round's Job, or the Job is still running (or retrying)
---   Degraded     the work agent could not apply the manifests, or the Job failed
+--   Progressing  not applied yet, status from another generation, feedback from the
+--                previous round's Job, being deleted, or the Job is still running (or
+--                retrying)
+--   Degraded     the work agent could not apply the manifests or read the Job's
+--                status, or the Job failed (or finished without succeeding)
 --   Healthy      the round's Job succeeded
+-- A result in the Job's feedback decides before the work's Applied condition: once the
+-- Job has finished, the round on that cluster is over.
 --
 -- Status feedback comes from the work agent's WellKnownStatus rule for batch/v1 Jobs
 -- (JobComplete: String, the status of the Job's "Complete" condition, which Kubernetes
 -- sets only on success; JobSucceeded: Integer, .status.succeeded) and a JSONPaths rule
 -- (failed: .status.failed, succeeded: .status.succeeded; optionally JobFailed: the
 -- status of the "Failed" condition). Zero counts are omitted by the Job's status, so
--- a missing count means 0. Numbers go through tonumber: Argo CD hands a json.Number
--- to Lua as a string.
+-- a missing count means 0; counts are read against the Job's backoffLimit and
+-- completions. The Job's conditionRules (WellKnownConditions, Complete) make the agent
+-- write a "Complete" condition on the Job's entry once it finished either way. Numbers
+-- go through tonumber: Argo CD hands a json.Number to Lua as a string.
+--
+-- fl-gitops's interpret_work (fl_gitops/hub/_status.py) reads the same fields in the
+-- same order, and both are tested on one set of objects (tests/hub/manifestwork_cases.py):
+-- what Argo CD shows and what the reconcile job decides on cannot drift apart.
 --
 -- Argo CD runs this with only the base, table and a safe os library loaded (no string
 -- or math), under gopher-lua (Lua 5.1): keep it that way.
@@ -76,30 +86,31 @@ local function evaluate()
   local spec = obj.spec or {}
   local status = obj.status
 
+  if meta.deletionTimestamp ~= nil then
+    return done("Progressing", "Pending deletion")
+  end
   if status == nil or status.conditions == nil or #status.conditions == 0 then
     return done("Progressing", "Waiting for the work agent to report status")
   end
 
-  -- Conditions written for an older generation say nothing about the current spec
-  -- (for example, the previous round before the reconcile job committed this one).
+  -- Conditions written for another generation say nothing about the current spec
+  -- (for example, the previous round before the reconcile job committed this one), and
+  -- Applied or Available without an observedGeneration cannot be dated.
   local generation = tonumber(meta.generation)
   for _, c in ipairs(status.conditions) do
     local observed = tonumber(c.observedGeneration)
-    if generation ~= nil and observed ~= nil and observed < generation then
+    if generation ~= nil and observed ~= nil and observed ~= generation then
       return done("Progressing", "Status is for generation " .. tostring(observed)
         .. ", waiting for the work agent to observe generation " .. tostring(generation))
+    end
+    if generation ~= nil and observed == nil and (c.type == "Applied" or c.type == "Available") then
+      return done("Progressing", "Condition " .. c.type .. " has no observedGeneration,"
+        .. " waiting for the work agent to observe generation " .. tostring(generation))
     end
   end
 
   local applied = conditionOf(status.conditions, "Applied")
-  if applied ~= nil and applied.status == "False" then
-    return done("Degraded", "Manifests not applied: " .. describe(applied))
-  end
-  local degraded = conditionOf(status.conditions, "Degraded")
-  if degraded ~= nil and degraded.status == "True" then
-    return done("Degraded", describe(degraded))
-  end
-  if applied == nil or applied.status ~= "True" then
+  if applied == nil then
     return done("Progressing", "Waiting for the manifests to be applied")
   end
 
@@ -113,33 +124,87 @@ local function evaluate()
     end
   end
 
-  local available = conditionOf(status.conditions, "Available")
-  if job == nil then
-    if available ~= nil and available.status == "True" then
-      return done("Healthy", "Manifests applied and available")
-    end
-    return done("Progressing", "Waiting for the manifests to become available")
-  end
-
-  local jobMeta = job.metadata or {}
-  local jobName = jobMeta.name or ""
-  local jobSpec = job.spec or {}
-
   -- The Job's entry in the resource status; an entry for another Job is the previous
   -- round's, left from before the agent applied this generation.
   local entry = nil
   local staleName = nil
-  local resourceStatus = status.resourceStatus or {}
-  for _, m in ipairs(resourceStatus.manifests or {}) do
-    local rm = m.resourceMeta or {}
-    if rm.kind == "Job" and (rm.group == nil or rm.group == "batch") then
-      if rm.name == jobName and (rm.namespace == nil or jobMeta.namespace == nil
-          or rm.namespace == jobMeta.namespace) then
-        entry = m
-        break
+  local jobMeta = {}
+  local jobName = ""
+  local jobSpec = {}
+  if job ~= nil then
+    jobMeta = job.metadata or {}
+    jobName = jobMeta.name or ""
+    jobSpec = job.spec or {}
+    local resourceStatus = status.resourceStatus or {}
+    for _, m in ipairs(resourceStatus.manifests or {}) do
+      local rm = m.resourceMeta or {}
+      if rm.kind == "Job" and (rm.group == nil or rm.group == "batch") then
+        if rm.name == jobName and (rm.namespace == nil or jobMeta.namespace == nil
+            or rm.namespace == jobMeta.namespace) then
+          entry = m
+          break
+        end
+        staleName = rm.name
       end
-      staleName = rm.name
     end
+  end
+
+  -- A result in the Job's feedback decides first: the round on this cluster is over.
+  local values = {}
+  local succeeded = 0
+  local failed = 0
+  local backoffLimit = tonumber(jobSpec.backoffLimit)
+  if backoffLimit == nil then
+    backoffLimit = 6 -- the Kubernetes default
+  end
+  if entry ~= nil then
+    local feedback = entry.statusFeedback or {}
+    for _, v in ipairs(feedback.values or {}) do
+      if v.name ~= nil then
+        values[v.name] = v.fieldValue
+      end
+    end
+    succeeded = integerOf(values.succeeded) or 0
+    local jobSucceeded = integerOf(values.JobSucceeded) or 0
+    if jobSucceeded > succeeded then
+      succeeded = jobSucceeded
+    end
+    failed = integerOf(values.failed) or 0
+    local completions = tonumber(jobSpec.completions) or 1
+
+    if isTrue(values.JobComplete) then
+      return done("Healthy", "Job " .. jobName .. " succeeded")
+    end
+    if isTrue(values.JobFailed) then
+      return done("Degraded", "Job " .. jobName .. " failed (" .. tostring(failed)
+        .. " failed pods)")
+    end
+    if failed > backoffLimit then
+      return done("Degraded", "Job " .. jobName .. " failed: " .. tostring(failed)
+        .. " failed pods, backoffLimit " .. tostring(backoffLimit))
+    end
+    if succeeded >= completions then
+      return done("Healthy", "Job " .. jobName .. " succeeded")
+    end
+  end
+
+  if applied.status == "False" then
+    return done("Degraded", "Manifests not applied: " .. describe(applied))
+  end
+  local degraded = conditionOf(status.conditions, "Degraded")
+  if degraded ~= nil and degraded.status == "True" then
+    return done("Degraded", describe(degraded))
+  end
+  if applied.status ~= "True" then
+    return done("Progressing", "Waiting for the manifests to be applied")
+  end
+
+  if job == nil then
+    local available = conditionOf(status.conditions, "Available")
+    if available ~= nil and available.status == "True" then
+      return done("Healthy", "Manifests applied and available")
+    end
+    return done("Progressing", "Waiting for the manifests to become available")
   end
   if entry == nil then
     if staleName ~= nil then
@@ -149,37 +214,24 @@ local function evaluate()
     return done("Progressing", "Waiting for status feedback from Job " .. jobName)
   end
 
-  local values = {}
-  local feedback = entry.statusFeedback or {}
-  for _, v in ipairs(feedback.values or {}) do
-    if v.name ~= nil then
-      values[v.name] = v.fieldValue
-    end
+  local jobApplied = conditionOf(entry.conditions, "Applied")
+  if jobApplied ~= nil and jobApplied.status ~= "True" then
+    return done("Degraded", "Job " .. jobName .. " not applied: " .. describe(jobApplied))
   end
-
-  local succeeded = integerOf(values.succeeded) or integerOf(values.JobSucceeded) or 0
-  local failed = integerOf(values.failed) or 0
-  local completions = tonumber(jobSpec.completions) or 1
-  local backoffLimit = tonumber(jobSpec.backoffLimit)
-  if backoffLimit == nil then
-    backoffLimit = 6 -- the Kubernetes default
+  local synced = conditionOf(entry.conditions, "StatusFeedbackSynced")
+  if synced == nil then
+    return done("Progressing", "Waiting for status feedback from Job " .. jobName)
   end
-
-  if isTrue(values.JobFailed) then
-    return done("Degraded", "Job " .. jobName .. " failed (" .. tostring(failed)
-      .. " failed pods)")
-  end
-  if isTrue(values.JobComplete) or succeeded >= completions then
-    return done("Healthy", "Job " .. jobName .. " succeeded")
-  end
-  if failed > backoffLimit then
-    return done("Degraded", "Job " .. jobName .. " failed: " .. tostring(failed)
-      .. " failed pods, backoffLimit " .. tostring(backoffLimit))
+  if synced.status ~= "True" then
+    return done("Degraded", "Status feedback from Job " .. jobName .. " failed: "
+      .. describe(synced))
   end
   -- A conditionRules WellKnownConditions rule marks the Job "Complete" once it has
   -- finished either way; finished without success is a failure.
   local complete = conditionOf(entry.conditions, "Complete")
-  if complete ~= nil and complete.status == "True" then
+  if complete ~= nil and complete.status == "True" and (generation == nil
+      or tonumber(complete.observedGeneration) == nil
+      or tonumber(complete.observedGeneration) == generation) then
     return done("Degraded", "Job " .. jobName .. " finished without succeeding")
   end
   if failed > 0 then
