@@ -22,6 +22,7 @@ from fl_gitops.errors import (
     StrategyOptionsError,
     TemplateError,
     UpdateRejected,
+    WorkTooLarge,
 )
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "StrategyOptionsError",
     "TemplateError",
     "UpdateRejected",
+    "WorkTooLarge",
     "__version__",
     *_LAZY,
 ]

@@ -9,6 +9,7 @@ anything outside the tree is a bug and exits 3.
     │   ├── BlueprintError          file:line:col: field: message
     │   ├── InventoryError          a ManagedCluster list that cannot be read
     │   ├── TemplateError           a user template that does not render
+    │   ├── WorkTooLarge            a round whose ManifestWork OCM would refuse for its size
     │   └── StrategyOptionsError    strategy options that do not fit the strategy
     ├── RenderedObjectError         a rendered object fails its schema (a bug or a bad template)
     ├── StoreError                  the model store: missing object, digest mismatch
@@ -31,6 +32,7 @@ __all__ = [
     "StrategyOptionsError",
     "TemplateError",
     "UpdateRejected",
+    "WorkTooLarge",
 ]
 
 
@@ -81,6 +83,20 @@ class InventoryError(InputError):
 
 class TemplateError(InputError):
     """A template (shipped or the user's own) failed to render."""
+
+
+class WorkTooLarge(InputError):
+    """A rendered ManifestWork whose manifests are over OCM's size limit.
+
+    The hub's webhook would refuse it at Argo CD's sync, after the round was committed;
+    refusing to render it keeps the round out of Git. Names the cluster and the size.
+    """
+
+    def __init__(self, message: str, *, cluster: str, size: int, limit: int) -> None:
+        self.cluster = cluster
+        self.size = size
+        self.limit = limit
+        super().__init__(message)
 
 
 class StrategyOptionsError(InputError):

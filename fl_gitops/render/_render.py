@@ -22,6 +22,7 @@ from fl_gitops.errors import TemplateError
 from fl_gitops.labels import EXPERIMENT_LABEL, ROUND_LABEL
 from fl_gitops.render._env import make_env
 from fl_gitops.render._names import Layout, Names, model_uri
+from fl_gitops.render._size import check_work_sizes
 from fl_gitops.render._yaml import YamlText, yaml_document
 
 __all__ = ["BOOTSTRAP_DIR", "RenderedTree", "RoundState", "render_experiment"]
@@ -105,6 +106,8 @@ def render_experiment(
 
     Raises:
         TemplateError: a template failed (names the template and line).
+        WorkTooLarge: a cluster's ManifestWork is over OCM's manifest size limit, which
+            the hub would refuse it for (names the cluster and the size).
     """
     env = make_env(template_dir)
     layout = Layout()
@@ -139,6 +142,10 @@ def render_experiment(
             rel = layout.work(cluster)
             put(rel, text)
             resources.append(rel)
+        works = {
+            path: files[path] for path in (posixpath.join(root, layout.work(c)) for c in roster)
+        }
+        check_work_sizes(works, round_=state.round)
     ctx_k = {"resources": resources, "bootstrap": False}
     put(layout.kustomization, _render(env, "kustomization.yaml.j2", ctx_k))
     if state.phase == "Running":

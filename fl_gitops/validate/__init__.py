@@ -23,10 +23,12 @@ from fl_gitops.validate.names import (
 )
 from fl_gitops.validate.objects import validate_object
 from fl_gitops.validate.problem import Problem, format_path
+from fl_gitops.validate.size import MANIFEST_LIMIT, manifests_size
 from fl_gitops.validate.strict import strict
 from fl_gitops.validate.tree import validate_tree
 
 __all__ = [
+    "MANIFEST_LIMIT",
     "Problem",
     "check_annotation_key",
     "check_configmap_key",
@@ -39,6 +41,7 @@ __all__ = [
     "format_path",
     "known_crds",
     "kubernetes_schema_version",
+    "manifests_size",
     "strict",
     "validate_object",
     "validate_tree",

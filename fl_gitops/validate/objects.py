@@ -3,7 +3,8 @@
 The object's apiVersion and kind choose the schema (see ``catalog``); a kind with no
 schema is a problem, never a silent pass. A ManifestWork's embedded manifests are
 validated as objects in their own right, and their problems are reported on the
-ManifestWork with paths such as ``spec.workload.manifests[1].spec.template.spec...``.
+ManifestWork with paths such as ``spec.workload.manifests[1].spec.template.spec...``;
+their total size is held against OCM's limit (``size``), which no schema states.
 
 jsonschema's messages are rewritten into short ones that name the field: an unknown
 field is reported at its own path (with a near spelling when there is one), a missing
@@ -22,6 +23,7 @@ from jsonschema import ValidationError
 from fl_gitops.validate.catalog import split_api_version, validator_for
 from fl_gitops.validate.meta import Finding, Path, check_names
 from fl_gitops.validate.problem import Problem, format_path
+from fl_gitops.validate.size import MANIFEST_LIMIT, manifests_size, size_message
 
 __all__ = ["EMBEDDED_MANIFESTS", "findings", "validate_object"]
 
@@ -167,7 +169,23 @@ def findings(obj: Any, *, partial: bool = False) -> list[Finding]:
     embedded = EMBEDDED_MANIFESTS.get((group, kind))
     if embedded is not None:
         found.extend(_embedded_findings(obj, embedded, partial=partial))
+        found.extend(_size_findings(obj, kind, embedded))
     return list(dict.fromkeys(found))
+
+
+def _size_findings(obj: Mapping[str, Any], kind: str, where: Path) -> list[Finding]:
+    node: Any = obj
+    for key in where:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    if not isinstance(node, list):
+        return []
+    size = manifests_size(node)
+    if size <= MANIFEST_LIMIT:
+        return []
+    metadata = obj.get("metadata")
+    namespace = metadata.get("namespace") if isinstance(metadata, Mapping) else None
+    cluster = namespace if kind == "ManifestWork" and isinstance(namespace, str) else None
+    return [(where, size_message(size, kind=kind, cluster=cluster))]
 
 
 def _list_findings(obj: Mapping[str, Any], *, partial: bool) -> list[Finding]:
