@@ -27,7 +27,7 @@ from fl_gitops.hub import KubernetesHub
 from fl_gitops.placement import evaluate_placement, generate_inventory, inventory_list
 from fl_gitops.simulate._kube import ARGOCD_MANAGER, KubePlayers
 
-from ..reconcile.fleet import EXP, PATH, Fleet, blueprint_text, make_remote
+from ..reconcile.fleet import EXP, PATH, Fleet, blueprint_text, git, make_remote
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 FL_GITOPS = str(Path(sys.executable).with_name("fl-gitops"))
@@ -106,6 +106,20 @@ class KubeFleet(Fleet):
     ) -> None:
         super().__init__(tmp, remote, store, clusters)
         self.hub = _RealHubWriters(players)  # type: ignore[assignment]
+        self._synced: tuple[str, list[dict[str, Any]]] | None = None
+
+    def sync(self) -> list[dict[str, Any]]:
+        """Apply the remote tip's works, once per tip, as Argo CD's auto-sync does.
+
+        Re-applying an unchanged ManifestWork is not a no-op on this 1.20 server: a second
+        later its managedFields time moves, so it gets a new resourceVersion, a change
+        every watch sees (an unchanged ConfigMap, or a work with an empty workload, is left
+        alone). A test of what wakes a watch must not make one by accident.
+        """
+        tip = git(self.remote, "rev-parse", "main")
+        if self._synced is None or self._synced[0] != tip:
+            self._synced = (tip, super().sync())
+        return self._synced[1]
 
 
 @dataclass
