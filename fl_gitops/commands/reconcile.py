@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _one_pass(repo: object, hub: object, path: str) -> None:
+def _one_pass(repo: object, hub: object, path: str) -> bool:
+    """One pass, printed on one line; True when it pushed a new commit."""
     from fl_gitops.reconcile import reconcile_once
 
     result = reconcile_once(repo, hub, path=path, now=datetime.now(UTC))  # type: ignore[arg-type]
@@ -49,6 +50,7 @@ def _one_pass(repo: object, hub: object, path: str) -> None:
         if result.publish.pull_request_url:
             line += f" {result.publish.pull_request_url}"
     print(line, flush=True)
+    return bool(result.publish is not None and result.publish.commit and result.publish.pushed)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
     while True:
         try:
-            _one_pass(repo, hub, args.path)
+            if _one_pass(repo, hub, args.path):
+                # A commit changes what the hub will hold (a new roster, new works) and so
+                # what is worth watching: the next pass reads it and watches that.
+                continue
         except InputError:
             raise
         except FlGitopsError as exc:  # the hub, Git or the store: try again next pass
