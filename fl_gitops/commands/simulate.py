@@ -39,6 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=0, help="parallel Jobs (default: cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--hub",
+        default="local",
+        choices=["local", "kubernetes"],
+        help="local: an in-memory hub (the default); kubernetes: a real API server, read "
+        "through the same client the reconcile job uses (see `fl-gitops dev-hub`)",
+    )
+    parser.add_argument(
+        "--kubeconfig", metavar="FILE", help="with --hub kubernetes: the API server to use"
+    )
+    parser.add_argument("--context", help="with --hub kubernetes: the kubeconfig context")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         seed=args.seed,
         plot=not args.no_plot,
+        hub=args.hub,
+        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
+        context=args.context,
     )
     console = Console()
     progress = Progress(
@@ -91,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
                 total=data["total"],
                 completed=data["done"],
                 description=f"round {data['round']}: clusters done",
+            )
+        elif kind == "skipped":
+            console.print(
+                f"[yellow]not synced[/yellow]: {data['object']}: {data['reason']} "
+                "(the rest of the loop does not need it)"
             )
         elif kind == "round":
             progress.update(tasks["rounds"], completed=data["round"])

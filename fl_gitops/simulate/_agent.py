@@ -1,30 +1,134 @@
 """Argo CD and OCM's work agent, played on one machine.
 
-After each push, `sync` checks out the remote tip and applies what Argo CD would sync
-(the kustomization's resources) to the local hub, pruning works that left. `jobs` turns
-each ManifestWork's Job into the command line its container would run: its command and
-args, its env, and its ConfigMap volumes written out as files (paths under a mount are
-rewritten to the files' local place). The results are reported on the hub the way the
-work agent's status feedback would report them.
+After each push, `sync` reads the remote tip and hands what Argo CD would sync (the
+kustomization's resources) to the hub's players: a `LocalHub` (through `LocalPlayers`),
+or a real API server (`fl_gitops.simulate._kube.KubePlayers`), which prune what left.
+Each synced ManifestWork's Job becomes the command line its container would run: its
+command and args, its env, and its ConfigMap volumes written out as files (paths under a
+mount are rewritten to the files' local place). The results are reported on the hub the
+way the work agent's status feedback would report them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from fl_gitops.errors import InputError
-from fl_gitops.hub import LocalHub
+from fl_gitops.hub import ClusterStatus, LocalHub
 from fl_gitops.labels import ROUND_LABEL
+from fl_gitops.placement import PlacementResult
 from fl_gitops.simulate._workers import JobSpec, job_env
 
-__all__ = ["LocalAgent", "RoundWork"]
+__all__ = ["LocalAgent", "LocalPlayers", "Players", "RoundWork", "SyncResult"]
+
+
+@dataclass
+class SyncResult:
+    """What one sync did: applied objects as the hub stored them, pruned, skipped."""
+
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # "Kind ns/name" -> why
+
+    @property
+    def works(self) -> list[dict[str, Any]]:
+        return [o for o in self.applied if o.get("kind") == "ManifestWork"]
+
+
+class Players(Protocol):
+    """The parties of a hub other than the reconcile job, as the simulation plays them."""
+
+    def register(self, clusters: Sequence[Mapping[str, Any]]) -> None:
+        """OCM's registration: the fleet's ManagedClusters and their namespaces."""
+
+    def ensure_namespace(self, name: str) -> None:
+        """A namespace the hub's administrator made (the experiment's)."""
+
+    def place(self, result: PlacementResult, *, namespace: str, placement: str) -> None:
+        """OCM's placement controller: the decisions of ``placement``."""
+
+    def decided_clusters(self, namespace: str, placement: str) -> list[str]:
+        """What the placement controller decided (as the reconcile pass reads it)."""
+        ...
+
+    def sync(self, objects: Sequence[Mapping[str, Any]], *, experiment: str) -> SyncResult:
+        """Argo CD: apply exactly ``objects``, prune the experiment's leftovers."""
+        ...
+
+    def report_job(
+        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+    ) -> None:
+        """The work agent: the work's status once its Job ran."""
+
+    def job_statuses(
+        self,
+        *,
+        work_name: str,
+        job_name: str,
+        clusters: Sequence[str],
+        experiment: str | None = None,
+    ) -> dict[str, ClusterStatus]:
+        """Each cluster's state, as the reconcile pass reads it."""
+        ...
+
+    def batch(self) -> contextlib.AbstractContextManager[Any]:
+        """Group writes (a local hub writes its files once)."""
+        ...
+
+
+class LocalPlayers:
+    """The players over a ``LocalHub``, which keeps only decisions and ManifestWorks."""
+
+    def __init__(self, hub: LocalHub) -> None:
+        self.hub = hub
+
+    def register(self, clusters: Sequence[Mapping[str, Any]]) -> None:
+        """Nothing to keep: a local hub has no ManagedClusters."""
+
+    def ensure_namespace(self, name: str) -> None:
+        """Nothing to keep: a local hub has no namespaces."""
+
+    def place(self, result: PlacementResult, *, namespace: str, placement: str) -> None:
+        self.hub.set_decisions(namespace, placement, list(result.decided))
+
+    def decided_clusters(self, namespace: str, placement: str) -> list[str]:
+        return self.hub.decided_clusters(namespace, placement)
+
+    def sync(self, objects: Sequence[Mapping[str, Any]], *, experiment: str) -> SyncResult:
+        works = [dict(o) for o in objects if o.get("kind") == "ManifestWork"]
+        with self.hub.batch():
+            _, pruned = self.hub.sync_works(works, experiment=experiment)
+        return SyncResult(applied=works, pruned=[f"ManifestWork {c}/{n}" for c, n in pruned])
+
+    def report_job(
+        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+    ) -> None:
+        self.hub.report_job(cluster, work_name, job_name=job_name, succeeded=succeeded)
+
+    def job_statuses(
+        self,
+        *,
+        work_name: str,
+        job_name: str,
+        clusters: Sequence[str],
+        experiment: str | None = None,
+    ) -> dict[str, ClusterStatus]:
+        return self.hub.job_statuses(
+            work_name=work_name, job_name=job_name, clusters=clusters, experiment=experiment
+        )
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[LocalPlayers]:
+        with self.hub.batch():
+            yield self
 
 
 @dataclass(frozen=True)
@@ -39,11 +143,11 @@ class RoundWork:
 
 
 class LocalAgent:
-    """Syncs the config repo to a LocalHub and prepares each Job to run locally."""
+    """Syncs the config repo to the hub's players and prepares each Job to run locally."""
 
     def __init__(
         self,
-        hub: LocalHub,
+        hub: Players,
         *,
         remote: Path,
         jobs_dir: Path,
@@ -57,6 +161,7 @@ class LocalAgent:
         self.path = path
         self.experiment = experiment
         self.base_env = dict(base_env)
+        self.last_sync = SyncResult()
 
     def sync(self) -> list[RoundWork]:
         """Apply the ManifestWorks at the remote's tip (with pruning), as Argo CD would.
@@ -67,16 +172,14 @@ class LocalAgent:
         """
         base = f"main:{self.path}"
         (kustomization,) = _read_blobs(self.remote, [f"{base}/kustomization.yaml"])
-        works: list[dict[str, Any]] = []
+        objects: list[dict[str, Any]] = []
         if kustomization is not None:
             resources = yaml.load(kustomization, Loader=yaml.CSafeLoader)["resources"]
             for text in _read_blobs(self.remote, [f"{base}/{rel}" for rel in resources]):
-                for obj in yaml.load_all(text or "", Loader=yaml.CSafeLoader):
-                    if obj and obj.get("kind") == "ManifestWork":
-                        works.append(obj)
-        with self.hub.batch():
-            self.hub.sync_works(works, experiment=self.experiment)
-        return [self._prepare(work) for work in works]
+                objects += [o for o in yaml.load_all(text or "", Loader=yaml.CSafeLoader) if o]
+        self.last_sync = self.hub.sync(objects, experiment=self.experiment)
+        # the works as the hub stored them: what a work agent would read
+        return [self._prepare(work) for work in self.last_sync.works]
 
     def report(self, work: RoundWork, *, succeeded: bool | None) -> None:
         self.hub.report_job(
@@ -138,14 +241,17 @@ class LocalAgent:
         )
 
 
-def pending(works: Sequence[RoundWork], hub: LocalHub) -> list[RoundWork]:
+def pending(works: Sequence[RoundWork], hub: Players, experiment: str) -> list[RoundWork]:
     """The works whose current Job has not reported a result yet."""
     from fl_gitops.hub import JobState
 
+    if not works:
+        return []
     statuses = hub.job_statuses(
-        work_name=works[0].work_name if works else "",
-        job_name=works[0].job_name if works else "",
+        work_name=works[0].work_name,
+        job_name=works[0].job_name,
         clusters=[w.cluster for w in works],
+        experiment=experiment,
     )
     done = {JobState.SUCCEEDED, JobState.FAILED}
     return [w for w in works if statuses[w.cluster].state not in done]

@@ -1,8 +1,9 @@
 """`fl-gitops simulate`: the whole loop on one machine, with the real reconcile pass.
 
 The renderer, the reconcile pass, the client, the store and Git are the production code;
-only the hub (`LocalHub`, with `LocalAgent` playing Argo CD and the work agent) and where a
-cluster's data comes from are the simulation's own. Time is simulated where the loop would
+only the hub's other parties (`LocalAgent` with a `LocalHub`, or with a real API server
+read through `KubernetesHub` when `hub="kubernetes"`) and where a cluster's data comes from
+are the simulation's own. Time is simulated where the loop would
 wait: stragglers finish after their delay and the round timeout passes without sleeping,
 by moving the clock the reconcile pass is given.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fl_gitops.errors import FlGitopsError, InputError
-from fl_gitops.simulate._agent import LocalAgent, RoundWork, pending
+from fl_gitops.simulate._agent import LocalAgent, LocalPlayers, Players, RoundWork, pending
 from fl_gitops.simulate._workers import WorkerPool, warm_parent
 from fl_gitops.simulate._world import (
     World,
@@ -34,6 +35,7 @@ from fl_gitops.simulate._world import (
 __all__ = ["SimulationOptions", "SimulationReport", "run_simulation"]
 
 BYZANTINE_KINDS = ("signflip", "scale")
+HUB_KINDS = ("local", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class SimulationOptions:
     jobs: int = 0  # 0: one worker per core
     seed: int = 0
     plot: bool = True
+    hub: str = "local"  # or "kubernetes": a real API server named by kubeconfig
+    kubeconfig: Path | None = None
+    context: str | None = None
 
     def check(self) -> None:
         if not 1 <= self.clusters <= 10_000:
@@ -69,6 +74,11 @@ class SimulationOptions:
             raise InputError(
                 f"--straggler-delay: expected seconds >= 0, got {self.straggler_delay}"
             )
+        if self.hub not in HUB_KINDS:
+            raise InputError(f"--hub: expected one of {', '.join(HUB_KINDS)}, got {self.hub!r}")
+        if self.hub == "local" and (self.kubeconfig is not None or self.context is not None):
+            flag = "--kubeconfig" if self.kubeconfig is not None else "--context"
+            raise InputError(f"{flag}: only used with --hub kubernetes")
         if self.byzantine_kind not in BYZANTINE_KINDS:
             raise InputError(
                 f"--byzantine-kind: expected one of {', '.join(BYZANTINE_KINDS)}, "
@@ -183,7 +193,6 @@ def run_simulation(
         FlGitopsError: the loop cannot go on (reported with the reason).
     """
     from fl_gitops.gitops import ConfigRepo
-    from fl_gitops.hub import LocalHub
     from fl_gitops.placement import evaluate_placement
     from fl_gitops.reconcile import reconcile_once
     from fl_gitops.render import read_round_state
@@ -197,8 +206,9 @@ def run_simulation(
         blueprint_file, options.workdir, clusters=options.clusters, rounds=options.rounds
     )
     blueprint = world.blueprint
-    hub = LocalHub(world.hub)
-    if not hub.decided_clusters(blueprint.namespace, blueprint.name):
+    players, hub = _open_hub(options, world)
+    players.ensure_namespace(blueprint.namespace)
+    if not players.decided_clusters(blueprint.namespace, blueprint.name):
         if options.inventory is not None:
             fleet = load_inventory_file(options.inventory)
         else:
@@ -213,8 +223,9 @@ def run_simulation(
         )
         if not placed.decided:
             raise InputError(f"{blueprint.file}: the placement selects no cluster of the inventory")
-        hub.set_decisions(blueprint.namespace, blueprint.name, list(placed.decided))
-    roster = hub.decided_clusters(blueprint.namespace, blueprint.name)
+        players.register(fleet)
+        players.place(placed, namespace=blueprint.namespace, placement=blueprint.name)
+    roster = players.decided_clusters(blueprint.namespace, blueprint.name)
     emit(
         "start",
         {
@@ -234,7 +245,7 @@ def run_simulation(
     )
     base_env = {"PATH": os.environ.get("PATH", ""), "FL_SIMULATION": "1"}
     agent = LocalAgent(
-        hub,
+        players,
         remote=world.remote,
         jobs_dir=options.workdir / "jobs",
         path=world.path,
@@ -246,6 +257,7 @@ def run_simulation(
     current: _Round | None = None
     jobs = options.jobs or os.cpu_count() or 1
     stuck = 0
+    skipped_told = False
     measured: dict[int, float] = {}  # round -> wall seconds, for rounds run in this session
     centralized: float | None = None
     warm_parent()  # imported once here, shared by every forked worker
@@ -273,7 +285,11 @@ def run_simulation(
                 failing, stragglers = _roles(options, job, [w.cluster for w in works])
                 current = _Round(job, clock.now(), time.perf_counter(), failing, stragglers)
                 stuck = 0
-            todo = pending(works, hub)
+            if agent.last_sync.skipped and not skipped_told:
+                skipped_told = True
+                for ref, why in sorted(agent.last_sync.skipped.items()):
+                    emit("skipped", {"object": ref, "reason": why})
+            todo = pending(works, players, blueprint.name)
             emit(
                 "jobs",
                 {"round": works[0].round, "total": len(works), "done": len(works) - len(todo)},
@@ -328,6 +344,23 @@ def run_simulation(
     return report
 
 
+def _open_hub(options: SimulationOptions, world: World) -> tuple[Players, Any]:
+    """The hub's players and the ``Hub`` the reconcile pass reads, for ``options.hub``."""
+    if options.hub == "kubernetes":
+        from fl_gitops.hub import KubernetesHub
+        from fl_gitops.simulate._kube import KubePlayers
+
+        hub = KubernetesHub.from_config(kubeconfig=options.kubeconfig, context=options.context)
+        admin = KubernetesHub.api_client_from_config(
+            kubeconfig=options.kubeconfig, context=options.context
+        )
+        return KubePlayers(admin, hub), hub
+    from fl_gitops.hub import LocalHub
+
+    local = LocalHub(world.hub)
+    return LocalPlayers(local), local
+
+
 def _launch(
     pool: WorkerPool,
     agent: LocalAgent,
@@ -352,7 +385,7 @@ def _launch(
         {
             "round": works[0].round,
             "total": len(works),
-            "done": len(works) - len(pending(works, agent.hub)),
+            "done": len(works) - len(pending(works, agent.hub, agent.experiment)),
         },
     )
 

@@ -1,0 +1,257 @@
+"""Argo CD, OCM's controllers and the work agent, played against a real API server.
+
+With ``simulate --hub kubernetes`` the reconcile pass reads the hub through the real
+``KubernetesHub``; nothing else runs on that API server (a development hub has no
+controllers), so this module writes what the other parties of a real hub would write,
+through the same API calls they make:
+
+- OCM's registration: a ManagedCluster and its namespace for each cluster of the fleet;
+- OCM's placement controller: PlacementDecisions, 100 decisions a page, created and then
+  given their decisions through the status subresource;
+- Argo CD: server-side apply of exactly the kustomization's resources (field manager
+  ``argocd-controller``), then pruning what carries the experiment's label but left them;
+- the work agent: each ManifestWork's status through the status subresource, in the
+  shapes ``fl_gitops.hub._agent`` writes, with optimistic concurrency (a conflict is read
+  again and retried, as a controller does).
+
+Kinds the server does not serve (``batch/v1`` CronJob on Kubernetes 1.20) are skipped by
+the sync and named in its result, as Argo CD would show them failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from fl_gitops.errors import HubError
+from fl_gitops.hub import KubernetesHub, translate
+from fl_gitops.hub import _agent as work_agent
+from fl_gitops.labels import EXPERIMENT_LABEL
+from fl_gitops.placement import PlacementResult, decision_pages
+from fl_gitops.simulate._agent import SyncResult
+
+__all__ = ["ARGOCD_MANAGER", "KubePlayers"]
+
+#: The field manager Argo CD's server-side apply uses.
+ARGOCD_MANAGER = "argocd-controller"
+_WORKS = ("work.open-cluster-management.io", "v1", "manifestworks")
+_CONFLICT_RETRIES = 5
+
+
+def _ref(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind')} {where}{meta.get('name')}"
+
+
+class KubePlayers:
+    """The writers of a real hub, over an administrator's ``ApiClient``.
+
+    Args:
+        api_client: a ``kubernetes.client.ApiClient`` with rights to write everything.
+        hub: the ``KubernetesHub`` the reconcile pass reads (its reads are delegated).
+    """
+
+    def __init__(self, api_client: Any, hub: KubernetesHub) -> None:
+        from kubernetes import client as k8s
+        from kubernetes import dynamic
+
+        self._k8s = k8s
+        self._api: Any = k8s.CustomObjectsApi(api_client)  # answers are plain dicts
+        self._core: Any = k8s.CoreV1Api(api_client)
+        self._dynamic = dynamic.DynamicClient(api_client)  # type: ignore[no-untyped-call]
+        self._resources: dict[tuple[str, str], Any] = {}
+        self._hub = hub
+        self._host = api_client.configuration.host
+
+    # -- reads: what the reconcile pass sees -------------------------------------------
+
+    def decided_clusters(self, namespace: str, placement: str) -> list[str]:
+        return self._hub.decided_clusters(namespace, placement)
+
+    def job_statuses(self, **kwargs: Any) -> Any:
+        return self._hub.job_statuses(**kwargs)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[KubePlayers]:
+        """Every write goes to the server at once; nothing to group."""
+        yield self
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # the client's ApiException, transport errors
+            if isinstance(exc, self._k8s.ApiException | OSError) or type(exc).__module__.startswith(
+                ("urllib3", "kubernetes")
+            ):
+                raise translate(exc, f"hub {self._host}: {what}") from exc
+            raise
+
+    # -- OCM's registration ------------------------------------------------------------
+
+    def ensure_namespace(self, name: str) -> None:
+        """Create namespace ``name`` unless it is there (a hub admin or OCM made it)."""
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        try:
+            self._core.create_namespace(body)
+        except self._k8s.ApiException as exc:
+            if exc.status != 409:
+                raise translate(exc, f"hub {self._host}: create namespace {name}") from exc
+
+    def register(self, clusters: Sequence[Mapping[str, Any]]) -> None:
+        """A ManagedCluster (spec and labels from the inventory) and a namespace for each."""
+        for cluster in clusters:
+            meta = cluster.get("metadata") or {}
+            name = str(meta["name"])
+            body = {
+                "apiVersion": "cluster.open-cluster-management.io/v1",
+                "kind": "ManagedCluster",
+                "metadata": {"name": name, "labels": dict(meta.get("labels") or {})},
+                "spec": {"hubAcceptsClient": True},
+            }
+            self._apply(body, manager="registration-controller")
+            self.ensure_namespace(name)
+
+    # -- OCM's placement controller ------------------------------------------------------
+
+    def place(self, result: PlacementResult, *, namespace: str, placement: str) -> None:
+        """Write the PlacementDecisions of ``result``: each object, then its status."""
+        group, version = "cluster.open-cluster-management.io", "v1beta1"
+        for page in decision_pages(result, placement_name=placement, namespace=namespace):
+            status = page.pop("status")
+            name = page["metadata"]["name"]
+            stored = self._apply(page, manager="placement-controller")
+            stored["status"] = status
+            self._call(
+                f"update placementdecisions {namespace}/{name} status",
+                self._api.replace_namespaced_custom_object_status,
+                group,
+                version,
+                namespace,
+                "placementdecisions",
+                name,
+                stored,
+            )
+
+    # -- Argo CD -----------------------------------------------------------------------------
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        key = (api_version, kind)
+        if key not in self._resources:
+            try:
+                self._resources[key] = self._dynamic.resources.get(
+                    api_version=api_version, kind=kind
+                )
+            except ResourceNotFoundError:
+                self._resources[key] = None
+        return self._resources[key]
+
+    def _apply(
+        self, obj: Mapping[str, Any], *, manager: str, dry_run: bool = False
+    ) -> dict[str, Any]:
+        resource = self._resource(str(obj.get("apiVersion")), str(obj.get("kind")))
+        if resource is None:
+            raise HubError(
+                f"hub {self._host}: {_ref(obj)}: {obj.get('apiVersion')} {obj.get('kind')} "
+                "is not served by this API server"
+            )
+        meta = obj.get("metadata") or {}
+        extra = {"dry_run": "All"} if dry_run else {}
+        stored = self._call(
+            f"apply {_ref(obj)}",
+            resource.server_side_apply,
+            body=dict(obj),
+            name=meta.get("name"),
+            namespace=meta.get("namespace"),
+            field_manager=manager,
+            force_conflicts=True,
+            **extra,
+        )
+        result: dict[str, Any] = stored.to_dict()
+        return result
+
+    def sync(self, objects: Sequence[Mapping[str, Any]], *, experiment: str) -> SyncResult:
+        """Apply ``objects`` with server-side apply, then prune the experiment's leftovers.
+
+        Pruning looks at every kind that was applied (and at ManifestWorks, whose set
+        changes with the roster) and deletes what carries ``fl-gitops.io/experiment`` =
+        ``experiment`` but is no longer among ``objects``.
+        """
+        result = SyncResult()
+        kinds: dict[tuple[str, str], Any] = {}
+        keep: set[tuple[str, str, str, str]] = set()
+        for obj in objects:
+            api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
+            resource = self._resource(api_version, kind)
+            if resource is None:
+                result.skipped[_ref(obj)] = f"{api_version} {kind} is not served by this API server"
+                continue
+            kinds[(api_version, kind)] = resource
+            meta = obj.get("metadata") or {}
+            keep.add((api_version, kind, str(meta.get("namespace") or ""), str(meta["name"])))
+            result.applied.append(self._apply(obj, manager=ARGOCD_MANAGER))
+        work_resource = self._resource("work.open-cluster-management.io/v1", "ManifestWork")
+        kinds.setdefault(("work.open-cluster-management.io/v1", "ManifestWork"), work_resource)
+        selector = f"{EXPERIMENT_LABEL}={experiment}"
+        for (api_version, kind), resource in sorted(kinds.items()):
+            listed = self._call(f"list {kind} ({selector})", resource.get, label_selector=selector)
+            for item in listed.to_dict().get("items") or []:
+                meta = item.get("metadata") or {}
+                key = (api_version, kind, str(meta.get("namespace") or ""), str(meta["name"]))
+                if key in keep:
+                    continue
+                self._call(
+                    f"delete {kind} {key[2]}/{key[3]}",
+                    resource.delete,
+                    name=key[3],
+                    namespace=key[2] or None,
+                )
+                result.pruned.append(f"{kind} {key[2]}/{key[3]}".replace(" /", " "))
+        return result
+
+    # -- the work agent ------------------------------------------------------------------------
+
+    def report_job(
+        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+    ) -> None:
+        """Write the work's status for its Job ``job_name`` through the status subresource.
+
+        The status is computed from the work as the server holds it now; a conflict (the
+        work changed in between) reads it again, up to a bound.
+        """
+        group, version, plural = _WORKS
+        for _ in range(_CONFLICT_RETRIES):
+            work = self._call(
+                f"get {plural} {cluster}/{work_name}",
+                self._api.get_namespaced_custom_object,
+                group,
+                version,
+                cluster,
+                plural,
+                work_name,
+            )
+            work_agent.write_job_report(
+                work, job_name=job_name, succeeded=succeeded, now=_now(), where=cluster
+            )
+            try:
+                self._api.replace_namespaced_custom_object_status(
+                    group, version, cluster, plural, work_name, work
+                )
+                return
+            except self._k8s.ApiException as exc:
+                if exc.status == 409:
+                    continue
+                what = f"update {plural} {cluster}/{work_name} status"
+                raise translate(exc, f"hub {self._host}: {what}") from exc
+        raise HubError(
+            f"hub {self._host}: update {plural} {cluster}/{work_name} status: "
+            f"still conflicting after {_CONFLICT_RETRIES} tries"
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
