@@ -150,7 +150,15 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
-def make_world(tmp: Path, admin: Any, apiserver: ApiServer, namespace: str, *, clusters: int = 3):
+def make_world(
+    tmp: Path,
+    admin: Any,
+    apiserver: ApiServer,
+    namespace: str,
+    *,
+    clusters: int = 3,
+    rounds: int = 3,
+) -> World:
     """The fleet's experiment in ``namespace``: placed, its RBAC applied, a token for it.
 
     The blueprint is tests/reconcile's (namespace ``namespace``; every placed cluster
@@ -163,7 +171,7 @@ def make_world(tmp: Path, admin: Any, apiserver: ApiServer, namespace: str, *, c
     from fl_gitops.blueprint import load_blueprint
 
     store = tmp / "store"
-    text = blueprint_text(store, clusters=clusters, min_clusters=clusters)
+    text = blueprint_text(store, clusters=clusters, min_clusters=clusters, rounds=rounds)
     text = text.replace("namespace: fl-system", f"namespace: {namespace}")
     remote = make_remote(tmp, text)
     blueprint_file = tmp / "blueprint.yaml"
