@@ -8,6 +8,7 @@ controller and the work agent against it. ``fl-gitops dev-hub`` starts one by ha
 
 from fl_gitops.devhub._assets import BUILD_HINT, DEFAULT_CACHE, KubeAssets, find_assets
 from fl_gitops.devhub._crds import crd_objects, install_crds
+from fl_gitops.devhub._diff import differences
 from fl_gitops.devhub._server import ADMIN_USER, ApiServer, DevHubError, Identity
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Identity",
     "KubeAssets",
     "crd_objects",
+    "differences",
     "find_assets",
     "install_crds",
 ]

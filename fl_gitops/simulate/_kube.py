@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from fl_gitops.devhub import differences
 from fl_gitops.errors import HubError
 from fl_gitops.hub import KubernetesHub, translate
 from fl_gitops.hub import _agent as work_agent
@@ -175,15 +176,18 @@ class KubePlayers:
         return result
 
     def sync(self, objects: Sequence[Mapping[str, Any]], *, experiment: str) -> SyncResult:
-        """Apply ``objects`` with server-side apply, then prune the experiment's leftovers.
+        """Apply what differs of ``objects`` (server-side), then prune the experiment's rest.
 
-        Pruning looks at every kind that was applied (and at ManifestWorks, whose set
-        changes with the roster) and deletes what carries ``fl-gitops.io/experiment`` =
-        ``experiment`` but is no longer among ``objects``.
+        As Argo CD does, the live objects are read first (one list per kind, by the
+        ``fl-gitops.io/experiment`` label) and only an object whose fields differ from the
+        live one is applied: on Kubernetes 1.20 even an unchanged apply is a write (its
+        managedFields time moves), which would wake every watcher for nothing. Pruning
+        deletes what carries the label but is no longer among ``objects``, for every kind
+        applied and for ManifestWorks, whose set changes with the roster.
         """
         result = SyncResult()
         kinds: dict[tuple[str, str], Any] = {}
-        keep: set[tuple[str, str, str, str]] = set()
+        served: list[Mapping[str, Any]] = []
         for obj in objects:
             api_version, kind = str(obj.get("apiVersion")), str(obj.get("kind"))
             resource = self._resource(api_version, kind)
@@ -191,26 +195,43 @@ class KubePlayers:
                 result.skipped[_ref(obj)] = f"{api_version} {kind} is not served by this API server"
                 continue
             kinds[(api_version, kind)] = resource
-            meta = obj.get("metadata") or {}
-            keep.add((api_version, kind, str(meta.get("namespace") or ""), str(meta["name"])))
-            result.applied.append(self._apply(obj, manager=ARGOCD_MANAGER))
-        work_resource = self._resource("work.open-cluster-management.io/v1", "ManifestWork")
-        kinds.setdefault(("work.open-cluster-management.io/v1", "ManifestWork"), work_resource)
+            served.append(obj)
+        work_kind = ("work.open-cluster-management.io/v1", "ManifestWork")
+        kinds.setdefault(work_kind, self._resource(*work_kind))
         selector = f"{EXPERIMENT_LABEL}={experiment}"
+        live: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         for (api_version, kind), resource in sorted(kinds.items()):
             listed = self._call(f"list {kind} ({selector})", resource.get, label_selector=selector)
             for item in listed.to_dict().get("items") or []:
                 meta = item.get("metadata") or {}
-                key = (api_version, kind, str(meta.get("namespace") or ""), str(meta["name"]))
-                if key in keep:
-                    continue
-                self._call(
-                    f"delete {kind} {key[2]}/{key[3]}",
-                    resource.delete,
-                    name=key[3],
-                    namespace=key[2] or None,
+                live[(api_version, kind, str(meta.get("namespace") or ""), str(meta["name"]))] = (
+                    item
                 )
-                result.pruned.append(f"{kind} {key[2]}/{key[3]}".replace(" /", " "))
+        keep: set[tuple[str, str, str, str]] = set()
+        for obj in served:
+            meta = obj.get("metadata") or {}
+            key = (
+                str(obj["apiVersion"]),
+                str(obj["kind"]),
+                str(meta.get("namespace") or ""),
+                str(meta["name"]),
+            )
+            keep.add(key)
+            current = live.get(key)
+            if current is not None and next(differences(obj, current), None) is None:
+                result.applied.append(current)
+                continue
+            result.applied.append(self._apply(obj, manager=ARGOCD_MANAGER))
+        for (api_version, kind, namespace, name), _item in sorted(live.items()):
+            if (api_version, kind, namespace, name) in keep:
+                continue
+            self._call(
+                f"delete {kind} {namespace}/{name}",
+                kinds[(api_version, kind)].delete,
+                name=name,
+                namespace=namespace or None,
+            )
+            result.pruned.append(f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}")
         return result
 
     # -- the work agent ------------------------------------------------------------------------

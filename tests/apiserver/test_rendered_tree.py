@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from fl_gitops.cli import main as cli_main
+from fl_gitops.devhub import differences
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY = REPO / "examples" / "config-repo" / "inventory" / "managedclusters.yaml"
@@ -32,28 +33,6 @@ MANAGER = "argocd-controller"
 NOT_SERVED = {
     ("batch/v1", "CronJob"): "batch/v1 CronJob is served from Kubernetes 1.21 (1.20: v1beta1)",
 }
-
-
-def differences(sent: Any, stored: Any, path: str = "") -> Iterator[str]:
-    """Where ``stored`` lost or changed something of ``sent`` (extra stored keys are fine)."""
-    if isinstance(sent, Mapping):
-        if not isinstance(stored, Mapping):
-            yield f"{path or '.'}: sent an object, stored {type(stored).__name__}"
-            return
-        for key, value in sent.items():
-            where = f"{path}.{key}"
-            if key not in stored:
-                yield f"{where}: pruned"
-            else:
-                yield from differences(value, stored[key], where)
-    elif isinstance(sent, list):
-        if not isinstance(stored, list) or len(stored) != len(sent):
-            yield f"{path}: sent {len(sent)} items, stored {stored!r:.80}"
-            return
-        for i, (a, b) in enumerate(zip(sent, stored, strict=True)):
-            yield from differences(a, b, f"{path}[{i}]")
-    elif sent != stored or type(sent) is not type(stored):
-        yield f"{path}: sent {sent!r:.60}, stored {stored!r:.60}"
 
 
 def test_differences_sees_a_pruned_and_a_changed_field() -> None:
