@@ -254,6 +254,10 @@ class KubernetesHub:
         self, what: str, fn: Callable[..., Any], *args: Any, label_selector: str
     ) -> Iterator[Mapping[str, Any]]:
         """Every item of a paged list; an expired ``continue`` token restarts it once."""
+        # Forget the older answer's snapshot until this list completes: after a failed
+        # list, a change since that answer must not wake wait_for_change at once, every
+        # time, while the hub keeps failing (the caller retries at its interval).
+        self._reads.pop(what, None)
         restarted = False
         token: str | None = None
         seen_tokens: set[str] = set()

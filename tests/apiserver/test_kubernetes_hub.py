@@ -564,3 +564,27 @@ def test_a_change_between_the_read_and_the_wait_wakes_it_at_once(small: Fleet) -
     # read again: the watch now starts after that write, and times out
     _statuses(hub, small)
     assert hub.wait_for_change(timeout=1) is False
+
+
+def test_after_a_failed_list_the_wait_sleeps_its_timeout_instead_of_waking_at_once(
+    small: Fleet, apiserver: ApiServer
+) -> None:
+    # `reconcile --watch` says "pass failed, retrying in <interval>": a list that failed
+    # must not leave the snapshot of an older answer to wake the wait at once (a change
+    # since that answer would, every time, and the loop would spin against a failing hub)
+    hub = KubernetesHub(small.admin, page_size=1)
+    _statuses(hub, small)
+    small.report(small.clusters[0], True)  # a change after that answer
+
+    def expire_the_snapshot() -> None:
+        _touch(small.admin)
+        compact_etcd(apiserver)
+
+    hub._api.list_cluster_custom_object = CountingList(
+        hub._api.list_cluster_custom_object, expire_the_snapshot
+    )
+    with pytest.raises(HubError, match="410 Gone"):
+        _statuses(hub, small)
+    start = time.monotonic()
+    assert hub.wait_for_change(timeout=2) is False
+    assert time.monotonic() - start >= 1.5
