@@ -52,6 +52,7 @@ _LAZY: dict[str, str] = {
     "reconcile_once": "fl_gitops.reconcile",
     "rollback": "fl_gitops.reconcile",
     "run_simulation": "fl_gitops.simulate",
+    "ApiServer": "fl_gitops.devhub",
 }
 
 __all__ = [

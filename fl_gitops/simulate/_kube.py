@@ -158,7 +158,8 @@ class KubePlayers:
         if resource is None:
             raise HubError(
                 f"hub {self._host}: {_ref(obj)}: {obj.get('apiVersion')} {obj.get('kind')} "
-                "is not served by this API server"
+                "is not served by this API server (install OCM's CRDs; `fl-gitops dev-hub` "
+                "starts a server that has them)"
             )
         meta = obj.get("metadata") or {}
         extra = {"dry_run": "All"} if dry_run else {}

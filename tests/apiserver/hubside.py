@@ -25,7 +25,7 @@ import yaml
 from fl_gitops.devhub import ApiServer
 from fl_gitops.hub import KubernetesHub
 from fl_gitops.placement import evaluate_placement, generate_inventory, inventory_list
-from fl_gitops.simulate._kube import ARGOCD_MANAGER, KubePlayers
+from fl_gitops.simulate import ARGOCD_MANAGER, KubePlayers
 
 from ..reconcile.fleet import EXP, PATH, Fleet, blueprint_text, git, make_remote
 
