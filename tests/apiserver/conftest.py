@@ -11,24 +11,44 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fl_gitops.devhub import ApiServer, crd_objects, find_assets, install_crds
+from fl_gitops.devhub import ApiServer, KubeAssets, crd_objects, find_assets, install_crds
 from fl_gitops.errors import InputError
+
+HERE = Path(__file__).resolve().parent
+try:
+    ASSETS: KubeAssets | None = find_assets()
+    MISSING = ""
+except InputError as exc:
+    ASSETS, MISSING = None, str(exc)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without the binaries: fail in CI, else skip this folder's tests (said once, below)."""
+    if ASSETS is not None:
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError(f"CI needs the real API server for tests/apiserver: {MISSING}")
+    skip = pytest.mark.skip(reason="no kube-apiserver (see the line above the summary)")
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if ASSETS is None:
+        terminalreporter.write_line(f"tests/apiserver skipped: {MISSING}")
 
 
 @pytest.fixture(scope="session")
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """A started API server with every vendored CRD installed and Established."""
-    try:
-        assets = find_assets()
-    except InputError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the real API server: {exc}")
-        pytest.skip(str(exc))
-    server = ApiServer(assets, workdir=tmp_path_factory.mktemp("apiserver"))
+    assert ASSETS is not None
+    server = ApiServer(ASSETS, workdir=tmp_path_factory.mktemp("apiserver"))
     server.start()
     try:
         with server.api_client() as client:
