@@ -116,7 +116,7 @@ def _floor_parallel(paths: list[Path]) -> None:
 def _loadall(directory: Path, updates: list[tuple[str, Path, dict[str, Any]]]) -> str:
     import safetensors.numpy
 
-    from fl_gitops.fl.tensors import serialize
+    from fl_gitops.tensors import serialize
 
     models = []
     weights = []
@@ -193,8 +193,7 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
 
 
 def _write_files(directory: Path, k: int, params: int, tensors: int, seed: int) -> int:
-    from fl_gitops.fl.store import sha256_digest
-    from fl_gitops.fl.tensors import serialize
+    from fl_gitops.tensors import serialize, sha256_digest
 
     sizes = [params // tensors] * tensors
     sizes[-1] += params - sum(sizes)

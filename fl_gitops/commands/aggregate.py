@@ -21,7 +21,7 @@ from fl_gitops.fl.aggregate import Update, aggregate_round
 from fl_gitops.fl.checks import Limits
 from fl_gitops.fl.store import ModelStore
 from fl_gitops.fl.strategies import strategy_names, validate_options
-from fl_gitops.fl.tensors import HeaderError, read_header
+from fl_gitops.tensors import HeaderError, read_header
 
 __all__ = ["add_arguments", "run"]
 

@@ -6,7 +6,7 @@ pure function of its inputs (files, options, state, seed): no clock, no environm
 
 Memory is bounded by streaming. A mean holds a float64 accumulator and a chunk of a few
 updates at a time, reading each update once: up to eight updates that share a file layout
-are read side by side (:class:`~fl_gitops.fl.tensors.Lockstep`), their bytes hashed by
+are read side by side (:class:`~fl_gitops.tensors.Lockstep`), their bytes hashed by
 one reader thread per update while the main thread checks them for NaN and Inf and adds
 them, in cluster order, to each accumulator block while it is in cache. Should an update
 fail its digest or value check at the end of that pass, the sum is rebuilt without it, so a
@@ -42,11 +42,11 @@ from fl_gitops import __version__
 from fl_gitops.errors import FlGitopsError, StoreError, UpdateRejected
 from fl_gitops.fl import checks
 from fl_gitops.fl.checks import Expectation, Limits, UpdateMeta
-from fl_gitops.fl.store import ModelStore, NotInStore, sha256_digest, sha256_file
+from fl_gitops.fl.store import ModelStore, NotInStore
 from fl_gitops.fl.strategies import Plan
 from fl_gitops.fl.strategies import plan as make_plan
 from fl_gitops.fl.strategies.krum import krum_scores, krum_select
-from fl_gitops.fl.tensors import (
+from fl_gitops.tensors import (
     DEFAULT_CHUNK,
     Header,
     HeaderError,
@@ -58,6 +58,8 @@ from fl_gitops.fl.tensors import (
     read_ahead,
     read_header,
     same_layout,
+    sha256_digest,
+    sha256_file,
 )
 
 __all__ = [

@@ -23,7 +23,7 @@ from typing import Any
 
 from fl_gitops.errors import UpdateRejected
 from fl_gitops.fl.store import MalformedMetadata
-from fl_gitops.fl.tensors import Header, HeaderError, read_header
+from fl_gitops.tensors import Header, HeaderError, read_header
 
 __all__ = [
     "DEFAULT_SIZE_SLACK",

@@ -27,7 +27,7 @@ import numpy as np
 
 from fl_gitops.errors import InputError
 from fl_gitops.fl.data import data_dims
-from fl_gitops.fl.tensors import HeaderError, load_bytes, serialize
+from fl_gitops.tensors import HeaderError, load_bytes, serialize
 
 __all__ = [
     "TensorSpec",

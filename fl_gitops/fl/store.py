@@ -22,7 +22,6 @@ URIs and digests, never option values.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -36,6 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError, UpdateRejected
+from fl_gitops.tensors import sha256_digest, sha256_file
 
 __all__ = [
     "OPTIONS_FILE_ENV",
@@ -44,8 +44,6 @@ __all__ = [
     "NotInStore",
     "check_cluster_name",
     "check_digest",
-    "sha256_digest",
-    "sha256_file",
     "storage_options_from_env",
 ]
 
@@ -56,7 +54,6 @@ _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # also keeps them safe as one path component: no "/", and no leading "." (so not "..").
 _CLUSTER_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _STRATEGY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_CHUNK = 8 * 1024 * 1024
 
 
 class NotInStore(StoreError):
@@ -65,22 +62,6 @@ class NotInStore(StoreError):
 
 class MalformedMetadata(UpdateRejected):
     """An update's JSON metadata cannot be read or lacks a field (permanent for that cluster)."""
-
-
-def sha256_digest(data: bytes | bytearray | memoryview) -> str:
-    """Return ``sha256:<hex>`` of ``data``."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Return ``sha256:<hex>`` of a local file, reading it in chunks."""
-    h = hashlib.sha256()
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(view):
-            h.update(view[:n])
-    return "sha256:" + h.hexdigest()
 
 
 def check_digest(digest: object, *, what: str = "digest") -> str:

@@ -162,7 +162,7 @@ def _poison(world: World, work: RoundWork, options: SimulationOptions) -> None:
     """Replace a cluster's honest update with a sign-flipped or scaled one, as an attacker would."""
     from fl_gitops.fl.client import byzantine_update
     from fl_gitops.fl.store import ModelStore
-    from fl_gitops.fl.tensors import load_bytes, serialize
+    from fl_gitops.tensors import load_bytes, serialize
 
     store = ModelStore.open(world.store_uri)
     meta = store.read_update_meta(work.round, work.cluster)

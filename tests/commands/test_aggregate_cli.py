@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fl_gitops.fl.store import sha256_digest
-from fl_gitops.fl.tensors import load_bytes, serialize
+from fl_gitops.tensors import load_bytes, serialize, sha256_digest
 
 
 def aggregate(*args: str | Path) -> subprocess.CompletedProcess[str]:

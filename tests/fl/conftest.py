@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from fl_gitops.fl.aggregate import Update
-from fl_gitops.fl.store import ModelStore, sha256_digest
-from fl_gitops.fl.tensors import serialize
+from fl_gitops.fl.store import ModelStore
+from fl_gitops.tensors import serialize, sha256_digest
 
 
 def _free_port() -> int:

@@ -13,8 +13,7 @@ import pytest
 
 from fl_gitops.fl.aggregate import aggregate_round
 from fl_gitops.fl.checks import Limits
-from fl_gitops.fl.store import sha256_digest
-from fl_gitops.fl.tensors import Lockstep, ReadFailed, read_header, serialize
+from fl_gitops.tensors import Lockstep, ReadFailed, read_header, serialize, sha256_digest
 
 SHAPES = {"a.weight": (40, 30), "b.bias": (7,), "c.weight": (3, 500)}
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fl_gitops.fl.store import sha256_digest
-from fl_gitops.fl.tensors import serialize
+from fl_gitops.tensors import serialize, sha256_digest
 
 pytestmark = [
     pytest.mark.slow,

@@ -12,8 +12,7 @@ import pytest
 
 from fl_gitops.fl.aggregate import NotEnoughUpdates, aggregate_round
 from fl_gitops.fl.checks import Limits
-from fl_gitops.fl.store import sha256_digest
-from fl_gitops.fl.tensors import serialize
+from fl_gitops.tensors import serialize, sha256_digest
 
 SHAPE = (4, 3)
 

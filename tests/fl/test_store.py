@@ -10,12 +10,8 @@ import pytest
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError
-from fl_gitops.fl.store import (
-    MalformedMetadata,
-    ModelStore,
-    sha256_digest,
-    storage_options_from_env,
-)
+from fl_gitops.fl.store import MalformedMetadata, ModelStore, storage_options_from_env
+from fl_gitops.tensors import sha256_digest
 
 MODEL = b"not really safetensors, the store does not care"
 DIGEST = "sha256:" + hashlib.sha256(MODEL).hexdigest()

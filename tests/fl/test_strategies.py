@@ -9,7 +9,7 @@ from fl_gitops.errors import StrategyOptionsError
 from fl_gitops.fl.aggregate import NotEnoughUpdates, aggregate_round
 from fl_gitops.fl.strategies import STRATEGIES, options_schema, strategy_names, validate_options
 from fl_gitops.fl.strategies.krum import krum_scores
-from fl_gitops.fl.tensors import load_bytes, serialize
+from fl_gitops.tensors import load_bytes, serialize
 
 # The base is 0; a and b are close, c is far. Weights (num_examples): 1, 1, 2.
 A = [1.0, 2.0, 3.0, 4.0]

@@ -18,8 +18,8 @@ import numpy as np
 import yaml
 
 from fl_gitops.fl.store import ModelStore
-from fl_gitops.fl.tensors import load_bytes, serialize
 from fl_gitops.hub import LocalHub
+from fl_gitops.tensors import load_bytes, serialize
 
 EXP = "digits-small"
 PATH = f"experiments/{EXP}"

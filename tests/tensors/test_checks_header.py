@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
-from fl_gitops.fl.tensors import (
+from fl_gitops.tensors import (
     HeaderError,
     TensorReader,
     load,

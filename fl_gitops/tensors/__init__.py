@@ -1,0 +1,54 @@
+"""The safetensors format, read and written tensor by tensor, and the digests that name files.
+
+Everyone who touches a model file uses this package: the model store, the update checks
+and aggregation on the hub, the round-0 weights, and the client. So it sits at the bottom:
+it imports numpy and the standard library, and nothing of fl_gitops but ``fl_gitops.errors``
+(an import-graph test holds it there). Nothing here ever unpickles.
+
+- ``_safetensors``: the header (parsed with bounds before it is trusted), bounded-memory
+  readers (``TensorReader``, ``Lockstep``), the output ``Layout`` and ``serialize``.
+- ``_digest``: ``sha256:<hex>`` of bytes or of a local file.
+"""
+
+from fl_gitops.tensors._digest import sha256_digest, sha256_file
+from fl_gitops.tensors._safetensors import (
+    DEFAULT_CHUNK,
+    DTYPES,
+    MAX_HEADER_BYTES,
+    Header,
+    HeaderError,
+    Layout,
+    Lockstep,
+    ReadFailed,
+    TensorInfo,
+    TensorReader,
+    load,
+    load_bytes,
+    parse_header,
+    read_ahead,
+    read_header,
+    same_layout,
+    serialize,
+)
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "DTYPES",
+    "MAX_HEADER_BYTES",
+    "Header",
+    "HeaderError",
+    "Layout",
+    "Lockstep",
+    "ReadFailed",
+    "TensorInfo",
+    "TensorReader",
+    "load",
+    "load_bytes",
+    "parse_header",
+    "read_ahead",
+    "read_header",
+    "same_layout",
+    "serialize",
+    "sha256_digest",
+    "sha256_file",
+]
