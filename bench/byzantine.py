@@ -41,8 +41,8 @@ from fl_gitops.fl.client import byzantine_update, run_client
 from fl_gitops.fl.data import server_test_set
 from fl_gitops.fl.initial import initial_model_bytes
 from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig
-from fl_gitops.fl.store import ModelStore
 from fl_gitops.fl.train import evaluate_bytes, train_centralized
+from fl_gitops.store import ModelStore
 
 MODEL: dict[str, Any] = {"builtin": "mlp", "args": {"hidden": 32}, "seed": 0}
 TRAIN: dict[str, Any] = {

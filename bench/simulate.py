@@ -222,11 +222,11 @@ def instrument(profiler: Profiler) -> None:
     import fl_gitops.reconcile
     import fl_gitops.reconcile._pass as pass_module
     import fl_gitops.render
-    from fl_gitops.fl.store import ModelStore
     from fl_gitops.gitops import ConfigRepo
     from fl_gitops.hub import LocalHub
     from fl_gitops.simulate._agent import LocalAgent
     from fl_gitops.simulate._workers import WorkerPool
+    from fl_gitops.store import ModelStore
 
     def status(kind: str) -> Callable[[], str]:
         def name() -> str:

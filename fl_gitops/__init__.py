@@ -40,7 +40,7 @@ _LAZY: dict[str, str] = {
     "render_experiment": "fl_gitops.render",
     "validate_object": "fl_gitops.validate",
     "validate_tree": "fl_gitops.validate",
-    "ModelStore": "fl_gitops.fl.store",
+    "ModelStore": "fl_gitops.store",
     "aggregate_round": "fl_gitops.fl.aggregate",
     "aggregate_from_store": "fl_gitops.fl.aggregate",
     "STRATEGIES": "fl_gitops.fl.strategies",

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fl_gitops.errors import UpdateRejected
-from fl_gitops.fl.store import MalformedMetadata
+from fl_gitops.store import MalformedMetadata
 from fl_gitops.tensors import Header, HeaderError, read_header
 
 __all__ = [

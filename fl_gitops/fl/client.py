@@ -23,7 +23,7 @@ import numpy as np
 from fl_gitops.errors import FlGitopsError, InputError, StoreError
 from fl_gitops.fl.initial import bytes_to_tensors, model_dims, tensors_to_bytes
 from fl_gitops.fl.roundconfig import RoundConfig, load_round_config, parse_round_config
-from fl_gitops.fl.store import ModelStore
+from fl_gitops.store import ModelStore
 from fl_gitops.tensors import HeaderError
 
 __all__ = [

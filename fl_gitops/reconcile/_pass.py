@@ -23,7 +23,6 @@ from fl_gitops.errors import InputError
 from fl_gitops.fl.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
 from fl_gitops.fl.checks import Limits
 from fl_gitops.fl.initial import initial_model_bytes
-from fl_gitops.fl.store import ModelStore
 from fl_gitops.gitops import (
     Change,
     ConfigRepo,
@@ -56,6 +55,7 @@ from fl_gitops.render import (
     render_experiment,
     yaml_document,
 )
+from fl_gitops.store import ModelStore
 
 __all__ = ["PassHooks", "PassResult", "reconcile_once"]
 

@@ -161,7 +161,7 @@ def _byzantine(options: SimulationOptions, roster: list[str]) -> set[str]:
 def _poison(world: World, work: RoundWork, options: SimulationOptions) -> None:
     """Replace a cluster's honest update with a sign-flipped or scaled one, as an attacker would."""
     from fl_gitops.fl.client import byzantine_update
-    from fl_gitops.fl.store import ModelStore
+    from fl_gitops.store import ModelStore
     from fl_gitops.tensors import load_bytes, serialize
 
     store = ModelStore.open(world.store_uri)

@@ -10,7 +10,7 @@ import pytest
 
 from fl_gitops.errors import StoreError
 from fl_gitops.fl.aggregate import aggregate_from_store, aggregate_round
-from fl_gitops.fl.store import ModelStore
+from fl_gitops.store import ModelStore
 from fl_gitops.tensors import load_bytes, parse_header, serialize
 
 SHAPES = {"conv.weight": (8, 3, 3, 3), "fc.bias": (10,), "fc.weight": (10, 72)}

@@ -16,7 +16,7 @@ from fl_gitops.errors import InputError, StoreError
 from fl_gitops.fl.data import load_local_data
 from fl_gitops.fl.initial import bytes_to_tensors, initial_model_bytes
 from fl_gitops.fl.roundconfig import parse_round_config
-from fl_gitops.fl.store import ModelStore
+from fl_gitops.store import ModelStore
 from fl_gitops.tensors import sha256_digest
 
 MODEL = {"builtin": "mlp", "args": {"hidden": 32}, "seed": 0}

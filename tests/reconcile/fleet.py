@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fl_gitops.fl.store import ModelStore
 from fl_gitops.hub import LocalHub
+from fl_gitops.store import ModelStore
 from fl_gitops.tensors import load_bytes, serialize
 
 EXP = "digits-small"

@@ -10,7 +10,7 @@ import pytest
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError
-from fl_gitops.fl.store import MalformedMetadata, ModelStore, storage_options_from_env
+from fl_gitops.store import MalformedMetadata, ModelStore, storage_options_from_env
 from fl_gitops.tensors import sha256_digest
 
 MODEL = b"not really safetensors, the store does not care"

@@ -1,0 +1,28 @@
+"""The model store: where global models, updates and strategy state meet between rounds.
+
+An edge, beside ``gitops/`` and ``hub/``: the only package that does I/O on models, behind
+an fsspec URI (a path, ``memory://``, ``s3://``...). The client writes its update here and
+the reconcile job reads it back; they never talk to each other. It imports fsspec, the
+digests of ``fl_gitops.tensors`` and ``fl_gitops.errors``, and nothing that aggregates,
+trains or builds models (an import-graph test holds it there). docs/store.md has the layout.
+"""
+
+from fl_gitops.store._store import (
+    OPTIONS_FILE_ENV,
+    MalformedMetadata,
+    ModelStore,
+    NotInStore,
+    check_cluster_name,
+    check_digest,
+    storage_options_from_env,
+)
+
+__all__ = [
+    "OPTIONS_FILE_ENV",
+    "MalformedMetadata",
+    "ModelStore",
+    "NotInStore",
+    "check_cluster_name",
+    "check_digest",
+    "storage_options_from_env",
+]
