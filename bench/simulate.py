@@ -100,15 +100,10 @@ def bare_loop(blueprint_file: Path, clusters: int, rounds: int) -> dict[str, Any
 
     from fl_gitops.blueprint import load_blueprint
     from fl_gitops.fl.data import load_local_data, server_test_set
-    from fl_gitops.fl.initial import (
-        bytes_to_tensors,
-        digest_of,
-        initial_model_bytes,
-        tensors_to_bytes,
-    )
-    from fl_gitops.fl.models import build_model, load_tensors, module_to_tensors
     from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig
     from fl_gitops.fl.train import client_seed, evaluate_bytes, train_local
+    from fl_gitops.models import bytes_to_tensors, digest_of, initial_model_bytes, tensors_to_bytes
+    from fl_gitops.models.torch import build_model, load_tensors, module_to_tensors
 
     blueprint = load_blueprint(blueprint_file)
     strategy = blueprint.strategy.name

@@ -16,17 +16,15 @@ that path. It returns ``(X, y)`` arrays, a torch ``Dataset`` of ``(x, y)`` pairs
 ``{"train": ..., "test": ...}`` of either (the test part gives local test metrics).
 
 A simulation trains many clusters in one warm process, so the built-in arrays are loaded
-once per process and handed out read-only. Sizes (``data_dims``) are known without loading
-anything, which the torch-free round-0 initialiser needs. Heavy imports (scikit-learn,
-torch) happen inside the functions that need them.
+once per process and handed out read-only. Sizes are known without loading anything
+(``fl_gitops.models.data_dims``), which the torch-free round-0 initialiser needs. Heavy
+imports (scikit-learn, torch) happen inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,23 +32,16 @@ import numpy as np
 
 from fl_gitops.errors import InputError
 from fl_gitops.fl.partition import part_for
+from fl_gitops.models import DIGITS_CLASSES, synthetic_args
+from fl_gitops.plugins import resolve_entrypoint
 
 __all__ = [
-    "DIGITS_CLASSES",
-    "DIGITS_FEATURES",
     "LocalData",
     "Split",
     "builtin_split",
-    "data_dims",
     "load_local_data",
-    "resolve_entrypoint",
     "server_test_set",
-    "synthetic_args",
 ]
-
-DIGITS_FEATURES = 64
-DIGITS_CLASSES = 10
-_SYNTHETIC_DEFAULTS = {"n_samples": 1000, "n_features": 20, "n_classes": 2, "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -78,84 +69,6 @@ class LocalData:
     def num_examples(self) -> int:
         """The number of training examples: FedAvg's weight for this cluster."""
         return len(self.y_train)
-
-
-def synthetic_args(args: Mapping[str, Any], *, source: str = "<data>") -> dict[str, int]:
-    """Check the ``synthetic`` set's args and fill in defaults.
-
-    Raises:
-        InputError: an unknown arg, a non-integer, or sizes make_classification refuses.
-    """
-    allowed = {*_SYNTHETIC_DEFAULTS, "n_informative"}
-    out = dict(_SYNTHETIC_DEFAULTS)
-    for key, value in args.items():
-        if key not in allowed:
-            raise InputError(
-                f"{source}: data.args.{key}: unknown arg of the synthetic data set "
-                f"(expected one of: {', '.join(sorted(allowed))})"
-            )
-        minimum = 0 if key == "seed" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise InputError(
-                f"{source}: data.args.{key}: expected an integer >= {minimum}, got {value!r}"
-            )
-        out[key] = value
-    if out["n_classes"] < 2:
-        raise InputError(
-            f"{source}: data.args.n_classes: expected an integer >= 2, got {out['n_classes']}"
-        )
-    informative = out.get("n_informative", min(out["n_features"], max(2, out["n_features"] // 2)))
-    if informative > out["n_features"]:
-        raise InputError(
-            f"{source}: data.args.n_informative: expected at most n_features "
-            f"({out['n_features']}), got {informative}"
-        )
-    if 2**informative < 2 * out["n_classes"]:
-        need = math.ceil(math.log2(2 * out["n_classes"]))
-        raise InputError(
-            f"{source}: data.args: {out['n_classes']} classes need at least {need} "
-            f"informative features, got {informative} (raise n_features or n_informative)"
-        )
-    out["n_informative"] = informative
-    if out["n_samples"] < 4 * out["n_classes"]:
-        raise InputError(
-            f"{source}: data.args.n_samples: expected at least 4 per class "
-            f"({4 * out['n_classes']}), got {out['n_samples']}"
-        )
-    return out
-
-
-def data_dims(
-    data_cfg: Mapping[str, Any], model_args: Mapping[str, Any], *, source: str = "<data>"
-) -> tuple[int, int]:
-    """Input features and output classes, known without loading any data.
-
-    Built-in sets know their sizes; a user entrypoint's sizes come from the model's args
-    ``in_features`` and ``num_classes``, which are then required.
-
-    Raises:
-        InputError: sizes cannot be known, or the model's args contradict the data set.
-    """
-    if data_cfg.get("builtin") == "digits":
-        dims = (DIGITS_FEATURES, DIGITS_CLASSES)
-    elif data_cfg.get("builtin") == "synthetic":
-        sa = synthetic_args(data_cfg.get("args", {}), source=source)
-        dims = (sa["n_features"], sa["n_classes"])
-    else:
-        missing = [k for k in ("in_features", "num_classes") if k not in model_args]
-        if missing:
-            raise InputError(
-                f"{source}: model.args.{missing[0]}: required when data is an entrypoint "
-                "(the sizes of user data are not known before it is loaded)"
-            )
-        return int(model_args["in_features"]), int(model_args["num_classes"])
-    for key, value in zip(("in_features", "num_classes"), dims, strict=True):
-        if key in model_args and model_args[key] != value:
-            raise InputError(
-                f"{source}: model.args.{key}: the {data_cfg['builtin']} data set has "
-                f"{value}, got {model_args[key]}"
-            )
-    return dims
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -227,23 +140,6 @@ def server_test_set(
     """The held-out 25% of a built-in set, for server-side evaluation of the global model."""
     split = builtin_split(data_cfg, source=source)
     return split.X_test, split.y_test
-
-
-def resolve_entrypoint(spec: str, *, source: str, path: str) -> Callable[..., Any]:
-    """Import ``package.module:function`` and return the function.
-
-    Raises:
-        InputError: the module cannot be imported or has no such callable.
-    """
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InputError(f"{source}: {path}: cannot import {module_name!r}: {exc}") from exc
-    fn = getattr(module, attr, None)
-    if not callable(fn):
-        raise InputError(f"{source}: {path}: {module_name!r} has no callable {attr!r}")
-    return fn  # type: ignore[no-any-return]
 
 
 def _as_arrays(obj: object, *, where: str) -> tuple[np.ndarray, np.ndarray]:

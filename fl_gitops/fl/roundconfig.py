@@ -4,8 +4,8 @@ The renderer writes one JSON document per cluster and round (the format is fixed
 docs/contracts.md); ``fl-gitops client`` reads it. A config that does not fit the contract
 must fail before the global model is fetched, with a message naming the file, the field and
 what was expected, so that a person reading the Job's log can fix the blueprint. The model
-and data parts are also checked on their own by the renderer's side (``initial``), so their
-validators are public.
+and data parts are also checked on their own by the renderer's side (``fl_gitops.models``),
+so their validators are public.
 
 Unknown keys at the top level are ignored (a newer renderer may add some); inside the model,
 data, train and strategy parts they are rejected, since a misspelled option silently ignored

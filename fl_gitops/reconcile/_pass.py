@@ -22,7 +22,6 @@ from fl_gitops.blueprint import Blueprint, load_blueprint
 from fl_gitops.errors import InputError
 from fl_gitops.fl.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
 from fl_gitops.fl.checks import Limits
-from fl_gitops.fl.initial import initial_model_bytes
 from fl_gitops.gitops import (
     Change,
     ConfigRepo,
@@ -32,6 +31,7 @@ from fl_gitops.gitops import (
     round_branch_name,
 )
 from fl_gitops.hub import Hub
+from fl_gitops.models import initial_model_bytes
 from fl_gitops.reconcile._decide import (
     Action,
     Aggregate,

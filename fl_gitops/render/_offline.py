@@ -37,7 +37,7 @@ class OfflineRender:
 
 def initial_round_state(blueprint: Blueprint, *, round_: int = 1) -> RoundState:
     """Round ``round_`` starting from round 0's model (seeded or the user's checkpoint)."""
-    from fl_gitops.fl.initial import initial_model_digest
+    from fl_gitops.models import initial_model_digest
 
     digest = initial_model_digest(
         blueprint.client["model"], blueprint.client["data"], source=blueprint.file

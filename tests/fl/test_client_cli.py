@@ -14,8 +14,8 @@ import pytest
 
 from fl_gitops.errors import InputError, StoreError
 from fl_gitops.fl.data import load_local_data
-from fl_gitops.fl.initial import bytes_to_tensors, initial_model_bytes
 from fl_gitops.fl.roundconfig import parse_round_config
+from fl_gitops.models import bytes_to_tensors, initial_model_bytes
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import sha256_digest
 
@@ -233,8 +233,8 @@ def test_user_model_and_data_from_entrypoints_train_from_a_checkpoint(
     tmp_path, monkeypatch
 ) -> None:
     from fl_gitops.fl.client import run_client
-    from fl_gitops.fl.initial import initial_model_bytes as initial
-    from fl_gitops.fl.models import init_model_from_entrypoint
+    from fl_gitops.models import initial_model_bytes as initial
+    from fl_gitops.models.torch import init_model_from_entrypoint
 
     (tmp_path / "clinic.py").write_text(
         textwrap.dedent(

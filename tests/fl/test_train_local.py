@@ -8,8 +8,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from fl_gitops.fl.data import load_local_data, server_test_set  # noqa: E402
-from fl_gitops.fl.initial import bytes_to_tensors, initial_model_bytes  # noqa: E402
-from fl_gitops.fl.models import build_model, load_tensors, module_to_tensors  # noqa: E402
 from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig  # noqa: E402
 from fl_gitops.fl.train import (  # noqa: E402
     client_seed,
@@ -18,6 +16,8 @@ from fl_gitops.fl.train import (  # noqa: E402
     train_centralized,
     train_local,
 )
+from fl_gitops.models import bytes_to_tensors, initial_model_bytes  # noqa: E402
+from fl_gitops.models.torch import build_model, load_tensors, module_to_tensors  # noqa: E402
 
 DIGITS = {"builtin": "digits", "args": {}, "partition": {"kind": "iid", "seed": 0}}
 MLP = {"builtin": "mlp", "args": {"hidden": 32}, "seed": 0}

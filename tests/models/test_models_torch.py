@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from fl_gitops.errors import InputError  # noqa: E402
-from fl_gitops.fl.initial import bytes_to_tensors, digest_of, initial_model_bytes  # noqa: E402
-from fl_gitops.fl.models import (  # noqa: E402
+from fl_gitops.models import bytes_to_tensors, digest_of, initial_model_bytes  # noqa: E402
+from fl_gitops.models.torch import (  # noqa: E402
     build_model,
     init_model_from_entrypoint,
     load_tensors,

@@ -2,37 +2,35 @@
 
 The renderer must put round 1's ``globalModel.digest`` into every cluster's round config,
 and the reconcile job must write the matching bytes to the store; neither imports torch.
-So the built-in models' architectures are described here as plain tensor specs (names,
-shapes, fan-in), the torch modules in ``models`` are built from the same specs, and the
-initial weights are drawn with numpy's PCG64 from ``model.seed`` with the distribution
-torch uses by default for Linear and Conv2d (uniform in ±1/sqrt(fan_in)). The bytes are a
-safetensors file with sorted names and no metadata: the same config gives the same digest
-on any machine.
+So the built-in models' architectures are described as plain tensor specs (names, shapes,
+fan-in: ``_specs``), the torch modules in ``fl_gitops.models.torch`` are built from the same
+specs, and the initial weights are drawn with numpy's PCG64 from ``model.seed`` with the
+distribution torch uses by default for Linear and Conv2d (uniform in ±1/sqrt(fan_in)). The
+bytes are a safetensors file with sorted names and no metadata: the same config gives the
+same digest on any machine.
 
 A user model (an entrypoint) cannot be built without running the user's torch code, so it
-needs a checkpoint; ``models.init_model_from_entrypoint`` makes one. A checkpoint is
-verified against the digest the blueprint names; a torch ``.pt`` checkpoint is converted
-through ``torch.load(weights_only=True)``, never unpickled freely.
+needs a checkpoint; ``fl_gitops.models.torch.init_model_from_entrypoint`` makes one. A
+checkpoint is verified against the digest the blueprint names; a torch ``.pt`` checkpoint
+is converted through ``torch.load(weights_only=True)``, never unpickled freely (torch is
+imported for that conversion only).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fl_gitops.errors import InputError
-from fl_gitops.fl.data import data_dims
+from fl_gitops.models._specs import TensorSpec, builtin_specs, model_dims
 from fl_gitops.tensors import HeaderError, load_bytes, serialize
 
 __all__ = [
-    "TensorSpec",
-    "builtin_args",
-    "builtin_specs",
     "bytes_to_tensors",
     "checkpoint_model_bytes",
     "digest_of",
@@ -40,121 +38,11 @@ __all__ = [
     "initial_model_digest",
     "read_checkpoint",
     "tensors_to_bytes",
+    "torch_checkpoint_to_tensors",
 ]
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format is a zip archive
 _PICKLE_MAGIC = b"\x80"  # the legacy torch.save format starts with a pickle protocol opcode
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One parameter of a built-in model: its state_dict name, shape and fan-in."""
-
-    name: str
-    shape: tuple[int, ...]
-    fan_in: int
-
-
-_ARG_DEFAULTS: dict[str, dict[str, int]] = {
-    "logreg": {},
-    "mlp": {"hidden": 64, "layers": 1},
-    "cnn": {"channels": 8},
-}
-_DIM_ARGS = ("in_features", "num_classes")
-
-
-def builtin_args(
-    name: str, args: Mapping[str, Any], *, source: str = "<model>", path: str = "model.args"
-) -> dict[str, int]:
-    """Check a built-in model's args and fill in defaults.
-
-    ``logreg`` takes none; ``mlp`` takes ``hidden`` (width, default 64) and ``layers``
-    (hidden layers, default 1); ``cnn`` takes ``channels`` (first conv's channels, default
-    8). All accept ``in_features`` and ``num_classes``, needed only when the data is a user
-    entrypoint whose sizes cannot be known without loading it.
-
-    Raises:
-        InputError: an unknown arg, or one that is not a positive integer.
-    """
-    defaults = _ARG_DEFAULTS[name]
-    allowed = set(defaults) | set(_DIM_ARGS)
-    out = dict(defaults)
-    for key, value in args.items():
-        if key not in allowed:
-            raise InputError(
-                f"{source}: {path}.{key}: unknown arg of the {name} model "
-                f"(expected one of: {', '.join(sorted(allowed))})"
-            )
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InputError(f"{source}: {path}.{key}: expected an integer >= 1, got {value!r}")
-        out[key] = value
-    return out
-
-
-def builtin_specs(
-    name: str, args: Mapping[str, int], in_features: int, num_classes: int
-) -> list[TensorSpec]:
-    """The tensors of a built-in model, in the order torch registers them.
-
-    Args:
-        name: ``logreg``, ``mlp`` or ``cnn``.
-        args: the model's args, as returned by ``builtin_args``.
-        in_features: input features (the CNN reads them as a square single-channel image).
-        num_classes: output classes.
-
-    Returns:
-        One TensorSpec per parameter, named as in the torch module's state_dict.
-
-    Raises:
-        InputError: the CNN's input is not a square image of side >= 4.
-    """
-    specs: list[TensorSpec] = []
-
-    def linear(prefix: str, n_in: int, n_out: int) -> None:
-        specs.append(TensorSpec(f"{prefix}.weight", (n_out, n_in), n_in))
-        specs.append(TensorSpec(f"{prefix}.bias", (n_out,), n_in))
-
-    def conv(prefix: str, c_in: int, c_out: int, k: int) -> None:
-        specs.append(TensorSpec(f"{prefix}.weight", (c_out, c_in, k, k), c_in * k * k))
-        specs.append(TensorSpec(f"{prefix}.bias", (c_out,), c_in * k * k))
-
-    if name == "logreg":
-        linear("linear", in_features, num_classes)
-    elif name == "mlp":
-        width = in_features
-        for i in range(args["layers"]):
-            linear(f"hidden.{i}", width, args["hidden"])
-            width = args["hidden"]
-        linear("out", width, num_classes)
-    elif name == "cnn":
-        side = cnn_side(in_features)
-        c = args["channels"]
-        conv("conv1", 1, c, 3)
-        conv("conv2", c, 2 * c, 3)
-        linear("fc", 2 * c * (side // 4) ** 2, num_classes)
-    else:  # validated before; a new built-in must be added here
-        raise InputError(f"unknown built-in model {name!r}")
-    return specs
-
-
-def cnn_side(in_features: int) -> int:
-    """The side of the square image the CNN reads from ``in_features`` values."""
-    side = math.isqrt(in_features)
-    if side * side != in_features or side < 4:
-        raise InputError(
-            f"the cnn model needs a square single-channel image of side >= 4 "
-            f"(e.g. 64 features for 8x8), got {in_features} features"
-        )
-    return side
-
-
-def model_dims(
-    model_cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], *, source: str = "<model>"
-) -> tuple[dict[str, int], int, int]:
-    """A built-in model's args with defaults, its input features and its output classes."""
-    args = builtin_args(model_cfg["builtin"], model_cfg.get("args", {}), source=source)
-    in_features, num_classes = data_dims(data_cfg, args, source=source)
-    return args, in_features, num_classes
 
 
 def tensors_to_bytes(tensors: Mapping[str, np.ndarray]) -> bytes:
@@ -201,6 +89,36 @@ def read_checkpoint(checkpoint_cfg: Mapping[str, Any]) -> bytes:
         raise InputError(f"model.checkpoint.uri: cannot read {uri}: {exc}") from exc
 
 
+def torch_checkpoint_to_tensors(
+    data: bytes, *, source: str = "model.checkpoint"
+) -> dict[str, np.ndarray]:
+    """Read a ``torch.save``'d state_dict with ``weights_only=True`` (no arbitrary unpickling).
+
+    Accepts a state_dict, or a dict holding one under ``state_dict``.
+
+    Raises:
+        InputError: the file is not a weights-only checkpoint of tensors.
+    """
+    import torch  # only a torch checkpoint needs it
+
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ...
+        raise InputError(f"{source}: not a weights-only torch checkpoint: {exc}") from exc
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(v, torch.Tensor) for v in obj.values())
+    ):
+        raise InputError(f"{source}: expected a state_dict (a dict of tensor name to tensor)")
+    return {
+        str(k): np.ascontiguousarray(v.detach().to(torch.float32).numpy())
+        for k, v in sorted(obj.items())
+    }
+
+
 def checkpoint_model_bytes(
     data: bytes,
     digest: str,
@@ -236,8 +154,6 @@ def checkpoint_model_bytes(
             raise InputError(
                 f"{source}: neither a safetensors file nor a torch checkpoint"
             ) from None
-        from fl_gitops.fl.models import torch_checkpoint_to_tensors  # needs torch
-
         tensors = torch_checkpoint_to_tensors(data, source=source)
         out = tensors_to_bytes(tensors)
     if expected is not None:

@@ -3,8 +3,9 @@
 The store, the checks and the strategies handle models as dicts of numpy float32 tensors
 (safetensors files); only training and evaluation need torch. This module turns a model
 config into an ``nn.Module`` and moves weights between the two worlds. The built-in
-modules are laid out from ``initial.builtin_specs`` so that the torch-free round-0 weights
-load into them with ``strict=True``.
+modules are laid out from ``fl_gitops.models.builtin_specs`` so that the torch-free round-0
+weights load into them with ``strict=True``. This module imports the numpy side
+(``fl_gitops.models``), never the other way.
 
 A user model is an entrypoint ``package.module:function`` called with the config's
 ``args`` that returns an ``nn.Module``; its round-0 weights come from a checkpoint, which
@@ -13,7 +14,6 @@ A user model is an entrypoint ``package.module:function`` called with the config
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Mapping
 from typing import Any
@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from fl_gitops.errors import InputError
-from fl_gitops.fl.data import resolve_entrypoint
-from fl_gitops.fl.initial import builtin_specs, cnn_side, model_dims, tensors_to_bytes
+from fl_gitops.models import builtin_specs, cnn_side, model_dims, tensors_to_bytes
+from fl_gitops.plugins import resolve_entrypoint
 
 __all__ = [
     "CNN",
@@ -34,7 +34,6 @@ __all__ = [
     "init_model_from_entrypoint",
     "load_tensors",
     "module_to_tensors",
-    "torch_checkpoint_to_tensors",
 ]
 
 
@@ -181,34 +180,6 @@ def load_tensors(
         strict=True,
     )
     return module
-
-
-def torch_checkpoint_to_tensors(
-    data: bytes, *, source: str = "model.checkpoint"
-) -> dict[str, np.ndarray]:
-    """Read a ``torch.save``'d state_dict with ``weights_only=True`` (no arbitrary unpickling).
-
-    Accepts a state_dict, or a dict holding one under ``state_dict``.
-
-    Raises:
-        InputError: the file is not a weights-only checkpoint of tensors.
-    """
-    try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, ...
-        raise InputError(f"{source}: not a weights-only torch checkpoint: {exc}") from exc
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if (
-        not isinstance(obj, Mapping)
-        or not obj
-        or not all(isinstance(v, torch.Tensor) for v in obj.values())
-    ):
-        raise InputError(f"{source}: expected a state_dict (a dict of tensor name to tensor)")
-    return {
-        str(k): np.ascontiguousarray(v.detach().to(torch.float32).numpy())
-        for k, v in sorted(obj.items())
-    }
 
 
 def init_model_from_entrypoint(

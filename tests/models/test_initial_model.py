@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fl_gitops.errors import InputError
-from fl_gitops.fl.initial import (
+from fl_gitops.models import (
     bytes_to_tensors,
     checkpoint_model_bytes,
     digest_of,
@@ -34,7 +34,7 @@ MODELS = [
 @pytest.mark.parametrize("model_cfg", MODELS, ids=lambda m: m["builtin"])
 def test_initial_weights_load_strictly_into_the_torch_module(model_cfg, data_cfg) -> None:
     torch = pytest.importorskip("torch")
-    from fl_gitops.fl.models import build_model
+    from fl_gitops.models.torch import build_model
 
     tensors = bytes_to_tensors(initial_model_bytes(model_cfg, data_cfg))
     module = build_model(model_cfg, data_cfg)
@@ -70,7 +70,7 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_other_bytes() -> None:
 def test_initial_model_does_not_import_torch_or_sklearn() -> None:
     code = (
         "import sys\n"
-        "from fl_gitops.fl.initial import initial_model_digest\n"
+        "from fl_gitops.models import initial_model_digest\n"
         "print(initial_model_digest({'builtin': 'cnn'}, {'builtin': 'digits'}))\n"
         "assert 'torch' not in sys.modules and 'sklearn' not in sys.modules, 'heavy import'\n"
     )
@@ -146,7 +146,7 @@ def test_checkpoint_that_does_not_fit_the_builtin_model_is_refused() -> None:
 
 def test_torch_checkpoint_is_read_weights_only_and_converted() -> None:
     torch = pytest.importorskip("torch")
-    from fl_gitops.fl.models import build_model
+    from fl_gitops.models.torch import build_model
 
     module = build_model({"builtin": "logreg"}, DIGITS)
     buf = io.BytesIO()
