@@ -8,7 +8,7 @@ Two ways of running the same federated training, each in a fresh Python process:
 
 - ``bare``: the blueprint's model, data partition, local training and weighted FedAvg,
   clients trained in turn in one process: no Git, no store, no subprocesses. It uses the
-  library's own pieces the way a cluster's Job does (``fl_gitops.fl.client.run_client``):
+  library's own pieces the way a cluster's Job does (``fl_gitops.client.run_client``):
   round 0 from ``initial_model_bytes``, each cluster's part by its place in the sorted
   roster, ``train_local`` seeded with ``client_seed(train.seed, round, rosterIndex)`` on one
   torch thread, then a float64 mean weighted by ``num_examples`` summed in cluster-name
@@ -99,9 +99,9 @@ def bare_loop(blueprint_file: Path, clusters: int, rounds: int) -> dict[str, Any
     import torch
 
     from fl_gitops.blueprint import load_blueprint
-    from fl_gitops.fl.data import load_local_data, server_test_set
-    from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig
-    from fl_gitops.fl.train import client_seed, evaluate_bytes, train_local
+    from fl_gitops.client.data import load_local_data, server_test_set
+    from fl_gitops.client.roundconfig import OptimizerConfig, TrainConfig
+    from fl_gitops.client.train import client_seed, evaluate_bytes, train_local
     from fl_gitops.models import bytes_to_tensors, digest_of, initial_model_bytes, tensors_to_bytes
     from fl_gitops.models.torch import build_model, load_tensors, module_to_tensors
 

@@ -44,7 +44,7 @@ _LAZY: dict[str, str] = {
     "aggregate_round": "fl_gitops.fl.aggregate",
     "aggregate_from_store": "fl_gitops.fl.aggregate",
     "STRATEGIES": "fl_gitops.fl.strategies",
-    "run_client": "fl_gitops.fl.client",
+    "run_client": "fl_gitops.client",
     "ConfigRepo": "fl_gitops.gitops",
     "Hub": "fl_gitops.hub",
     "KubernetesHub": "fl_gitops.hub",

@@ -2,7 +2,7 @@
 
 Reads the round config from ``--config`` or ``FL_ROUND_CONFIG`` (the mounted ConfigMap),
 the cluster's name from the config or ``FL_CLUSTER``, and does the round through
-``fl_gitops.fl.client.run_client_file``. Prints one line on success. The library is
+``fl_gitops.client.run_client_file``. Prints one line on success. The library is
 imported inside ``run`` so that ``fl-gitops client --help`` does not import torch.
 """
 
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train, write the update, print a summary line; errors propagate to the CLI."""
-    from fl_gitops.fl.client import run_client_file
+    from fl_gitops.client import run_client_file
 
     record = run_client_file(args.config)
     metrics = record.get("metrics", {})

@@ -400,8 +400,8 @@ def _body(record: Mapping[str, Any]) -> str:
 def _evaluate(blueprint: Blueprint, model: bytes) -> dict[str, Any]:
     """Server-side evaluation on the held-out set, when torch is installed."""
     try:
-        from fl_gitops.fl.data import server_test_set
-        from fl_gitops.fl.train import evaluate_bytes
+        from fl_gitops.client.data import server_test_set
+        from fl_gitops.client.train import evaluate_bytes
     except ImportError as exc:
         return {"skipped": f"torch is not installed ({exc.name})"}
     model_cfg, data_cfg = blueprint.client["model"], blueprint.client["data"]

@@ -160,7 +160,7 @@ def _byzantine(options: SimulationOptions, roster: list[str]) -> set[str]:
 
 def _poison(world: World, work: RoundWork, options: SimulationOptions) -> None:
     """Replace a cluster's honest update with a sign-flipped or scaled one, as an attacker would."""
-    from fl_gitops.fl.client import byzantine_update
+    from fl_gitops.client import byzantine_update
     from fl_gitops.store import ModelStore
     from fl_gitops.tensors import load_bytes, serialize
 
@@ -446,8 +446,8 @@ def _report_rows(repo: Any, path: str, measured: dict[int, float]) -> list[dict[
 def _centralized_job(
     model: dict[str, Any], data: dict[str, Any], train: dict[str, Any], epochs: int
 ) -> float:
-    from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig
-    from fl_gitops.fl.train import train_centralized
+    from fl_gitops.client.roundconfig import OptimizerConfig, TrainConfig
+    from fl_gitops.client.train import train_centralized
 
     opt = train["optimizer"]
     cfg = TrainConfig(

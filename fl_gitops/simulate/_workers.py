@@ -49,12 +49,12 @@ def warm_parent() -> None:
     is safe.
     """
     import fl_gitops.cli
-    import fl_gitops.fl.client  # noqa: F401
+    import fl_gitops.client  # noqa: F401
 
     try:
         import torch
 
-        from fl_gitops.fl.data import builtin_split
+        from fl_gitops.client.data import builtin_split
 
         builtin_split({"builtin": "digits", "args": {}})
         # The first optimizer built imports torch._dynamo (over a second); build one here.

@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fl_gitops.client.partition import dirichlet_parts, iid_parts, part_for, partition, shard_parts
 from fl_gitops.errors import InputError
-from fl_gitops.fl.partition import (
-    dirichlet_parts,
-    iid_parts,
-    part_for,
-    partition,
-    shard_parts,
-)
 
 LABELS = np.repeat(np.arange(10), 50)  # 500 examples, 10 balanced classes
 

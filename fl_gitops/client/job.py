@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from fl_gitops.client.roundconfig import RoundConfig, load_round_config, parse_round_config
 from fl_gitops.errors import FlGitopsError, InputError, StoreError
-from fl_gitops.fl.roundconfig import RoundConfig, load_round_config, parse_round_config
 from fl_gitops.models import bytes_to_tensors, model_dims, tensors_to_bytes
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import HeaderError
@@ -121,8 +121,8 @@ def run_client(
     # Deferred: a bad config or a missing model above fails without paying for torch.
     import torch
 
-    from fl_gitops.fl.data import load_local_data
-    from fl_gitops.fl.train import client_seed, train_local
+    from fl_gitops.client.data import load_local_data
+    from fl_gitops.client.train import client_seed, train_local
     from fl_gitops.models.torch import build_model, load_tensors, module_to_tensors
 
     if num_threads is not None:

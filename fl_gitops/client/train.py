@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fl_gitops.fl.data import LocalData, builtin_split
-from fl_gitops.fl.roundconfig import TrainConfig
+from fl_gitops.client.data import LocalData, builtin_split
+from fl_gitops.client.roundconfig import TrainConfig
 from fl_gitops.models import bytes_to_tensors, initial_model_bytes
 from fl_gitops.models.torch import build_model, load_tensors
 

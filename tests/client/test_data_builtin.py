@@ -7,8 +7,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from fl_gitops.client.data import builtin_split, load_local_data, server_test_set
 from fl_gitops.errors import InputError
-from fl_gitops.fl.data import builtin_split, load_local_data, server_test_set
 from fl_gitops.models import data_dims
 
 DIGITS = {"builtin": "digits", "args": {}, "partition": {"kind": "iid", "seed": 0}}

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from fl_gitops.client.partition import part_for
 from fl_gitops.errors import InputError
-from fl_gitops.fl.partition import part_for
 from fl_gitops.models import DIGITS_CLASSES, synthetic_args
 from fl_gitops.plugins import resolve_entrypoint
 

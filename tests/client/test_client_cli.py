@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fl_gitops.client.data import load_local_data
+from fl_gitops.client.roundconfig import parse_round_config
 from fl_gitops.errors import InputError, StoreError
-from fl_gitops.fl.data import load_local_data
-from fl_gitops.fl.roundconfig import parse_round_config
 from fl_gitops.models import bytes_to_tensors, initial_model_bytes
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import sha256_digest
@@ -116,7 +116,7 @@ def test_missing_config_exits_2(tmp_path) -> None:
 
 
 def test_wrong_global_model_digest_fails_and_writes_no_update(store, tmp_path) -> None:
-    from fl_gitops.fl.client import run_client
+    from fl_gitops.client import run_client
 
     s, _ = store
     missing = "sha256:" + "a" * 64
@@ -127,8 +127,8 @@ def test_wrong_global_model_digest_fails_and_writes_no_update(store, tmp_path) -
 
 
 def test_diverging_training_writes_no_update(store) -> None:
+    from fl_gitops.client import run_client
     from fl_gitops.errors import FlGitopsError
-    from fl_gitops.fl.client import run_client
 
     s, digest = store
     cfg = _config(s.uri, digest)
@@ -140,7 +140,7 @@ def test_diverging_training_writes_no_update(store) -> None:
 
 
 def test_run_client_in_process_takes_the_cluster_from_the_jobs_environment(store) -> None:
-    from fl_gitops.fl.client import run_client
+    from fl_gitops.client import run_client
 
     s, digest = store
     cfg = _config(s.uri, digest, round=2)
@@ -218,7 +218,7 @@ def test_cluster_in_config_and_environment_must_agree() -> None:
 
 
 def test_config_that_is_not_json_names_line_and_column(tmp_path) -> None:
-    from fl_gitops.fl.roundconfig import load_round_config
+    from fl_gitops.client.roundconfig import load_round_config
 
     path = tmp_path / "round.json"
     path.write_text('{"round": 1,\n  oops}')
@@ -232,7 +232,7 @@ def test_config_that_is_not_json_names_line_and_column(tmp_path) -> None:
 def test_user_model_and_data_from_entrypoints_train_from_a_checkpoint(
     tmp_path, monkeypatch
 ) -> None:
-    from fl_gitops.fl.client import run_client
+    from fl_gitops.client import run_client
     from fl_gitops.models import initial_model_bytes as initial
     from fl_gitops.models.torch import init_model_from_entrypoint
 

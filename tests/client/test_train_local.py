@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fl_gitops.fl.data import load_local_data, server_test_set  # noqa: E402
-from fl_gitops.fl.roundconfig import OptimizerConfig, TrainConfig  # noqa: E402
-from fl_gitops.fl.train import (  # noqa: E402
+from fl_gitops.client.data import load_local_data, server_test_set  # noqa: E402
+from fl_gitops.client.roundconfig import OptimizerConfig, TrainConfig  # noqa: E402
+from fl_gitops.client.train import (  # noqa: E402
     client_seed,
     evaluate,
     evaluate_bytes,
