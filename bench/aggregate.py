@@ -141,7 +141,7 @@ def _loadall(directory: Path, updates: list[tuple[str, Path, dict[str, Any]]]) -
 
 
 def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
-    from fl_gitops.fl.aggregate import aggregate_round
+    from fl_gitops.aggregate import aggregate_round
 
     updates = _updates(directory, k)
     paths = [p for _, p, _ in updates]

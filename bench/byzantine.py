@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from fl_gitops.aggregate import aggregate_from_store
 from fl_gitops.client import byzantine_update, run_client
 from fl_gitops.client.data import server_test_set
 from fl_gitops.client.roundconfig import OptimizerConfig, TrainConfig
 from fl_gitops.client.train import evaluate_bytes, train_centralized
-from fl_gitops.fl.aggregate import aggregate_from_store
 from fl_gitops.models import initial_model_bytes
 from fl_gitops.store import ModelStore
 

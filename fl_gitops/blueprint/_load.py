@@ -192,7 +192,7 @@ def _cross_field_errors(data: dict[str, Any], doc: Document) -> list[BlueprintEr
 
 def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
     """The options against the named strategy's own schema, located like schema errors."""
-    from fl_gitops.fl.strategies import options_schema, validate_options
+    from fl_gitops.aggregate.strategies import options_schema, validate_options
 
     strategy = spec["strategy"]
     name = strategy["name"]
@@ -228,7 +228,7 @@ def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError
 
 
 def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
-    from fl_gitops.fl.strategies import validate_options
+    from fl_gitops.aggregate.strategies import validate_options
 
     meta = data["metadata"]
     spec = data["spec"]

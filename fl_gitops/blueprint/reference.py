@@ -158,7 +158,7 @@ def _placement_section(node: dict[str, Any]) -> list[str]:
 
 
 def _strategy_options() -> list[str]:
-    from fl_gitops.fl.strategies import options_schema
+    from fl_gitops.aggregate.strategies import options_schema
 
     lines = [
         "## `spec.strategy.options`, by strategy",

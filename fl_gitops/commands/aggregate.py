@@ -16,10 +16,10 @@ import sys
 import uuid
 from typing import Any
 
+from fl_gitops.aggregate import Update, aggregate_round
+from fl_gitops.aggregate.checks import Limits
+from fl_gitops.aggregate.strategies import strategy_names, validate_options
 from fl_gitops.errors import InputError, StoreError
-from fl_gitops.fl.aggregate import Update, aggregate_round
-from fl_gitops.fl.checks import Limits
-from fl_gitops.fl.strategies import strategy_names, validate_options
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import HeaderError, read_header
 

@@ -18,10 +18,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fl_gitops.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
+from fl_gitops.aggregate.checks import Limits
 from fl_gitops.blueprint import Blueprint, load_blueprint
 from fl_gitops.errors import InputError
-from fl_gitops.fl.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
-from fl_gitops.fl.checks import Limits
 from fl_gitops.gitops import (
     Change,
     ConfigRepo,

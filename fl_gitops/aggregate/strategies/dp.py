@@ -18,12 +18,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fl_gitops.fl.strategies.base import Plan, options_object
+from fl_gitops.aggregate.strategies import fedadagrad, fedadam, fedavg, fedavgm, fedprox, fedyogi
+from fl_gitops.aggregate.strategies._options import check_options
+from fl_gitops.aggregate.strategies.base import Plan, Strategy, options_object
+from fl_gitops.errors import StrategyOptionsError
 
-__all__ = ["INNER", "STRATEGY", "DPFixedClipping", "with_dp"]
+__all__ = ["INNER", "STRATEGY", "DPFixedClipping"]
 
 # Strategies whose combination is a mean: the only ones the noise calibration holds for.
-INNER = ("fedavg", "fedavgm", "fedprox", "fedadam", "fedyogi", "fedadagrad")
+# Imported from their own modules, not from the STRATEGIES table, which imports this one.
+_INNER: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        fedavg.STRATEGY,
+        fedavgm.STRATEGY,
+        fedprox.STRATEGY,
+        fedadam.STRATEGY,
+        fedyogi.STRATEGY,
+        fedadagrad.STRATEGY,
+    )
+}
+INNER = tuple(_INNER)
 
 
 @dataclass(frozen=True)
@@ -43,12 +58,17 @@ class DPFixedClipping:
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
-        # Imported here: the table imports this module.
-        from fl_gitops.fl.strategies import STRATEGIES, validate_options
-
         inner_name = str(options["inner"])
-        inner_options = validate_options(inner_name, options.get("inner_options", {}))
-        inner = STRATEGIES[inner_name].plan(inner_options)
+        strategy = _INNER.get(inner_name)
+        if strategy is None:
+            raise StrategyOptionsError(
+                f"strategy {self.name!r}: options.inner: expected one of "
+                f"{', '.join(INNER)}, got {inner_name!r}"
+            )
+        inner_options = check_options(
+            strategy, options.get("inner_options", {}), inner_name, "options"
+        )
+        inner = strategy.plan(inner_options)
         resolved = dict(options, inner_options=inner_options)
         return replace(
             inner,
@@ -61,28 +81,3 @@ class DPFixedClipping:
 
 
 STRATEGY = DPFixedClipping()
-
-
-def with_dp(
-    name: str, options: Mapping[str, Any], dp: Mapping[str, Any] | None
-) -> tuple[str, dict[str, Any]]:
-    """Wrap a blueprint's strategy in DP when its ``dp`` block is set.
-
-    Maps ``spec.strategy.dp`` (``clipNorm``, ``noiseMultiplier``) onto this wrapper, with
-    the named strategy as ``inner``; the block's ``seed`` is passed to ``aggregate_round``
-    separately. Without a ``dp`` block, returns the strategy unchanged.
-
-    Raises:
-        StrategyOptionsError: the strategy is not one the wrapper can take, or bad options.
-    """
-    from fl_gitops.fl.strategies import validate_options
-
-    if not dp:
-        return name, validate_options(name, options)
-    wrapped = {
-        "clipping_norm": dp.get("clipNorm"),
-        "noise_multiplier": dp.get("noiseMultiplier", 1.0),
-        "inner": name,
-        "inner_options": dict(options),
-    }
-    return STRATEGY.name, validate_options(STRATEGY.name, wrapped)

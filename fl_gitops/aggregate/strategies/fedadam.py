@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fl_gitops.fl.strategies.base import Plan
-from fl_gitops.fl.strategies.fedopt import adaptive_plan, fedopt_schema
+from fl_gitops.aggregate.strategies.base import Plan
+from fl_gitops.aggregate.strategies.fedopt import adaptive_plan, fedopt_schema
 
 __all__ = ["STRATEGY", "FedAdam"]
 

@@ -29,7 +29,7 @@ SHAPES = {"a": (2000, 1000), "b": (2000, 1000), "c": (1000, 1000), "d": (3000, 1
 MEASURE = r"""
 import json, sys
 from pathlib import Path
-from fl_gitops.fl.aggregate import aggregate_round
+from fl_gitops.aggregate import aggregate_round
 
 def status(field):
     with open("/proc/self/status") as f:

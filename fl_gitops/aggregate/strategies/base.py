@@ -4,7 +4,7 @@ A strategy does not read files. It turns its validated options into a :class:`Pl
 updates are combined coordinate by coordinate (a weighted mean, a coordinate-wise statistic,
 or a Krum selection followed by a mean) and, optionally, a server step that moves the global
 model using the combined value and explicit state (momentum, optimizer moments). The
-streaming aggregator in :mod:`fl_gitops.fl.aggregate` runs the plan. Strategies share no base
+streaming aggregator in :mod:`fl_gitops.aggregate` runs the plan. Strategies share no base
 class: the :class:`Strategy` Protocol is the seam, as pre-commit's ``Language`` is.
 """
 

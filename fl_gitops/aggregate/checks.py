@@ -7,7 +7,7 @@ does not list it, and the reconcile job waits for it.
 
 The cheap checks (:func:`check_meta`, :func:`check_file`) read the metadata and the file's
 header only. The checks on the bytes themselves (digest, NaN or Inf, L2 norm) need a pass over
-the data; :mod:`fl_gitops.fl.aggregate` makes that pass, fused with its own reading where it
+the data; :mod:`fl_gitops.aggregate` makes that pass, fused with its own reading where it
 can, and raises :class:`DigestMismatch`, :class:`NonFiniteValues` or
 :class:`NormBoundExceeded` from it. Nothing is ever unpickled: a file that is not safetensors
 is refused on its first bytes.

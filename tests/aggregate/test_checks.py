@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from fl_gitops.fl.aggregate import NotEnoughUpdates, aggregate_round
-from fl_gitops.fl.checks import Limits
+from fl_gitops.aggregate import NotEnoughUpdates, aggregate_round
+from fl_gitops.aggregate.checks import Limits
 from fl_gitops.tensors import serialize, sha256_digest
 
 SHAPE = (4, 3)

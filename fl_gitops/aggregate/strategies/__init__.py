@@ -12,10 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-
-from fl_gitops.errors import StrategyOptionsError
-from fl_gitops.fl.strategies import (
+from fl_gitops.aggregate.strategies import (
     dp,
     fedadagrad,
     fedadam,
@@ -28,7 +25,9 @@ from fl_gitops.fl.strategies import (
     krum,
     multikrum,
 )
-from fl_gitops.fl.strategies.base import Plan, Step, Strategy
+from fl_gitops.aggregate.strategies._options import check_options
+from fl_gitops.aggregate.strategies.base import Plan, Step, Strategy
+from fl_gitops.errors import StrategyOptionsError
 
 __all__ = [
     "STRATEGIES",
@@ -39,6 +38,7 @@ __all__ = [
     "plan",
     "strategy_names",
     "validate_options",
+    "with_dp",
 ]
 
 STRATEGIES: dict[str, Strategy] = {
@@ -54,6 +54,7 @@ STRATEGIES: dict[str, Strategy] = {
     "multikrum": multikrum.STRATEGY,
     "dp-fixed-clipping": dp.STRATEGY,
 }
+_DP = dp.STRATEGY.name  # the wrapper a blueprint's ``dp`` block puts around its strategy
 
 
 def strategy_names() -> list[str]:
@@ -79,41 +80,6 @@ def options_schema(name: str) -> dict[str, Any]:
     return copy.deepcopy(dict(_get(name).options_schema))
 
 
-def _describe(error: jsonschema.ValidationError) -> str:
-    schema = error.schema if isinstance(error.schema, Mapping) else {}
-    v = error.validator
-    value = error.instance
-    if v == "additionalProperties":
-        allowed = sorted(schema.get("properties", {}))
-        extra = sorted(set(value) - set(allowed)) if isinstance(value, Mapping) else []
-        expected = ", ".join(allowed) if allowed else "no options"
-        return f"unknown option {', '.join(map(repr, extra))}; expected {expected}"
-    if v == "required":
-        return f"missing required option {error.message.split(' is a required')[0]}"
-    if v == "type":
-        return f"expected {' or '.join(_as_list(schema.get('type')))}, got {value!r}"
-    if v == "enum":
-        return f"expected one of {', '.join(map(str, schema.get('enum', [])))}, got {value!r}"
-    bounds = {
-        "minimum": ">=",
-        "maximum": "<=",
-        "exclusiveMinimum": ">",
-        "exclusiveMaximum": "<",
-    }
-    if v in bounds:
-        parts = [f"{bounds[k]} {schema[k]}" for k in bounds if k in schema]
-        kind = _as_list(schema.get("type"))[0]
-        article = "an" if kind[0] in "aeiou" else "a"
-        return f"expected {article} {kind} {' and '.join(parts)}, got {value!r}"
-    return str(error.message)
-
-
-def _as_list(t: object) -> list[str]:
-    names = {"number": "number", "integer": "integer", "null": "null", "object": "object"}
-    items = t if isinstance(t, list) else [t]
-    return [names.get(str(i), str(i)) for i in items]
-
-
 def validate_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """Check a strategy's options and return them with defaults filled in.
 
@@ -127,31 +93,14 @@ def validate_options(name: str, options: Mapping[str, Any] | None) -> dict[str, 
 def _validate(
     name: str, options: Mapping[str, Any] | None, outer: str, prefix: str
 ) -> dict[str, Any]:
-    strategy = _get(name)
-    options = {} if options is None else options
-    if not isinstance(options, Mapping):
-        raise StrategyOptionsError(
-            f"strategy {outer!r}: {prefix}: expected a mapping, got {options!r}"
-        )
-    schema = dict(strategy.options_schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(dict(options)), key=lambda e: list(e.path))
-    if errors:
-        error = errors[0]
-        where = ".".join(str(p) for p in error.path)
-        where = f"{prefix}.{where}" if where else prefix
-        raise StrategyOptionsError(f"strategy {outer!r}: {where}: {_describe(error)}")
-    resolved = dict(options)
-    for key, prop in schema.get("properties", {}).items():
-        if key not in resolved and "default" in prop:
-            resolved[key] = copy.deepcopy(prop["default"])
-    if name == dp.STRATEGY.name:
+    resolved = check_options(_get(name), options, outer, prefix)
+    if name == _DP:
         # The wrapper's inner strategy has options of its own: check them here too, so a
         # blueprint error shows up at validation, not at the first aggregation.
         resolved["inner_options"] = _validate(
             resolved["inner"], resolved["inner_options"], outer, f"{prefix}.inner_options"
         )
-    return dict(sorted(resolved.items()))
+    return resolved
 
 
 def plan(name: str, options: Mapping[str, Any] | None) -> Plan:
@@ -161,3 +110,26 @@ def plan(name: str, options: Mapping[str, Any] | None) -> Plan:
         StrategyOptionsError: see :func:`validate_options`.
     """
     return _get(name).plan(validate_options(name, options))
+
+
+def with_dp(
+    name: str, options: Mapping[str, Any], dp: Mapping[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """Wrap a blueprint's strategy in DP when its ``dp`` block is set.
+
+    Maps ``spec.strategy.dp`` (``clipNorm``, ``noiseMultiplier``) onto the DP wrapper, with
+    the named strategy as ``inner``; the block's ``seed`` is passed to ``aggregate_round``
+    separately. Without a ``dp`` block, returns the strategy unchanged.
+
+    Raises:
+        StrategyOptionsError: the strategy is not one the wrapper can take, or bad options.
+    """
+    if not dp:
+        return name, validate_options(name, options)
+    wrapped = {
+        "clipping_norm": dp.get("clipNorm"),
+        "noise_multiplier": dp.get("noiseMultiplier", 1.0),
+        "inner": name,
+        "inner_options": dict(options),
+    }
+    return _DP, validate_options(_DP, wrapped)

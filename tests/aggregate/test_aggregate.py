@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from fl_gitops.aggregate import aggregate_from_store, aggregate_round
 from fl_gitops.errors import StoreError
-from fl_gitops.fl.aggregate import aggregate_from_store, aggregate_round
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import load_bytes, parse_header, serialize
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64, Plan, options_object
+from fl_gitops.aggregate.strategies.base import F64, Plan, options_object
 
 __all__ = ["AdaptiveStep", "adaptive_plan", "fedopt_schema"]
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fl_gitops.fl.strategies.base import Plan, options_object
+from fl_gitops.aggregate.strategies.base import Plan, options_object
 
 __all__ = ["STRATEGY", "FedProx"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.fl.strategies.base import F64, Plan, coordinate_plan, options_object
+from fl_gitops.aggregate.strategies.base import F64, Plan, coordinate_plan, options_object
 
 __all__ = ["STRATEGY", "FedMedian", "coordinate_median"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fl_gitops.fl.aggregate import Update
+from fl_gitops.aggregate import Update
 from fl_gitops.tensors import serialize, sha256_digest
 
 

@@ -39,12 +39,12 @@ from typing import Any
 import numpy as np
 
 from fl_gitops import __version__
+from fl_gitops.aggregate import checks
+from fl_gitops.aggregate.checks import Expectation, Limits, UpdateMeta
+from fl_gitops.aggregate.strategies import Plan
+from fl_gitops.aggregate.strategies import plan as make_plan
+from fl_gitops.aggregate.strategies.krum import krum_scores, krum_select
 from fl_gitops.errors import FlGitopsError, StoreError, UpdateRejected
-from fl_gitops.fl import checks
-from fl_gitops.fl.checks import Expectation, Limits, UpdateMeta
-from fl_gitops.fl.strategies import Plan
-from fl_gitops.fl.strategies import plan as make_plan
-from fl_gitops.fl.strategies.krum import krum_scores, krum_select
 from fl_gitops.store import ModelStore, NotInStore
 from fl_gitops.tensors import (
     DEFAULT_CHUNK,

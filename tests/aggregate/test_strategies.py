@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fl_gitops.aggregate import NotEnoughUpdates, aggregate_round
+from fl_gitops.aggregate.strategies import (
+    STRATEGIES,
+    options_schema,
+    strategy_names,
+    validate_options,
+)
+from fl_gitops.aggregate.strategies.krum import krum_scores
 from fl_gitops.errors import StrategyOptionsError
-from fl_gitops.fl.aggregate import NotEnoughUpdates, aggregate_round
-from fl_gitops.fl.strategies import STRATEGIES, options_schema, strategy_names, validate_options
-from fl_gitops.fl.strategies.krum import krum_scores
 from fl_gitops.tensors import load_bytes, serialize
 
 # The base is 0; a and b are close, c is far. Weights (num_examples): 1, 1, 2.
@@ -274,7 +279,7 @@ def test_bad_options_name_the_option_and_what_was_expected(name, options, messag
 
 
 def test_a_blueprint_dp_block_wraps_the_named_strategy():
-    from fl_gitops.fl.strategies.dp import with_dp
+    from fl_gitops.aggregate.strategies import with_dp
 
     assert with_dp("fedprox", {"mu": 0.1}, None) == ("fedprox", {"mu": 0.1})
     assert with_dp("fedprox", {"mu": 0.1}, {"clipNorm": 2.0, "seed": 3}) == (

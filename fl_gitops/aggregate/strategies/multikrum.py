@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fl_gitops.fl.strategies.base import Plan
-from fl_gitops.fl.strategies.krum import krum_schema
+from fl_gitops.aggregate.strategies.base import Plan
+from fl_gitops.aggregate.strategies.krum import krum_schema
 
 __all__ = ["STRATEGY", "MultiKrum"]
 

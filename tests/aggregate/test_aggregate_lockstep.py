@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fl_gitops.fl.aggregate import aggregate_round
-from fl_gitops.fl.checks import Limits
+from fl_gitops.aggregate import aggregate_round
+from fl_gitops.aggregate.checks import Limits
 from fl_gitops.tensors import Lockstep, ReadFailed, read_header, serialize, sha256_digest
 
 SHAPES = {"a.weight": (40, 30), "b.bias": (7,), "c.weight": (3, 500)}
@@ -223,7 +223,7 @@ def test_the_digest_is_the_sha256_of_the_model_bytes(nine, strategy, options):
 
 
 def test_an_update_truncated_while_the_round_reads_it_is_rejected(nine, monkeypatch):
-    from fl_gitops.fl import aggregate
+    from fl_gitops.aggregate import _engine as aggregate
 
     real_check_file = aggregate.checks.check_file
 

@@ -1,0 +1,60 @@
+"""The hub's side of a round: check the updates, combine them by a strategy, write the model.
+
+- ``_engine``: ``aggregate_round`` (and ``aggregate_from_store`` over the model store),
+  streaming the updates in a fixed order in bounded memory, deterministic to the byte;
+- ``checks``: one ``UpdateRejected`` subclass per reason an update is refused;
+- ``strategies``: one module per strategy behind a small Protocol, and the ``STRATEGIES``
+  table the blueprint's strategy name is checked against.
+
+A pure core with numpy: it reads the safetensors files through ``fl_gitops.tensors`` and
+the store through ``fl_gitops.store``, and imports nothing of the client or the models, nor
+torch (an import-graph test holds it there). The names below load on first use (PEP 562):
+loading a blueprint checks its strategy against ``fl_gitops.aggregate.strategies`` without
+importing the engine or the store.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fl_gitops.aggregate._engine import (
+        AggregateResult,
+        NotEnoughUpdates,
+        Update,
+        aggregate_from_store,
+        aggregate_round,
+        load_state,
+    )
+    from fl_gitops.aggregate.checks import Limits
+
+# public name -> the module that defines it
+_LAZY: dict[str, str] = {
+    "AggregateResult": "fl_gitops.aggregate._engine",
+    "NotEnoughUpdates": "fl_gitops.aggregate._engine",
+    "Update": "fl_gitops.aggregate._engine",
+    "aggregate_from_store": "fl_gitops.aggregate._engine",
+    "aggregate_round": "fl_gitops.aggregate._engine",
+    "load_state": "fl_gitops.aggregate._engine",
+    "Limits": "fl_gitops.aggregate.checks",
+}
+
+__all__ = [
+    "AggregateResult",
+    "Limits",
+    "NotEnoughUpdates",
+    "Update",
+    "aggregate_from_store",
+    "aggregate_round",
+    "load_state",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fl_gitops.aggregate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
