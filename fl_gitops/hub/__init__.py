@@ -6,7 +6,8 @@ The reconcile pass needs two answers from the hub: the clusters a Placement deci
 ``LocalHub`` keeps them in memory (or a JSON file) for the simulation and tests, and
 also plays the placement controller, Argo CD's apply and the work agent. Both interpret
 a ManifestWork with the same pure function, ``interpret_work``, and raise the same
-``HubError`` family (``fl_gitops.hub.errors``).
+``HubError`` family (``fl_gitops.hub.errors``). ``KubernetesHub`` (and ``translate``) load
+on first use, with the official client; nothing else here imports it.
 
     hub = KubernetesHub.from_config()                     # in a pod: its ServiceAccount
     roster = hub.decided_clusters("fl-system", "digits-fedavg")
@@ -19,7 +20,11 @@ a ManifestWork with the same pure function, ``interpret_work``, and raise the sa
 docs/hub.md explains the states, the stale-status guard and the RBAC.
 """
 
-from fl_gitops.hub._kubernetes import EXPERIMENT_LABEL, KubernetesHub, translate
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fl_gitops.hub._local import LocalHub
 from fl_gitops.hub._protocol import ChangeWatcher, Hub
 from fl_gitops.hub._status import (
@@ -39,6 +44,17 @@ from fl_gitops.hub.errors import (
     HubNotFound,
     HubUnavailable,
 )
+from fl_gitops.labels import EXPERIMENT_LABEL
+
+if TYPE_CHECKING:
+    from fl_gitops.hub._kubernetes import KubernetesHub, translate
+
+# The official Kubernetes client is imported with these, on first use (PEP 562): a LocalHub,
+# the simulation and the reconcile pass over a local hub never import it.
+_LAZY: dict[str, str] = {
+    "KubernetesHub": "fl_gitops.hub._kubernetes",
+    "translate": "fl_gitops.hub._kubernetes",
+}
 
 __all__ = [
     "EXPERIMENT_LABEL",
@@ -61,3 +77,12 @@ __all__ = [
     "summarize",
     "translate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fl_gitops.hub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fl_gitops.hub import _agent
-from fl_gitops.hub._kubernetes import EXPERIMENT_LABEL
+import fl_gitops.hub._agent as _agent
 from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
 from fl_gitops.hub.errors import HubError, HubNotFound, trim_detail
+from fl_gitops.labels import EXPERIMENT_LABEL
 from fl_gitops.validate import check_dns1123_label, check_dns1123_subdomain
 
 __all__ = ["STATE_KIND", "LocalHub"]

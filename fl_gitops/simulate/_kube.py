@@ -25,10 +25,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import fl_gitops.hub._agent as work_agent
 from fl_gitops.devhub import differences
 from fl_gitops.errors import HubError
 from fl_gitops.hub import KubernetesHub, translate
-from fl_gitops.hub import _agent as work_agent
 from fl_gitops.labels import EXPERIMENT_LABEL
 from fl_gitops.placement import PlacementResult, decision_pages
 from fl_gitops.simulate._agent import SyncResult
