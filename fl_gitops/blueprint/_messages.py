@@ -241,7 +241,7 @@ _PATTERN_WORDS = {
 
 
 def _pattern_words(pattern: str) -> str:
-    from fl_gitops.blueprint import _schema
+    import fl_gitops.blueprint._schema as _schema
 
     words = {
         _schema.DNS1123_LABEL: _PATTERN_WORDS[_schema.DNS1123_LABEL],

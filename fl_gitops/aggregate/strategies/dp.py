@@ -18,7 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from fl_gitops.aggregate.strategies import fedadagrad, fedadam, fedavg, fedavgm, fedprox, fedyogi
+import fl_gitops.aggregate.strategies.fedadagrad as fedadagrad
+import fl_gitops.aggregate.strategies.fedadam as fedadam
+import fl_gitops.aggregate.strategies.fedavg as fedavg
+import fl_gitops.aggregate.strategies.fedavgm as fedavgm
+import fl_gitops.aggregate.strategies.fedprox as fedprox
+import fl_gitops.aggregate.strategies.fedyogi as fedyogi
 from fl_gitops.aggregate.strategies._options import check_options
 from fl_gitops.aggregate.strategies.base import Plan, Strategy, options_object
 from fl_gitops.errors import StrategyOptionsError
