@@ -4,6 +4,9 @@
 ``spec.strategy.name`` is checked against its keys and ``spec.strategy.options`` against
 the strategy's JSON Schema with :func:`validate_options`, which names the option and what
 was expected. Each strategy lives in its own module, with its paper in the docstring.
+
+This table imports every strategy module and none imports it back: the DP wrapper takes
+its inner strategies from their own modules, and options are checked in ``_options``.
 """
 
 from __future__ import annotations
