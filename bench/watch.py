@@ -84,7 +84,8 @@ class Loop(threading.Thread):
                 start = time.monotonic()
                 result = reconcile_once(self.repo, self.hub, path=PATH, now=datetime.now(UTC))
                 end = time.monotonic()
-                self.events.put(Event("pass", end, result.action, result.message, end - start))
+                name = type(result.action).__name__
+                self.events.put(Event("pass", end, name, result.message, end - start))
                 if result.publish is not None and result.publish.pushed:
                     continue  # a commit changes what is worth watching: read it at once
                 if self.mode == "watch":

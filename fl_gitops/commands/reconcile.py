@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, assert_never
 
 from fl_gitops.commands._common import (
     add_hub_arguments,
@@ -19,6 +20,9 @@ from fl_gitops.commands._common import (
     parse_interval,
 )
 from fl_gitops.errors import FlGitopsError, InputError
+
+if TYPE_CHECKING:
+    from fl_gitops.reconcile import Action
 
 __all__ = ["add_arguments", "run"]
 
@@ -38,12 +42,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _action_name(action: Action) -> str:
+    """The word a pass's line starts with: the action it carried out."""
+    from fl_gitops.reconcile import Aggregate, Finish, RetryRound, StartRound, Wait
+
+    match action:
+        case StartRound():
+            return "StartRound"
+        case Aggregate():
+            return "Aggregate"
+        case RetryRound():
+            return "RetryRound"
+        case Finish():
+            return "Finish"
+        case Wait():
+            return "Wait"
+        case _:
+            assert_never(action)
+
+
 def _one_pass(repo: object, hub: object, path: str) -> bool:
     """One pass, printed on one line; True when it pushed a new commit."""
     from fl_gitops.reconcile import reconcile_once
 
     result = reconcile_once(repo, hub, path=path, now=datetime.now(UTC))  # type: ignore[arg-type]
-    line = f"{result.action}: {result.message}"
+    line = f"{_action_name(result.action)}: {result.message}"
     if result.publish is not None and result.publish.commit:
         pushed = "pushed" if result.publish.pushed else "already there"
         line += f" [{result.publish.branch} {result.publish.commit[:12]}, {pushed}]"

@@ -72,13 +72,21 @@ class PassHooks:
 
 @dataclass
 class PassResult:
-    """What one pass did."""
+    """What one pass did.
 
-    action: str
+    Attributes:
+        action: the action carried out (a below-quorum aggregation is the retry or the
+            finish it fell through to); match on its type.
+        message: one line saying what happened.
+        publish: the commit published, or None when the pass waited.
+        model_digest: the new global model, after an aggregation.
+        record: the round record written to ``.history/``, after an aggregation.
+    """
+
+    action: Action
     message: str
     publish: PublishResult | None = None
     model_digest: str | None = None
-    round: int | None = None
     record: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,7 +124,7 @@ class _Pass:
         self.open_store = open_store
         self.hooks = hooks
         self.layout = Layout()
-        self.result = PassResult(action="none", message="")
+        self.result: PassResult | None = None  # set by each derive
         # Aggregation is the expensive step; a re-derive after a rejected push reuses it.
         self._aggregated: dict[tuple[Any, ...], AggregateResult] = {}
         self._planned: tuple[str, Blueprint, Observed, Action] | None = None
@@ -199,7 +207,7 @@ class _Pass:
         action: Action,
     ) -> Change | None:
         exp = blueprint.name
-        self.result = PassResult(action=type(action).__name__, message="", round=state.round)
+        self.result = PassResult(action=action, message="")
         if isinstance(action, Wait):
             self.result.message = action.reason
             return None
@@ -311,10 +319,9 @@ class _Pass:
             self._write(root, blueprint, nxt, roster)
             subject = f"fl({exp}): round {state.round} -> {state.round + 1}"
         self.result = PassResult(
-            action="Aggregate",
+            action=action,
             message=f"round {state.round} aggregated from {len(result.contributors)} clusters",
             model_digest=result.digest,
-            round=state.round,
             record=record,
         )
         return self._change(blueprint, subject, nxt, body=_body(record), model=result.digest)
@@ -450,8 +457,7 @@ def reconcile_once(
     blueprint, seen, action = work.plan(repo.root)
     if isinstance(action, Wait):
         # Nothing to commit: skip the publish loop (and its fetch) altogether.
-        state = seen.state
-        return PassResult(action="Wait", message=action.reason, round=state.round if state else 1)
+        return PassResult(action=action, message=action.reason)
     publish_hooks = PublishHooks(after_commit=hooks.after_commit, after_push=hooks.after_push)
     mode, round_branch, pr = _publish_mode(blueprint, seen, action, env)
     extra: dict[str, Any] = {}
@@ -467,6 +473,7 @@ def reconcile_once(
         fresh=True,  # synced just above; a rejected push syncs again
         **extra,
     )
+    assert work.result is not None  # publish derives at least once
     work.result.publish = result
     return work.result
 

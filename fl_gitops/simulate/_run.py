@@ -194,7 +194,7 @@ def run_simulation(
     """
     from fl_gitops.gitops import ConfigRepo
     from fl_gitops.placement import evaluate_placement
-    from fl_gitops.reconcile import reconcile_once
+    from fl_gitops.reconcile import Aggregate, reconcile_once
     from fl_gitops.render import read_round_state
 
     options.check()
@@ -269,7 +269,7 @@ def run_simulation(
             result = reconcile_once(repo, hub, path=world.path, now=clock.now())
             timings["reconcile"] += time.perf_counter() - t0
             state = read_round_state(repo.root / world.path)
-            if result.action == "Aggregate" and current is not None:
+            if isinstance(result.action, Aggregate) and current is not None:
                 row = _row(result.record, time.perf_counter() - current.wall_started)
                 measured[row["round"]] = row["seconds"]
                 emit("round", row)

@@ -22,7 +22,7 @@ from fl_gitops.devhub import ApiServer
 from fl_gitops.gitops import ConfigRepo
 from fl_gitops.hub import HubForbidden, KubernetesHub, translate
 from fl_gitops.labels import EXPERIMENT_LABEL
-from fl_gitops.reconcile import reconcile_once
+from fl_gitops.reconcile import Aggregate, StartRound, Wait, reconcile_once
 
 from ..reconcile.fleet import EXP, PATH, git
 from .hubside import World, delete_objects, make_world
@@ -165,14 +165,17 @@ def test_a_reconcile_pass_as_the_service_account_starts_and_aggregates_a_round(
 
     # round 1: the roster is the placement's decisions, read as the ServiceAccount
     first = one_pass()
-    assert (first.action, first.message) == ("StartRound", "round 1: 3 clusters placed")
+    assert (first.action, first.message) == (
+        StartRound(tuple(world.clusters)),
+        "round 1: 3 clusters placed",
+    )
     roster = yaml.safe_load(git(world.remote, "show", f"main:{PATH}/roster.yaml"))
     assert roster["clusters"] == world.clusters
 
     # Argo CD applies the works; the agent has not reported: the pass reads them and waits
     assert len(world.fleet.sync()) == 3
     waiting = one_pass()
-    assert waiting.action == "Wait"
+    assert isinstance(waiting.action, Wait)
     assert re.fullmatch(
         r"0 succeeded, 0 failed, 3 still running \(\d+s of 1800s\)", waiting.message
     )
@@ -187,7 +190,10 @@ def test_a_reconcile_pass_as_the_service_account_starts_and_aggregates_a_round(
     # every Job done, each update in the store: the round is aggregated
     assert world.fleet.run_jobs() == world.clusters
     done = one_pass()
-    assert (done.action, done.message) == ("Aggregate", "round 1 aggregated from 3 clusters")
+    assert (done.action, done.message) == (
+        Aggregate(tuple(world.clusters), (), timed_out=False),
+        "round 1 aggregated from 3 clusters",
+    )
     record = yaml.safe_load(git(world.remote, "show", f"main:{PATH}/.history/round-1.yaml"))
     assert record["contributors"] == world.clusters
     assert record["status"] == {c: "Succeeded" for c in world.clusters}

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from fl_gitops.gitops import ConfigRepo
-from fl_gitops.reconcile import PassHooks, reconcile_once
+from fl_gitops.reconcile import PassHooks, Wait, reconcile_once
 
 from .fleet import PATH, Fleet, blueprint_text, git, make_remote
 
@@ -47,7 +47,7 @@ def _run(base: Path, kill_at: str | None) -> tuple[str, str, dict, list[str]]:
         with pytest.raises(Killed):
             run_pass(PassHooks(**{kill_at: _kill}))
     run_pass()  # the rerun (or, uninterrupted, the only aggregation pass)
-    assert run_pass().action == "Wait"  # converged: nothing more to do for round 2
+    assert isinstance(run_pass().action, Wait)  # converged: nothing more to do for round 2
     tree = git(remote, "rev-parse", "main^{tree}")
     state = yaml.safe_load(git(remote, "show", f"main:{PATH}/hub/round-state.yaml"))["data"]
     record = yaml.safe_load(git(remote, "show", f"main:{PATH}/.history/round-1.yaml"))

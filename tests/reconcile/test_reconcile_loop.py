@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from fl_gitops.gitops import ConfigRepo
-from fl_gitops.reconcile import reconcile_once
+from fl_gitops.reconcile import Aggregate, Finish, RetryRound, StartRound, Wait, reconcile_once
 
 from .fleet import EXP, PATH, Fleet, blueprint_text, git, make_remote
 
@@ -43,7 +43,7 @@ def _state(remote: Path) -> dict:
 def test_first_pass_takes_the_roster_from_the_hub_and_commits_round_one(world):
     tmp, remote, fleet = world
     result = _pass(tmp, remote, fleet)
-    assert result.action == "StartRound"
+    assert result.action == StartRound(tuple(CLUSTERS))
     assert _commits(remote)[0] == f"fl({EXP}): round 1 roster"
     roster = yaml.safe_load(git(remote, "show", f"main:{PATH}/roster.yaml"))
     assert roster["clusters"] == CLUSTERS and roster["source"] == "hub"
@@ -58,7 +58,7 @@ def test_a_pass_with_nothing_to_do_makes_no_commit(world):
     _pass(tmp, remote, fleet)
     before = git(remote, "rev-parse", "main")
     result = _pass(tmp, remote, fleet)
-    assert result.action == "Wait"
+    assert isinstance(result.action, Wait)
     assert "0 succeeded" in result.message
     assert git(remote, "rev-parse", "main") == before
 
@@ -67,10 +67,10 @@ def test_round_waits_until_every_roster_cluster_is_done_then_aggregates(world):
     tmp, remote, fleet = world
     _pass(tmp, remote, fleet)
     fleet.run_jobs(skip=["cluster-d"])
-    assert _pass(tmp, remote, fleet).action == "Wait"
+    assert isinstance(_pass(tmp, remote, fleet).action, Wait)
     fleet.run_jobs()
     result = _pass(tmp, remote, fleet)
-    assert result.action == "Aggregate"
+    assert result.action == Aggregate(tuple(CLUSTERS), (), timed_out=False)
     assert _commits(remote)[0] == f"fl({EXP}): round 1 -> 2"
     record = yaml.safe_load(git(remote, "show", f"main:{PATH}/.history/round-1.yaml"))
     assert record["contributors"] == CLUSTERS
@@ -88,7 +88,7 @@ def test_after_the_timeout_a_quorum_is_enough_and_the_missing_cluster_is_recorde
     fleet.run_jobs(skip=["cluster-d"])
     later = datetime.now(UTC) + timedelta(minutes=31)
     result = _pass(tmp, remote, fleet, now=later)
-    assert result.action == "Aggregate"
+    assert isinstance(result.action, Aggregate)
     record = yaml.safe_load(git(remote, "show", f"main:{PATH}/.history/round-1.yaml"))
     assert record["contributors"] == ["cluster-a", "cluster-b", "cluster-c"]
     assert record["timedOut"] is True
@@ -100,14 +100,14 @@ def test_below_quorum_retries_once_with_a_new_job_then_fails_the_experiment(worl
     _pass(tmp, remote, fleet)
     fleet.run_jobs(fail=["cluster-a", "cluster-b"])
     result = _pass(tmp, remote, fleet)
-    assert result.action == "RetryRound"
+    assert isinstance(result.action, RetryRound)
     assert _commits(remote)[0] == f"fl({EXP}): round 1 retry (attempt 2)"
     work = yaml.safe_load(git(remote, "show", f"main:{PATH}/works/cluster-a.yaml"))
     job = work["spec"]["manifestConfigs"][0]["resourceIdentifier"]["name"]
     assert job == f"fl-{EXP}-r1-a2"
     fleet.run_jobs(fail=["cluster-a", "cluster-b"])
     result = _pass(tmp, remote, fleet)
-    assert result.action == "Finish"
+    assert isinstance(result.action, Finish)
     state = _state(remote)
     assert state["phase"] == "Failed"
     assert "2 of 4 clusters succeeded" in state["message"]
@@ -119,7 +119,7 @@ def test_the_experiment_completes_after_its_last_round(world):
     _pass(tmp, remote, fleet)
     for _ in range(3):
         fleet.run_jobs()
-        assert _pass(tmp, remote, fleet).action == "Aggregate"
+        assert isinstance(_pass(tmp, remote, fleet).action, Aggregate)
     state = _state(remote)
     assert state["phase"] == "Completed" and state["round"] == "3"
     assert _commits(remote)[:3] == [
@@ -127,7 +127,7 @@ def test_the_experiment_completes_after_its_last_round(world):
         f"fl({EXP}): round 2 -> 3",
         f"fl({EXP}): round 1 -> 2",
     ]
-    assert _pass(tmp, remote, fleet).action == "Wait"
+    assert isinstance(_pass(tmp, remote, fleet).action, Wait)
     # The hub prunes the works once the experiment is over.
     assert fleet.sync() == []
 
@@ -138,8 +138,8 @@ def test_two_reconcilers_running_the_same_pass_make_one_round_commit(world):
     fleet.run_jobs()
     first = _pass(tmp, remote, fleet, workdir="one")
     second = _pass(tmp, remote, fleet, workdir="two")
-    assert first.action == "Aggregate"
-    assert second.action == "Wait"  # it found round 2 already committed
+    assert isinstance(first.action, Aggregate)
+    assert isinstance(second.action, Wait)  # it found round 2 already committed
     subjects = _commits(remote)
     assert subjects.count(f"fl({EXP}): round 1 -> 2") == 1
     assert git(remote, "rev-list", "--merges", "main") == ""
@@ -164,7 +164,7 @@ def test_pull_request_mode_pushes_one_branch_per_round_and_notices_the_merge(tmp
     git(remote, "update-ref", "refs/heads/main", branch_tip)
     fleet.run_jobs()
     result = _pass(tmp_path, remote, fleet)
-    assert result.action == "Aggregate"
+    assert isinstance(result.action, Aggregate)
     assert result.publish.branch == f"fl-gitops/{EXP}/round-2"
 
 
