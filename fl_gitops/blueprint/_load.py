@@ -23,7 +23,7 @@ from fl_gitops.blueprint._model import (
     Store,
     Strategy,
 )
-from fl_gitops.blueprint._schema import base_schema
+from fl_gitops.blueprint._schema import DP_INNER, DP_STRATEGY, base_schema, default
 from fl_gitops.blueprint._yaml import Document, load_document, read_bounded
 from fl_gitops.errors import BlueprintError, StrategyOptionsError
 
@@ -212,6 +212,15 @@ def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError
         resolved = validate_options(name, options)
     except StrategyOptionsError as exc:  # a check beyond the schema
         return [_error(doc, where, str(exc))]
+    if strategy.get("dp") is not None and name not in DP_INNER:
+        return [
+            _error(
+                doc,
+                ("spec", "strategy", "dp"),
+                f"strategy {name!r} cannot run under dp: its noise is calibrated for a mean; "
+                f"expected one of {', '.join(DP_INNER)}, or no dp block",
+            )
+        ]
     byzantine = resolved.get("f") if name in ("krum", "multikrum") else None
     quorum = spec["completion"]["minClusters"]
     if isinstance(byzantine, int) and quorum < 2 * byzantine + 3:
@@ -227,6 +236,41 @@ def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError
     return []
 
 
+def _filled(section: dict[str, Any], path: tuple[str, ...], *keys: str) -> dict[str, Any]:
+    """A copy of ``section`` with the schema's defaults for ``keys`` where they are absent."""
+    out = dict(section)
+    for key in keys:
+        if key not in out:
+            out[key] = default(*path, key)
+    return out
+
+
+def _effective_strategy(
+    strategy: dict[str, Any],
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
+    """The strategy the aggregation runs, built once: the named one, or the DP wrapper
+    around it when ``dp`` is set (its defaults filled from the schema).
+
+    Returns:
+        The strategy's name and options (validated, defaults filled), and the ``dp`` block
+        with its defaults, or None.
+    """
+    from fl_gitops.aggregate.strategies import validate_options
+
+    name = strategy["name"]
+    options = validate_options(name, strategy.get("options") or {})
+    if strategy.get("dp") is None:
+        return name, options, None
+    dp = _filled(strategy["dp"], ("spec", "strategy", "dp"), "noiseMultiplier")
+    wrapper = {
+        "clipping_norm": dp["clipNorm"],
+        "noise_multiplier": dp["noiseMultiplier"],
+        "inner": name,
+        "inner_options": options,
+    }
+    return DP_STRATEGY, validate_options(DP_STRATEGY, wrapper), dp
+
+
 def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
     from fl_gitops.aggregate.strategies import validate_options
 
@@ -236,23 +280,20 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
     strategy = spec["strategy"]
     store = spec["store"]
     gitops = spec["gitops"]
-    client = dict(spec["client"])
-    client.setdefault("namespace", "fl-gitops")
-    client.setdefault("imagePullPolicy", "IfNotPresent")
-    model = dict(client["model"])
-    model.setdefault("args", {})
-    model.setdefault("seed", 0)
-    client["model"] = model
-    data_spec = dict(client["data"])
-    data_spec.setdefault("args", {})
+    client = _filled(spec["client"], ("spec", "client"), "namespace", "imagePullPolicy")
+    client["model"] = _filled(client["model"], ("spec", "client", "model"), "args", "seed")
+    data_spec = _filled(client["data"], ("spec", "client", "data"), "args")
     if "builtin" in data_spec:
-        data_spec.setdefault("partition", {"kind": "iid", "seed": 0})
+        partition = ("spec", "client", "data", "partition")
+        data_spec.setdefault("partition", _filled({}, partition, "kind", "seed"))
     client["data"] = data_spec
-    train = dict(client["train"])
-    train.setdefault("seed", 0)
-    client["train"] = train
-    reconcile = spec.get("reconcile", {})
-    argocd = spec.get("argocd", {})
+    client["train"] = _filled(client["train"], ("spec", "client", "train"), "seed")
+    reconcile = _filled(spec.get("reconcile", {}), ("spec", "reconcile"), "schedule")
+    argocd = _filled(spec.get("argocd", {}), ("spec", "argocd"), "namespace", "project", "server")
+    gitops = _filled(gitops, ("spec", "gitops"), "mode")
+    completion = _filled(completion, ("spec", "completion"), "retries")
+    evaluation = _filled(spec.get("evaluation", {}), ("spec", "evaluation"), "server")
+    name, options, dp = _effective_strategy(strategy)
     return Blueprint(
         file=doc.file,
         digest=f"sha256:{digest}",
@@ -266,15 +307,17 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
             min_clusters=completion["minClusters"],
             timeout=completion["timeout"],
             timeout_seconds=parse_duration(completion["timeout"]),
-            retries=completion.get("retries", 1),
+            retries=completion["retries"],
         ),
         strategy=Strategy(
             name=strategy["name"],
             options=validate_options(strategy["name"], strategy.get("options") or {}),
-            dp=strategy.get("dp"),
+            dp=dp,
+            effective_name=name,
+            effective_options=options,
         ),
         client=client,
-        evaluation_server=spec.get("evaluation", {}).get("server", False),
+        evaluation_server=evaluation["server"],
         store=Store(
             uri=store["uri"],
             secret_ref=store.get("secretRef"),
@@ -285,19 +328,19 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
             repo=gitops["repo"],
             branch=gitops["branch"],
             path=gitops["path"],
-            mode=gitops.get("mode", "direct"),
+            mode=gitops["mode"],
             credentials_secret_ref=gitops.get("credentialsSecretRef"),
             pull_request=dict(gitops.get("pullRequest", {})),
         ),
         reconcile=Reconcile(
-            schedule=reconcile.get("schedule", "*/2 * * * *"),
+            schedule=reconcile["schedule"],
             image=reconcile.get("image", client["image"]),
             image_pull_secrets=tuple(reconcile.get("imagePullSecrets", ())),
         ),
         argocd=ArgoCD(
-            namespace=argocd.get("namespace", "argocd"),
-            project=argocd.get("project", "fl-gitops"),
-            server=argocd.get("server", "https://kubernetes.default.svc"),
+            namespace=argocd["namespace"],
+            project=argocd["project"],
+            server=argocd["server"],
         ),
         raw=data,
     )

@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fl_gitops.blueprint._schema import default
+
+# Defaults are the schema's (``_schema.default``): the loader fills them from there, and
+# these fields take the same values for code that builds a section by hand.
+
 __all__ = [
     "ArgoCD",
     "Blueprint",
@@ -28,16 +33,23 @@ class Completion:
     min_clusters: int
     timeout: str
     timeout_seconds: float
-    retries: int = 1
+    retries: int = default("spec", "completion", "retries")
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """The aggregation strategy and its (validated, defaults filled) options."""
+    """The aggregation strategy and its (validated, defaults filled) options.
+
+    ``name``, ``options`` and ``dp`` are what the blueprint says (``dp`` with its defaults
+    filled); ``effective_name`` and ``effective_options`` are what the aggregation runs,
+    built once at load: the named strategy, or the DP wrapper around it.
+    """
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     dp: dict[str, Any] | None = None
+    effective_name: str = field(kw_only=True)
+    effective_options: dict[str, Any] = field(kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ class GitOps:
     repo: str
     branch: str
     path: str
-    mode: str = "direct"
+    mode: str = default("spec", "gitops", "mode")
     credentials_secret_ref: str | None = None
     pull_request: dict[str, Any] = field(default_factory=dict)
 
@@ -75,9 +87,9 @@ class Reconcile:
 class ArgoCD:
     """Where Argo CD runs on the hub and which project syncs experiments."""
 
-    namespace: str = "argocd"
-    project: str = "fl-gitops"
-    server: str = "https://kubernetes.default.svc"
+    namespace: str = default("spec", "argocd", "namespace")
+    project: str = default("spec", "argocd", "project")
+    server: str = default("spec", "argocd", "server")
 
 
 @dataclass(frozen=True)

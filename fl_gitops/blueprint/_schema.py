@@ -10,18 +10,24 @@ by the strategy's own schema after this one passes.
 from __future__ import annotations
 
 import copy
+from functools import cache
 from typing import Any
+
+from fl_gitops.aggregate.strategies import STRATEGIES, dp
 
 __all__ = [
     "API_VERSION",
     "DNS1123_LABEL",
     "DNS1123_SUBDOMAIN",
+    "DP_INNER",
+    "DP_STRATEGY",
     "KIND",
     "LABEL_KEY",
     "LABEL_VALUE",
     "MAX_NAME",
     "STRATEGY_NAMES",
     "base_schema",
+    "default",
 ]
 
 API_VERSION = "fl-gitops.io/v1alpha1"
@@ -52,18 +58,14 @@ _GIT_BRANCH = r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$"
 _HTTP_URL = r"^https?://\S+$"
 _HTTPS_URL = r"^https://\S+$"
 
-STRATEGY_NAMES = (
-    "fedavg",
-    "fedavgm",
-    "fedprox",
-    "fedadam",
-    "fedyogi",
-    "fedadagrad",
-    "fedmedian",
-    "fedtrimmedavg",
-    "krum",
-    "multikrum",
-)
+# The names a blueprint may write are the registry's, but for the DP wrapper, which a
+# blueprint reaches through its `dp` block; the table imports only the strategy modules
+# (no engine, no numpy aggregation), so reading it here costs little.
+DP_STRATEGY = dp.STRATEGY.name
+STRATEGY_NAMES = tuple(name for name in STRATEGIES if name != DP_STRATEGY)
+# The strategies the DP wrapper can take, and its noise default, from its own module.
+DP_INNER = dp.INNER
+_DP_NOISE_DEFAULT = dp.STRATEGY.options_schema["properties"]["noise_multiplier"]["default"]
 
 
 def _obj(
@@ -493,6 +495,26 @@ def base_schema() -> dict[str, Any]:
 
     Returns a fresh copy each call, so callers may change it.
     """
+    return copy.deepcopy(_base_schema())
+
+
+def default(*path: str) -> Any:
+    """The schema's default for the field at ``path`` (a copy): the one place defaults live.
+
+    ``default("spec", "argocd", "project")`` is ``"fl-gitops"``; the loader and the
+    dataclasses in ``_model`` take their defaults from here rather than repeat them.
+
+    Raises:
+        KeyError: no such field, or the field has no default.
+    """
+    node = _base_schema()
+    for key in path:
+        node = node["properties"][key]
+    return copy.deepcopy(node["default"])
+
+
+@cache
+def _base_schema() -> dict[str, Any]:
     schema = _obj(
         {
             "apiVersion": {"const": API_VERSION, "description": "The blueprint format."},
@@ -547,6 +569,7 @@ def base_schema() -> dict[str, Any]:
                                     "noiseMultiplier": {
                                         "type": "number",
                                         "minimum": 0,
+                                        "default": _DP_NOISE_DEFAULT,
                                         "description": "Gaussian noise, in units of clipNorm.",
                                     },
                                     "seed": _int(0, 2**31 - 1, description="Seed of the noise."),
@@ -581,4 +604,4 @@ def base_schema() -> dict[str, Any]:
     )
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "fl-gitops Experiment"
-    return copy.deepcopy(schema)
+    return schema

@@ -91,17 +91,10 @@ class PassResult:
 
 
 def _strategy(blueprint: Blueprint) -> tuple[str, dict[str, Any]]:
-    """The strategy name and options the aggregation runs, the DP wrapper included."""
+    """The strategy name and options the aggregation runs, the DP wrapper included, as
+    the loader built them (once, with the schema's defaults)."""
     strategy = blueprint.strategy
-    if not strategy.dp:
-        return strategy.name, dict(strategy.options)
-    dp = strategy.dp
-    return "dp-fixed-clipping", {
-        "clipping_norm": dp["clipNorm"],
-        "noise_multiplier": dp.get("noiseMultiplier", 0.0),
-        "inner": strategy.name,
-        "inner_options": dict(strategy.options),
-    }
+    return strategy.effective_name, dict(strategy.effective_options)
 
 
 class _Pass:

@@ -611,6 +611,18 @@ CASES: list[Case] = [
         ),
     ),
     Case(
+        "dp-around-krum",
+        variant(
+            "name: fedavg\n    options: {}",
+            "name: krum\n    options: {}\n    dp: {clipNorm: 1.0}",
+        ),
+        (
+            ":32:9: spec.strategy.dp: strategy 'krum' cannot run under dp: its noise is "
+            "calibrated for a mean; expected one of fedavg, fedavgm, fedprox, fedadam, "
+            "fedyogi, fedadagrad, or no dp block"
+        ),
+    ),
+    Case(
         "executor-without-a-service-account-name",
         variant(
             "      optimizer: {name: sgd, lr: 0.05}\n",
