@@ -27,6 +27,7 @@ faster than all the cores can hash them, so the pass is bound by hashing, not by
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -76,13 +77,41 @@ _STACK_BYTES = 64 * 1024 * 1024
 
 
 class NotEnoughUpdates(FlGitopsError):
-    """Too few valid updates remain to aggregate the round (the CLI exits 1)."""
+    """Too few valid updates remain to aggregate the round (the CLI exits 1).
 
-    def __init__(self, round_: int, message: str, rejected: Mapping[str, str]) -> None:
+    Carries the facts, not only a sentence: ``valid`` updates were left, ``needed`` were
+    required (the quorum, or what the strategy needs), ``rejected`` says why each other
+    update was refused, and ``requirement`` is the strategy's own condition when it was the
+    strategy (Krum's n >= 2f + 3) rather than the quorum that was not met.
+    """
+
+    def __init__(
+        self,
+        round_: int,
+        *,
+        valid: int,
+        needed: int,
+        rejected: Mapping[str, str],
+        requirement: str | None = None,
+    ) -> None:
         self.round = round_
-        self.rejected = dict(rejected)
-        self.more = [f"rejected {c}: {r}" for c, r in sorted(self.rejected.items())]
-        super().__init__(f"round {round_}: {message}")
+        self.valid = valid
+        self.needed = needed
+        self.requirement = requirement
+        self.rejected = dict(sorted(rejected.items()))
+        self.more = [f"rejected {c}: {r}" for c, r in self.rejected.items()]
+        detail = requirement or f"{valid} valid update(s), at least {needed} needed"
+        super().__init__(f"round {round_}: {detail}")
+
+    def with_rejected(self, more: Mapping[str, str]) -> NotEnoughUpdates:
+        """The same shortfall with further rejections (found before aggregation) merged in."""
+        return NotEnoughUpdates(
+            self.round,
+            valid=self.valid,
+            needed=self.needed,
+            rejected={**self.rejected, **more},
+            requirement=self.requirement,
+        )
 
 
 @dataclass(frozen=True)
@@ -405,9 +434,7 @@ class _Round:
         needed = max(1, self.expect.limits.min_updates)
         if n < needed:
             raise NotEnoughUpdates(
-                self.expect.round,
-                f"{n} valid update(s), at least {needed} needed",
-                self.rejected,
+                self.expect.round, valid=n, needed=needed, rejected=self.rejected
             )
 
     # -------------------------------------------------------------- combining
@@ -590,15 +617,19 @@ class _Round:
         if k < 2 * f + 3:
             raise NotEnoughUpdates(
                 self.expect.round,
-                f"{self.plan.strategy} with f={f} needs at least {2 * f + 3} valid updates, "
-                f"got {k}",
-                self.rejected,
+                valid=k,
+                needed=2 * f + 3,
+                rejected=self.rejected,
+                requirement=f"{self.plan.strategy} with f={f} needs at least {2 * f + 3} "
+                f"valid updates, got {k}",
             )
         if m > k:
             raise NotEnoughUpdates(
                 self.expect.round,
-                f"{self.plan.strategy} keeps m={m} updates, only {k} are valid",
-                self.rejected,
+                valid=k,
+                needed=m,
+                rejected=self.rejected,
+                requirement=f"{self.plan.strategy} keeps m={m} updates, only {k} are valid",
             )
         dist = np.zeros((k, k), dtype=np.float64)
         for name in sorted(self.header.tensors):
@@ -926,11 +957,11 @@ def aggregate_from_store(
                 base_digest=base_digest,
             )
         except NotEnoughUpdates as exc:
-            merged = dict(sorted({**exc.rejected, **rejected}.items()))
-            raise NotEnoughUpdates(round, str(exc).split(": ", 1)[1], merged) from None
-    if rejected:
-        merged = dict(sorted({**result.rejected, **rejected}.items()))
-        result.rejected.clear()
-        result.rejected.update(merged)
-        result.record["rejected"] = merged
-    return result
+            raise exc.with_rejected(rejected) from None
+    if not rejected:
+        return result
+    # A new result: the one aggregate_round returned is frozen, and stays as it was.
+    merged = dict(sorted({**result.rejected, **rejected}.items()))
+    return dataclasses.replace(
+        result, rejected=merged, record={**result.record, "rejected": merged}
+    )

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from fl_gitops.aggregate import aggregate_from_store, aggregate_round
+from fl_gitops.aggregate import NotEnoughUpdates, aggregate_from_store, aggregate_round
+from fl_gitops.aggregate.checks import Limits
 from fl_gitops.errors import StoreError
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import load_bytes, parse_header, serialize
@@ -171,3 +172,48 @@ def test_state_of_another_strategy_is_refused(seven):
             seven.base_path, seven.updates(), strategy="fedadam", round=2, state=other.new_state
         )
     assert str(exc.value) == "strategy state: written by strategy 'fedavgm', expected 'fedadam'"
+
+
+def test_too_few_updates_in_the_store_carry_the_counts_and_every_reason(memory_store):
+    digest = memory_store.put_model(serialize(model(0)))
+    put_round(memory_store, 1, digest, seed=0)
+    memory_store.fs.pipe_file(memory_store.root + "/rounds/1/updates/broken.json", b"{")
+    with pytest.raises(NotEnoughUpdates) as exc:
+        aggregate_from_store(
+            memory_store, 1, digest, strategy="krum", options={"f": 1}, limits=Limits()
+        )
+    assert str(exc.value) == "round 1: krum with f=1 needs at least 5 valid updates, got 4"
+    assert (exc.value.round, exc.value.valid, exc.value.needed) == (1, 4, 5)
+    assert exc.value.requirement == "krum with f=1 needs at least 5 valid updates, got 4"
+    assert exc.value.rejected == {"broken": "metadata is not valid JSON"}
+    assert exc.value.more == ["rejected broken: metadata is not valid JSON"]
+
+    with pytest.raises(NotEnoughUpdates) as exc:
+        aggregate_from_store(
+            memory_store, 1, digest, strategy="fedavg", limits=Limits(min_updates=6)
+        )
+    assert str(exc.value) == "round 1: 4 valid update(s), at least 6 needed"
+    assert (exc.value.valid, exc.value.needed, exc.value.requirement) == (4, 6, None)
+    assert exc.value.rejected == {"broken": "metadata is not valid JSON"}
+
+
+def test_aggregate_from_store_leaves_the_engines_frozen_result_as_it_was(memory_store, monkeypatch):
+    from fl_gitops.aggregate import _engine
+
+    digest = memory_store.put_model(serialize(model(0)))
+    put_round(memory_store, 1, digest, seed=0)
+    memory_store.fs.pipe_file(memory_store.root + "/rounds/1/updates/broken.json", b"{")
+    inner = []
+    real = _engine.aggregate_round
+
+    def keep(*args, **kwargs):
+        inner.append(real(*args, **kwargs))
+        return inner[-1]
+
+    monkeypatch.setattr(_engine, "aggregate_round", keep)
+    result = aggregate_from_store(memory_store, 1, digest, strategy="fedavg")
+    assert result.rejected == {"broken": "metadata is not valid JSON"}
+    assert result.record["rejected"] == result.rejected
+    assert inner[0].rejected == {}
+    assert inner[0].record["rejected"] == {}
+    assert result.digest == inner[0].digest
