@@ -17,6 +17,7 @@ from jsonschema import Draft202012Validator, validators
 
 from fl_gitops.blueprint._yaml import Document, dotted
 from fl_gitops.errors import BlueprintError
+from fl_gitops.tensors import DIGEST_PATTERN
 
 __all__ = ["collect_errors", "dotted", "make_validator", "raise_first"]
 
@@ -263,7 +264,7 @@ def _pattern_words(pattern: str) -> str:
         _schema._IMAGE: "a container image reference such as ghcr.io/org/image:tag",
         _schema._CRON: "a cron schedule such as '*/2 * * * *'",
         _schema._ENV_NAME: "a name of letters, digits and '_', not starting with a digit",
-        _schema._DIGEST: "'sha256:' and 64 lowercase hex digits",
+        DIGEST_PATTERN: "'sha256:' and 64 lowercase hex digits",
         _schema._ABS_PATH: "an absolute path without spaces",
         _schema._STORE_URI: "a URI such as s3://bucket/prefix or file:///data, or an absolute path",
         _schema._GIT_REPO: "a Git URL (https://, ssh://, file:// or user@host:path)",

@@ -14,6 +14,8 @@ from functools import cache
 from typing import Any
 
 from fl_gitops.aggregate.strategies import STRATEGIES, dp
+from fl_gitops.contracts import API_VERSION
+from fl_gitops.tensors import DIGEST_PATTERN
 
 __all__ = [
     "API_VERSION",
@@ -30,7 +32,6 @@ __all__ = [
     "default",
 ]
 
-API_VERSION = "fl-gitops.io/v1alpha1"
 KIND = "Experiment"
 
 # The experiment name prefixes every generated name; the longest is the reconcile
@@ -50,7 +51,6 @@ _REL_PATH = r"^(?!/)(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$"
 _IMAGE = r"^[a-z0-9]([-a-z0-9._/:@]*[A-Za-z0-9])?$"
 _CRON = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_DIGEST = r"^sha256:[0-9a-f]{64}$"
 _ABS_PATH = r"^/[^\s]*$"
 _STORE_URI = r"^[a-z][a-z0-9+.-]*://\S+$|^/\S*$"
 _GIT_REPO = r"^(https?|ssh|file)://\S+$|^[A-Za-z0-9._-]+@[^\s:]+:\S+$"
@@ -166,7 +166,7 @@ _MODEL = _obj(
         "checkpoint": _obj(
             {
                 "uri": _str(max_length=2048, description="Where the safetensors file is."),
-                "digest": _str(_DIGEST, description="sha256 of the file's bytes."),
+                "digest": _str(DIGEST_PATTERN, description="sha256 of the file's bytes."),
             },
             required=("uri", "digest"),
             description="Round 0's weights from a safetensors file instead of the seed.",

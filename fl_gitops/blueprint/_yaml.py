@@ -37,6 +37,7 @@ from ruamel.yaml.events import (
 )
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from fl_gitops.contracts import API_VERSION
 from fl_gitops.errors import BlueprintError
 
 __all__ = [
@@ -138,7 +139,7 @@ def load_document(path: str | Path, *, text: bytes | None = None) -> Document:
     source = _decode(text, file)
     if not source.strip():
         raise BlueprintError(
-            "the file is empty; expected an Experiment (apiVersion: fl-gitops.io/v1alpha1)",
+            f"the file is empty; expected an Experiment (apiVersion: {API_VERSION})",
             file=file,
             line=1,
             column=1,

@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from fl_gitops.blueprint import Blueprint
+from fl_gitops.contracts import API_VERSION
 from fl_gitops.errors import TemplateError
 from fl_gitops.labels import EXPERIMENT_LABEL, ROUND_LABEL
 from fl_gitops.render._env import make_env
@@ -150,7 +151,7 @@ def render_experiment(
     put(layout.kustomization, _render(env, "kustomization.yaml.j2", ctx_k))
     if state.phase == "Running":
         record = {
-            "apiVersion": "fl-gitops.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "Roster",
             "round": state.round,
             "attempt": state.attempt,
@@ -289,7 +290,7 @@ def _round_config_base(blueprint: Blueprint, state: RoundState) -> dict[str, Any
     if "volume" in client["data"]:
         data["path"] = client["data"]["volume"]["mountPath"]
     return {
-        "apiVersion": "fl-gitops.io/v1alpha1",
+        "apiVersion": API_VERSION,
         "kind": "RoundConfig",
         "experiment": blueprint.name,
         "round": state.round,

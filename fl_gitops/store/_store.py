@@ -35,7 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError, UpdateRejected
-from fl_gitops.tensors import sha256_digest, sha256_file
+from fl_gitops.tensors import is_digest, sha256_digest, sha256_file
 
 __all__ = [
     "OPTIONS_FILE_ENV",
@@ -49,7 +49,6 @@ __all__ = [
 
 OPTIONS_FILE_ENV = "FL_STORE_OPTIONS_FILE"
 
-_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # Cluster names are Kubernetes object names (ManagedCluster): a DNS subdomain. The pattern
 # also keeps them safe as one path component: no "/", and no leading "." (so not "..").
 _CLUSTER_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -70,7 +69,7 @@ def check_digest(digest: object, *, what: str = "digest") -> str:
     Raises:
         StoreError: naming ``what`` and the value found.
     """
-    if not isinstance(digest, str) or not _DIGEST_RE.fullmatch(digest):
+    if not is_digest(digest):
         raise StoreError(f"{what}: expected 'sha256:<64 lowercase hex digits>', got {digest!r}")
     return digest
 

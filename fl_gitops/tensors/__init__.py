@@ -10,7 +10,7 @@ it imports numpy and the standard library, and nothing of fl_gitops but ``fl_git
 - ``_digest``: ``sha256:<hex>`` of bytes or of a local file.
 """
 
-from fl_gitops.tensors._digest import sha256_digest, sha256_file
+from fl_gitops.tensors._digest import DIGEST_PATTERN, is_digest, sha256_digest, sha256_file
 from fl_gitops.tensors._safetensors import (
     DEFAULT_CHUNK,
     DTYPES,
@@ -33,6 +33,7 @@ from fl_gitops.tensors._safetensors import (
 
 __all__ = [
     "DEFAULT_CHUNK",
+    "DIGEST_PATTERN",
     "DTYPES",
     "MAX_HEADER_BYTES",
     "Header",
@@ -42,6 +43,7 @@ __all__ = [
     "ReadFailed",
     "TensorInfo",
     "TensorReader",
+    "is_digest",
     "load",
     "load_bytes",
     "parse_header",

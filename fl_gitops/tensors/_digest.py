@@ -8,10 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+from typing import TypeGuard
 
-__all__ = ["sha256_digest", "sha256_file"]
+__all__ = ["DIGEST_PATTERN", "is_digest", "sha256_digest", "sha256_file"]
+
+# What a digest looks like, written once: the blueprint schema uses the pattern (JSON
+# Schema's dialect), the store and the round config test values with ``is_digest``.
+DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+_DIGEST = re.compile(DIGEST_PATTERN)
 
 _CHUNK = 8 * 1024 * 1024
+
+
+def is_digest(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a ``sha256:<64 lowercase hex>`` string, nothing before or after."""
+    return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
 
 
 def sha256_digest(data: bytes | bytearray | memoryview) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
+from fl_gitops.contracts import API_VERSION
 from fl_gitops.validate.objects import validate_object
 from fl_gitops.validate.problem import Problem, format_path
 
@@ -36,7 +37,7 @@ EXTENSIONS = frozenset({".yaml", ".yml", ".json"})
 KUSTOMIZATION_FILES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 _KUSTOMIZATION = ("kustomize.config.k8s.io/v1beta1", "Kustomization")
 # fl-gitops's own files (the blueprint, the roster record) are never applied to a cluster.
-_OWN_API_VERSIONS = frozenset({"fl-gitops.io/v1alpha1"})
+_OWN_API_VERSIONS = frozenset({API_VERSION})
 _JSON6902 = Draft202012Validator(
     {
         "type": "array",
