@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,21 @@ from fl_gitops.aggregate import checks
 from fl_gitops.aggregate.checks import Expectation, Limits, UpdateMeta
 from fl_gitops.aggregate.strategies import Plan
 from fl_gitops.aggregate.strategies import plan as make_plan
-from fl_gitops.aggregate.strategies.krum import krum_scores, krum_select
+from fl_gitops.aggregate.strategies._arith import (
+    BLOCK,
+    add_weighted,
+    finite,
+    squared_distance,
+)
+from fl_gitops.aggregate.strategies.base import (
+    F64,
+    Block,
+    Choice,
+    Combiner,
+    Pool,
+    Slice,
+    TooFewUpdates,
+)
 from fl_gitops.errors import FlGitopsError, StoreError, UpdateRejected
 from fl_gitops.store import ModelStore, NotInStore
 from fl_gitops.tensors import (
@@ -155,15 +170,12 @@ class _Candidate:
     meta: UpdateMeta
     header: Header
     norm: float | None = None
-    scale: float = 1.0
 
 
 def _is_float(dtype: np.dtype[Any]) -> bool:
     return dtype.kind == "f"
 
 
-# Accumulation works in blocks this size (float64: 512 KB), so its temporary stays in cache.
-_BLOCK = 1 << 16
 # A mean reads this many updates side by side and adds them to each accumulator block
 # while it is in cache: the accumulator (twice the model in float64) crosses memory once
 # per group instead of once per update (K=32 x 100 MB: 8 took about 5% less time than 4,
@@ -189,10 +201,6 @@ def _slot_bytes(header: Header) -> int:
     return max(_SLOT_MIN, min(_SLOT_MAX, model // (_SLOT_SHARE * _DEPTH * _LANES)))
 
 
-# Feeds one chunk onward; returns False when the chunk holds NaN or Inf.
-ChunkSink = Callable[[str, int, np.ndarray[Any, Any]], bool]
-
-
 def _prefetch(path: str, length: int = 0) -> None:
     """Ask the kernel to start reading a file's first ``length`` bytes (0: all of it)."""
     try:
@@ -205,16 +213,12 @@ def _prefetch(path: str, length: int = 0) -> None:
         os.close(fd)
 
 
-def _finite(chunk: np.ndarray[Any, Any]) -> bool:
-    # A sum is non-finite whenever an element is; confirm, since a float32 sum of large
-    # finite values can overflow.
-    return math.isfinite(float(chunk.sum())) or bool(np.isfinite(chunk).all())
-
-
 class _Scan:
-    """One pass over an update file: hash every byte, check values, feed chunks onward.
+    """One pass over an update file: hash every byte, check values, and sum the update's
+    squared distance to the global model slice by slice when it is needed (a norm bound, or a
+    combiner that clips by it).
 
-    The hash runs on a helper thread while the main thread checks and accumulates the same
+    The hash runs on a helper thread while the main thread checks the same
     chunk (hashlib and numpy both release the GIL), and the pass waits for both before it
     reads the next chunk into the shared buffer.
     """
@@ -224,7 +228,6 @@ class _Scan:
         cand: _Candidate,
         base: TensorReader | None,
         need_norm: bool,
-        sink: ChunkSink | None,
         chunk: int,
         pool: ThreadPoolExecutor | None,
     ) -> None:
@@ -232,7 +235,6 @@ class _Scan:
         self.cand = cand
         self.base = base
         self.need_norm = need_norm
-        self.sink = sink
         self.pool = pool
 
     def run(self) -> float | None:
@@ -251,16 +253,11 @@ class _Scan:
                     if pending is None:
                         h.update(raw)
                     try:
-                        if self.sink is not None:
-                            finite = self.sink(info.name, offset, chunk)
-                        else:
-                            finite = not check or _finite(chunk)
-                        if check and not finite and bad_tensor is None:
+                        if check and bad_tensor is None and not finite(chunk):
                             bad_tensor = info.name
                         if self.need_norm and check and self.base is not None:
                             b = self.base.range(info.name, offset, chunk.size)
-                            d = chunk.astype(np.float64) - b
-                            sumsq += float(np.dot(d, d))
+                            sumsq += squared_distance(chunk, b)
                     finally:
                         if pending is not None:
                             pending.result()
@@ -309,16 +306,6 @@ def load_state(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.nda
     return state
 
 
-def _write_tensor(view: np.ndarray[Any, Any], values: np.ndarray[Any, Any]) -> None:
-    if view.dtype.kind == "b":
-        view[...] = values >= 0.5
-    elif view.dtype.kind in "iu":
-        info = np.iinfo(view.dtype)
-        view[...] = np.clip(np.rint(values), info.min, info.max)
-    else:
-        view[...] = values
-
-
 def _groups(cands: list[_Candidate]) -> Iterator[list[_Candidate]]:
     """Runs of up to ``_LANES`` consecutive updates that share one file layout."""
     group: list[_Candidate] = []
@@ -331,39 +318,14 @@ def _groups(cands: list[_Candidate]) -> Iterator[list[_Candidate]]:
         yield group
 
 
-def _add_side_by_side(
-    segment: np.ndarray[Any, Any],
-    views: list[np.ndarray[Any, Any]],
-    weights: list[float],
-    tmp: np.ndarray[Any, Any],
-    floating: bool,
-    name: str,
-    bad_tensor: list[str | None],
-) -> None:
-    """``segment += w·x`` for each update in order, one cache-sized block at a time.
-
-    NaN and Inf: once a block holds every update's ``w·x``, its sum is finite iff no
-    update put a NaN or an Inf there (the accumulator was finite before: ``NaN + y``,
-    ``±Inf + y`` and ``Inf − Inf`` are never finite, so one poisoned element poisons the
-    block). The exact per-update check runs only when the block's sum is not finite, to
-    name the update; so a finite sum too large for float64 is never mistaken for NaN.
-    """
-    with np.errstate(over="ignore", invalid="ignore"):  # Inf − Inf is expected, and caught
-        for start in range(0, segment.size, _BLOCK):
-            block = segment[start : start + _BLOCK]
-            t = tmp[: block.size]
-            for view, w in zip(views, weights, strict=True):
-                np.multiply(view[start : start + _BLOCK], w, out=t, dtype=np.float64)
-                np.add(block, t, out=block)
-            if floating and not math.isfinite(float(block.sum())):
-                for i, view in enumerate(views):
-                    part = view[start : start + _BLOCK]
-                    if bad_tensor[i] is None and not np.isfinite(part).all():
-                        bad_tensor[i] = name
-
-
 class _Round:
-    """The state of one aggregation, from checks to the new model's bytes."""
+    """The state of one aggregation, from checks to the new model's bytes.
+
+    The combining itself is the strategy's (``plan.combiner``); this runs it: the updates
+    read in cluster order, side by side in bounded memory, hashed and checked, the
+    combiner's partial statistics summed slice by slice, its choice applied slice by slice
+    or, when the choice is a weighted sum, folded update by update as each file is read.
+    """
 
     def __init__(
         self,
@@ -379,6 +341,7 @@ class _Round:
         self.pool = pool
         self.base_path = base_path
         self.plan = plan
+        self.combiner: Combiner = plan.combiner
         self.expect = expect
         self.header = expect.base_header
         self.base_digest = base_digest
@@ -387,7 +350,6 @@ class _Round:
         self.chunk = chunk
         self.slot_bytes = _slot_bytes(self.header)
         self.rejected: dict[str, str] = {}
-        self.record: dict[str, Any] = {}
 
     # -------------------------------------------------------------- checks
 
@@ -410,13 +372,13 @@ class _Round:
         return out
 
     def scan_all(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
-        need_norm = self.plan.clip_norm is not None or self.expect.limits.max_l2_norm is not None
+        need_norm = self.combiner.needs_norms or self.expect.limits.max_l2_norm is not None
         ok = []
         for i, cand in enumerate(cands):
             for ahead in cands[i : i + 2] if i == 0 else cands[i + 1 : i + 2]:
                 _prefetch(ahead.path)
             try:
-                cand.norm = _Scan(cand, base, need_norm, None, self.chunk, self.pool).run()
+                cand.norm = _Scan(cand, base, need_norm, self.chunk, self.pool).run()
                 bound = self.expect.limits.max_l2_norm
                 if bound is not None and cand.norm is not None and cand.norm > bound:
                     raise checks.NormBoundExceeded(
@@ -431,72 +393,64 @@ class _Round:
         return ok
 
     def require(self, n: int) -> None:
+        """Raises NotEnoughUpdates below the quorum or what the combiner needs."""
         needed = max(1, self.expect.limits.min_updates)
         if n < needed:
             raise NotEnoughUpdates(
                 self.expect.round, valid=n, needed=needed, rejected=self.rejected
             )
+        try:
+            self.combiner.require(n)
+        except TooFewUpdates as exc:
+            raise NotEnoughUpdates(
+                self.expect.round,
+                valid=n,
+                needed=exc.needed,
+                rejected=self.rejected,
+                requirement=exc.requirement,
+            ) from None
 
-    # -------------------------------------------------------------- combining
+    def pool_of(self, cands: list[_Candidate], stats: F64 | None) -> Pool:
+        norms = None
+        if self.combiner.needs_norms:
+            norms = tuple(c.norm if c.norm is not None else 0.0 for c in cands)
+        return Pool(
+            clusters=tuple(c.cluster for c in cands),
+            weights=tuple(self.weight(c) for c in cands),
+            norms=norms,
+            stats=stats,
+            seed=self.seed,
+        )
+
+    # -------------------------------------------------------------- reading for the combiner
 
     def weight(self, cand: _Candidate) -> float:
-        return float(cand.meta.num_examples) if self.plan.weighted else 1.0
-
-    def _add(
-        self,
-        acc: dict[str, np.ndarray[Any, Any]],
-        tmp: np.ndarray[Any, Any],
-        cand: _Candidate,
-        base: TensorReader,
-    ) -> ChunkSink:
-        w = self.weight(cand)
-        s = cand.scale
-
-        def add(name: str, offset: int, chunk: np.ndarray[Any, Any]) -> bool:
-            finite = True
-            total = acc[name]
-            clipped = base.range(name, offset, chunk.size) if s != 1.0 else None
-            for start in range(0, chunk.size, _BLOCK):
-                part = chunk[start : start + _BLOCK]
-                t = tmp[: part.size]
-                if clipped is not None:
-                    # A clipped update: base + s·(x − base) = s·x + (1 − s)·base.
-                    np.multiply(part, s, out=t, dtype=np.float64)
-                    t += (1.0 - s) * clipped[start : start + _BLOCK]
-                    t *= w
-                else:
-                    np.multiply(part, w, out=t, dtype=np.float64)
-                # w·x in float64 cannot overflow for float32 x: a non-finite block sum
-                # means a NaN or Inf in the update.
-                if finite and part.dtype.kind == "f" and not math.isfinite(float(t.sum())):
-                    finite = False
-                segment = total[offset + start : offset + start + part.size]
-                segment += t
-            return finite
-
-        return add
+        return float(cand.meta.num_examples) if self.combiner.weighted else 1.0
 
     def _fresh_acc(self) -> dict[str, np.ndarray[Any, Any]]:
         return {n: np.zeros(t.size, dtype=np.float64) for n, t in self.header.tensors.items()}
 
-    def _replay(
-        self,
-        acc: dict[str, np.ndarray[Any, Any]],
-        tmp: np.ndarray[Any, Any],
-        cands: list[_Candidate],
-        base: TensorReader,
-    ) -> None:
-        for cand in cands:
-            add = self._add(acc, tmp, cand, base)
+    def fold(
+        self, cands: list[_Candidate], choice: Choice, base: TensorReader
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """A linear choice's Σ wᵢ·ũᵢ over the whole model, one update (already checked) at
+        a time: the arithmetic of ``choice.combine`` on each slice, element by element."""
+        acc = self._fresh_acc()
+        tmp = np.empty(BLOCK, dtype=np.float64)
+        for cand, w, s in zip(cands, choice.weights, choice.scales, strict=True):
             with TensorReader(cand.path, cand.header) as reader:
                 for name in sorted(cand.header.tensors):
+                    total = acc[name]
                     for offset, chunk in reader.chunks(name, self.chunk):
-                        add(name, offset, chunk)
+                        b = base.range(name, offset, chunk.size) if s != 1.0 else None
+                        segment = total[offset : offset + chunk.size]
+                        add_weighted(segment, [chunk], [w], tmp, [s], b)
+        return acc
 
     def mean_fused(
         self, cands: list[_Candidate]
     ) -> tuple[dict[str, np.ndarray[Any, Any]], list[_Candidate]]:
-        """Check and sum the updates in one pass, a group at a time.
+        """Check and sum the updates in one pass, a group at a time (a folding combiner).
 
         Each group (up to ``_LANES`` updates in cluster order that share one file layout)
         is read side by side, every byte hashed, and added to the accumulator block by
@@ -507,7 +461,7 @@ class _Round:
         again: a rejection costs a re-read and never leaks into the result.
         """
         acc = self._fresh_acc()
-        tmp = np.empty(_BLOCK, dtype=np.float64)
+        tmp = np.empty(BLOCK, dtype=np.float64)
         # Read buffers for one group, reused by every group: fresh pages cost a fault each.
         buffers = [np.empty(self.slot_bytes, dtype=np.uint8) for _ in range(_DEPTH * _LANES)]
         todo = list(cands)
@@ -549,9 +503,10 @@ class _Round:
                 buffers=buffers,
             ) as lockstep:
                 for name, offset, views in lockstep.chunks():
-                    floating = _is_float(views[0].dtype)
                     segment = acc[name][offset : offset + views[0].size]
-                    _add_side_by_side(segment, views, weights, tmp, floating, name, bad_tensor)
+                    for i in add_weighted(segment, views, weights, tmp):
+                        if bad_tensor[i] is None:
+                            bad_tensor[i] = name
                 hexdigests = lockstep.hexdigests()
         except ReadFailed as exc:
             cand = group[exc.index]
@@ -570,17 +525,8 @@ class _Round:
                 ).reason
         return rejected
 
-    def mean_of(
-        self, cands: list[_Candidate], base: TensorReader
-    ) -> dict[str, np.ndarray[Any, Any]]:
-        acc = self._fresh_acc()
-        self._replay(acc, np.empty(_BLOCK, dtype=np.float64), cands, base)
-        return acc
-
-    def _stacks(
-        self, cands: list[_Candidate], base: TensorReader, name: str
-    ) -> Iterator[tuple[int, np.ndarray[Any, Any]]]:
-        """Yield (offset, K x c float64 stack) over a tensor, the K updates side by side."""
+    def _blocks(self, cands: list[_Candidate], base: TensorReader, name: str) -> Iterator[Block]:
+        """The blocks of one tensor: the K updates side by side, a K x c float64 stack."""
         k = len(cands)
         size = self.header.tensors[name].size
         step = max(1, min(size, _STACK_BYTES // (8 * k)))
@@ -590,74 +536,50 @@ class _Round:
             for offset in range(0, size, step):
                 n = min(step, size - offset)
                 view = stack[:, :n]
-                for i, (cand, reader) in enumerate(zip(cands, readers, strict=True)):
+                for i, reader in enumerate(readers):
                     view[i] = reader.range(name, offset, n)
-                    if cand.scale != 1.0:
-                        b = base.range(name, offset, n)
-                        view[i] = b + cand.scale * (view[i] - b)
-                yield offset, view
+                yield Block(
+                    Slice(name, offset, n),
+                    view,
+                    functools.partial(base.range, name, offset, n),
+                )
 
-    def coordinate(
-        self, cands: list[_Candidate], base: TensorReader
+    def partials(self, cands: list[_Candidate], base: TensorReader) -> F64 | None:
+        """The combiner's partial statistics, summed over every slice in model order."""
+        partials = self.combiner.partials
+        if partials is None:
+            return None
+        total: F64 | None = None
+        for name in sorted(self.header.tensors):
+            for block in self._blocks(cands, base, name):
+                part = partials(block)
+                if total is None:
+                    total = np.zeros_like(part)
+                total += part
+        return total
+
+    def combine(
+        self, cands: list[_Candidate], choice: Choice, base: TensorReader
     ) -> dict[str, np.ndarray[Any, Any]]:
-        assert self.plan.coordinate is not None
-        weights = np.array([self.weight(c) for c in cands], dtype=np.float64)
+        """A choice's combined values, slice by slice over the kept updates side by side."""
         out: dict[str, np.ndarray[Any, Any]] = {}
         for name in sorted(self.header.tensors):
             agg = np.empty(self.header.tensors[name].size, dtype=np.float64)
-            for offset, stack in self._stacks(cands, base, name):
-                agg[offset : offset + stack.shape[1]] = self.plan.coordinate(stack, weights)
+            for block in self._blocks(cands, base, name):
+                sl = block.slice
+                agg[sl.offset : sl.offset + sl.size] = choice.combine(block)
             out[name] = agg
         return out
-
-    def krum(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
-        k = len(cands)
-        f = self.plan.krum_f
-        m = self.plan.krum_m if self.plan.krum_m is not None else k - f
-        if k < 2 * f + 3:
-            raise NotEnoughUpdates(
-                self.expect.round,
-                valid=k,
-                needed=2 * f + 3,
-                rejected=self.rejected,
-                requirement=f"{self.plan.strategy} with f={f} needs at least {2 * f + 3} "
-                f"valid updates, got {k}",
-            )
-        if m > k:
-            raise NotEnoughUpdates(
-                self.expect.round,
-                valid=k,
-                needed=m,
-                rejected=self.rejected,
-                requirement=f"{self.plan.strategy} keeps m={m} updates, only {k} are valid",
-            )
-        dist = np.zeros((k, k), dtype=np.float64)
-        for name in sorted(self.header.tensors):
-            for _, stack in self._stacks(cands, base, name):
-                for i in range(k - 1):
-                    diff = stack[i + 1 :] - stack[i]
-                    dist[i, i + 1 :] += np.einsum("ij,ij->i", diff, diff)
-        dist = dist + dist.T
-        scores = krum_scores(dist, f)
-        chosen = krum_select(dist, f, m)
-        self.record["krum"] = {
-            "f": f,
-            "m": m,
-            "scores": {c.cluster: float(s) for c, s in zip(cands, scores, strict=True)},
-            "selected": [cands[i].cluster for i in chosen],
-        }
-        return [cands[i] for i in chosen]
 
     # -------------------------------------------------------------- the new model
 
     def finish(
         self,
         agg: dict[str, np.ndarray[Any, Any]],
-        divisor: float,
-        n_contributors: int,
+        choice: Choice,
         base: TensorReader,
     ) -> tuple[bytes, str, bytes | None]:
-        """Divide, add noise, apply the server step and write the model, tensor by tensor.
+        """Let the choice finish each tensor (divide, noise, server step) and write the model.
 
         Returns the model's bytes, its ``sha256:<hex>`` and the new strategy state. The
         model is hashed a tensor at a time on the pool while the next tensor is written.
@@ -667,11 +589,6 @@ class _Round:
         out = layout.allocate()
         hasher = _ChainedHash(self.pool)
         hasher.update(out[: len(layout.header)])
-        rng = None
-        std = 0.0
-        if plan.clip_norm is not None and plan.noise_multiplier > 0:
-            std = plan.noise_multiplier * plan.clip_norm / n_contributors
-            rng = np.random.default_rng(self.seed)
         new_state: dict[str, np.ndarray[Any, Any]] = {}
         # Sorted names are the layout's order: once a tensor is written, every byte before
         # its end is final and can be hashed.
@@ -679,31 +596,19 @@ class _Round:
             info = self.header.tensors[name]
             view = layout.view(out, name)
             values = agg.pop(name).reshape(info.shape)
-            floating = _is_float(info.np_dtype)
-            if floating and rng is None and plan.step is None and divisor != 1.0:
-                # Divide straight into the output: the same float64 quotient, rounded once.
-                np.divide(values, divisor, out=view)
-            else:
-                if divisor != 1.0:
-                    values /= divisor
-                if rng is not None and floating:
-                    values += rng.normal(0.0, std, size=info.shape)
-                if plan.step is not None and floating:
-                    b = base.read(name).astype(np.float64)
-                    prev = {s: self.state.get(f"{s}/{name}") for s in plan.state_names}
-                    values, st = plan.step(b, values, prev)
-                    for s, arr in st.items():
-                        new_state[f"{s}/{name}"] = arr.astype(info.np_dtype)
-                _write_tensor(view, values)
+            prev = {s: self.state.get(f"{s}/{name}") for s in plan.state_names}
+            st = choice.finish(
+                name,
+                values,
+                view,
+                _is_float(info.np_dtype),
+                functools.partial(_read_f64, base, name),
+                prev,
+            )
+            for s, arr in st.items():
+                new_state[f"{s}/{name}"] = arr.astype(info.np_dtype)
             del values
             hasher.update(view.reshape(-1).view(np.uint8))
-        if plan.clip_norm is not None:
-            self.record["dp"] = {
-                "clipping_norm": plan.clip_norm,
-                "noise_multiplier": plan.noise_multiplier,
-                "noise_std": std,
-                "seed": self.seed,
-            }
         state_bytes = None
         if plan.state_names:
             state_layout = Layout.plan(
@@ -717,6 +622,10 @@ class _Round:
         model = out.tobytes()
         digest = "sha256:" + hasher.hexdigest()
         return model, digest, state_bytes
+
+
+def _read_f64(base: TensorReader, name: str) -> F64:
+    return base.read(name).astype(np.float64)
 
 
 class _ChainedHash:
@@ -843,37 +752,28 @@ def aggregate_round(
         job = _Round(base_path, base_digest, plan, expect, prior, seed, chunk_elements, pool)
         cands = job.candidates(items)
         with pool, TensorReader(base_path, base_header) as base_reader:
-            fused = plan.combine == "mean" and plan.clip_norm is None and limits.max_l2_norm is None
-            if fused:
+            combiner = plan.combiner
+            if combiner.folds and limits.max_l2_norm is None:
+                # One read of each update: checked and summed in the same pass.
                 acc, accepted = job.mean_fused(cands)
                 job.require(len(accepted))
+                choice = combiner.choose(job.pool_of(accepted, None))
+                assert choice.linear and len(choice.keep) == len(accepted)
                 contributors = accepted
             else:
                 accepted = job.scan_all(cands, base_reader)
                 job.require(len(accepted))
-                clipped = []
-                if plan.clip_norm is not None:
-                    for c in accepted:
-                        if c.norm is not None and c.norm > plan.clip_norm:
-                            c.scale = plan.clip_norm / c.norm
-                            clipped.append(c.cluster)
-                    job.record["clipped"] = clipped
-                if plan.combine == "coordinate":
-                    contributors = accepted
-                    acc = job.coordinate(accepted, base_reader)
-                elif plan.combine == "krum":
-                    contributors = job.krum(accepted, base_reader)
-                    acc = job.mean_of(contributors, base_reader)
+                stats = job.partials(accepted, base_reader)
+                choice = combiner.choose(job.pool_of(accepted, stats))
+                contributors = [accepted[i] for i in choice.keep]
+                if choice.linear:
+                    acc = job.fold(contributors, choice, base_reader)
                 else:
-                    contributors = accepted
-                    acc = job.mean_of(contributors, base_reader)
-            if plan.combine == "coordinate":
-                divisor = 1.0
-                weights = {c.cluster: 1.0 / len(contributors) for c in contributors}
-            else:
-                divisor = sum(job.weight(c) for c in contributors)
-                weights = {c.cluster: job.weight(c) / divisor for c in contributors}
-            model, digest, new_state = job.finish(acc, divisor, len(contributors), base_reader)
+                    acc = job.combine(contributors, choice, base_reader)
+            weights = {
+                c.cluster: share for c, share in zip(contributors, choice.shares, strict=True)
+            }
+            model, digest, new_state = job.finish(acc, choice, base_reader)
     metrics = _weighted_metrics(accepted)
     record: dict[str, Any] = {
         "round": round,
@@ -888,7 +788,7 @@ def aggregate_round(
         "metrics": metrics,
         "state": {"names": list(plan.state_names), "resumed": bool(prior)},
         "fl_gitops_version": __version__,
-        **job.record,
+        **choice.record,
     }
     return AggregateResult(
         model=model,

@@ -29,11 +29,13 @@ from fl_gitops.aggregate.strategies import (
     multikrum,
 )
 from fl_gitops.aggregate.strategies._options import check_options
-from fl_gitops.aggregate.strategies.base import Plan, Step, Strategy
+from fl_gitops.aggregate.strategies.base import Choice, Combiner, Plan, Step, Strategy
 from fl_gitops.errors import StrategyOptionsError
 
 __all__ = [
     "STRATEGIES",
+    "Choice",
+    "Combiner",
     "Plan",
     "Step",
     "Strategy",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fl_gitops.aggregate.strategies.base import F64, Plan, options_object
+from fl_gitops.aggregate.strategies.fedavg import WeightedMean
 
 __all__ = ["STRATEGY", "FedAvgM", "MomentumStep"]
 
@@ -53,7 +54,11 @@ class FedAvgM:
             learning_rate=float(options["server_learning_rate"]),
             momentum=float(options["server_momentum"]),
         )
-        return Plan(strategy=self.name, options=dict(options), step=step, state_names=("v",))
+        return Plan(
+            strategy=self.name,
+            options=dict(options),
+            combiner=WeightedMean(step=step, state_names=("v",)),
+        )
 
 
 STRATEGY = FedAvgM()

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.aggregate.strategies.base import F64, Plan, coordinate_plan, options_object
+from fl_gitops.aggregate.strategies.base import F64, ByCoordinate, Plan, Pool, options_object
 
-__all__ = ["STRATEGY", "FedMedian", "coordinate_median"]
+__all__ = ["STRATEGY", "FedMedian", "Median", "coordinate_median"]
 
 
 def coordinate_median(stack: F64, weights: F64) -> F64:
@@ -29,13 +29,30 @@ def coordinate_median(stack: F64, weights: F64) -> F64:
 
 
 @dataclass(frozen=True)
+class Median:
+    """The combiner: every valid update, unweighted, the median of each coordinate."""
+
+    weighted: bool = False
+    folds: bool = False
+    needs_norms: bool = False
+    state_names: tuple[str, ...] = ()
+    partials: None = None
+
+    def require(self, n: int) -> None:
+        del n
+
+    def choose(self, pool: Pool) -> ByCoordinate:
+        return ByCoordinate(coordinate_median, len(pool.clusters))
+
+
+@dataclass(frozen=True)
 class FedMedian:
     name: str = "fedmedian"
     summary: str = "coordinate-wise median, robust to < K/2 bad updates (Yin et al. 2018)"
     options_schema: Mapping[str, Any] = field(default_factory=options_object)
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
-        return coordinate_plan(self.name, options, coordinate_median)
+        return Plan(strategy=self.name, options=dict(options), combiner=Median())
 
 
 STRATEGY = FedMedian()

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fl_gitops.aggregate.strategies.base import F64, Plan, options_object
+from fl_gitops.aggregate.strategies.fedavg import WeightedMean
 
 __all__ = ["AdaptiveStep", "adaptive_plan", "fedopt_schema"]
 
@@ -98,7 +99,7 @@ def fedopt_schema(
 def adaptive_plan(
     strategy: str, variant: Literal["adagrad", "adam", "yogi"], options: Mapping[str, Any]
 ) -> Plan:
-    """The plan of FedAdagrad, FedAdam or FedYogi: a weighted mean, then the server step.
+    """The plan of FedAdagrad, FedAdam or FedYogi: FedAvg's weighted mean, then the server step.
 
     FedAdagrad has no ``beta_2`` option; its step does not use one.
     """
@@ -109,4 +110,8 @@ def adaptive_plan(
         beta_2=0.0 if variant == "adagrad" else float(options["beta_2"]),
         tau=float(options["tau"]),
     )
-    return Plan(strategy=strategy, options=dict(options), step=step, state_names=("m", "v"))
+    return Plan(
+        strategy=strategy,
+        options=dict(options),
+        combiner=WeightedMean(step=step, state_names=("m", "v")),
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fl_gitops.aggregate.strategies.base import Plan, options_object
+from fl_gitops.aggregate.strategies.fedavg import WeightedMean
 
 __all__ = ["STRATEGY", "FedProx"]
 
@@ -37,7 +38,7 @@ class FedProx:
     )
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
-        return Plan(strategy=self.name, options=dict(options))
+        return Plan(strategy=self.name, options=dict(options), combiner=WeightedMean())
 
 
 STRATEGY = FedProx()

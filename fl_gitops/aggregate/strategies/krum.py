@@ -5,21 +5,34 @@ Tolerant Gradient Descent", NeurIPS 2017.
 
 Each update's score is the sum of its squared L2 distances to its n − f − 2 closest other
 updates; the update with the lowest score becomes the new model. Tolerates ``f`` Byzantine
-clusters when n ≥ 2f + 3. Distances are accumulated tensor by tensor, chunk by chunk, so
-memory is K times a chunk plus a K × K matrix. Ties go to the first cluster by name.
+clusters when n ≥ 2f + 3. Ties go to the first cluster by name.
+
+The squared distances are this strategy's partial statistics: :meth:`KrumCombiner.distances`
+computes one slice's part (a K × K upper triangle) from the K updates side by side, and the
+engine sums the parts over every slice in model order, so memory is K times a slice plus a
+K × K matrix, and a sharded aggregation can sum its shards' parts the same way. The kept
+updates are then averaged as FedAvg does (:class:`~.fedavg.MeanChoice`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fl_gitops.aggregate.strategies.base import F64, Plan, options_object
+from fl_gitops.aggregate.strategies.base import (
+    F64,
+    Block,
+    Plan,
+    Pool,
+    TooFewUpdates,
+    options_object,
+)
+from fl_gitops.aggregate.strategies.fedavg import MeanChoice
 
-__all__ = ["STRATEGY", "Krum", "krum_scores", "krum_select"]
+__all__ = ["STRATEGY", "Krum", "KrumCombiner", "krum_scores", "krum_select"]
 
 
 def krum_scores(distances: F64, f: int) -> F64:
@@ -69,6 +82,78 @@ def krum_schema(*, with_m: bool) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class KrumCombiner:
+    """Score every valid update by Krum, keep the ``m`` best, average them by examples.
+
+    Attributes:
+        strategy: the strategy's name, for messages.
+        f: the number of Byzantine clusters tolerated.
+        m: how many updates to keep (None: n − f).
+    """
+
+    strategy: str
+    f: int
+    m: int | None = 1
+    weighted: bool = True
+    folds: bool = False
+    needs_norms: bool = False
+    state_names: tuple[str, ...] = ()
+
+    @property
+    def partials(self) -> Callable[[Block], F64]:
+        return self.distances
+
+    def distances(self, block: Block) -> F64:
+        """One slice's part of the pairwise squared L2 distances (upper triangle)."""
+        stack = block.values
+        k = stack.shape[0]
+        part = np.zeros((k, k), dtype=np.float64)
+        for i in range(k - 1):
+            diff = stack[i + 1 :] - stack[i]
+            part[i, i + 1 :] = np.einsum("ij,ij->i", diff, diff)
+        return part
+
+    def _keeps(self, n: int) -> int:
+        return self.m if self.m is not None else n - self.f
+
+    def require(self, n: int) -> None:
+        f = self.f
+        if n < 2 * f + 3:
+            raise TooFewUpdates(
+                2 * f + 3,
+                f"{self.strategy} with f={f} needs at least {2 * f + 3} valid updates, got {n}",
+            )
+        m = self._keeps(n)
+        if m > n:
+            raise TooFewUpdates(m, f"{self.strategy} keeps m={m} updates, only {n} are valid")
+
+    def choose(self, pool: Pool) -> MeanChoice:
+        assert pool.stats is not None
+        n = len(pool.clusters)
+        self.require(n)
+        m = self._keeps(n)
+        dist = pool.stats + pool.stats.T
+        scores = krum_scores(dist, self.f)
+        chosen = tuple(krum_select(dist, self.f, m))
+        weights = tuple(pool.weights[i] for i in chosen)
+        record = {
+            "krum": {
+                "f": self.f,
+                "m": m,
+                "scores": {c: float(s) for c, s in zip(pool.clusters, scores, strict=True)},
+                "selected": [pool.clusters[i] for i in chosen],
+            }
+        }
+        return MeanChoice(
+            keep=chosen,
+            scales=(1.0,) * len(chosen),
+            weights=weights,
+            divisor=sum(weights),
+            record=record,
+        )
+
+
+@dataclass(frozen=True)
 class Krum:
     name: str = "krum"
     summary: str = "keep the update closest to its neighbours (Blanchard et al. 2017)"
@@ -78,9 +163,7 @@ class Krum:
         return Plan(
             strategy=self.name,
             options=dict(options),
-            combine="krum",
-            krum_f=int(options["f"]),
-            krum_m=1,
+            combiner=KrumCombiner(self.name, f=int(options["f"]), m=1),
         )
 
 

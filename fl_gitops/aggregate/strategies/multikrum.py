@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fl_gitops.aggregate.strategies.base import Plan
-from fl_gitops.aggregate.strategies.krum import krum_schema
+from fl_gitops.aggregate.strategies.krum import KrumCombiner, krum_schema
 
 __all__ = ["STRATEGY", "MultiKrum"]
 
@@ -31,9 +31,7 @@ class MultiKrum:
         return Plan(
             strategy=self.name,
             options=dict(options),
-            combine="krum",
-            krum_f=int(options["f"]),
-            krum_m=None if m is None else int(m),
+            combiner=KrumCombiner(self.name, f=int(options["f"]), m=None if m is None else int(m)),
         )
 
 

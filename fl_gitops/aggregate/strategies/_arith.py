@@ -1,0 +1,127 @@
+"""The arithmetic strategies share, written once: the weighted sum, the clip, the NaN guard.
+
+Every function here fixes its order of float64 operations, element by element, so that a
+sum built from any grouping of the updates, any chunk size or any slice of the tensors
+gives the same bytes: ``acc = 0``, then ``acc += wᵢ·ũᵢ`` for each update in cluster order,
+where ``ũ = s·u + (1 − s)·base`` for an update clipped by the factor ``s``. The engine uses
+:func:`add_weighted` for the sum it builds while it checks the updates, and the mean-based
+strategies use it (through :func:`weighted_sum`) on one slice of the updates side by side:
+the same arithmetic either way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BLOCK",
+    "add_weighted",
+    "clip_scale",
+    "finite",
+    "squared_distance",
+    "weighted_sum",
+    "write_tensor",
+]
+
+F64 = npt.NDArray[np.float64]
+
+# The sum works in blocks this size (float64: 512 KB), so its temporary stays in cache.
+BLOCK = 1 << 16
+
+
+def add_weighted(
+    segment: F64,
+    rows: Sequence[np.ndarray[Any, Any]],
+    weights: Sequence[float],
+    tmp: F64,
+    scales: Sequence[float] | None = None,
+    base: np.ndarray[Any, Any] | None = None,
+) -> set[int]:
+    """``segment += wᵢ·ũᵢ`` for each row in order, one cache-sized block at a time.
+
+    Args:
+        segment: the float64 accumulator for these elements.
+        rows: each update's values there (any dtype), in cluster order.
+        weights: each row's weight.
+        tmp: float64 scratch of at least ``min(len(segment), BLOCK)`` elements.
+        scales: each row's clip factor ``s`` (None: none clipped); a row with ``s != 1``
+            adds ``w·(s·u + (1 − s)·base)``, the factor applied in the base's own dtype.
+        base: the global model's values there, needed when a row is clipped.
+
+    Returns:
+        The indices of the floating rows that hold a NaN or an Inf. Once a block holds every
+        row's ``w·ũ``, its sum is finite iff no row put a NaN or an Inf there (the block was
+        finite before: ``NaN + y``, ``±Inf + y`` and ``Inf − Inf`` are never finite); the
+        exact per-row check runs only when it is not, to name the row, so a finite sum too
+        large for float64 is never mistaken for NaN.
+    """
+    bad: set[int] = set()
+    floating = bool(rows) and rows[0].dtype.kind == "f"
+    with np.errstate(over="ignore", invalid="ignore"):  # Inf − Inf is expected, and caught
+        for start in range(0, segment.size, BLOCK):
+            block = segment[start : start + BLOCK]
+            t = tmp[: block.size]
+            for i, (row, w) in enumerate(zip(rows, weights, strict=True)):
+                part = row[start : start + BLOCK]
+                s = 1.0 if scales is None else scales[i]
+                if s != 1.0:
+                    assert base is not None
+                    # A clipped update: base + s·(u − base) = s·u + (1 − s)·base.
+                    np.multiply(part, s, out=t, dtype=np.float64)
+                    t += (1.0 - s) * base[start : start + BLOCK]
+                    t *= w
+                else:
+                    np.multiply(part, w, out=t, dtype=np.float64)
+                np.add(block, t, out=block)
+            if floating and not math.isfinite(float(block.sum())):
+                for i, row in enumerate(rows):
+                    if i not in bad and not np.isfinite(row[start : start + BLOCK]).all():
+                        bad.add(i)
+    return bad
+
+
+def weighted_sum(
+    values: F64,
+    weights: Sequence[float],
+    scales: Sequence[float] | None = None,
+    base: np.ndarray[Any, Any] | None = None,
+) -> F64:
+    """Σ wᵢ·ũᵢ over the rows of a K x c slice, in row order (see :func:`add_weighted`)."""
+    out = np.zeros(values.shape[1], dtype=np.float64)
+    tmp = np.empty(min(values.shape[1], BLOCK), dtype=np.float64)
+    add_weighted(out, list(values), weights, tmp, scales, base)
+    return out
+
+
+def clip_scale(norm: float | None, clip: float) -> float:
+    """The factor that brings an update's distance to the global model down to ``clip``."""
+    return clip / norm if norm is not None and norm > clip else 1.0
+
+
+def squared_distance(chunk: np.ndarray[Any, Any], base: np.ndarray[Any, Any]) -> float:
+    """‖chunk − base‖² in float64: one slice's part of an update's squared L2 distance."""
+    d = chunk.astype(np.float64) - base
+    return float(np.dot(d, d))
+
+
+def finite(chunk: np.ndarray[Any, Any]) -> bool:
+    """True when a chunk holds no NaN and no Inf."""
+    # A sum is non-finite whenever an element is; confirm, since a float32 sum of large
+    # finite values can overflow.
+    return math.isfinite(float(chunk.sum())) or bool(np.isfinite(chunk).all())
+
+
+def write_tensor(view: np.ndarray[Any, Any], values: np.ndarray[Any, Any]) -> None:
+    """Round float64 values once into the model's dtype (booleans and integers rounded)."""
+    if view.dtype.kind == "b":
+        view[...] = values >= 0.5
+    elif view.dtype.kind in "iu":
+        info = np.iinfo(view.dtype)
+        view[...] = np.clip(np.rint(values), info.min, info.max)
+    else:
+        view[...] = values
