@@ -8,12 +8,11 @@ leaves mtimes and the Git index alone; each changed file is replaced atomically.
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from fl_gitops.render._render import RenderedTree
+from fl_gitops.tensors import write_atomic
 
 __all__ = ["Changes", "apply_changes", "diff_text", "plan_changes"]
 
@@ -63,7 +62,7 @@ def plan_changes(out: Path, tree: RenderedTree) -> Changes:
 def apply_changes(out: Path, tree: RenderedTree, changes: Changes) -> None:
     """Write added and changed files atomically, then remove stale owned files."""
     for rel in [*changes.added, *changes.changed]:
-        _atomic_write(out / rel, tree.files[rel])
+        write_atomic(out / rel, tree.files[rel])
     for rel in changes.removed:
         (out / rel).unlink(missing_ok=True)
         _prune_empty_dirs((out / rel).parent, stop=out)
@@ -96,19 +95,6 @@ def _read_text(path: Path) -> str:
         return path.read_bytes().decode("utf-8", "replace")
     except (FileNotFoundError, IsADirectoryError):
         return ""
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _prune_empty_dirs(path: Path, *, stop: Path) -> None:

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import tempfile
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -35,7 +34,13 @@ from fsspec.implementations.local import LocalFileSystem
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError, UpdateRejected
-from fl_gitops.tensors import is_digest, sha256_digest, sha256_file
+from fl_gitops.tensors import (
+    is_digest,
+    replaced_atomically,
+    sha256_digest,
+    sha256_file,
+    write_atomic,
+)
 
 __all__ = [
     "OPTIONS_FILE_ENV",
@@ -117,20 +122,6 @@ def storage_options_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise StoreError(f"{OPTIONS_FILE_ENV}={path}: expected a JSON object of storage options")
     return options
-
-
-@contextlib.contextmanager
-def _renamed_into_place(path: str) -> Iterator[str]:
-    """A temporary name beside ``path`` to write; renamed onto ``path`` once the block
-    succeeds, removed if it fails, so a reader never sees half a file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def _redact(uri: str) -> str:
@@ -224,10 +215,7 @@ class ModelStore:
         path = self._path(rel)
         try:
             if self._local:
-                with _renamed_into_place(path) as tmp, open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
+                write_atomic(path, data)
             else:
                 # One PUT: an object store never shows a partial object.
                 self.fs.pipe_file(path, bytes(data))
@@ -238,10 +226,8 @@ class ModelStore:
         path = self._path(rel)
         try:
             if self._local:
-                with _renamed_into_place(path) as tmp:
-                    self.fs.cp_file(local_path, tmp)
-                    with open(tmp, "rb+") as f:
-                        os.fsync(f.fileno())
+                with replaced_atomically(path) as tmp:
+                    self.fs.cp_file(local_path, str(tmp))
             else:
                 self.fs.put_file(local_path, path)
         except Exception as exc:

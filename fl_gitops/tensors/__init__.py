@@ -7,9 +7,11 @@ it imports numpy and the standard library, and nothing of fl_gitops but ``fl_git
 
 - ``_safetensors``: the header (parsed with bounds before it is trusted), bounded-memory
   readers (``TensorReader``, ``Lockstep``), the output ``Layout`` and ``serialize``.
-- ``_digest``: ``sha256:<hex>`` of bytes or of a local file.
+- ``_digest``: ``sha256:<hex>`` of bytes or of a local file, and what a digest looks like.
+- ``_atomic``: the one way files are written (temporary name, fsync, rename).
 """
 
+from fl_gitops.tensors._atomic import replaced_atomically, write_atomic
 from fl_gitops.tensors._digest import DIGEST_PATTERN, is_digest, sha256_digest, sha256_file
 from fl_gitops.tensors._safetensors import (
     DEFAULT_CHUNK,
@@ -49,8 +51,10 @@ __all__ = [
     "parse_header",
     "read_ahead",
     "read_header",
+    "replaced_atomically",
     "same_layout",
     "serialize",
     "sha256_digest",
     "sha256_file",
+    "write_atomic",
 ]
