@@ -1,22 +1,28 @@
-"""Aggregate one round: check the updates, combine them by the strategy, write the new model.
+"""Aggregate one round: check the updates, run the strategy's combining step, write the model.
 
 One entry point, :func:`aggregate_round`, serves ``fl-gitops aggregate``, the reconcile job
 (through :func:`aggregate_from_store`) and training loops in tests and benchmarks. It is a
 pure function of its inputs (files, options, state, seed): no clock, no environment.
 
-Memory is bounded by streaming. A mean holds a float64 accumulator and a chunk of a few
-updates at a time, reading each update once: up to eight updates that share a file layout
-are read side by side (:class:`~fl_gitops.tensors.Lockstep`), their bytes hashed by
-one reader thread per update while the main thread checks them for NaN and Inf and adds
-them, in cluster order, to each accumulator block while it is in cache. Should an update
-fail its digest or value check at the end of that pass, the sum is rebuilt without it, so a
-rejection costs a re-read and never leaks into the result. When a strategy needs an update's
-norm before using it (clipping, a norm bound), the checks take a pass of their own first.
-Coordinate-wise strategies (median, trimmed mean) and Krum's distances read the same chunk
-of every update side by side, so memory is K times a chunk, not K models. Updates are summed
+The combining is the strategy's own (its module's :class:`~.strategies.base.Combiner`:
+statistics per slice, a choice, a combine per slice, a finish per tensor). This module owns
+what every strategy shares: reading the updates in bounded memory, the checks, the fixed
+order and the digest.
+
+Memory is bounded by streaming. When the combiner folds (a weighted sum of every valid
+update), the engine holds a float64 accumulator and a chunk of a few updates at a time,
+reading each update once: up to eight updates that share a file layout are read side by side
+(:class:`~fl_gitops.tensors.Lockstep`), their bytes hashed by one reader thread per update
+while the main thread checks them for NaN and Inf and adds them, in cluster order, to each
+accumulator block while it is in cache. Should an update fail its digest or value check at
+the end of that pass, the sum is rebuilt without it, so a rejection costs a re-read and never
+leaks into the result. When the combiner needs an update's norm before using it (clipping),
+or a norm bound applies, the checks take a pass of their own first. Statistics per slice
+(Krum's distances) and coordinate-wise combines (median, trimmed mean) read the same slice
+of every update side by side, so memory is K times a slice, not K models. Updates are summed
 in a fixed order (by cluster name), each element getting the same float64 operations in the
-same order however the updates are grouped or chunked: any arrival order and any chunk size
-give the same bytes.
+same order however the updates are grouped or chunked (``strategies/_arith.py``): any
+arrival order and any chunk size give the same bytes.
 
 Where the time goes (K=32 updates of 100 MB, ``bench/aggregate.py``): SHA-256 of every
 update is required and costs about 50 ms of CPU per 100 MB, more than half of the total; the
