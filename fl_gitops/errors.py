@@ -2,7 +2,9 @@
 
 The CLI maps this tree to exit codes in one place (``cli.py``): a user's bad input
 (``InputError`` and its children) exits 2 with a one-line message and no traceback;
-anything outside the tree is a bug and exits 3.
+the rest of the tree exits 1; anything outside the tree is a bug and exits 3. The roots
+of each branch live here; the leaves live beside the code that raises them (the module
+is named in brackets) and are public where that package's ``__init__`` exports them.
 
     FlGitopsError
     ├── InputError                  bad input a user can fix: exit 2
@@ -10,12 +12,37 @@ anything outside the tree is a bug and exits 3.
     │   ├── InventoryError          a ManagedCluster list that cannot be read
     │   ├── TemplateError           a user template that does not render
     │   ├── WorkTooLarge            a round whose ManifestWork OCM would refuse for its size
-    │   └── StrategyOptionsError    strategy options that do not fit the strategy
+    │   ├── StrategyOptionsError    strategy options that do not fit the strategy
+    │   └── HubConfigError          no kubeconfig or context, a bad selector (also a HubError)
     ├── RenderedObjectError         a rendered object fails its schema (a bug or a bad template)
+    ├── HeaderError                 not a well-formed safetensors file [tensors] (a ValueError)
+    │   └── ReadFailed              a file that ended before its header's bytes [tensors]
     ├── StoreError                  the model store: missing object, digest mismatch
+    │   └── NotInStore              the object is not in the store [store]
     ├── UpdateRejected              one cluster's update fails a check (permanent for that cluster)
+    │   ├── NotOnRoster             the cluster is not on the round's roster [aggregate.checks]
+    │   ├── StaleRound              the update is for another round [aggregate.checks]
+    │   ├── WrongBaseModel          trained from another global model [aggregate.checks]
+    │   ├── UpdateFileMissing       metadata without its tensors file [aggregate.checks]
+    │   ├── UpdateTooLarge          over the store's size bound [aggregate.checks]
+    │   ├── NotSafetensors          not a safetensors file [aggregate.checks]
+    │   ├── TensorNamesMismatch     not the global model's tensor names [aggregate.checks]
+    │   ├── ShapeMismatch           not the global model's shapes [aggregate.checks]
+    │   ├── DtypeMismatch           not the global model's dtypes [aggregate.checks]
+    │   ├── DigestMismatch          bytes that do not hash to its recorded sha256 [aggregate.checks]
+    │   ├── NonFiniteValues         NaN or infinity [aggregate.checks]
+    │   ├── NormBoundExceeded       farther from the global model than the bound [aggregate.checks]
+    │   └── MalformedMetadata       metadata that cannot be read or lacks a field [store]
+    ├── NotEnoughUpdates            too few valid updates to aggregate the round [aggregate]
     ├── HubError                    the hub (Kubernetes API or the local hub)
-    └── GitError                    the config repo
+    │   ├── HubNotFound             the object, its namespace or its CRD is not there [hub]
+    │   ├── HubConflict             a write conflicted with another writer (409) [hub]
+    │   ├── HubForbidden            credentials refused (401) or RBAC denies the call (403) [hub]
+    │   ├── HubUnavailable          not now: refused, timeout, 429 or 5xx; .delay [hub]
+    │   └── HubConfigError          (also an InputError, above) [hub]
+    ├── JsonPathError               a JSONPath the local agent cannot evaluate [hub] (a ValueError)
+    ├── GitError                    the config repo
+    └── DevHubError                 the development hub did not start or stopped answering [devhub]
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fl_gitops.errors import FlGitopsError
 from fl_gitops.hub.errors import HubNotFound
 
 __all__ = [
@@ -88,7 +89,7 @@ _STEP = re.compile(
 )
 
 
-class JsonPathError(ValueError):
+class JsonPathError(ValueError, FlGitopsError):
     """A JSONPath the local agent cannot evaluate, or whose result is not a scalar."""
 
 

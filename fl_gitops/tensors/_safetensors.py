@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from fl_gitops.errors import FlGitopsError
+
 __all__ = [
     "DTYPES",
     "MAX_HEADER_BYTES",
@@ -79,8 +81,12 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024
 DEFAULT_CHUNK = 1 << 20
 
 
-class HeaderError(ValueError):
-    """A file that is not a well-formed safetensors file; the message says why."""
+class HeaderError(ValueError, FlGitopsError):
+    """A file that is not a well-formed safetensors file; the message says why.
+
+    A ``ValueError`` too, as it was before it joined the tree: callers that catch it so
+    keep working.
+    """
 
 
 class ReadFailed(HeaderError):
