@@ -22,7 +22,14 @@ high-water mark is reset before the work where the kernel allows it):
 - ``loadall-fedavg``: read and verify every file, load them all with
   ``safetensors.numpy.load``, then average tensor by tensor over the stacked updates (the
   way frameworks that keep every update in memory do it);
-- ``stream-fedmedian`` and ``stream-krum`` over the first ``--k-robust`` (16) updates.
+- ``stream-fedmedian``, ``stream-krum`` and ``stream-dp`` (``dp-fixed-clipping`` around
+  FedAvg: a checking pass for the norms, then the clipped sum) over the first
+  ``--k-robust`` (16) updates.
+
+``--against DIR`` runs every ``stream-*`` variant a second time with ``fl_gitops`` imported
+from DIR (a ``git worktree`` of another commit), interleaved run by run with this tree's, so
+that two versions are compared in one run on the same disturbances (``name@against`` rows,
+and a line per variant with the ratio of the best times and whether the digests agree).
 
 Other engineers' work shares the machine, so ``--repeat N`` runs the whole plan N times
 back to back and reports each variant's best run (the least disturbed) with the median and
@@ -165,8 +172,14 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
             "stream-fedavg": "fedavg",
             "stream-fedmedian": "fedmedian",
             "stream-krum": "krum",
+            "stream-dp": "dp-fixed-clipping",
         }[variant]
-        options = {"f": 1} if strategy == "krum" else {}
+        options: dict[str, Any] = {}
+        if strategy == "krum":
+            options = {"f": 1}
+        elif strategy == "dp-fixed-clipping":
+            # The updates are about 0.01 * sqrt(params) from the base: clip about half.
+            options = {"clipping_norm": 0.01 * (base.stat().st_size / 4) ** 0.5}
         result = aggregate_round(base, updates, strategy=strategy, options=options, round=1)
         if result.rejected:
             raise SystemExit(f"unexpected rejections: {result.rejected}")
@@ -236,18 +249,28 @@ def _evict(directory: Path) -> None:
             os.close(fd)
 
 
-def _run(variant: str, directory: Path, k: int, cold: bool) -> dict[str, Any]:
+_AGAINST = "@against"
+
+
+def _run(
+    variant: str, directory: Path, k: int, cold: bool, against: str | None = None
+) -> dict[str, Any]:
     if cold:
         _evict(directory)
+    env = None
+    if variant.endswith(_AGAINST):
+        variant = variant.removesuffix(_AGAINST)
+        env = dict(os.environ, PYTHONPATH=str(against))
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", variant, "--dir", str(directory), "--k", str(k)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         raise SystemExit(f"{variant} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout)
+    return dict(json.loads(proc.stdout))
 
 
 def main() -> int:
@@ -285,6 +308,11 @@ def main() -> int:
         "run with the same --k, --params and --tensors are reused",
     )
     parser.add_argument("--skip", default="", help="comma-separated variants to skip")
+    parser.add_argument(
+        "--against",
+        help="also run the stream-* variants with fl_gitops imported from this directory "
+        "(e.g. a git worktree of the commit before a change), interleaved with this tree's",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -339,17 +367,26 @@ def main() -> int:
             ("loadall-fedavg", args.k),
             ("stream-fedmedian", k_robust),
             ("stream-krum", k_robust),
+            ("stream-dp", k_robust),
             ("floor", k_robust),
         ]
         skip = set(filter(None, args.skip.split(",")))
         plan = [(v, k) for v, k in dict.fromkeys(plan) if v not in skip]
+        if args.against:
+            plan = [
+                entry
+                for v, k in plan
+                for entry in ([(v, k), (v + _AGAINST, k)] if v.startswith("stream-") else [(v, k)])
+            ]
         for mode in ("warm", "cold") if cache == "both" else (cache,):
             # Whole plans back to back, so that a busy spell on the shared machine hits
             # every variant rather than one.
             runs: dict[tuple[str, int], list[dict[str, Any]]] = {key: [] for key in plan}
             for _ in range(args.repeat):
                 for variant, k in plan:
-                    runs[(variant, k)].append(_run(variant, directory, k, mode == "cold"))
+                    runs[(variant, k)].append(
+                        _run(variant, directory, k, mode == "cold", args.against)
+                    )
             print(
                 f"\n== page cache {mode}"
                 + (": each file evicted before every run" if mode == "cold" else "")
@@ -375,7 +412,7 @@ def _report(
     results = {key: min(rs, key=lambda r: r["seconds"]) for key, rs in runs.items() if rs}
     print()
     print(
-        f"{'variant':<18}{'K':>4}{'best s':>8}{'median s':>10}{'read MB/s':>11}"
+        f"{'variant':<26}{'K':>4}{'best s':>8}{'median s':>10}{'read MB/s':>11}"
         f"{'cpu s':>7}{'load':>6}{'peak MB':>9}{'peak/model':>12}"
     )
     for (variant, kk), r in results.items():
@@ -383,7 +420,7 @@ def _report(
         mbps = r["bytes"] / r["seconds"] / 1e6
         peak = r["peak_above_baseline"] / 1e6
         print(
-            f"{variant:<18}{kk:>4}{r['seconds']:>8.2f}{median:>10.2f}{mbps:>11.0f}"
+            f"{variant:<26}{kk:>4}{r['seconds']:>8.2f}{median:>10.2f}{mbps:>11.0f}"
             f"{r['cpu']:>7.2f}{r['load']:>6.2f}{peak:>9.1f}"
             f"{r['peak_above_baseline'] / model_bytes:>12.2f}"
         )
@@ -451,7 +488,17 @@ def _report(
             f"above the baseline (target < 3x: "
             f"{'met' if s['peak_above_baseline'] < 3 * model_bytes else 'NOT met'})"
         )
-    for v in ("stream-fedmedian", "stream-krum"):
+    for (v, kk), r in results.items():
+        other = results.get((v + _AGAINST, kk))
+        if other:
+            same = "the same digest" if other["digest"] == r["digest"] else "DIFFERENT digests"
+            print(
+                f"{v} (K={kk}): best {r['seconds']:.2f} s here, {other['seconds']:.2f} s "
+                f"against ({r['seconds'] / other['seconds']:.0%}); cpu {r['cpu']:.2f} s vs "
+                f"{other['cpu']:.2f} s; peak {r['peak_above_baseline'] / model_bytes:.2f}x vs "
+                f"{other['peak_above_baseline'] / model_bytes:.2f}x the model; {same}"
+            )
+    for v in ("stream-fedmedian", "stream-krum", "stream-dp"):
         r = results.get((v, k_robust))
         fl = speed("floor", k_robust)
         if r and fl:
