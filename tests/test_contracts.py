@@ -74,3 +74,14 @@ def test_the_schema_digest_pattern_is_the_tensors_one():
 )
 def test_a_digest_is_sha256_and_64_lowercase_hex_digits(value, ok):
     assert is_digest(value) is ok
+
+
+def test_the_model_path_is_spelled_once():
+    from fl_gitops.render import model_uri
+    from fl_gitops.tensors import model_path
+
+    digest = sha256_digest(b"model")
+    assert model_path(digest) == f"models/sha256-{digest.removeprefix('sha256:')}.safetensors"
+    assert model_uri("s3://bucket/fl/", digest) == f"s3://bucket/fl/{model_path(digest)}"
+    # In code (a string, or a path after '/'), not the store's docstring drawing its layout.
+    assert _copies(r"[\"'/]models/sha256-", "tensors/_digest.py") == []

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fl_gitops.tensors import model_path
+
 __all__ = ["Layout", "Names", "model_uri"]
 
 
@@ -92,5 +94,4 @@ class Layout:
 
 def model_uri(store_uri: str, digest: str) -> str:
     """Where a content-addressed global model lives in the store."""
-    hex_digest = digest.removeprefix("sha256:")
-    return f"{store_uri.rstrip('/')}/models/sha256-{hex_digest}.safetensors"
+    return f"{store_uri.rstrip('/')}/{model_path(digest)}"

@@ -36,6 +36,7 @@ from fl_gitops import __version__
 from fl_gitops.errors import StoreError, UpdateRejected
 from fl_gitops.tensors import (
     is_digest,
+    model_path,
     replaced_atomically,
     sha256_digest,
     sha256_file,
@@ -194,7 +195,7 @@ class ModelStore:
     @staticmethod
     def _model_rel(digest: str) -> str:
         check_digest(digest, what="model digest")
-        return f"models/sha256-{digest.removeprefix('sha256:')}.safetensors"
+        return model_path(digest)
 
     @staticmethod
     def _update_rel(round_: int, cluster: str, ext: str) -> str:

@@ -12,7 +12,13 @@ it imports numpy and the standard library, and nothing of fl_gitops but ``fl_git
 """
 
 from fl_gitops.tensors._atomic import replaced_atomically, write_atomic
-from fl_gitops.tensors._digest import DIGEST_PATTERN, is_digest, sha256_digest, sha256_file
+from fl_gitops.tensors._digest import (
+    DIGEST_PATTERN,
+    is_digest,
+    model_path,
+    sha256_digest,
+    sha256_file,
+)
 from fl_gitops.tensors._safetensors import (
     DEFAULT_CHUNK,
     DTYPES,
@@ -48,6 +54,7 @@ __all__ = [
     "is_digest",
     "load",
     "load_bytes",
+    "model_path",
     "parse_header",
     "read_ahead",
     "read_header",

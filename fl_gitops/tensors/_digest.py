@@ -11,7 +11,7 @@ import os
 import re
 from typing import TypeGuard
 
-__all__ = ["DIGEST_PATTERN", "is_digest", "sha256_digest", "sha256_file"]
+__all__ = ["DIGEST_PATTERN", "is_digest", "model_path", "sha256_digest", "sha256_file"]
 
 # What a digest looks like, written once: the blueprint schema uses the pattern (JSON
 # Schema's dialect), the store and the round config test values with ``is_digest``.
@@ -24,6 +24,15 @@ _CHUNK = 8 * 1024 * 1024
 def is_digest(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a ``sha256:<64 lowercase hex>`` string, nothing before or after."""
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def model_path(digest: str) -> str:
+    """Where the global model with ``digest`` lives, relative to the store's root.
+
+    The one spelling of that path: the store reads and writes it, and rendering writes
+    the full URI into each round config before the store is ever opened.
+    """
+    return f"models/sha256-{digest.removeprefix('sha256:')}.safetensors"
 
 
 def sha256_digest(data: bytes | bytearray | memoryview) -> str:
