@@ -1,9 +1,11 @@
 """The config repo: clone or fetch, write a round, commit if changed, push with retry, PRs.
 
-The reconcile job's only way to Git. Everything public is re-exported here; the modules
+The only way to Git, for the reconcile job, the rollback and the simulation's own bare
+remote (``BareRepo``). Everything public is re-exported here; the modules
 behind it are private.
 """
 
+from fl_gitops.gitops._bare import BareRepo
 from fl_gitops.gitops._commit import Change, CommitInfo, commit_message, parse_trailers
 from fl_gitops.gitops._credentials import CREDENTIALS_DIR_ENV, Credentials, redact
 from fl_gitops.gitops._forge import (
@@ -33,6 +35,7 @@ __all__ = [
     "FORGE_TOKEN_DIR_ENV",
     "FORGE_TOKEN_ENV",
     "MODES",
+    "BareRepo",
     "Change",
     "CommitInfo",
     "ConfigRepo",

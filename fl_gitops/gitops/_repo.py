@@ -343,49 +343,23 @@ class ConfigRepo:
             f"{max_attempts} times (other writers kept moving it); giving up"
         )
 
-    def revert_to(
-        self,
-        path: str,
-        commit: str,
-        change: Change,
-        *,
-        mode: str = "direct",
-        round_branch: str | None = None,
-        pr: PullRequestSpec | None = None,
-        max_attempts: int = 5,
-        backoff: Callable[[int], float] = default_backoff,
-        sleep: Callable[[float], None] = time.sleep,
-        hooks: PublishHooks | None = None,
-    ) -> PublishResult:
-        """Restore ``path`` as it was at ``commit`` with a new commit (history is kept).
+    def restore(self, path: str, commit: str) -> None:
+        """Put ``path`` in the work tree as it was at ``commit`` (for use inside a derive).
 
-        Files under ``path`` that did not exist at ``commit`` are removed. Published with
-        the same retry loop as :meth:`publish` (same keyword arguments).
+        Files under ``path`` that did not exist at ``commit`` are removed; files outside
+        it are left alone. Nothing is committed: the derive that calls this returns the
+        Change, and :meth:`publish` commits it on top (history is kept).
 
         Raises:
             InputError: a path outside the repo, or a commit that is not in the target
                 branch's history.
-            GitError: as for :meth:`publish`.
+            GitError: git failed.
         """
         path = check_repo_path(path)
-
-        def derive(root: Path) -> Change | None:
-            sha = self._commit_in_history(commit)
-            self._git("rm", "-r", "-q", "--ignore-unmatch", "--", path)
-            if self._exists_at(sha, path):
-                self._git("checkout", sha, "--", path)
-            return change
-
-        return self.publish(
-            derive,
-            mode=mode,
-            round_branch=round_branch,
-            pr=pr,
-            max_attempts=max_attempts,
-            backoff=backoff,
-            sleep=sleep,
-            hooks=hooks,
-        )
+        sha = self._commit_in_history(commit)
+        self._git("rm", "-r", "-q", "--ignore-unmatch", "--", path)
+        if self._exists_at(sha, path):
+            self._git("checkout", sha, "--", path)
 
     # ------------------------------------------------------------------ internals
 
@@ -555,8 +529,6 @@ class ConfigRepo:
         return sha
 
     def _exists_at(self, sha: str, path: str) -> bool:
-        if path == ".":
-            return True
         return self._git_status("cat-file", "-e", f"{sha}:{path}")[0] == 0
 
     def _remote_name(self) -> str:

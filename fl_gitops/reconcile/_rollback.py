@@ -9,12 +9,10 @@ reporting the old Jobs as done.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 from fl_gitops.blueprint import load_blueprint
-from fl_gitops.errors import GitError, InputError
+from fl_gitops.errors import InputError
 from fl_gitops.gitops import (
     Change,
     ConfigRepo,
@@ -59,12 +57,7 @@ def rollback(repo: ConfigRepo, path: str, round_: int) -> PublishResult:
 
     def derive(root: Path) -> Change | None:
         exp = root / path
-        shutil.rmtree(exp, ignore_errors=True)
-        done = subprocess.run(
-            ["git", "checkout", commit, "--", path], cwd=root, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise GitError(f"cannot restore {path} from {commit[:12]}: {done.stderr.strip()}")
+        repo.restore(path, commit)
         blueprint = load_blueprint(exp / layout.blueprint)
         state = read_round_state(exp)
         if state is None:

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
-from fl_gitops.errors import InputError
+from fl_gitops.gitops import BareRepo
 from fl_gitops.hub import ClusterStatus, LocalHub
-from fl_gitops.labels import ROUND_LABEL
 from fl_gitops.placement import PlacementResult
 from fl_gitops.simulate._workers import JobSpec, job_env
+
+if TYPE_CHECKING:
+    from fl_gitops.client.roundconfig import RoundConfig
 
 __all__ = ["LocalAgent", "LocalPlayers", "Players", "RoundWork", "SyncResult"]
 
@@ -133,13 +134,18 @@ class LocalPlayers:
 
 @dataclass(frozen=True)
 class RoundWork:
-    """One cluster's ManifestWork, as synced: the names the agent reports on."""
+    """One cluster's ManifestWork, as synced: the names the agent reports on, the Job to
+    run, and the round config the Job reads (read once, here)."""
 
     cluster: str
     work_name: str
     job_name: str
-    round: int
     spec: JobSpec
+    config: RoundConfig
+
+    @property
+    def round(self) -> int:
+        return self.config.round
 
 
 class LocalAgent:
@@ -150,6 +156,7 @@ class LocalAgent:
         hub: Players,
         *,
         remote: Path,
+        branch: str,
         jobs_dir: Path,
         path: str,
         experiment: str,
@@ -157,6 +164,7 @@ class LocalAgent:
     ) -> None:
         self.hub = hub
         self.remote = remote
+        self.branch = branch
         self.jobs_dir = jobs_dir
         self.path = path
         self.experiment = experiment
@@ -164,19 +172,22 @@ class LocalAgent:
         self.last_sync = SyncResult()
 
     def sync(self) -> list[RoundWork]:
-        """Apply the ManifestWorks at the remote's tip (with pruning), as Argo CD would.
+        """Apply the ManifestWorks at the tip of the remote's ``branch`` (with pruning), as
+        Argo CD would.
 
-        Reads the synced files straight from the bare remote (``git cat-file --batch``)
-        rather than fetching into a checkout: what Argo CD sees is exactly the pushed
-        commit, and a round's sync costs one git process instead of three.
+        Reads the synced files straight from the bare remote (``BareRepo.read_blobs``, one
+        ``git cat-file --batch`` per read) rather than fetching into a checkout: what Argo
+        CD sees is exactly the pushed commit.
         """
-        base = f"main:{self.path}"
-        (kustomization,) = _read_blobs(self.remote, [f"{base}/kustomization.yaml"])
+        remote = BareRepo(self.remote)
+        base = self.path.strip("/")
+        (kustomization,) = remote.read_blobs(self.branch, [f"{base}/kustomization.yaml"])
         objects: list[dict[str, Any]] = []
         if kustomization is not None:
             resources = yaml.load(kustomization, Loader=yaml.CSafeLoader)["resources"]
-            for text in _read_blobs(self.remote, [f"{base}/{rel}" for rel in resources]):
-                objects += [o for o in yaml.load_all(text or "", Loader=yaml.CSafeLoader) if o]
+            paths = [f"{base}/{rel}" for rel in resources]
+            for text in remote.read_blobs(self.branch, paths):
+                objects += [o for o in yaml.load_all(text or b"", Loader=yaml.CSafeLoader) if o]
         self.last_sync = self.hub.sync(objects, experiment=self.experiment)
         # the works as the hub stored them: what a work agent would read
         return [self._prepare(work) for work in self.last_sync.works]
@@ -231,13 +242,16 @@ class LocalAgent:
             argv=tuple(local_path(str(a)) for a in argv),
             env=job_env({**self.base_env, "HOME": str(job_dir)}, env),
         )
-        round_ = int(job["metadata"]["labels"].get(ROUND_LABEL, 0))
+        from fl_gitops.client.job import CONFIG_ENV
+        from fl_gitops.client.roundconfig import load_round_config
+
+        config = load_round_config(dict(spec.env)[CONFIG_ENV], cluster=cluster)
         return RoundWork(
             cluster=cluster,
             work_name=work["metadata"]["name"],
             job_name=job["metadata"]["name"],
-            round=round_,
             spec=spec,
+            config=config,
         )
 
 
@@ -255,27 +269,3 @@ def pending(works: Sequence[RoundWork], hub: Players, experiment: str) -> list[R
     )
     done = {JobState.SUCCEEDED, JobState.FAILED}
     return [w for w in works if statuses[w.cluster].state not in done]
-
-
-def _read_blobs(git_dir: Path, specs: Sequence[str]) -> list[str | None]:
-    """The text of each ``<rev>:<path>`` in one ``git cat-file --batch`` (None: missing)."""
-    done = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "cat-file", "--batch"],
-        input="".join(f"{spec}\n" for spec in specs).encode(),
-        capture_output=True,
-    )
-    if done.returncode != 0:
-        raise InputError(f"git cat-file in {git_dir}: {done.stderr.decode().strip()}")
-    out, pos = done.stdout, 0
-    texts: list[str | None] = []
-    for _ in specs:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].split()
-        pos = end + 1
-        if header[-1] == b"missing":
-            texts.append(None)
-            continue
-        size = int(header[2])
-        texts.append(out[pos : pos + size].decode("utf-8"))
-        pos += size + 1
-    return texts

@@ -25,6 +25,7 @@ from fl_gitops.errors import FlGitopsError, InputError
 from fl_gitops.simulate._agent import LocalAgent, LocalPlayers, Players, RoundWork, pending
 from fl_gitops.simulate._workers import WorkerPool, warm_parent
 from fl_gitops.simulate._world import (
+    BRANCH,
     World,
     dump_inventory,
     generated_inventory,
@@ -238,7 +239,7 @@ def run_simulation(
     )
     repo = ConfigRepo.open(
         world.remote.resolve().as_uri(),
-        branch="main",
+        branch=BRANCH,
         workdir=world.reconciler,
         user_name="fl-gitops simulate",
         user_email="simulate@localhost",
@@ -247,6 +248,7 @@ def run_simulation(
     agent = LocalAgent(
         players,
         remote=world.remote,
+        branch=BRANCH,
         jobs_dir=options.workdir / "jobs",
         path=world.path,
         experiment=blueprint.name,

@@ -8,7 +8,6 @@ model and update, and the local hub keeps the ManifestWorks and their status.
 from __future__ import annotations
 
 import io
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,12 @@ from ruamel.yaml import YAML
 
 from fl_gitops.blueprint import Blueprint, load_blueprint, read_bounded
 from fl_gitops.errors import InputError
+from fl_gitops.gitops import BareRepo, Change
 
-__all__ = ["World", "open_world"]
+__all__ = ["BRANCH", "World", "open_world"]
+
+#: The config remote's branch: the simulated blueprint points there.
+BRANCH = "main"
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,6 @@ class World:
     @property
     def store_uri(self) -> str:
         return self.store.resolve().as_uri()
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git for the simulation's own plumbing (creating and seeding the bare remote)."""
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise InputError(f"git {' '.join(args[:2])} in {cwd}: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 def simulated_blueprint(
@@ -73,7 +68,7 @@ def simulated_blueprint(
         spec["store"].pop(key, None)
     gitops = spec["gitops"]
     gitops["repo"] = repo_uri
-    gitops["branch"] = "main"
+    gitops["branch"] = BRANCH
     gitops["mode"] = "direct"
     for key in ("pullRequest", "credentialsSecretRef"):
         gitops.pop(key, None)
@@ -107,10 +102,13 @@ def open_world(
     }
     original = load_blueprint(blueprint_file)  # located errors for the user's own file
     if (remote / "HEAD").exists():
-        text = git(remote, "show", f"main:{original.gitops.path}/blueprint.yaml")
-        blueprint = load_blueprint(
-            f"{remote.name}:{original.gitops.path}/blueprint.yaml", text=text.encode()
-        )
+        committed = f"{original.gitops.path}/blueprint.yaml"
+        (data,) = BareRepo(remote).read_blobs(BRANCH, [committed])
+        if data is None:
+            raise InputError(
+                f"{workdir}: its config repo has no {committed} on {BRANCH}; use another --workdir"
+            )
+        blueprint = load_blueprint(f"{remote.name}:{committed}", text=data)
         if blueprint.name != original.name:
             raise InputError(
                 f"{workdir}: holds experiment {blueprint.name!r}, not {original.name!r}; "
@@ -127,17 +125,14 @@ def open_world(
         rounds=rounds,
     )
     blueprint = load_blueprint(blueprint_file, text=text.encode())
-    git(workdir, "init", "-q", "--bare", "-b", "main", str(remote.name))
-    seed = workdir / "seed"
-    git(workdir, "clone", "-q", remote.name, seed.name)
-    target = seed / blueprint.gitops.path / "blueprint.yaml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    identity = ["-c", "user.name=fl-gitops simulate", "-c", "user.email=simulate@localhost"]
-    git(seed, "add", "-A")
-    git(seed, *identity, "commit", "-q", "-m", f"add experiment {blueprint.name}")
-    git(seed, "push", "-q", "origin", "main")
-    subprocess.run(["rm", "-rf", str(seed)], check=True)
+    BareRepo.create(
+        remote,
+        branch=BRANCH,
+        files={f"{blueprint.gitops.path}/blueprint.yaml": text.encode()},
+        change=Change(message=f"add experiment {blueprint.name}"),
+        user_name="fl-gitops simulate",
+        user_email="simulate@localhost",
+    )
     return World(**paths, blueprint=blueprint, resumed=False)
 
 

@@ -264,7 +264,7 @@ def test_paths_outside_the_repo_are_input_errors(remote: Path, tmp_path: Path) -
     )
 
 
-def test_revert_to_restores_a_path_with_a_new_commit_and_keeps_history(
+def test_restore_inside_a_derive_puts_a_path_back_with_a_new_commit_and_keeps_history(
     remote: Path, tmp_path: Path
 ) -> None:
     repo = ConfigRepo.open(str(remote), branch="main", workdir=tmp_path / "w")
@@ -282,11 +282,11 @@ def test_revert_to_restores_a_path_with_a_new_commit_and_keeps_history(
     repo.publish(round_two)
     before = git(remote, "rev-list", "main").split()
 
-    result = repo.revert_to(
-        "experiments/digits",
-        round_one,
-        Change(message="fl(digits): roll back to round 1", trailers={"FL-Round": "1"}),
-    )
+    def roll_back(root: Path) -> Change:
+        repo.restore("experiments/digits", round_one)
+        return Change(message="fl(digits): roll back to round 1", trailers={"FL-Round": "1"})
+
+    result = repo.publish(roll_back)
 
     assert result.pushed
     after = git(remote, "rev-list", "main").split()
@@ -302,8 +302,8 @@ def test_revert_to_restores_a_path_with_a_new_commit_and_keeps_history(
     )
 
 
-def test_revert_to_an_unknown_commit_is_an_input_error(remote: Path, tmp_path: Path) -> None:
+def test_restore_from_an_unknown_commit_is_an_input_error(remote: Path, tmp_path: Path) -> None:
     repo = ConfigRepo.open(str(remote), branch="main", workdir=tmp_path / "w")
     with pytest.raises(InputError) as err:
-        repo.revert_to("experiments", "0" * 40, Change(message="rollback"))
+        repo.restore("experiments", "0" * 40)
     assert str(err.value) == f"commit {'0' * 40}: not found in the history of main"

@@ -1,0 +1,146 @@
+"""A bare repository on this machine, created with its first commit and read at a ref.
+
+The simulation's config remote is a bare repository in its work dir: it is created here
+with the experiment's blueprint as its first commit (no seed clone, nothing to delete
+afterwards), and read here as Argo CD reads a repo: the files of one branch's tip, many
+in one ``git cat-file --batch``. Like ``ConfigRepo``, every git command runs the git
+binary through GitPython, and a failure is a ``GitError`` naming the repository and the
+ref, with credentials redacted.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import git
+
+from fl_gitops.errors import GitError, InputError
+from fl_gitops.gitops._commit import Change, commit_message
+from fl_gitops.gitops._credentials import redact
+from fl_gitops.gitops._names import check_repo_path
+
+__all__ = ["BareRepo"]
+
+_ERROR_LINES = 12
+
+
+class BareRepo:
+    """A bare repository at ``git_dir`` (a local path)."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = Path(git_dir)
+        self._git_cmd = git.Git(str(self.git_dir))
+        self._git_cmd.update_environment(GIT_DIR=str(self.git_dir))
+
+    @classmethod
+    def create(
+        cls,
+        git_dir: Path,
+        *,
+        branch: str,
+        files: Mapping[str, bytes],
+        change: Change,
+        user_name: str,
+        user_email: str,
+    ) -> BareRepo:
+        """A new bare repository whose ``branch`` holds one commit of ``files``.
+
+        Args:
+            git_dir: where the repository goes; must not exist yet.
+            branch: the branch the commit is on (and HEAD names).
+            files: repository path -> content.
+            change: the commit's message and trailers.
+            user_name: the author and committer name.
+            user_email: the author and committer email.
+
+        Raises:
+            InputError: ``git_dir`` exists, or a path is outside the repository.
+            GitError: git failed.
+        """
+        git_dir = Path(git_dir)
+        if git_dir.exists():
+            raise InputError(f"{git_dir}: already exists; expected a new bare repository")
+        paths = {check_repo_path(p): data for p, data in files.items()}
+        git_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            git.Git(str(git_dir.parent)).init("-q", "--bare", "-b", branch, str(git_dir))
+        except git.GitCommandError as exc:
+            raise GitError(f"git init failed in {git_dir}: {_stderr(exc)}") from None
+        self = cls(git_dir)
+        with tempfile.TemporaryDirectory(prefix="fl-gitops-index-") as tmp:
+            index = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+            for path, data in sorted(paths.items()):
+                blob = self._run("hash-object", "-w", "--stdin", input=data).strip()
+                self._run(
+                    "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=index
+                )
+            tree = self._run("write-tree", env=index).strip()
+        identity = {
+            "GIT_AUTHOR_NAME": user_name,
+            "GIT_AUTHOR_EMAIL": user_email,
+            "GIT_COMMITTER_NAME": user_name,
+            "GIT_COMMITTER_EMAIL": user_email,
+        }
+        message = commit_message(change).encode()
+        commit = self._run("commit-tree", tree, input=message, env=identity).strip()
+        self._run("update-ref", f"refs/heads/{branch}", commit, "")
+        return self
+
+    def read_blobs(self, ref: str, paths: Sequence[str]) -> list[bytes | None]:
+        """The content of each path at ``ref`` (None: not there), in one ``git cat-file``.
+
+        Raises:
+            InputError: a path outside the repository.
+            GitError: git failed.
+        """
+        specs = [f"{ref}:{check_repo_path(p)}" for p in paths]
+        if not specs:
+            return []
+        out = self._run("cat-file", "--batch", input="".join(f"{s}\n" for s in specs).encode())
+        data = out if isinstance(out, bytes) else out.encode()
+        pos = 0
+        blobs: list[bytes | None] = []
+        for _ in specs:
+            end = data.index(b"\n", pos)
+            header = data[pos:end].split()
+            pos = end + 1
+            if header[-1] == b"missing":
+                blobs.append(None)
+                continue
+            size = int(header[2])
+            blobs.append(data[pos : pos + size])
+            pos += size + 1
+        return blobs
+
+    def _run(
+        self, cmd: str, *args: str, input: bytes | None = None, env: dict[str, str] | None = None
+    ) -> Any:
+        """One git command; its stdout (bytes for ``cat-file``), or GitError."""
+        try:
+            if input is None:
+                return getattr(self._git_cmd, cmd.replace("-", "_"))(
+                    *args, env=env, strip_newline_in_stdout=False
+                )
+            with tempfile.TemporaryFile() as stdin:
+                stdin.write(input)
+                stdin.seek(0)
+                return self._git_cmd.execute(
+                    ["git", cmd, *args],
+                    istream=stdin,
+                    env=env,
+                    strip_newline_in_stdout=False,
+                    stdout_as_string=cmd != "cat-file",
+                )
+        except git.GitCommandError as exc:
+            raise GitError(f"git {cmd} failed in {self.git_dir}: {_stderr(exc)}") from None
+
+
+def _stderr(exc: git.GitCommandError) -> str:
+    stderr = exc.stderr if isinstance(exc.stderr, str) else str(exc.stderr or "")
+    stderr = stderr.strip().removeprefix("stderr:").strip().strip("'")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return redact("\n".join(lines[-_ERROR_LINES:]), ())
