@@ -1,8 +1,9 @@
 """The reconcile loop's world on the real API server: repo, store, RBAC, a ServiceAccount token.
 
 tests/reconcile's ``Fleet`` (a bare config remote, a file store, clusters that answer
-without torch) with its hub side swapped for the real one: Argo CD's sync and the work
-agent's status reports go through ``KubePlayers`` as an administrator, while the reconcile
+without torch) with its hub side swapped for the real one: its ``LocalAgent``'s players
+are ``KubePlayers``, so Argo CD's sync and the work agent's status reports go to the API
+server as an administrator, while the reconcile
 pass reads through a ``KubernetesHub`` authenticated as the experiment's own ServiceAccount,
 with a token from the TokenRequest API and only the RBAC that ``fl-gitops render`` wrote.
 """
@@ -14,7 +15,7 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from fl_gitops.devhub import ApiServer
 from fl_gitops.hub import KubernetesHub
 from fl_gitops.placement import evaluate_placement, generate_inventory, inventory_list
 from fl_gitops.simulate import ARGOCD_MANAGER, KubePlayers
+from fl_gitops.simulate._agent import RoundWork
 
 from ..reconcile.fleet import EXP, PATH, Fleet, blueprint_text, git, make_remote
 
@@ -78,21 +80,6 @@ def service_account_token(admin: Any, namespace: str, name: str) -> str:
     return token
 
 
-class _RealHubWriters:
-    """What ``Fleet`` asks of its hub, done on the real API server by ``KubePlayers``."""
-
-    def __init__(self, players: KubePlayers) -> None:
-        self.players = players
-
-    def sync_works(self, works: Sequence[Mapping[str, Any]], *, experiment: str) -> None:
-        self.players.sync(works, experiment=experiment)
-
-    def report_job(
-        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
-    ) -> None:
-        self.players.report_job(cluster, work_name, job_name=job_name, succeeded=succeeded)
-
-
 class KubeFleet(Fleet):
     """``Fleet`` whose sync and Job reports go to the real API server.
 
@@ -104,11 +91,10 @@ class KubeFleet(Fleet):
     def __init__(
         self, tmp: Path, remote: Path, store: Path, clusters: Iterable[str], players: KubePlayers
     ) -> None:
-        super().__init__(tmp, remote, store, clusters)
-        self.hub = _RealHubWriters(players)  # type: ignore[assignment]
-        self._synced: tuple[str, list[dict[str, Any]]] | None = None
+        super().__init__(tmp, remote, store, clusters, players=players)
+        self._synced: tuple[str, list[RoundWork]] | None = None
 
-    def sync(self) -> list[dict[str, Any]]:
+    def sync(self) -> list[RoundWork]:
         """Apply the remote tip's works, once per tip, as Argo CD's auto-sync does.
 
         Re-applying an unchanged ManifestWork is not a no-op on this 1.20 server: a second

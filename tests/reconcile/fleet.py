@@ -2,24 +2,27 @@
 
 The clusters here do not train with torch: they add a small deterministic step to the
 global model, so that reconcile tests (which test Git, hub and store handling, not
-learning) run in milliseconds and every rerun produces the same bytes. Syncing plays
-Argo CD: it reads the kustomization at the remote's tip and applies its ManifestWorks.
+learning) run in milliseconds and every rerun produces the same bytes. Syncing and
+reporting are the simulation's own ``LocalAgent`` (Argo CD and the work agent).
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
 
 from fl_gitops.hub import LocalHub
+from fl_gitops.simulate import LocalPlayers, Players
+from fl_gitops.simulate._agent import LocalAgent, RoundWork
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import load_bytes, serialize
+
+if TYPE_CHECKING:
+    from fl_gitops.client.roundconfig import RoundConfig
 
 EXP = "digits-small"
 PATH = f"experiments/{EXP}"
@@ -89,7 +92,12 @@ def make_remote(tmp: Path, blueprint: str) -> Path:
 
 
 class Fleet:
-    """The hub side of the loop for tests: Argo CD's sync and the clusters' Jobs."""
+    """The hub side of the loop for tests: the shipped ``LocalAgent`` plays Argo CD's sync
+    and the work agent, and the clusters' Jobs write a deterministic update.
+
+    ``players`` are the hub's writers: by default ``LocalPlayers`` over ``hub`` (a
+    ``LocalHub``, also what the reconcile pass reads), or a real API server's.
+    """
 
     def __init__(
         self,
@@ -99,70 +107,53 @@ class Fleet:
         clusters: Iterable[str],
         *,
         hub_dir: Path | None = None,
+        players: Players | None = None,
     ) -> None:
         self.tmp = tmp
         self.remote = remote
         self.store = ModelStore.open(f"file://{store}")
         self.hub = LocalHub(hub_dir) if hub_dir is not None else LocalHub()
         self.clusters = sorted(clusters)
-        self.hub.set_decisions("fl-system", EXP, self.clusters)
-        self.checkout = tmp / "argocd"
-        git(tmp, "clone", "-q", str(remote), str(self.checkout))
+        if players is None:
+            self.hub.set_decisions("fl-system", EXP, self.clusters)
+        self.players: Players = players or LocalPlayers(self.hub)
+        self.agent = LocalAgent(
+            self.players,
+            remote=remote,
+            branch="main",
+            jobs_dir=tmp / "jobs",
+            path=PATH,
+            experiment=EXP,
+            base_env={},
+        )
 
-    def sync(self) -> list[dict[str, Any]]:
-        """Pull the remote's tip and apply the experiment's ManifestWorks, pruning the rest."""
-        git(self.checkout, "fetch", "-q", "origin")
-        git(self.checkout, "reset", "-q", "--hard", "origin/main")
-        exp = self.checkout / PATH
-        works = []
-        kustomization = exp / "kustomization.yaml"
-        if kustomization.exists():
-            for rel in yaml.safe_load(kustomization.read_text())["resources"]:
-                for obj in yaml.safe_load_all((exp / rel).read_text()):
-                    if obj and obj["kind"] == "ManifestWork":
-                        works.append(obj)
-        self.hub.sync_works(works, experiment=EXP)
-        return works
+    def sync(self) -> list[RoundWork]:
+        """Apply the ManifestWorks at the remote's tip, pruning the rest (``LocalAgent``)."""
+        return self.agent.sync()
 
     def run_jobs(self, *, fail: Iterable[str] = (), skip: Iterable[str] = ()) -> list[str]:
         """Each synced ManifestWork's Job writes an update and reports done (or failure)."""
         fail, skip = set(fail), set(skip)
         ran = []
         for work in self.sync():
-            cluster = work["metadata"]["namespace"]
-            manifests = work["spec"]["workload"]["manifests"]
-            job = next(m for m in manifests if m["kind"] == "Job")
-            config_map = next(m for m in manifests if m["kind"] == "ConfigMap")
-            config = json.loads(config_map["data"]["round.json"])
-            if cluster in skip:
+            if work.cluster in skip:
                 continue
-            if cluster in fail:
-                self.hub.report_job(
-                    cluster,
-                    work["metadata"]["name"],
-                    job_name=job["metadata"]["name"],
-                    succeeded=False,
-                )
+            if work.cluster in fail:
+                self.agent.report(work, succeeded=False)
                 continue
-            self.write_update(config)
-            self.hub.report_job(
-                cluster,
-                work["metadata"]["name"],
-                job_name=job["metadata"]["name"],
-                succeeded=True,
-            )
-            ran.append(cluster)
+            self.write_update(work.config)
+            self.agent.report(work, succeeded=True)
+            ran.append(work.cluster)
         return ran
 
-    def write_update(self, config: dict[str, Any]) -> None:
-        base_digest = config["globalModel"]["digest"]
-        tensors = load_bytes(self.store.get_model(base_digest))
-        index = config["rosterIndex"]
+    def write_update(self, config: RoundConfig) -> None:
+        tensors = load_bytes(self.store.get_model(config.global_digest))
+        index = config.roster_index
         step = np.float32(0.01 * (index + 1))
         updated = {name: (t + step).astype(np.float32) for name, t in sorted(tensors.items())}
         meta = {
-            "base_model": base_digest,
+            "base_model": config.global_digest,
             "num_examples": 100 + 10 * index,
             "metrics": {"train_accuracy": 0.5 + 0.01 * index},
         }
-        self.store.put_update(config["round"], config["cluster"], serialize(updated), meta)
+        self.store.put_update(config.round, config.cluster, serialize(updated), meta)
