@@ -10,7 +10,7 @@ import os
 import random
 import subprocess
 import sys
-import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -154,22 +154,27 @@ def test_validate_names_a_missing_file_and_a_directory(tmp_path, capsys):
     ]
 
 
-def _elapsed(path: Path) -> tuple[float, BlueprintError]:
-    started = time.perf_counter()
-    with pytest.raises(BlueprintError) as info:
-        load_blueprint(path)
-    return time.perf_counter() - started, info.value
+def _refused(path: Path) -> tuple[int, BlueprintError]:
+    """The error loading ``path`` raises, and the most memory the attempt allocated."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(BlueprintError) as info:
+            load_blueprint(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, info.value
 
 
-def test_billion_laughs_is_refused_in_well_under_a_second(tmp_path):
+def test_billion_laughs_is_refused_without_expanding_it(tmp_path):
     path = tmp_path / "lol.yaml"
     path.write_text(_BOMB)  # 10**9 strings once expanded
-    elapsed, error = _elapsed(path)
+    peak, error = _refused(path)
     assert str(error) == (
         f"{path}:1:7: lol2[5][4]: more than 64 alias references; "
         "expected a blueprint without alias bombs"
     )
-    assert elapsed < 0.25
+    assert peak < 16 * 2**20  # nothing like 10**9 strings was ever built
 
 
 def test_a_few_aliases_are_fine(tmp_path):
@@ -187,29 +192,28 @@ def test_a_five_megabyte_file_is_refused_before_parsing(tmp_path, monkeypatch):
         raise AssertionError("the YAML parser must not see an oversized file")
 
     monkeypatch.setattr(blueprint_yaml, "YAML", no_parsing)
-    elapsed, error = _elapsed(path)
+    peak, error = _refused(path)
     assert error.message == "the file is 5244145 bytes; a blueprint may be at most 1048576 bytes"
-    assert elapsed < 0.1
+    assert peak < 2 * 2**20  # the size was checked before the file was read
     with pytest.raises(BlueprintError):
         load_blueprint(path, text=path.read_bytes())
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
 def test_an_endless_file_is_refused_after_the_bound():
-    elapsed, error = _elapsed(Path("/dev/zero"))
+    peak, error = _refused(Path("/dev/zero"))
     assert str(error) == (
         "/dev/zero: the file is over 1048576 bytes; a blueprint may be at most 1048576 bytes"
     )
-    assert elapsed < 0.5
+    assert peak < 4 * 2**20  # read up to the bound, not on
 
 
-def test_deep_nesting_is_refused_quickly_and_without_recursion_error(tmp_path):
+def test_deep_nesting_is_refused_without_recursion_error(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text("spec: " + "[" * 200_000 + "]" * 200_000 + "\n")
-    elapsed, error = _elapsed(path)
+    _, error = _refused(path)
     assert error.message == "nesting deeper than 64 levels; expected a blueprint"
     assert (error.line, error.column, error.field) == (1, 70, "spec[0][0][0][0][0][0][0]...")
-    assert elapsed < 1.0
 
 
 def test_bad_cel_is_left_to_placement(tmp_path):

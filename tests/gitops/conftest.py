@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -84,7 +85,9 @@ def run_in_threads(
 ) -> list[BaseException]:
     """Run ``target(arg)`` for each of ``args`` in a thread of its own, all at once.
 
-    Returns what the threads raised, so that a test can assert it is nothing.
+    Returns what the threads raised, so that a test can assert it is nothing; a thread
+    still running after ``timeout`` seconds counts as a ``TimeoutError`` naming its
+    argument (a racer that hangs fails the test instead of passing it unfinished).
     """
     errors: list[BaseException] = []
 
@@ -94,11 +97,16 @@ def run_in_threads(
         except BaseException as exc:  # reported to the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
+    args = list(args)
+    threads = [threading.Thread(target=run, args=(arg,), daemon=True) for arg in args]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + timeout
     for t in threads:
-        t.join(timeout)
+        t.join(max(deadline - time.monotonic(), 0.0))
+    for t, arg in zip(threads, args, strict=True):
+        if t.is_alive():
+            errors.append(TimeoutError(f"thread for {arg!r} still running after {timeout}s"))
     return errors
 
 

@@ -89,6 +89,16 @@ def test_pushes_rejected_every_time_end_in_a_git_error_naming_the_branch(
     assert_linear_without_force_push(remote)
 
 
+def test_the_thread_runner_reports_a_thread_that_did_not_end() -> None:
+    release = threading.Event()
+    try:
+        errors = run_in_threads(lambda n: n == 2 and release.wait(30), [1, 2], timeout=0.2)
+        assert [str(e) for e in errors] == ["thread for 2 still running after 0.2s"]
+        assert all(isinstance(e, TimeoutError) for e in errors)
+    finally:
+        release.set()
+
+
 def test_default_backoff_doubles_up_to_a_cap() -> None:
     assert [default_backoff(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 8, 8]
 

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -100,19 +99,18 @@ def test_interrupted_simulation_resumes_without_repeating_a_committed_round(tmp_
         str(work),
         "--no-plot",
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Interrupt once round 2 is aggregated: the simulation prints that line after the pass
+    # that pushed "round 2 -> 3", and reading it blocks until then (nothing is polled).
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     git_dir = work / "config-repo.git"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if git_dir.exists():
-            log = subprocess.run(
-                ["git", "--git-dir", str(git_dir), "log", "--format=%s", "main"],
-                capture_output=True,
-                text=True,
-            ).stdout
-            if "round 2 -> 3" in log:
-                break
-        time.sleep(0.05)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.split(":")[0].split() == ["round", "2"]:
+            break
+    else:
+        raise AssertionError(f"the simulation ended before round 2: {''.join(seen)}")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
