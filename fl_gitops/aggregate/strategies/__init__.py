@@ -5,6 +5,9 @@
 the strategy's JSON Schema with :func:`validate_options`, which names the option and what
 was expected. Each strategy lives in its own module, with its paper in the docstring.
 
+Each module also holds the strategy's own combining step, a ``Combiner`` (``base``), which the
+engine runs one slice of the tensors at a time; the arithmetic they share is in ``_arith``.
+
 This table imports every strategy module and none imports it back: the DP wrapper takes
 its inner strategies from their own modules, and options are checked in ``_options``.
 """
