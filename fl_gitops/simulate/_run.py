@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fl_gitops.errors import FlGitopsError, InputError
 from fl_gitops.simulate._agent import LocalAgent, LocalPlayers, Players, RoundWork, pending
@@ -32,6 +32,12 @@ from fl_gitops.simulate._world import (
     load_inventory_file,
     open_world,
 )
+
+if TYPE_CHECKING:
+    from fl_gitops.client.roundconfig import RoundConfig
+    from fl_gitops.gitops import ConfigRepo
+    from fl_gitops.reconcile import PassResult
+    from fl_gitops.render import RoundState
 
 __all__ = ["SimulationOptions", "SimulationReport", "run_simulation"]
 
@@ -145,6 +151,159 @@ class _Round:
     stragglers_done: bool = False
 
 
+def _timings() -> dict[str, float]:
+    return {"reconcile": 0.0, "sync": 0.0, "train": 0.0}
+
+
+@dataclass
+class _Loop:
+    """The simulated world around the reconcile job, one tick at a time.
+
+    A tick is what happens on a real hub between two passes of the reconcile CronJob:
+    Argo CD syncs the pushed tip, the work agents launch the round's Jobs (or time passes
+    for stragglers and the round's timeout), the Jobs report, and the reconcile job passes
+    again.
+    """
+
+    options: SimulationOptions
+    world: World
+    repo: ConfigRepo
+    hub: Any  # the Hub the reconcile pass reads
+    agent: LocalAgent
+    pool: WorkerPool
+    emit: Callable[[str, dict[str, Any]], None]
+    byzantine: set[str]
+    clock: _Clock = field(default_factory=lambda: _Clock())
+    timings: dict[str, float] = field(default_factory=_timings)
+    measured: dict[int, float] = field(default_factory=dict)  # round -> wall seconds
+    centralized: float | None = None
+    current: _Round | None = None
+    stuck: int = 0  # ticks in a row in which nothing but the clock moved
+    skipped_told: bool = False
+
+    def tick(self, last: PassResult) -> PassResult:
+        """Sync, launch the round's Jobs (or let time pass), report, reconcile."""
+        works = self.sync()
+        current = self.round_of(works)
+        todo = pending(works, self.agent.hub, self.agent.experiment)
+        self.emit_progress(works, todo)
+        late = [w for w in todo if w.cluster in current.stragglers]
+        if not current.launched:
+            self.launch(current, works, todo)
+        elif late and not current.stragglers_done:
+            self.let_stragglers_finish(current, late)
+        else:
+            self.let_the_timeout_pass(current, last)
+        return self.reconcile()
+
+    # -- the parties -----------------------------------------------------------------
+
+    def reconcile(self) -> PassResult:
+        """One reconcile pass at the simulated time; a round's row once it is aggregated."""
+        from fl_gitops.reconcile import Aggregate, reconcile_once
+
+        t0 = time.perf_counter()
+        result = reconcile_once(self.repo, self.hub, path=self.world.path, now=self.clock.now())
+        self.timings["reconcile"] += time.perf_counter() - t0
+        if isinstance(result.action, Aggregate) and self.current is not None:
+            row = _row(result.record, time.perf_counter() - self.current.wall_started)
+            self.measured[row["round"]] = row["seconds"]
+            self.emit("round", row)
+        return result
+
+    def running(self) -> bool:
+        """Whether the experiment is still running, as the last pass left it in Git."""
+        state = self._state()
+        return state is None or state.phase == "Running"
+
+    def sync(self) -> list[RoundWork]:
+        """Argo CD: the ManifestWorks at the pushed tip, as the hub stored them."""
+        t0 = time.perf_counter()
+        works = self.agent.sync()
+        self.timings["sync"] += time.perf_counter() - t0
+        if not works:
+            state = self._state()
+            raise FlGitopsError(f"round {state.round if state else 1}: nothing was synced")
+        if self.agent.last_sync.skipped and not self.skipped_told:
+            self.skipped_told = True
+            for ref, why in sorted(self.agent.last_sync.skipped.items()):
+                self.emit("skipped", {"object": ref, "reason": why})
+        if self.options.centralized and self.centralized is None:
+            rounds = self.world.blueprint.rounds
+            config = works[0].config
+            self.centralized = float(self.pool.call(_centralized_job, config, rounds))
+        return works
+
+    def launch(self, current: _Round, works: list[RoundWork], todo: list[RoundWork]) -> None:
+        """Start the round: failing clusters report failure, stragglers wait, the rest train."""
+        run = []
+        for work in todo:
+            if work.cluster in current.failing:
+                self.agent.report(work, succeeded=False)
+            elif work.cluster not in current.stragglers:
+                run.append(work)
+        self.run_jobs(run)
+        current.launched = True
+        self.emit_progress(works, pending(works, self.agent.hub, self.agent.experiment))
+
+    def let_stragglers_finish(self, current: _Round, late: list[RoundWork]) -> None:
+        """Move the clock to the stragglers' finish (or the timeout); run them if due."""
+        due = current.started + timedelta(seconds=self.options.straggler_delay)
+        self.clock.advance_to(min(due, self._deadline(current)))
+        if self.clock.now() >= due:
+            self.run_jobs(late)
+        current.stragglers_done = True
+
+    def let_the_timeout_pass(self, current: _Round, last: PassResult) -> None:
+        """Every Job meant to run has run and the pass still waits: move past the timeout."""
+        self.stuck += 1
+        if self.stuck > 3:
+            raise FlGitopsError(f"the simulation is stuck: {last.message}")
+        self.clock.advance_to(self._deadline(current))
+
+    def run_jobs(self, works: list[RoundWork]) -> None:
+        """The Jobs run in warm workers; the work agent reports each one's outcome."""
+        t0 = time.perf_counter()
+        outcomes = self.pool.run([w.spec for w in works])
+        with self.agent.hub.batch():
+            for work, outcome in zip(works, outcomes, strict=True):
+                ok = outcome.exit_code == 0
+                if ok and work.cluster in self.byzantine:
+                    _poison(self.world, work, self.options)
+                if not ok:
+                    print(
+                        f"warning: {work.cluster}: {work.job_name} exited {outcome.exit_code}: "
+                        f"{outcome.stderr.strip().splitlines()[-1:] or ''}"
+                    )
+                self.agent.report(work, succeeded=ok)
+        self.timings["train"] += time.perf_counter() - t0
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    def round_of(self, works: list[RoundWork]) -> _Round:
+        """The round the synced works belong to; a new Job name starts a new one."""
+        job = works[0].job_name
+        if self.current is None or self.current.job != job:
+            failing, stragglers = _roles(self.options, job, [w.cluster for w in works])
+            self.current = _Round(job, self.clock.now(), time.perf_counter(), failing, stragglers)
+            self.stuck = 0
+        return self.current
+
+    def emit_progress(self, works: list[RoundWork], todo: list[RoundWork]) -> None:
+        self.emit(
+            "jobs", {"round": works[0].round, "total": len(works), "done": len(works) - len(todo)}
+        )
+
+    def _deadline(self, current: _Round) -> datetime:
+        timeout = timedelta(seconds=self.world.blueprint.completion.timeout_seconds)
+        return current.started + timeout + timedelta(seconds=1)
+
+    def _state(self) -> RoundState | None:
+        from fl_gitops.render import read_round_state
+
+        return read_round_state(self.repo.root / self.world.path)
+
+
 def _roles(options: SimulationOptions, job: str, clusters: list[str]) -> tuple[set[str], set[str]]:
     """Which clusters fail and which straggle this round: seeded, so a resume agrees."""
     rng = random.Random(f"{options.seed}:{job}")
@@ -195,14 +354,12 @@ def run_simulation(
     """
     from fl_gitops.gitops import ConfigRepo
     from fl_gitops.placement import evaluate_placement
-    from fl_gitops.reconcile import Aggregate, reconcile_once
     from fl_gitops.render import read_round_state
 
     options.check()
     options = dataclasses.replace(options, workdir=options.workdir.resolve())
     emit = on_event or (lambda kind, data: None)
     wall_start = time.perf_counter()
-    timings = {"reconcile": 0.0, "sync": 0.0, "train": 0.0}
     world = open_world(
         blueprint_file, options.workdir, clusters=options.clusters, rounds=options.rounds
     )
@@ -254,71 +411,23 @@ def run_simulation(
         experiment=blueprint.name,
         base_env=base_env,
     )
-    byzantine = _byzantine(options, roster)
-    clock = _Clock()
-    current: _Round | None = None
-    jobs = options.jobs or os.cpu_count() or 1
-    stuck = 0
-    skipped_told = False
-    measured: dict[int, float] = {}  # round -> wall seconds, for rounds run in this session
-    centralized: float | None = None
     warm_parent()  # imported once here, shared by every forked worker
-    with WorkerPool(jobs) as pool:
-        if options.centralized:
-            centralized = _centralized(pool, blueprint)
-        while True:
-            t0 = time.perf_counter()
-            result = reconcile_once(repo, hub, path=world.path, now=clock.now())
-            timings["reconcile"] += time.perf_counter() - t0
-            state = read_round_state(repo.root / world.path)
-            if isinstance(result.action, Aggregate) and current is not None:
-                row = _row(result.record, time.perf_counter() - current.wall_started)
-                measured[row["round"]] = row["seconds"]
-                emit("round", row)
-            if state is not None and state.phase != "Running":
-                break
-            t0 = time.perf_counter()
-            works = agent.sync()
-            timings["sync"] += time.perf_counter() - t0
-            if not works:
-                raise FlGitopsError(f"round {state.round if state else 1}: nothing was synced")
-            job = works[0].job_name
-            if current is None or current.job != job:
-                failing, stragglers = _roles(options, job, [w.cluster for w in works])
-                current = _Round(job, clock.now(), time.perf_counter(), failing, stragglers)
-                stuck = 0
-            if agent.last_sync.skipped and not skipped_told:
-                skipped_told = True
-                for ref, why in sorted(agent.last_sync.skipped.items()):
-                    emit("skipped", {"object": ref, "reason": why})
-            todo = pending(works, players, blueprint.name)
-            emit(
-                "jobs",
-                {"round": works[0].round, "total": len(works), "done": len(works) - len(todo)},
-            )
-            if not current.launched:
-                t0 = time.perf_counter()
-                _launch(pool, agent, world, options, current, todo, byzantine, emit, works)
-                timings["train"] += time.perf_counter() - t0
-                current.launched = True
-                continue
-            # The pass waited though every Job we meant to run now has run: let time pass.
-            timeout = timedelta(seconds=blueprint.completion.timeout_seconds)
-            deadline = current.started + timeout + timedelta(seconds=1)
-            late = [w for w in todo if w.cluster in current.stragglers]
-            if late and not current.stragglers_done:
-                due = current.started + timedelta(seconds=options.straggler_delay)
-                clock.advance_to(min(due, deadline))
-                if clock.now() >= due:
-                    t0 = time.perf_counter()
-                    _run_jobs(pool, agent, world, options, late, byzantine)
-                    timings["train"] += time.perf_counter() - t0
-                current.stragglers_done = True
-                continue
-            stuck += 1
-            if stuck > 3:
-                raise FlGitopsError(f"the simulation is stuck: {result.message}")
-            clock.advance_to(deadline)
+    with WorkerPool(options.jobs or os.cpu_count() or 1) as pool:
+        world_loop = _Loop(
+            options=options,
+            world=world,
+            repo=repo,
+            hub=hub,
+            agent=agent,
+            pool=pool,
+            emit=emit,
+            byzantine=_byzantine(options, roster),
+        )
+        result = world_loop.reconcile()
+        while world_loop.running():
+            result = world_loop.tick(result)
+    timings, measured = world_loop.timings, world_loop.measured
+    centralized = world_loop.centralized
     rows = _report_rows(repo, world.path, measured)
     state = read_round_state(repo.root / world.path)
     assert state is not None
@@ -363,57 +472,6 @@ def _open_hub(options: SimulationOptions, world: World) -> tuple[Players, Any]:
     return LocalPlayers(local), local
 
 
-def _launch(
-    pool: WorkerPool,
-    agent: LocalAgent,
-    world: World,
-    options: SimulationOptions,
-    current: _Round,
-    todo: list[RoundWork],
-    byzantine: set[str],
-    emit: Callable[[str, dict[str, Any]], None],
-    works: list[RoundWork],
-) -> None:
-    """Start the round: failing clusters report failure, stragglers wait, the rest train."""
-    run = []
-    for work in todo:
-        if work.cluster in current.failing:
-            agent.report(work, succeeded=False)
-        elif work.cluster not in current.stragglers:
-            run.append(work)
-    _run_jobs(pool, agent, world, options, run, byzantine)
-    emit(
-        "jobs",
-        {
-            "round": works[0].round,
-            "total": len(works),
-            "done": len(works) - len(pending(works, agent.hub, agent.experiment)),
-        },
-    )
-
-
-def _run_jobs(
-    pool: WorkerPool,
-    agent: LocalAgent,
-    world: World,
-    options: SimulationOptions,
-    works: list[RoundWork],
-    byzantine: set[str],
-) -> None:
-    outcomes = pool.run([w.spec for w in works])
-    with agent.hub.batch():
-        for work, outcome in zip(works, outcomes, strict=True):
-            ok = outcome.exit_code == 0
-            if ok and work.cluster in byzantine:
-                _poison(world, work, options)
-            if not ok:
-                print(
-                    f"warning: {work.cluster}: {work.job_name} exited {outcome.exit_code}: "
-                    f"{outcome.stderr.strip().splitlines()[-1:] or ''}"
-                )
-            agent.report(work, succeeded=ok)
-
-
 def _row(record: dict[str, Any], seconds: float) -> dict[str, Any]:
     from fl_gitops.history import round_metric
 
@@ -445,27 +503,11 @@ def _report_rows(repo: Any, path: str, measured: dict[int, float]) -> list[dict[
     ]
 
 
-def _centralized_job(
-    model: dict[str, Any], data: dict[str, Any], train: dict[str, Any], epochs: int
-) -> float:
-    from fl_gitops.client.roundconfig import OptimizerConfig, TrainConfig
+def _centralized_job(config: RoundConfig, rounds: int) -> float:
+    """Centralized training of the round config's model, data and train settings, for as
+    many epochs as the federation runs in all."""
     from fl_gitops.client.train import train_centralized
 
-    opt = train["optimizer"]
-    cfg = TrainConfig(
-        epochs=epochs,
-        batch_size=train["batchSize"],
-        optimizer=OptimizerConfig(
-            opt["name"], opt["lr"], opt.get("momentum", 0.0), opt.get("weightDecay", 0.0)
-        ),
-        seed=train.get("seed", 0),
-    )
-    return float(train_centralized(model, data, cfg, seed=train.get("seed", 0))["accuracy"])
-
-
-def _centralized(pool: WorkerPool, blueprint: Any) -> float:
-    """Centralized training of the same model, as many epochs as the federation ran in all."""
-    client = blueprint.client
-    epochs = blueprint.rounds * client["train"]["epochs"]
-    result = pool.call(_centralized_job, client["model"], client["data"], client["train"], epochs)
-    return float(result)
+    train = dataclasses.replace(config.train, epochs=rounds * config.train.epochs)
+    metrics = train_centralized(config.model, config.data, train, seed=config.train.seed)
+    return float(metrics["accuracy"])
