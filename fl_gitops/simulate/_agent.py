@@ -33,10 +33,9 @@ __all__ = ["LocalAgent", "LocalPlayers", "Players", "RoundWork", "SyncResult"]
 
 @dataclass
 class SyncResult:
-    """What one sync did: applied objects as the hub stored them, pruned, skipped."""
+    """What one sync did: applied objects as the hub stored them, and what was skipped."""
 
     applied: list[dict[str, Any]] = field(default_factory=list)
-    pruned: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # "Kind ns/name" -> why
 
     @property
@@ -106,8 +105,8 @@ class LocalPlayers:
     def sync(self, objects: Sequence[Mapping[str, Any]], *, experiment: str) -> SyncResult:
         works = [dict(o) for o in objects if o.get("kind") == "ManifestWork"]
         with self.hub.batch():
-            _, pruned = self.hub.sync_works(works, experiment=experiment)
-        return SyncResult(applied=works, pruned=[f"ManifestWork {c}/{n}" for c, n in pruned])
+            self.hub.sync_works(works, experiment=experiment)
+        return SyncResult(applied=works)
 
     def report_job(
         self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None

@@ -232,7 +232,6 @@ class KubePlayers:
                 name=name,
                 namespace=namespace or None,
             )
-            result.pruned.append(f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}")
         return result
 
     # -- the work agent ------------------------------------------------------------------------

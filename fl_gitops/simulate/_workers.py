@@ -13,7 +13,6 @@ import io
 import multiprocessing
 import os
 import signal
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +33,10 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class JobOutcome:
+    """How a Job ended: its exit code and the end of its stderr."""
+
     cluster: str
     exit_code: int
-    seconds: float
     stderr: str
 
 
@@ -85,7 +85,6 @@ def _run(spec: JobSpec) -> JobOutcome:
     saved = dict(os.environ)
     os.environ.update(dict(spec.env))
     err = io.StringIO()
-    start = time.perf_counter()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
@@ -95,7 +94,7 @@ def _run(spec: JobSpec) -> JobOutcome:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    return JobOutcome(spec.cluster, int(code), time.perf_counter() - start, err.getvalue()[-2000:])
+    return JobOutcome(spec.cluster, int(code), err.getvalue()[-2000:])
 
 
 class WorkerPool:
