@@ -189,6 +189,7 @@ ALLOWED = {
     },
     "fl_gitops.models": {"fl_gitops.errors", "fl_gitops.plugins", "fl_gitops.tensors"},
     "fl_gitops.client": {
+        "fl_gitops.contracts",
         "fl_gitops.errors",
         "fl_gitops.models",
         "fl_gitops.plugins",

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fl_gitops.contracts import API_VERSION
 from fl_gitops.errors import InputError
+from fl_gitops.tensors import is_digest
 
 __all__ = [
     "API_VERSION",
@@ -37,13 +39,11 @@ __all__ = [
     "validate_model_config",
 ]
 
-API_VERSION = "fl-gitops.io/v1alpha1"
 KIND = "RoundConfig"
 BUILTIN_MODELS = ("logreg", "mlp", "cnn")
 BUILTIN_DATA = ("digits", "synthetic")
 PARTITION_KINDS = ("iid", "dirichlet", "shards")
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 
 
@@ -166,7 +166,7 @@ class _Checker:
         return float(value)
 
     def digest(self, value: object, path: str) -> str:
-        if not isinstance(value, str) or not _DIGEST.match(value):
+        if not isinstance(value, str) or not is_digest(value):
             raise self.fail(path, f'expected "sha256:" and 64 hex digits, got {_type_name(value)}')
         return value
 

@@ -9,11 +9,9 @@ Exit codes (set in ``cli.py``): 0 a model was written, 1 too few valid updates, 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-import uuid
 from typing import Any
 
 from fl_gitops.aggregate import Update, aggregate_round
@@ -21,7 +19,7 @@ from fl_gitops.aggregate.checks import Limits
 from fl_gitops.aggregate.strategies import strategy_names, validate_options
 from fl_gitops.errors import InputError, StoreError
 from fl_gitops.store import ModelStore
-from fl_gitops.tensors import HeaderError, read_header
+from fl_gitops.tensors import HeaderError, read_header, write_atomic
 
 __all__ = ["add_arguments", "run"]
 
@@ -129,17 +127,10 @@ def _updates(directory: str) -> tuple[list[Update], list[str]]:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
     except OSError as exc:
         raise InputError(f"--out {path}: cannot write: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def run(args: argparse.Namespace) -> int:

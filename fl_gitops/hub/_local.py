@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import fl_gitops.hub._agent as _agent
+from fl_gitops.contracts import API_VERSION
 from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
 from fl_gitops.hub.errors import HubError, HubNotFound, trim_detail
 from fl_gitops.labels import EXPERIMENT_LABEL
@@ -34,7 +35,6 @@ from fl_gitops.validate import check_dns1123_label, check_dns1123_subdomain
 __all__ = ["STATE_KIND", "LocalHub"]
 
 STATE_KIND = "LocalHubState"
-_STATE_API = "fl-gitops.io/v1alpha1"
 _INDEX = "hub.json"
 _WORK_API = "work.open-cluster-management.io/v1"
 # metadata the API server owns: whatever an applied object says about them is ignored
@@ -127,7 +127,7 @@ class LocalHub:
                 ]
                 _write_json(
                     index,
-                    {"apiVersion": _STATE_API, "kind": STATE_KIND, "decisions": decisions},
+                    {"apiVersion": API_VERSION, "kind": STATE_KIND, "decisions": decisions},
                 )
             for key in sorted(k for k in dirty if k[0] == "work"):
                 _, namespace, name = key
@@ -374,7 +374,12 @@ class LocalHub:
 
 
 def _write_json(path: Path, document: Any) -> None:
-    """Write by rename, so a reader (or a crash) never sees half a file."""
+    """Write by rename, so a reader (or a crash) never sees half a file.
+
+    Not ``tensors.write_atomic``: this is a simulation's own hub, rewritten at every status
+    report, and a flush to disk per report would cost more than losing the last one does
+    (a resumed run reads the hub again from Git and the agent's next report).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, sort_keys=True, separators=(",", ":")), "utf-8")

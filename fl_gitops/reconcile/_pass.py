@@ -21,6 +21,7 @@ from typing import Any
 from fl_gitops.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
 from fl_gitops.aggregate.checks import Limits
 from fl_gitops.blueprint import Blueprint, load_blueprint
+from fl_gitops.contracts import API_VERSION
 from fl_gitops.errors import InputError
 from fl_gitops.gitops import (
     Change,
@@ -329,7 +330,7 @@ class _Pass:
     ) -> dict[str, Any]:
         roster = tuple(seen.roster or ())
         record: dict[str, Any] = {
-            "apiVersion": "fl-gitops.io/v1alpha1",
+            "apiVersion": API_VERSION,
             "kind": "RoundRecord",
             "experiment": blueprint.name,
             "round": state.round,

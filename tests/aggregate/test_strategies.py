@@ -276,24 +276,3 @@ def test_bad_options_name_the_option_and_what_was_expected(name, options, messag
     with pytest.raises(StrategyOptionsError) as exc:
         validate_options(name, options)
     assert str(exc.value) == message
-
-
-def test_a_blueprint_dp_block_wraps_the_named_strategy():
-    from fl_gitops.aggregate.strategies import with_dp
-
-    assert with_dp("fedprox", {"mu": 0.1}, None) == ("fedprox", {"mu": 0.1})
-    assert with_dp("fedprox", {"mu": 0.1}, {"clipNorm": 2.0, "seed": 3}) == (
-        "dp-fixed-clipping",
-        {
-            "clipping_norm": 2.0,
-            "inner": "fedprox",
-            "inner_options": {"mu": 0.1},
-            "noise_multiplier": 1.0,
-        },
-    )
-    with pytest.raises(StrategyOptionsError) as exc:
-        with_dp("krum", {}, {"clipNorm": 1.0})
-    assert str(exc.value) == (
-        "strategy 'dp-fixed-clipping': options.inner: expected one of fedavg, fedavgm, "
-        "fedprox, fedadam, fedyogi, fedadagrad, got 'krum'"
-    )

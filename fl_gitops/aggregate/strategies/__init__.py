@@ -46,7 +46,6 @@ __all__ = [
     "plan",
     "strategy_names",
     "validate_options",
-    "with_dp",
 ]
 
 STRATEGIES: dict[str, Strategy] = {
@@ -118,26 +117,3 @@ def plan(name: str, options: Mapping[str, Any] | None) -> Plan:
         StrategyOptionsError: see :func:`validate_options`.
     """
     return _get(name).plan(validate_options(name, options))
-
-
-def with_dp(
-    name: str, options: Mapping[str, Any], dp: Mapping[str, Any] | None
-) -> tuple[str, dict[str, Any]]:
-    """Wrap a blueprint's strategy in DP when its ``dp`` block is set.
-
-    Maps ``spec.strategy.dp`` (``clipNorm``, ``noiseMultiplier``) onto the DP wrapper, with
-    the named strategy as ``inner``; the block's ``seed`` is passed to ``aggregate_round``
-    separately. Without a ``dp`` block, returns the strategy unchanged.
-
-    Raises:
-        StrategyOptionsError: the strategy is not one the wrapper can take, or bad options.
-    """
-    if not dp:
-        return name, validate_options(name, options)
-    wrapped = {
-        "clipping_norm": dp.get("clipNorm"),
-        "noise_multiplier": dp.get("noiseMultiplier", 1.0),
-        "inner": name,
-        "inner_options": dict(options),
-    }
-    return _DP, validate_options(_DP, wrapped)
