@@ -312,3 +312,22 @@ class Strategy(Protocol):
     def plan(self, options: Mapping[str, Any]) -> Plan:
         """Turn validated options (defaults filled in) into a plan."""
         ...
+
+
+@dataclass(frozen=True)
+class Coordinatewise:
+    """The combiner of a robust coordinate-wise strategy: every valid update, unweighted,
+    ``coordinate`` on each slice (the median, the trimmed mean)."""
+
+    coordinate: Coordinate
+    weighted: bool = False
+    folds: bool = False
+    needs_norms: bool = False
+    state_names: tuple[str, ...] = ()
+    partials: None = None
+
+    def require(self, n: int) -> None:
+        del n
+
+    def choose(self, pool: Pool) -> ByCoordinate:
+        return ByCoordinate(self.coordinate, len(pool.clusters))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fl_gitops.aggregate.strategies.base import F64, ByCoordinate, Plan, Pool, options_object
+from fl_gitops.aggregate.strategies.base import F64, Coordinatewise, Plan, options_object
 
 __all__ = ["STRATEGY", "FedMedian", "Median", "coordinate_median"]
 
@@ -28,21 +28,8 @@ def coordinate_median(stack: F64, weights: F64) -> F64:
     return np.median(stack, axis=0)
 
 
-@dataclass(frozen=True)
-class Median:
-    """The combiner: every valid update, unweighted, the median of each coordinate."""
-
-    weighted: bool = False
-    folds: bool = False
-    needs_norms: bool = False
-    state_names: tuple[str, ...] = ()
-    partials: None = None
-
-    def require(self, n: int) -> None:
-        del n
-
-    def choose(self, pool: Pool) -> ByCoordinate:
-        return ByCoordinate(coordinate_median, len(pool.clusters))
+#: The combiner: every valid update, unweighted, the median of each coordinate.
+Median = Coordinatewise(coordinate_median)
 
 
 @dataclass(frozen=True)
@@ -52,7 +39,7 @@ class FedMedian:
     options_schema: Mapping[str, Any] = field(default_factory=options_object)
 
     def plan(self, options: Mapping[str, Any]) -> Plan:
-        return Plan(strategy=self.name, options=dict(options), combiner=Median())
+        return Plan(strategy=self.name, options=dict(options), combiner=Median)
 
 
 STRATEGY = FedMedian()

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from fl_gitops.aggregate.strategies.base import F64, ByCoordinate, Plan, Pool, options_object
+from fl_gitops.aggregate.strategies.base import F64, Coordinatewise, Plan, options_object
 
 __all__ = ["STRATEGY", "FedTrimmedAvg", "TrimmedMean"]
 
@@ -25,7 +25,7 @@ __all__ = ["STRATEGY", "FedTrimmedAvg", "TrimmedMean"]
 class TrimmedMean:
     """Mean over axis 0 after cutting ⌊β·K⌋ values at each end (weights are ignored).
 
-    Also the strategy's combiner: every valid update, unweighted, this on each slice.
+    The strategy's combiner applies it to every valid update, unweighted, slice by slice.
     """
 
     beta: float
@@ -38,19 +38,6 @@ class TrimmedMean:
             return cast(F64, np.mean(stack, axis=0))
         ordered = np.sort(stack, axis=0)
         return cast(F64, np.mean(ordered[cut : k - cut], axis=0))
-
-    # The combiner: every valid update, unweighted, the trimmed mean of each coordinate.
-    weighted: bool = False
-    folds: bool = False
-    needs_norms: bool = False
-    state_names: tuple[str, ...] = ()
-    partials: None = None
-
-    def require(self, n: int) -> None:
-        del n
-
-    def choose(self, pool: Pool) -> ByCoordinate:
-        return ByCoordinate(self, len(pool.clusters))
 
 
 @dataclass(frozen=True)
@@ -75,7 +62,7 @@ class FedTrimmedAvg:
         return Plan(
             strategy=self.name,
             options=dict(options),
-            combiner=TrimmedMean(beta=float(options["beta"])),
+            combiner=Coordinatewise(TrimmedMean(beta=float(options["beta"]))),
         )
 
 
