@@ -66,12 +66,14 @@ def round_rows(repo: _Log, path: str) -> list[RoundRow]:
         repo: a checked-out config repo (anything with ``root`` and ``log``).
         path: the experiment's directory in the repo.
     """
+    from fl_gitops.gitops import ROUND_TRAILER  # GitPython only where history is read
+
     layout = Layout()
     history = repo.root / path / layout.history_dir
     commits = list(reversed(repo.log(path)))  # oldest first
     started: dict[int, datetime] = {}
     for commit in commits:
-        value = commit.trailers.get("FL-Round", "")
+        value = commit.trailers.get(ROUND_TRAILER, "")
         if value.isdigit():
             started.setdefault(int(value), commit.committed_at)
     rows = []

@@ -82,3 +82,7 @@ def test_the_model_path_is_spelled_once():
     assert model_uri("s3://bucket/fl/", digest) == f"s3://bucket/fl/{model_path(digest)}"
     # In code (a string, or a path after '/'), not the store's docstring drawing its layout.
     assert _copies(r"[\"'/]models/sha256-", "tensors/_digest.py") == []
+
+
+def test_the_round_commit_trailers_are_spelled_once():
+    assert _copies(r"[\"']FL-(Experiment|Round|Model|Blueprint)[\"']", "gitops/_commit.py") == []

@@ -6,7 +6,14 @@ behind it are private.
 """
 
 from fl_gitops.gitops._bare import BareRepo
-from fl_gitops.gitops._commit import Change, CommitInfo, commit_message, parse_trailers
+from fl_gitops.gitops._commit import (
+    ROUND_TRAILER,
+    Change,
+    CommitInfo,
+    commit_message,
+    parse_trailers,
+    round_trailers,
+)
 from fl_gitops.gitops._credentials import CREDENTIALS_DIR_ENV, Credentials, redact
 from fl_gitops.gitops._forge import (
     FORGE_TOKEN_DIR_ENV,
@@ -35,6 +42,7 @@ __all__ = [
     "FORGE_TOKEN_DIR_ENV",
     "FORGE_TOKEN_ENV",
     "MODES",
+    "ROUND_TRAILER",
     "BareRepo",
     "Change",
     "CommitInfo",
@@ -50,4 +58,5 @@ __all__ = [
     "parse_trailers",
     "redact",
     "round_branch_name",
+    "round_trailers",
 ]

@@ -24,7 +24,29 @@ from datetime import datetime
 
 from fl_gitops.errors import InputError
 
-__all__ = ["Change", "CommitInfo", "commit_message", "parse_trailers"]
+__all__ = [
+    "ROUND_TRAILER",
+    "Change",
+    "CommitInfo",
+    "commit_message",
+    "parse_trailers",
+    "round_trailers",
+]
+
+#: The trailer that says which round a commit put the experiment in (history, rollback).
+ROUND_TRAILER = "FL-Round"
+
+
+def round_trailers(*, experiment: str, round_: int, model: str, blueprint: str) -> dict[str, str]:
+    """The trailers of every round commit, in the order they are written: the one spelling
+    that the reconcile pass, the rollback and ``history`` share."""
+    return {
+        "FL-Experiment": experiment,
+        ROUND_TRAILER: str(round_),
+        "FL-Model": model,
+        "FL-Blueprint": blueprint,
+    }
+
 
 # git's trailer keys: a token of letters, digits and dashes (no spaces, no colon).
 _TRAILER_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")

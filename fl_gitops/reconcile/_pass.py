@@ -30,6 +30,7 @@ from fl_gitops.gitops import (
     PublishResult,
     PullRequestSpec,
     round_branch_name,
+    round_trailers,
 )
 from fl_gitops.hub import Hub
 from fl_gitops.models import initial_model_bytes
@@ -373,12 +374,12 @@ class _Pass:
         body: str = "",
         model: str | None = None,
     ) -> Change:
-        trailers = {
-            "FL-Experiment": blueprint.name,
-            "FL-Round": str(state.round),
-            "FL-Model": model or state.model_digest,
-            "FL-Blueprint": blueprint.digest,
-        }
+        trailers = round_trailers(
+            experiment=blueprint.name,
+            round_=state.round,
+            model=model or state.model_digest,
+            blueprint=blueprint.digest,
+        )
         return Change(message=subject, trailers=trailers, body=body)
 
 

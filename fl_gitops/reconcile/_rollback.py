@@ -14,11 +14,13 @@ from pathlib import Path
 from fl_gitops.blueprint import load_blueprint
 from fl_gitops.errors import InputError
 from fl_gitops.gitops import (
+    ROUND_TRAILER,
     Change,
     ConfigRepo,
     PublishResult,
     PullRequestSpec,
     round_branch_name,
+    round_trailers,
 )
 from fl_gitops.render import (
     Layout,
@@ -40,7 +42,7 @@ def round_start_commit(repo: ConfigRepo, path: str, round_: int) -> str:
         InputError: no commit ever started that round.
     """
     for commit in repo.log(path):
-        if commit.trailers.get("FL-Round") != str(round_):
+        if commit.trailers.get(ROUND_TRAILER) != str(round_):
             continue
         if commit.subject.endswith(("-> completed", "-> failed")):
             continue
@@ -73,12 +75,12 @@ def rollback(repo: ConfigRepo, path: str, round_: int) -> PublishResult:
         apply_changes(root, tree, plan_changes(root, tree))
         return Change(
             message=f"fl({blueprint.name}): rollback to round {round_}",
-            trailers={
-                "FL-Experiment": blueprint.name,
-                "FL-Round": str(round_),
-                "FL-Model": state.model_digest,
-                "FL-Blueprint": blueprint.digest,
-            },
+            trailers=round_trailers(
+                experiment=blueprint.name,
+                round_=round_,
+                model=state.model_digest,
+                blueprint=blueprint.digest,
+            ),
             body=f"Restored from {commit}; round {round_} runs again as attempt {again.attempt}.",
         )
 
