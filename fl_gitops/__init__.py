@@ -22,9 +22,9 @@ Errors import eagerly; everything else loads on first use (PEP 562), so that
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fl_gitops._lazy import lazy_getattr
 from fl_gitops.errors import (
     BlueprintError,
     FlGitopsError,
@@ -273,10 +273,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fl_gitops' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

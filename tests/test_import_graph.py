@@ -183,6 +183,7 @@ ALLOWED = {
     "fl_gitops.store": {"fl_gitops", "fl_gitops.errors", "fl_gitops.tensors"},
     "fl_gitops.aggregate": {
         "fl_gitops",
+        "fl_gitops._lazy",
         "fl_gitops.errors",
         "fl_gitops.tensors",
         "fl_gitops.store",

@@ -22,9 +22,9 @@ docs/hub.md explains the states, the stale-status guard and the RBAC.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fl_gitops._lazy import lazy_getattr
 from fl_gitops.hub._local import LocalHub
 from fl_gitops.hub._protocol import ChangeWatcher, Hub
 from fl_gitops.hub._status import (
@@ -79,10 +79,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fl_gitops.hub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

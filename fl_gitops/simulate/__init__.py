@@ -7,9 +7,9 @@ client, so it loads only when that hub is chosen.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from fl_gitops._lazy import lazy_getattr
 from fl_gitops.simulate._agent import LocalPlayers, Players, SyncResult
 from fl_gitops.simulate._run import SimulationOptions, SimulationReport, run_simulation
 
@@ -35,10 +35,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fl_gitops.simulate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
