@@ -114,11 +114,21 @@ class Limits:
         max_l2_norm: if set, reject updates whose distance to the global model (the L2 norm
             of the update minus the base, over all tensors) is larger.
         min_updates: fewer valid updates than this and the round is not aggregated.
+        median_distance_multiple: if set, reject updates whose distance to the global model
+            is larger than this multiple of the round's median distance (the lower middle
+            one for an even count), so that one scaled update is refused with no bound
+            configured.
+        max_num_examples: the most examples one cluster's update may weigh; None, no bound.
+        cap_num_examples: above ``max_num_examples``, weigh the update as that many
+            examples instead of rejecting it.
     """
 
     max_update_bytes: int | None = None
     max_l2_norm: float | None = None
     min_updates: int = 1
+    median_distance_multiple: float | None = None
+    max_num_examples: int | None = None
+    cap_num_examples: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from fl_gitops.blueprint._model import (
     Blueprint,
     Completion,
     GitOps,
+    Influence,
     Reconcile,
     Store,
     Strategy,
@@ -288,7 +289,16 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
         data_spec.setdefault("partition", _filled({}, partition, "kind", "seed"))
     client["data"] = data_spec
     client["train"] = _filled(client["train"], ("spec", "client", "train"), "seed")
-    reconcile = _filled(spec.get("reconcile", {}), ("spec", "reconcile"), "schedule")
+    reconcile = _filled(
+        spec.get("reconcile", {}), ("spec", "reconcile"), "schedule", "activeDeadlineSeconds"
+    )
+    influence = spec.get("influence", {})
+    distance = _filled(
+        influence.get("distance", {}), ("spec", "influence", "distance"), "medianMultiple"
+    )
+    examples = _filled(
+        influence.get("numExamples", {}), ("spec", "influence", "numExamples"), "max", "above"
+    )
     argocd = _filled(spec.get("argocd", {}), ("spec", "argocd"), "namespace", "project", "server")
     gitops = _filled(gitops, ("spec", "gitops"), "mode")
     completion = _filled(completion, ("spec", "completion"), "retries")
@@ -331,16 +341,23 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
             mode=gitops["mode"],
             credentials_secret_ref=gitops.get("credentialsSecretRef"),
             pull_request=dict(gitops.get("pullRequest", {})),
+            signing_secret_ref=(gitops.get("signing") or {}).get("secretRef"),
         ),
         reconcile=Reconcile(
             schedule=reconcile["schedule"],
             image=reconcile.get("image", client["image"]),
             image_pull_secrets=tuple(reconcile.get("imagePullSecrets", ())),
+            active_deadline_seconds=reconcile["activeDeadlineSeconds"],
         ),
         argocd=ArgoCD(
             namespace=argocd["namespace"],
             project=argocd["project"],
             server=argocd["server"],
+        ),
+        influence=Influence(
+            median_distance_multiple=distance["medianMultiple"],
+            max_num_examples=examples["max"],
+            above_max_num_examples=examples["above"],
         ),
         raw=data,
     )

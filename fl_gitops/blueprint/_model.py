@@ -20,6 +20,7 @@ __all__ = [
     "Blueprint",
     "Completion",
     "GitOps",
+    "Influence",
     "Reconcile",
     "Store",
     "Strategy",
@@ -63,6 +64,18 @@ class Store:
 
 
 @dataclass(frozen=True)
+class Influence:
+    """How much one cluster may move the global model: on by default, so that one scaled
+    update or one inflated example count never takes a round over unconfigured."""
+
+    median_distance_multiple: float | None = default(
+        "spec", "influence", "distance", "medianMultiple"
+    )
+    max_num_examples: int = default("spec", "influence", "numExamples", "max")
+    above_max_num_examples: str = default("spec", "influence", "numExamples", "above")
+
+
+@dataclass(frozen=True)
 class GitOps:
     """The config repo and how rounds reach it."""
 
@@ -72,6 +85,7 @@ class GitOps:
     mode: str = default("spec", "gitops", "mode")
     credentials_secret_ref: str | None = None
     pull_request: dict[str, Any] = field(default_factory=dict)
+    signing_secret_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class Reconcile:
     schedule: str
     image: str
     image_pull_secrets: tuple[str, ...] = ()
+    active_deadline_seconds: int = default("spec", "reconcile", "activeDeadlineSeconds")
 
 
 @dataclass(frozen=True)
@@ -116,4 +131,5 @@ class Blueprint:
     gitops: GitOps
     reconcile: Reconcile
     argocd: ArgoCD
+    influence: Influence = field(default_factory=Influence)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)

@@ -411,6 +411,20 @@ _GITOPS = _obj(
         "credentialsSecretRef": _str(
             DNS1123_LABEL, max_length=63, description="Secret on the hub with Git credentials."
         ),
+        "signing": _obj(
+            {
+                "secretRef": _str(
+                    DNS1123_LABEL,
+                    max_length=63,
+                    description=(
+                        "Secret on the hub whose ssh-privatekey signs every round commit "
+                        "(git gpg.format=ssh)."
+                    ),
+                ),
+            },
+            required=("secretRef",),
+            description="Round commits signed with an SSH key, checked by fl-gitops verify.",
+        ),
         "pullRequest": _obj(
             {
                 "forge": {
@@ -434,6 +448,42 @@ _GITOPS = _obj(
     description="The config repo that rounds are committed to.",
 )
 
+_INFLUENCE = _obj(
+    {
+        "distance": _obj(
+            {
+                "medianMultiple": {
+                    "type": ["number", "null"],
+                    "minimum": 1,
+                    "default": 10,
+                    "description": (
+                        "Reject an update farther from the global model than this multiple of "
+                        "the round's median distance; null turns the bound off."
+                    ),
+                },
+            },
+            description="How far from the global model an update may move it.",
+        ),
+        "numExamples": _obj(
+            {
+                "max": _int(
+                    1,
+                    2**53 - 1,
+                    default=10_000_000,
+                    description="The most examples one cluster's update may weigh.",
+                ),
+                "above": {
+                    "enum": ["reject", "cap"],
+                    "default": "reject",
+                    "description": "An update reporting more: rejected, or weighed as max.",
+                },
+            },
+            description="How much one cluster's update may weigh.",
+        ),
+    },
+    description="Bounds on one cluster's influence on the global model (on by default).",
+)
+
 _EVALUATION = _obj(
     {
         "server": {
@@ -454,6 +504,12 @@ _RECONCILE = _obj(
             description="How often the reconcile job runs.",
         ),
         "image": _str(_IMAGE, max_length=512, description="Its image; client.image when not set."),
+        "activeDeadlineSeconds": _int(
+            60,
+            86400,
+            default=1800,
+            description="A reconcile Job running longer is stopped, so later runs are not skipped.",
+        ),
         "imagePullSecrets": {
             "type": "array",
             "maxItems": 16,
@@ -583,6 +639,7 @@ def _base_schema() -> dict[str, Any]:
                     ),
                     "client": _CLIENT,
                     "evaluation": _EVALUATION,
+                    "influence": _INFLUENCE,
                     "store": _STORE,
                     "gitops": _GITOPS,
                     "reconcile": _RECONCILE,

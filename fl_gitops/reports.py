@@ -1,0 +1,144 @@
+"""What a cluster reports about its update through the hub: the authority for a round.
+
+The model store is shared: anyone who can write to the bucket can replace a cluster's
+update and rewrite its metadata to match. The hub is not shared: each cluster's work agent
+writes its own ManifestWork's status with the cluster's own credentials. So each Job writes
+its update's digest, ``num_examples`` and metrics into a per-round result ConfigMap (the
+work creates it empty with ``updateStrategy: CreateOnly``, and a Role lets the Job
+``get``/``patch`` exactly that one object), a ``JSONPaths`` feedback rule reads the three
+values back as strings, and the reconcile pass accepts an update only when its bytes hash
+to the digest reported here, weighed by the ``num_examples`` reported here.
+
+This module is the one home of that contract: the ConfigMap's keys (which are also the
+feedback names), what the client writes, and the strict parse of what the hub returns.
+It imports nothing of fl_gitops but the digest pattern, so that the client, the hubs, the
+aggregation and ``verify`` can all use it. A parse failure says which value was wrong and
+what was expected, never what the value was: the values come from a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from fl_gitops.tensors._digest import DIGEST_PATTERN
+
+__all__ = [
+    "DIGEST_KEY",
+    "MAX_METRICS",
+    "MAX_METRICS_BYTES",
+    "MAX_NUM_EXAMPLES",
+    "METRICS_KEY",
+    "METRIC_NAME",
+    "NUM_EXAMPLES_KEY",
+    "REPORT_KEYS",
+    "HubReport",
+    "ReportError",
+    "parse_report",
+    "report_data",
+]
+
+# The result ConfigMap's data keys, which the rendered feedback rules use as their names.
+DIGEST_KEY = "digest"
+NUM_EXAMPLES_KEY = "numExamples"
+METRICS_KEY = "metrics"
+REPORT_KEYS = (DIGEST_KEY, NUM_EXAMPLES_KEY, METRICS_KEY)
+
+# Bounds on what one cluster may report (the status feedback is small by design).
+MAX_NUM_EXAMPLES = 2**53 - 1  # what a JSON number holds exactly; the blueprint's ceiling is lower
+MAX_METRICS = 16
+MAX_METRICS_BYTES = 2048
+MAX_METRIC_MAGNITUDE = 1e15
+METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_DIGEST_RE = re.compile(DIGEST_PATTERN)
+_INT_RE = re.compile(r"0|[1-9][0-9]{0,15}")
+
+
+class ReportError(ValueError):
+    """A reported value is missing or not what the contract allows (says which, never the value)."""
+
+
+@dataclass(frozen=True)
+class HubReport:
+    """One cluster's report for one round, as read back through the hub."""
+
+    digest: str
+    num_examples: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def report_data(digest: str, num_examples: int, metrics: Mapping[str, float]) -> dict[str, str]:
+    """The result ConfigMap's ``data`` a client writes: three strings, each checked first.
+
+    Raises:
+        ReportError: a value the hub side would refuse (so a client never reports one).
+    """
+    data = {
+        DIGEST_KEY: digest,
+        NUM_EXAMPLES_KEY: str(num_examples),
+        METRICS_KEY: json.dumps(
+            {k: float(v) for k, v in sorted(metrics.items())},
+            sort_keys=True,
+            separators=(",", ":"),
+            allow_nan=False,
+        ),
+    }
+    parse_report(data)
+    return data
+
+
+def _metrics(text: str) -> dict[str, float]:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_METRICS_BYTES:
+        raise ReportError(f"{METRICS_KEY}: longer than {MAX_METRICS_BYTES} bytes")
+    try:
+        raw = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ReportError(f"{METRICS_KEY}: not a JSON object") from None
+    if not isinstance(raw, dict):
+        raise ReportError(f"{METRICS_KEY}: not a JSON object")
+    if len(raw) > MAX_METRICS:
+        raise ReportError(f"{METRICS_KEY}: more than {MAX_METRICS} metrics")
+    metrics: dict[str, float] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not METRIC_NAME.fullmatch(name):
+            raise ReportError(f"{METRICS_KEY}: a metric name is not [a-z][a-z0-9_]{{0,31}}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ReportError(f"{METRICS_KEY}.{name}: expected a number")
+        number = float(value)
+        if not math.isfinite(number) or abs(number) > MAX_METRIC_MAGNITUDE:
+            raise ReportError(f"{METRICS_KEY}.{name}: expected a finite number within ±1e15")
+        metrics[name] = number
+    return dict(sorted(metrics.items()))
+
+
+def _refuse_constant(_: str) -> float:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def parse_report(values: Mapping[str, object]) -> HubReport:
+    """Parse the feedback values (or a result ConfigMap's data) into a :class:`HubReport`.
+
+    Every value must be a string, as the JSONPaths feedback of a ConfigMap's ``data``
+    gives them.
+
+    Raises:
+        ReportError: a value is missing, not a string, or outside the contract.
+    """
+    texts: dict[str, str] = {}
+    for key in REPORT_KEYS:
+        value = values.get(key)
+        if value is None:
+            raise ReportError(f"{key}: not reported")
+        if not isinstance(value, str):
+            raise ReportError(f"{key}: expected a string")
+        texts[key] = value
+    digest = texts[DIGEST_KEY]
+    if len(digest) > 128 or not _DIGEST_RE.fullmatch(digest):
+        raise ReportError(f"{DIGEST_KEY}: expected sha256:<64 lowercase hex>")
+    count = texts[NUM_EXAMPLES_KEY]
+    if not _INT_RE.fullmatch(count) or int(count) > MAX_NUM_EXAMPLES:
+        raise ReportError(f"{NUM_EXAMPLES_KEY}: expected an integer from 0 to 2^53 - 1")
+    return HubReport(digest, int(count), _metrics(texts[METRICS_KEY]))
