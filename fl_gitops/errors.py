@@ -21,6 +21,7 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     │   └── NotInStore              the object is not in the store [store]
     ├── UpdateRejected              one cluster's update fails a check (permanent for that cluster)
     │   ├── NotOnRoster             the cluster is not on the round's roster [aggregate.checks]
+    │   ├── NotReported             no result reported through the hub [aggregate.checks]
     │   ├── StaleRound              the update is for another round [aggregate.checks]
     │   ├── WrongBaseModel          trained from another global model [aggregate.checks]
     │   ├── UpdateFileMissing       metadata without its tensors file [aggregate.checks]

@@ -67,6 +67,7 @@ from fl_gitops.aggregate.strategies.base import (
     TooFewUpdates,
 )
 from fl_gitops.errors import FlGitopsError, StoreError, UpdateRejected
+from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore, NotInStore
 from fl_gitops.tensors import (
     DEFAULT_CHUNK,
@@ -137,11 +138,18 @@ class NotEnoughUpdates(FlGitopsError):
 
 @dataclass(frozen=True)
 class Update:
-    """One cluster's update as aggregation sees it: a local file and its metadata."""
+    """One cluster's update as aggregation sees it: a local file and its metadata.
+
+    ``reported`` is what the cluster reported through the hub (its digest, examples and
+    metrics), when known: it overrides the metadata's ``sha256``, ``num_examples`` and
+    ``metrics``, because anyone who can write to the store can rewrite the metadata, while
+    only the cluster can write its own work's status.
+    """
 
     cluster: str
     path: str | os.PathLike[str]
     meta: Mapping[str, Any]
+    reported: HubReport | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +184,8 @@ class _Candidate:
     meta: UpdateMeta
     header: Header
     norm: float | None = None
+    # Where the expected digest comes from: "hub" (reported) or "metadata" (the store's).
+    authority: str = "metadata"
 
 
 def _is_float(dtype: np.dtype[Any]) -> bool:
@@ -269,12 +279,19 @@ class _Scan:
                             pending.result()
         digest = "sha256:" + h.hexdigest()
         if digest != cand.meta.sha256:
-            raise checks.DigestMismatch(
-                cand.cluster, f"file hashes to {digest}, metadata says {cand.meta.sha256}"
-            )
+            raise _digest_mismatch(cand, digest)
         if bad_tensor is not None:
             raise checks.NonFiniteValues(cand.cluster, f"tensor {bad_tensor!r} holds NaN or Inf")
         return math.sqrt(sumsq) if self.need_norm else None
+
+
+def _digest_mismatch(cand: _Candidate, digest: str) -> checks.DigestMismatch:
+    """The rejection of an update whose bytes hash to ``digest``, naming both digests."""
+    if cand.authority == "hub":
+        reason = f"the store's update hashes to {digest}, the hub reported {cand.meta.sha256}"
+    else:
+        reason = f"file hashes to {digest}, metadata says {cand.meta.sha256}"
+    return checks.DigestMismatch(cand.cluster, reason)
 
 
 def load_state(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.ndarray[Any, Any]]:
@@ -324,6 +341,18 @@ def _groups(cands: list[_Candidate]) -> Iterator[list[_Candidate]]:
         yield group
 
 
+def _authoritative(u: Update) -> Mapping[str, Any]:
+    """The metadata to check: the store's, with what the hub reported in its place."""
+    if u.reported is None or not isinstance(u.meta, Mapping):
+        return u.meta
+    return {
+        **u.meta,
+        "sha256": u.reported.digest,
+        "num_examples": u.reported.num_examples,
+        "metrics": dict(u.reported.metrics),
+    }
+
+
 class _Round:
     """The state of one aggregation, from checks to the new model's bytes.
 
@@ -369,12 +398,13 @@ class _Round:
         for cluster in sorted(seen):
             u = seen[cluster]
             try:
-                meta = checks.check_meta(cluster, u.meta, self.expect)
+                meta = checks.check_meta(cluster, _authoritative(u), self.expect)
                 header = checks.check_file(cluster, u.path, self.expect)
             except UpdateRejected as exc:
                 self.rejected[cluster] = exc.reason
                 continue
-            out.append(_Candidate(cluster, os.fspath(u.path), meta, header))
+            authority = "metadata" if u.reported is None else "hub"
+            out.append(_Candidate(cluster, os.fspath(u.path), meta, header, authority=authority))
         return out
 
     def scan_all(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
@@ -522,9 +552,7 @@ class _Round:
         for cand, hexdigest, bad in zip(group, hexdigests, bad_tensor, strict=True):
             digest = "sha256:" + hexdigest
             if digest != cand.meta.sha256:
-                rejected[cand.cluster] = checks.DigestMismatch(
-                    cand.cluster, f"file hashes to {digest}, metadata says {cand.meta.sha256}"
-                ).reason
+                rejected[cand.cluster] = _digest_mismatch(cand, digest).reason
             elif bad is not None:
                 rejected[cand.cluster] = checks.NonFiniteValues(
                     cand.cluster, f"tensor {bad!r} holds NaN or Inf"
@@ -790,6 +818,8 @@ def aggregate_round(
         "contributors": [c.cluster for c in contributors],
         "weights": weights,
         "num_examples": {c.cluster: c.meta.num_examples for c in accepted},
+        # Each contributor's verified digest: what `fl-gitops verify` checks the store against.
+        "updates": {c.cluster: c.meta.sha256 for c in contributors},
         "rejected": dict(sorted(job.rejected.items())),
         "metrics": metrics,
         "state": {"names": list(plan.state_names), "resumed": bool(prior)},
@@ -819,25 +849,47 @@ def aggregate_from_store(
     limits: Limits | None = None,
     seed: int = 0,
     clusters: Collection[str] | None = None,
+    reported: Mapping[str, HubReport] | None = None,
 ) -> AggregateResult:
     """Aggregate round ``round`` from the store (what the reconcile job calls).
 
     Reads the verified base model, the complete updates of ``clusters`` (default: every one
-    the store lists) and the strategy's state after round ``round - 1``. Writes nothing:
-    the caller stores ``result.model`` (``put_model``), ``result.new_state``
-    (``put_state(strategy, round, ...)``) and ``result.record`` (``put_round_record``).
+    the store lists, and every one the hub reported) and the strategy's state after round
+    ``round - 1``. Writes nothing: the caller stores ``result.model`` (``put_model``),
+    ``result.new_state`` (``put_state(strategy, round, ...)``) and ``result.record``
+    (``put_round_record``).
+
+    Args:
+        reported: what each cluster reported through the hub (the authority), or None
+            for a by-hand aggregation that trusts the store's metadata. When given, an
+            update is accepted only when its bytes hash to the reported digest, and is
+            weighed by the reported ``num_examples``, with the reported metrics; a cluster
+            with no report is rejected.
 
     Raises:
         StoreError: the base model is missing or corrupt, or the store cannot be read.
         NotEnoughUpdates, StrategyOptionsError: as :func:`aggregate_round`.
     """
-    names = sorted(clusters) if clusters is not None else store.list_updates(round)
+    if clusters is not None:
+        names = sorted(clusters)
+    else:
+        names = store.list_updates(round)
+        if reported is not None:
+            names = sorted(set(names) | set(reported))
     state = store.get_state(strategy, round - 1) if round > 0 else None
     rejected: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         base_path = stack.enter_context(store.model_file(base_digest))
         updates = []
         for cluster in names:
+            report = None
+            if reported is not None:
+                report = reported.get(cluster)
+                if report is None:
+                    rejected[cluster] = checks.NotReported(
+                        cluster, "no result reported through the hub"
+                    ).reason
+                    continue
             try:
                 meta = store.read_update_meta(round, cluster)
             except UpdateRejected as exc:
@@ -848,7 +900,7 @@ def aggregate_from_store(
                 rejected[cluster] = "no update in the store (its Job reported success)"
                 continue
             path = stack.enter_context(store.update_file(round, cluster))
-            updates.append(Update(cluster, path, meta))
+            updates.append(Update(cluster, path, meta, report))
         try:
             result = aggregate_round(
                 base_path,
@@ -864,10 +916,11 @@ def aggregate_from_store(
             )
         except NotEnoughUpdates as exc:
             raise exc.with_rejected(rejected) from None
+    authority = {"authority": "hub" if reported is not None else "store"}
     if not rejected:
-        return result
+        return dataclasses.replace(result, record={**result.record, **authority})
     # A new result: the one aggregate_round returned is frozen, and stays as it was.
     merged = dict(sorted({**result.rejected, **rejected}.items()))
     return dataclasses.replace(
-        result, rejected=merged, record={**result.record, "rejected": merged}
+        result, rejected=merged, record={**result.record, **authority, "rejected": merged}
     )

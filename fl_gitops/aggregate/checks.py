@@ -35,6 +35,7 @@ __all__ = [
     "NonFiniteValues",
     "NormBoundExceeded",
     "NotOnRoster",
+    "NotReported",
     "NotSafetensors",
     "ShapeMismatch",
     "StaleRound",
@@ -55,6 +56,10 @@ DEFAULT_SIZE_SLACK = 1024 * 1024
 
 class NotOnRoster(UpdateRejected):
     """The cluster is not on the round's roster."""
+
+
+class NotReported(UpdateRejected):
+    """The cluster reported no result through the hub, the authority for its update."""
 
 
 class StaleRound(UpdateRejected):
@@ -90,7 +95,8 @@ class DtypeMismatch(UpdateRejected):
 
 
 class DigestMismatch(UpdateRejected):
-    """The file's bytes do not hash to the ``sha256`` its metadata records."""
+    """The file's bytes do not hash to the digest the hub reported (or, by hand, the
+    ``sha256`` its metadata records)."""
 
 
 class NonFiniteValues(UpdateRejected):
