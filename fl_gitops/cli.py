@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "where an experiment stands: round, each cluster's Job, last metrics"),
     "history": ("history", "the experiment's rounds from the Git log (--plot draws them)"),
     "rollback": ("rollback", "a new commit that puts the experiment back at round N"),
+    "verify": ("verify", "audit an experiment from its history: signatures, records, the store"),
     "dev-hub": ("devhub", "run a real kube-apiserver with OCM's CRDs here (for --hub kubernetes)"),
 }
 

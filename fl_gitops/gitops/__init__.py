@@ -5,6 +5,7 @@ remote (``BareRepo``). Everything public is re-exported here; the modules
 behind it are private.
 """
 
+from fl_gitops.gitops._audit import AuditCommit, HistoryReader, Signature
 from fl_gitops.gitops._bare import BareRepo
 from fl_gitops.gitops._commit import (
     ROUND_TRAILER,
@@ -43,15 +44,18 @@ __all__ = [
     "FORGE_TOKEN_ENV",
     "MODES",
     "ROUND_TRAILER",
+    "AuditCommit",
     "BareRepo",
     "Change",
     "CommitInfo",
     "ConfigRepo",
     "Credentials",
+    "HistoryReader",
     "PublishHooks",
     "PublishResult",
     "PullRequest",
     "PullRequestSpec",
+    "Signature",
     "commit_message",
     "default_backoff",
     "ensure_pull_request",

@@ -1,0 +1,104 @@
+"""A round's model recomputed from the store, bit for bit, and compared with the committed one.
+
+Aggregation is deterministic (a fixed order, DP noise from a seed the blueprint fixes), so
+anyone holding the repo and the store can redo a round: the same base model, the same
+updates (each taken as the hub reported it: its digest and example count), the strategy
+and options of the blueprint as of that commit, the strategy's state after the round
+before. The bounds that chose the contributors are off (they were already accepted, and
+their updates are checked against the hub's digests first); what is compared is the
+model's digest.
+"""
+
+from __future__ import annotations
+
+from fl_gitops.audit._values import as_count, as_digest
+from fl_gitops.audit._walk import Aggregation
+from fl_gitops.errors import FlGitopsError
+from fl_gitops.store import ModelStore
+
+__all__ = ["reaggregate"]
+
+
+def reaggregate(store: ModelStore, agg: Aggregation) -> None:
+    """Recompute ``agg``'s model from ``store`` and put any difference on its entry."""
+    from fl_gitops.aggregate import NotEnoughUpdates, aggregate_from_store
+    from fl_gitops.aggregate.checks import Limits
+    from fl_gitops.reports import HubReport
+
+    entry, blueprint = agg.entry, agg.blueprint
+    if blueprint is None or agg.base is None or agg.model is None or not agg.contributors:
+        entry.notes.append("not re-aggregated: the record or the blueprint cannot be read")
+        return
+    clusters = agg.candidates
+    reported: dict[str, HubReport] = {}
+    fallback: list[str] = []
+    for cluster in clusters:
+        digest = (agg.updates or {}).get(cluster)
+        count = agg.num_examples.get(cluster)
+        if digest is None or count is None:
+            meta = _store_meta(store, agg.round, cluster)
+            if meta is None:
+                entry.problem(
+                    f"not re-aggregated: no readable update of round {agg.round}", cluster=cluster
+                )
+                return
+            if count is None:
+                fallback.append(cluster)
+            digest = digest or meta[0]
+            count = count if count is not None else meta[1]
+        reported[cluster] = HubReport(digest, count, {})
+    if fallback:
+        entry.notes.append(
+            f"re-aggregated with the store's example counts for {len(fallback)} clusters "
+            "(the record has none)"
+        )
+    dp = blueprint.strategy.dp or {}
+    influence = blueprint.influence
+    limits = Limits(
+        max_update_bytes=blueprint.store.max_update_bytes,
+        min_updates=1,
+        max_num_examples=influence.max_num_examples,
+        cap_num_examples=influence.above_max_num_examples == "cap",
+    )
+    try:
+        result = aggregate_from_store(
+            store,
+            agg.round,
+            agg.base,
+            strategy=blueprint.strategy.effective_name,
+            options=dict(blueprint.strategy.effective_options),
+            roster=agg.roster,
+            limits=limits,
+            seed=int(dp.get("seed", 0)) + agg.round,
+            clusters=clusters,
+            reported=reported,
+        )
+    except NotEnoughUpdates as exc:
+        for cluster, reason in sorted(exc.rejected.items()):
+            entry.problem(f"rejected on re-aggregation: {reason}", cluster=cluster)
+        entry.problem("re-aggregation found too few valid updates")
+        return
+    except FlGitopsError as exc:
+        entry.problem(f"re-aggregation failed ({type(exc).__name__})")
+        return
+    for cluster, reason in sorted(result.rejected.items()):
+        entry.problem(f"rejected on re-aggregation: {reason}", cluster=cluster)
+    if tuple(result.contributors) != agg.contributors:
+        entry.problem(
+            f"re-aggregation made the model of {len(result.contributors)} contributors, "
+            f"the round recorded {len(agg.contributors)}"
+        )
+    if result.digest != agg.model:
+        entry.problem(f"re-aggregated model is {result.digest}, the round committed {agg.model}")
+
+
+def _store_meta(store: ModelStore, round_: int, cluster: str) -> tuple[str, int] | None:
+    """The store's own digest and example count for an update (a fallback, not the authority)."""
+    try:
+        meta = store.read_update_meta(round_, cluster)
+    except FlGitopsError:
+        return None
+    digest, count = as_digest(meta.get("sha256")), as_count(meta.get("num_examples"))
+    if digest is None or count is None:
+        return None
+    return digest, count
