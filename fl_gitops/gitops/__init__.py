@@ -26,6 +26,8 @@ from fl_gitops.gitops._forge import (
 )
 from fl_gitops.gitops._names import round_branch_name
 from fl_gitops.gitops._repo import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_NETWORK_TIMEOUT,
     DEFAULT_USER_EMAIL,
     DEFAULT_USER_NAME,
     MODES,
@@ -33,10 +35,19 @@ from fl_gitops.gitops._repo import (
     PublishHooks,
     PublishResult,
     default_backoff,
+    remember_signing_key,
+)
+from fl_gitops.gitops._signing import (
+    SIGNING_KEY_ENV,
+    SigningKey,
+    generate_signing_key,
+    write_allowed_signers,
 )
 
 __all__ = [
     "CREDENTIALS_DIR_ENV",
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_NETWORK_TIMEOUT",
     "DEFAULT_USER_EMAIL",
     "DEFAULT_USER_NAME",
     "FORGES",
@@ -44,6 +55,7 @@ __all__ = [
     "FORGE_TOKEN_ENV",
     "MODES",
     "ROUND_TRAILER",
+    "SIGNING_KEY_ENV",
     "AuditCommit",
     "BareRepo",
     "Change",
@@ -56,11 +68,15 @@ __all__ = [
     "PullRequest",
     "PullRequestSpec",
     "Signature",
+    "SigningKey",
     "commit_message",
     "default_backoff",
     "ensure_pull_request",
+    "generate_signing_key",
     "parse_trailers",
     "redact",
+    "remember_signing_key",
     "round_branch_name",
     "round_trailers",
+    "write_allowed_signers",
 ]

@@ -10,6 +10,9 @@ from a blueprint. They reach git without ever appearing in argv, in a URL stored
 - ssh: ``GIT_SSH_COMMAND`` names a private copy of the key (mode 0600, because a Secret
   volume often mounts files world-readable and ssh refuses those) with
   ``IdentitiesOnly=yes``, and the mounted ``known_hosts`` with strict host key checking.
+  The copy sits in a private directory (``_private.py``) removed when the repo is closed;
+  one left by a killed pass is swept by the next. Every ssh connection has a connect
+  timeout and keep-alives, so a silent server cannot hold a pass.
 
 Every message that leaves this package passes through :func:`redact`.
 """
@@ -21,7 +24,6 @@ import re
 import shlex
 import shutil
 import stat
-import tempfile
 import urllib.parse
 import weakref
 from collections.abc import Iterable, Mapping
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fl_gitops.errors import InputError
+from fl_gitops.gitops._private import make_private_dir
 
 __all__ = [
     "CREDENTIALS_DIR_ENV",
@@ -59,6 +62,12 @@ esac
 """
 
 _REDACTED = "***"
+
+# ssh gives up connecting after this many seconds, and on a connection silent for
+# _SSH_ALIVE_INTERVAL * _SSH_ALIVE_COUNT seconds.
+SSH_CONNECT_TIMEOUT = 30
+_SSH_ALIVE_INTERVAL = 15
+_SSH_ALIVE_COUNT = 4
 # user:password@ in any URL-looking text
 _URL_USERINFO_RE = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):[^/@\s]*@"
@@ -179,8 +188,7 @@ class GitAuth:
 
     def _private_dir(self) -> Path:
         if self._dir is None:
-            self._dir = Path(tempfile.mkdtemp(prefix="fl-gitops-auth-"))
-            os.chmod(self._dir, stat.S_IRWXU)
+            self._dir = make_private_dir("auth")
             self._finalizer = weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         return self._dir
 
@@ -193,6 +201,8 @@ class GitAuth:
         env = {"GIT_TERMINAL_PROMPT": "0", "GCM_INTERACTIVE": "never"}
         creds = self.credentials
         if creds is None:
+            if not (os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH")):
+                env["GIT_SSH_COMMAND"] = shlex.join(_ssh_base())
             return env
         if creds.username or creds.password:
             script = self._private_dir() / "askpass.sh"
@@ -207,7 +217,7 @@ class GitAuth:
             env["GIT_CONFIG_KEY_0"] = "credential.helper"
             env["GIT_CONFIG_VALUE_0"] = ""
         if creds.ssh_key_file or creds.known_hosts_file:
-            ssh = ["ssh", "-o", "BatchMode=yes"]
+            ssh = _ssh_base()
             if creds.ssh_key_file:
                 key = self._private_dir() / "ssh-key"
                 shutil.copyfile(creds.ssh_key_file, key)
@@ -222,3 +232,18 @@ class GitAuth:
                 ]
             env["GIT_SSH_COMMAND"] = shlex.join(ssh)
         return env
+
+
+def _ssh_base() -> list[str]:
+    """ssh that never prompts and never waits for ever on a silent server."""
+    return [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={SSH_CONNECT_TIMEOUT}",
+        "-o",
+        f"ServerAliveInterval={_SSH_ALIVE_INTERVAL}",
+        "-o",
+        f"ServerAliveCountMax={_SSH_ALIVE_COUNT}",
+    ]

@@ -13,15 +13,39 @@ strict rules (the ones Argo CD Image Updater and Kargo follow when they write ba
 - in pull-request mode each round goes to its own deterministic branch, an existing branch
   holding the same change is reused, and a forge PR is opened once.
 
-Every git operation runs the git binary through GitPython's ``repo.git`` (its pure-Python
-index is several times slower on large trees). Errors are ``GitError`` naming the branch
-and the remote, with credentials redacted.
+Every local git operation runs the git binary through GitPython's ``repo.git`` (its
+pure-Python index is several times slower on large trees). Errors are ``GitError`` naming
+the branch and the remote, with credentials redacted.
+
+A pass must end, whatever the remote does (the CronJob forbids overlapping runs, so a
+hung pass would skip every later one):
+
+- every network call (fetch, push) runs in its own process group under a timeout and is
+  killed with its helpers (``git-remote-http``, ``ssh``) when it runs out; curl gives up
+  on a transfer stalled below one byte a second, ssh on a silent connection;
+- the work dir is a cache with one owner at a time: a file lock beside it
+  (``.<name>.lock``) is held from ``open`` to ``close``, and a second pass waits for it,
+  a bounded time; holding it, the locks a killed git left inside ``.git`` are removed;
+- a work dir git can no longer read (a corrupt object, index or HEAD) is removed and
+  cloned again, when it is a clone of the same remote (it holds nothing the remote lacks);
+- a ref lock left on the remote by a killed git is reported as the lock it is.
+
+With a signing key every commit the pass makes is signed (``_signing.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,8 +64,11 @@ from fl_gitops.gitops._names import (
     normalize_url,
     repository_from_url,
 )
+from fl_gitops.gitops._signing import SigningKey, config_env, signing_config
 
 __all__ = [
+    "DEFAULT_LOCK_TIMEOUT",
+    "DEFAULT_NETWORK_TIMEOUT",
     "DEFAULT_USER_EMAIL",
     "DEFAULT_USER_NAME",
     "MODES",
@@ -49,6 +76,7 @@ __all__ = [
     "PublishHooks",
     "PublishResult",
     "default_backoff",
+    "remember_signing_key",
 ]
 
 DEFAULT_USER_NAME = "fl-gitops"
@@ -66,6 +94,18 @@ _RACE_MARKERS = (
     "incorrect old value",
 )
 _ERROR_LINES = 12
+
+#: Seconds one fetch or push may take before it is killed.
+DEFAULT_NETWORK_TIMEOUT = 120.0
+#: Seconds a pass waits for another pass to let go of a shared work dir.
+DEFAULT_LOCK_TIMEOUT = 120.0
+# curl aborts a transfer slower than _LOW_SPEED_LIMIT bytes/s for this many seconds.
+_LOW_SPEED_LIMIT = 1
+_LOW_SPEED_TIME = 60
+# Where a clone remembers the key it signs with (what `simulate` sets for its reconciler).
+_SIGNING_KEY_CONFIG = "fl-gitops.signingKey"
+# What git says when a ref's lock file is already there.
+_REF_LOCK_RE = re.compile(r"Unable to create '(?P<lock>[^']+\.lock)': File exists")
 
 
 def default_backoff(attempt: int) -> float:
@@ -107,8 +147,9 @@ class PublishResult:
 class ConfigRepo:
     """A work tree of the config repo, synced to one branch of one remote.
 
-    One ConfigRepo owns its work dir: two writers need two work dirs (they may share the
-    remote; that is what the push retry is for).
+    One ConfigRepo owns its work dir, through the file lock beside it: a second writer on
+    the same work dir waits for the first to close (they may share the remote; that is
+    what the push retry is for).
     """
 
     def __init__(
@@ -120,6 +161,8 @@ class ConfigRepo:
         auth: GitAuth,
         user_name: str,
         user_email: str,
+        signing_key: SigningKey | None = None,
+        network_timeout: float = DEFAULT_NETWORK_TIMEOUT,
     ) -> None:
         self._repo = repo
         self._auth = auth
@@ -128,6 +171,10 @@ class ConfigRepo:
         self.root = Path(repo.working_tree_dir or ".")
         self.user_name = user_name
         self.user_email = user_email
+        self.signing_key = signing_key
+        self.network_timeout = network_timeout
+        self._lock: _WorkdirLock | None = None
+        self._ref_lock: str | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -141,6 +188,9 @@ class ConfigRepo:
         credentials: Credentials | None = None,
         user_name: str = DEFAULT_USER_NAME,
         user_email: str = DEFAULT_USER_EMAIL,
+        signing_key: SigningKey | None = None,
+        network_timeout: float = DEFAULT_NETWORK_TIMEOUT,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> ConfigRepo:
         """Clone the repo into ``workdir`` (or fetch, if it is already there) and sync.
 
@@ -151,20 +201,66 @@ class ConfigRepo:
             credentials: for https or ssh; None for a local remote or ambient auth.
             user_name: the commit author and committer name.
             user_email: the commit author and committer email.
+            signing_key: signs every commit; None: the key the clone remembers
+                (:func:`remember_signing_key`), if any, else commits are not signed.
+            network_timeout: seconds one fetch or push may take before it is killed.
+            lock_timeout: seconds to wait for another pass using the same work dir.
 
         Raises:
             InputError: a bad URL or branch name, or a work dir that is something else.
-            GitError: the remote cannot be read, or has no such branch.
+            GitError: the remote cannot be read, or has no such branch; a network call
+                timed out; the work dir stayed in use for ``lock_timeout``.
         """
         url = normalize_url(url)
         _check_branch_name(branch)
+        if network_timeout <= 0:
+            raise InputError(f"network timeout {network_timeout}: expected a positive number")
         workdir = Path(workdir)
+        lock = _WorkdirLock.acquire(workdir, lock_timeout)
+        try:
+            try:
+                self = cls._open_locked(
+                    url, branch, workdir, credentials, user_name, user_email,
+                    signing_key, network_timeout,
+                )  # fmt: skip
+            except (GitError, _Unreadable) as exc:
+                # A clone git can no longer read is a cache gone bad: clone it again.
+                if not _is_own_clone(workdir, url) or not _unhealthy(workdir, exc):
+                    if isinstance(exc, _Unreadable):
+                        raise exc.refused from None
+                    raise
+                remembered = signing_key or _remembered_key(workdir)
+                shutil.rmtree(workdir)
+                self = cls._open_locked(
+                    url, branch, workdir, credentials, user_name, user_email,
+                    remembered, network_timeout,
+                )  # fmt: skip
+                if remembered is not None and signing_key is None:
+                    remember_signing_key(workdir, remembered.path)
+        except BaseException:
+            lock.release()
+            raise
+        self._lock = lock
+        return self
+
+    @classmethod
+    def _open_locked(
+        cls,
+        url: str,
+        branch: str,
+        workdir: Path,
+        credentials: Credentials | None,
+        user_name: str,
+        user_email: str,
+        signing_key: SigningKey | None,
+        network_timeout: float,
+    ) -> ConfigRepo:
         refused = InputError(f"workdir {workdir}: expected an empty directory or a git work tree")
         if (workdir / ".git").is_dir():
             try:
                 repo = git.Repo(workdir)
             except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-                raise refused from None
+                raise _Unreadable(refused) from None
         elif workdir.exists() and (not workdir.is_dir() or any(workdir.iterdir())):
             raise refused
         else:
@@ -173,6 +269,11 @@ class ConfigRepo:
                 repo = git.Repo.init(workdir)
             except git.GitCommandError as exc:
                 raise GitError(f"git init failed in {workdir}: {exc.stderr}") from None
+        # This work dir has one owner (the lock beside it), so a lock a git killed
+        # mid-command left inside it is stale.
+        _remove_stale_locks(workdir / ".git")
+        if signing_key is None:
+            signing_key = _remembered_key(workdir)
         auth = GitAuth(credentials)
         repo.git.update_environment(**auth.env)
         self = cls(
@@ -182,19 +283,29 @@ class ConfigRepo:
             auth=auth,
             user_name=user_name,
             user_email=user_email,
+            signing_key=signing_key,
+            network_timeout=network_timeout,
         )
-        # A pass killed in the middle of a git command leaves its lock behind; this work
-        # dir has one owner, so the lock is stale.
-        (workdir / ".git" / "index.lock").unlink(missing_ok=True)
-        if REMOTE in [r.name for r in repo.remotes]:
-            self._git("remote", "set-url", REMOTE, url)
-        else:
-            self._git("remote", "add", REMOTE, url)
-        self.sync()
+        try:
+            if REMOTE in [r.name for r in repo.remotes]:
+                self._git("remote", "set-url", REMOTE, url)
+            else:
+                self._git("remote", "add", REMOTE, url)
+            self.sync()
+        except BaseException:
+            self._close_repo()
+            raise
         return self
 
     def close(self) -> None:
-        """Remove the private credential files (also done when the object is collected)."""
+        """Remove the private credential files, let go of the work dir (also done when the
+        object is collected, or when the process exits)."""
+        self._close_repo()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _close_repo(self) -> None:
         self._auth.close()
         self._repo.close()
 
@@ -316,6 +427,7 @@ class ConfigRepo:
                 )
         hooks = hooks or PublishHooks()
         where = round_branch if mode == "pull-request" and round_branch else self.branch
+        self._ref_lock = None
         for attempt in range(1, max_attempts + 1):
             if attempt > 1 or not fresh:
                 self.sync()
@@ -338,6 +450,13 @@ class ConfigRepo:
                 return result
             if attempt < max_attempts:
                 sleep(backoff(attempt))
+        if self._ref_lock is not None:
+            raise GitError(
+                f"push to branch {where} on {self._remote_name()} failed {max_attempts} "
+                f"times: the remote's ref lock {self._ref_lock} exists. Another git may be "
+                "writing the branch, or one killed mid-write left the lock behind (a stale "
+                "lock): if no git is running on the remote, remove that file"
+            )
         raise GitError(
             f"push to branch {where} on {self._remote_name()} was rejected "
             f"{max_attempts} times (other writers kept moving it); giving up"
@@ -462,23 +581,27 @@ class ConfigRepo:
                 when = when.replace(tzinfo=UTC)
             env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when.isoformat()
         # "whitespace" cleanup keeps lines starting with "#" (Markdown headings in a body).
-        self._git(
-            "commit",
-            "-q",
-            "--no-verify",
-            "--no-gpg-sign",
-            "--cleanup=whitespace",
-            "-F",
-            str(msg_file),
-            env=env,
-        )
+        args = ["commit", "-q", "--no-verify", "--cleanup=whitespace", "-F", str(msg_file)]
+        if self.signing_key is None:
+            # Never a signature the pass did not ask for (a user's commit.gpgSign).
+            self._git(*args[:3], "--no-gpg-sign", *args[3:], env=env)
+            return self.head()
+        with self.signing_key.private_copy() as key:
+            signed = config_env(signing_config(key), {**self._auth.env, **env})
+            self._git(*args[:3], "-S", *args[3:], env=signed)
         return self.head()
 
     def _push(self, refspec: str, branch: str, *options: str) -> str:
         """Push; "pushed", "up-to-date" (the remote already has it) or "rejected" (another
         writer got there first)."""
-        status, out, err = self._git_status(
-            "push", "--porcelain", "--no-verify", *options, REMOTE, refspec
+        status, out, err = self._network(
+            "push",
+            "--porcelain",
+            "--no-verify",
+            *options,
+            REMOTE,
+            refspec,
+            what=f"push to branch {branch}",
         )
         if status == 0:
             flags = [line.split("\t", 1)[0] for line in out.splitlines() if "\t" in line]
@@ -486,6 +609,10 @@ class ConfigRepo:
         rejected = [line for line in out.splitlines() if line.startswith("!")]
         for line in rejected:
             if "[rejected]" in line or any(m in line for m in _RACE_MARKERS):
+                # A lock file that exists: maybe a writer right now, maybe a stale lock; it
+                # is retried like a race but reported as the lock if it never goes away.
+                lock = _REF_LOCK_RE.search(err) or _REF_LOCK_RE.search(out)
+                self._ref_lock = redact(lock["lock"], self._auth.secrets) if lock else None
                 return "rejected"
         raise GitError(
             f"push to branch {branch} on {self._remote_name()} failed: {self._tail(err or out)}"
@@ -494,9 +621,10 @@ class ConfigRepo:
     def _fetch_branch(self, branch: str) -> bool:
         """Fetch one branch into its remote-tracking ref; False if the remote lacks it."""
         tracking = f"refs/remotes/{REMOTE}/{branch}"
-        status, _out, err = self._git_status(
-            "fetch", "--quiet", "--no-tags", REMOTE, f"+refs/heads/{branch}:{tracking}"
-        )
+        status, _out, err = self._network(
+            "fetch", "--quiet", "--no-tags", REMOTE, f"+refs/heads/{branch}:{tracking}",
+            what=f"fetch of branch {branch}",
+        )  # fmt: skip
         if status == 0:
             return True
         if "couldn't find remote ref" in err:
@@ -564,6 +692,197 @@ class ConfigRepo:
             strip_newline_in_stdout=False,
         )
         return int(status), str(out), str(err)
+
+    def _network(self, *args: str, what: str) -> tuple[int, str, str]:
+        """Run one git command that talks to the remote, bounded by ``network_timeout``.
+
+        It runs in a process group of its own, so on a timeout git and every helper it
+        started (``git-remote-http``, ``ssh``) are killed together.
+
+        Returns:
+            (exit status, stdout, stderr).
+
+        Raises:
+            GitError: the command did not finish in time.
+        """
+        stall = str(min(_LOW_SPEED_TIME, max(1, int(self.network_timeout))))
+        cmd = [
+            "git",
+            "-c", f"http.lowSpeedLimit={_LOW_SPEED_LIMIT}",
+            "-c", f"http.lowSpeedTime={stall}",
+            *args,
+        ]  # fmt: skip
+        env = {**os.environ, **self._auth.env, "LC_ALL": "C", "LANGUAGE": "C"}
+        env.pop("GIT_DIR", None)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=self.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=self.network_timeout)
+        except BaseException:  # the timeout, or Ctrl-C / SIGTERM reaching this process
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+                raise
+            raise GitError(
+                f"{what} from {self._remote_name()} did not finish in "
+                f"{self.network_timeout:g}s and was stopped: the remote is not answering"
+            ) from None
+        return (
+            proc.returncode,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+        )
+
+
+class _Unreadable(Exception):
+    """git cannot open the work dir's repository (its HEAD or config is gone)."""
+
+    def __init__(self, refused: InputError) -> None:
+        super().__init__(str(refused))
+        self.refused = refused
+
+
+class _WorkdirLock:
+    """An exclusive POSIX lock (``lockf``) on ``.<workdir>.lock`` beside the work dir.
+
+    Beside it, not in it, so that removing a corrupt clone keeps the lock. The kernel
+    lets go when the process dies, however it dies: a lock is never stale. It keeps other
+    processes out (two passes, two CronJob runs on one volume); within one process POSIX
+    locks do not conflict, so reopening a work dir there never waits on itself.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._finalizer = weakref.finalize(self, os.close, fd)
+
+    @classmethod
+    def acquire(cls, workdir: Path, timeout: float) -> _WorkdirLock:
+        path = workdir.parent / f".{workdir.name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + max(0.0, timeout)
+        delay = 0.05
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return cls(path, fd)
+            except OSError as exc:
+                if exc.errno not in (errno.EACCES, errno.EAGAIN):
+                    os.close(fd)
+                    raise GitError(
+                        f"workdir {workdir}: cannot lock {path}: {exc.strerror}"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise GitError(
+                        f"workdir {workdir}: in use by another pass (it holds {path}); "
+                        f"waited {timeout:g}s. Give this pass its own --workdir, or let the "
+                        "other one finish"
+                    ) from None
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 1.0)
+
+    def release(self) -> None:
+        self._finalizer()  # closing the descriptor lets go of the lock
+
+
+def remember_signing_key(workdir: Path, key_file: Path) -> None:
+    """Make the clone at ``workdir`` (created empty if absent) sign with ``key_file``.
+
+    The clone keeps the key's path (never the key) in its own config, and every
+    :meth:`ConfigRepo.open` of it without a ``signing_key`` signs with that key: how
+    ``simulate`` makes its reconcile passes sign.
+
+    Raises:
+        InputError: the key is not an SSH private key, or the work dir is something else.
+        GitError: git failed.
+    """
+    key = SigningKey.from_file(key_file, source="signing key")
+    workdir = Path(workdir)
+    try:
+        if (workdir / ".git").is_dir():
+            repo = git.Repo(workdir)
+        elif workdir.exists() and any(workdir.iterdir()):
+            raise InputError(f"workdir {workdir}: expected an empty directory or a git work tree")
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+            repo = git.Repo.init(workdir)
+        with repo:
+            repo.git.config("--local", _SIGNING_KEY_CONFIG, str(key.path.resolve()))
+    except (git.GitCommandError, git.InvalidGitRepositoryError) as exc:
+        raise GitError(f"git config failed in {workdir}: {type(exc).__name__}") from None
+
+
+def _remembered_key(workdir: Path) -> SigningKey | None:
+    config = workdir / ".git" / "config"
+    if not config.is_file():
+        return None
+    status, out, _err = git.Git().execute(
+        ["git", "config", "--file", str(config), "--get", _SIGNING_KEY_CONFIG],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    value = str(out).strip()
+    if status != 0 or not value:
+        return None
+    return SigningKey.from_file(value, source=f"{workdir}: {_SIGNING_KEY_CONFIG}")
+
+
+def _is_own_clone(workdir: Path, url: str) -> bool:
+    """Whether ``workdir`` is a clone of ``url`` by its config file (readable when the
+    objects, index or HEAD are not): only then may it be removed and cloned again."""
+    config = workdir / ".git" / "config"
+    if not config.is_file():
+        return False
+    status, out, _err = git.Git().execute(
+        ["git", "config", "--file", str(config), "--get", f"remote.{REMOTE}.url"],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    return status == 0 and str(out).strip() == url
+
+
+def _unhealthy(workdir: Path, exc: Exception) -> bool:
+    """Whether the failure was the clone's own fault: git cannot read it, or fsck fails."""
+    if isinstance(exc, _Unreadable):
+        return True
+    env = {**os.environ, "LC_ALL": "C"}
+    env.pop("GIT_DIR", None)
+    try:
+        done = subprocess.run(
+            ["git", "fsck", "--connectivity-only", "--no-dangling", "--no-progress"],
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=DEFAULT_NETWORK_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode != 0
+
+
+def _remove_stale_locks(git_dir: Path) -> None:
+    """Remove the ``*.lock`` files a killed git left in a repository we own alone."""
+    if not git_dir.is_dir():
+        return
+    candidates = list(git_dir.glob("*.lock"))
+    refs = git_dir / "refs"
+    if refs.is_dir():
+        candidates += refs.rglob("*.lock")
+    for lock in candidates:
+        with contextlib.suppress(OSError):
+            if lock.is_file() and not lock.is_symlink():
+                lock.unlink()
 
 
 def _check_branch_name(branch: str) -> None:

@@ -306,7 +306,9 @@ def test_ssh_uses_a_private_copy_of_the_key_and_strict_known_hosts(tmp_path: Pat
         assert stat.S_IMODE(copy.stat().st_mode) == 0o600
         assert stat.S_IMODE(copy.parent.stat().st_mode) == 0o700
         assert command == [
-            "ssh", "-o", "BatchMode=yes", "-i", str(copy), "-o", "IdentitiesOnly=yes",
+            "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
+            "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
+            "-i", str(copy), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
         ]  # fmt: skip
         assert "GIT_ASKPASS" not in auth.env
