@@ -35,10 +35,13 @@ __all__ = [
     "METRIC_NAME",
     "NUM_EXAMPLES_KEY",
     "REPORT_KEYS",
+    "RESULT_CONFIGMAP_ENV",
+    "RESULT_FILE_ENV",
     "HubReport",
     "ReportError",
     "parse_report",
     "report_data",
+    "result_name",
 ]
 
 # The result ConfigMap's data keys, which the rendered feedback rules use as their names.
@@ -46,6 +49,11 @@ DIGEST_KEY = "digest"
 NUM_EXAMPLES_KEY = "numExamples"
 METRICS_KEY = "metrics"
 REPORT_KEYS = (DIGEST_KEY, NUM_EXAMPLES_KEY, METRICS_KEY)
+
+# The Job's environment: the result ConfigMap as ``<namespace>/<name>`` (rendered), or a
+# file to write the same data to instead (the simulation's channel, set by its agent).
+RESULT_CONFIGMAP_ENV = "FL_RESULT_CONFIGMAP"
+RESULT_FILE_ENV = "FL_RESULT_FILE"
 
 # Bounds on what one cluster may report (the status feedback is small by design).
 MAX_NUM_EXAMPLES = 2**53 - 1  # what a JSON number holds exactly; the blueprint's ceiling is lower
@@ -68,6 +76,12 @@ class HubReport:
     digest: str
     num_examples: int
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+def result_name(job: str) -> str:
+    """The result ConfigMap of the round's Job ``job``: one per Job, so a retry of a round
+    (a new Job name) starts from an empty one, and no report outlives its round."""
+    return f"{job}-result"
 
 
 def report_data(digest: str, num_examples: int, metrics: Mapping[str, float]) -> dict[str, str]:

@@ -23,6 +23,7 @@ import numpy as np
 from fl_gitops.client.roundconfig import RoundConfig, load_round_config, parse_round_config
 from fl_gitops.errors import FlGitopsError, InputError, StoreError
 from fl_gitops.models import bytes_to_tensors, model_dims, tensors_to_bytes
+from fl_gitops.reports import ReportError, report_data
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import HeaderError
 
@@ -180,14 +181,35 @@ def run_client_file(
     environ: Mapping[str, str] | None = None,
     num_threads: int | None = 1,
 ) -> dict[str, Any]:
-    """``run_client`` on a round config file (default: the path in ``FL_ROUND_CONFIG``).
+    """What the Job runs: ``run_client`` on a round config file (default: the path in
+    ``FL_ROUND_CONFIG``), then the update reported through the hub.
+
+    The report (``client.report.write_report``: the update's digest, ``num_examples``
+    and metrics into the round's result ConfigMap, or the simulation's result file) is
+    what the reconcile pass trusts; the store's metadata is not. It is written after the
+    update is stored, so a report never names an update that is not there.
+
+    Returns:
+        The update's metadata record, with ``reported_to`` saying where the report went.
 
     Raises:
         InputError: no path given and ``FL_ROUND_CONFIG`` unset, or a bad file.
+        FlGitopsError: as ``run_client``; or the report could not be written (the Job fails).
     """
+    from fl_gitops.client.report import write_report
+
     env = os.environ if environ is None else environ
     path = path or env.get(CONFIG_ENV)
     if not path:
         raise InputError(f"no round config: pass --config PATH or set {CONFIG_ENV}")
     cfg = load_round_config(path, cluster=env.get(CLUSTER_ENV) or None)
-    return run_client(cfg, environ=env, source=str(path), num_threads=num_threads)
+    record = run_client(cfg, environ=env, source=str(path), num_threads=num_threads)
+    where = f"{cfg.cluster} round {cfg.round}"
+    try:
+        data = report_data(
+            str(record["sha256"]), int(record["num_examples"]), record.get("metrics") or {}
+        )
+    except ReportError as exc:
+        raise FlGitopsError(f"{where}: the update cannot be reported: {exc}") from None
+    reported_to = write_report(data, environ=env)
+    return {**record, "reported_to": reported_to}

@@ -2,8 +2,11 @@
 
 Reads the round config from ``--config`` or ``FL_ROUND_CONFIG`` (the mounted ConfigMap),
 the cluster's name from the config or ``FL_CLUSTER``, and does the round through
-``fl_gitops.client.run_client_file``. Prints one line on success. The library is
-imported inside ``run`` so that ``fl-gitops client --help`` does not import torch.
+``fl_gitops.client.run_client_file``, which then reports the update through the hub
+(the round's result ConfigMap, ``FL_RESULT_CONFIGMAP``; the simulation's
+``FL_RESULT_FILE``). Prints one line on success; a report that cannot be written fails.
+The library is imported inside ``run`` so that ``fl-gitops client --help`` does not
+import torch.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{record['cluster']} round {record['round']}: trained on {record['num_examples']} "
-        f"examples from {record['base_model']}, {shown}; update {record['sha256']}"
+        f"examples from {record['base_model']}, {shown}; update {record['sha256']}, "
+        f"reported to {record['reported_to']}"
     )
     return 0

@@ -37,6 +37,7 @@ from typing import Any
 
 from fl_gitops.errors import FlGitopsError
 from fl_gitops.hub.errors import HubNotFound
+from fl_gitops.reports import result_name
 
 __all__ = [
     "CONDITION_RULE_REASON_PREFIX",
@@ -516,7 +517,13 @@ def write_applied_report(work: dict[str, Any], *, now: str) -> bool:
 
 
 def write_job_report(
-    work: dict[str, Any], *, job_name: str, succeeded: bool | None, now: str, where: str
+    work: dict[str, Any],
+    *,
+    job_name: str,
+    succeeded: bool | None,
+    now: str,
+    where: str,
+    result: Mapping[str, str] | None = None,
 ) -> None:
     """Write, into ``work``, the status the agent reports once it has read the Job.
 
@@ -528,12 +535,18 @@ def write_job_report(
     agent, a StatusFeedbackSynced condition whose values changed is written anew (it
     moves to the end of the list, with a new transition time).
 
+    The Job's result ConfigMap (``reports.result_name(job_name)``) is evaluated as the
+    Job left it: the manifest (created empty, ``CreateOnly``, so the agent never resets
+    it) with ``data`` as the Job patched it, so its ``JSONPaths`` rules give the reported
+    values as strings, and nothing when the Job wrote nothing.
+
     Args:
         work: the ManifestWork, changed in place.
         job_name: the Job of the spec to report on.
         succeeded: the Job's outcome so far.
         now: the time for the conditions' ``lastTransitionTime``.
         where: the work's namespace (its cluster), for the error message.
+        result: the ``data`` the Job wrote into its result ConfigMap, if any.
 
     Raises:
         HubNotFound: the spec has no Job ``job_name``.
@@ -561,6 +574,8 @@ def write_job_report(
         obj = dict(manifest)
         if meta["kind"] == "Job" and meta["name"] == job_name:
             obj["status"] = job_status(succeeded)
+        elif meta["kind"] == "ConfigMap" and meta["name"] == result_name(job_name) and result:
+            obj["data"] = {str(k): v for k, v in result.items()}
         values: list[dict[str, Any]] = []
         errors: list[str] = []
         if feedback_rules:

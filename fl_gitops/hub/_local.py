@@ -314,14 +314,21 @@ class LocalHub:
                 self._changed(("work", cluster, work_name))
 
     def report_job(
-        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+        self,
+        cluster: str,
+        work_name: str,
+        *,
+        job_name: str,
+        succeeded: bool | None,
+        result: Mapping[str, str] | None = None,
     ) -> None:
         """Write the status the agent reports for the work's Job ``job_name``.
 
         See ``_agent.write_job_report``: every manifest applied and available, the Job's
         feedback and conditions from the work's own rules against a Job that completed
         (True), failed (False) or is still running (None), all for the current
-        generation.
+        generation; the result ConfigMap's feedback from the ``data`` the Job wrote into
+        it (``result``), as the agent reads the live object.
 
         Raises:
             HubNotFound: there is no such work, or its spec has no Job ``job_name``.
@@ -330,7 +337,12 @@ class LocalHub:
             work = self._work(cluster, work_name)
             try:
                 _agent.write_job_report(
-                    work, job_name=job_name, succeeded=succeeded, now=self._now(), where=cluster
+                    work,
+                    job_name=job_name,
+                    succeeded=succeeded,
+                    now=self._now(),
+                    where=cluster,
+                    result=result,
                 )
             except HubNotFound as exc:
                 raise HubNotFound(f"local hub: {exc}") from None

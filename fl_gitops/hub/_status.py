@@ -24,11 +24,12 @@ objects both are tested on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from fl_gitops.hub.errors import trim_detail
+from fl_gitops.reports import HubReport, ReportError, parse_report, result_name
 
 __all__ = [
     "ClusterStatus",
@@ -36,7 +37,9 @@ __all__ = [
     "RoundProgress",
     "feedback_values",
     "interpret_work",
+    "job_state",
     "missing_work",
+    "read_report",
     "summarize",
 ]
 
@@ -57,12 +60,18 @@ class ClusterStatus:
 
     ``reason`` is for people ("observedGeneration 4 < generation 5", "failed=1");
     ``job`` is the Job the status was about (None when there was no Job status at all).
+    For a SUCCEEDED Job, ``report`` is what the Job reported through the hub (its result
+    ConfigMap, read back by the work agent's feedback), or None with ``report_problem``
+    saying why there is none: the reconcile pass accepts the cluster's update only when it
+    matches a report.
     """
 
     cluster: str
     state: JobState
     reason: str
     job: str | None
+    report: HubReport | None = None
+    report_problem: str = field(default="", compare=False)
 
 
 def missing_work(cluster: str, work_name: str) -> ClusterStatus:
@@ -207,8 +216,58 @@ def _job_entries(status: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return entries
 
 
+def _result_entry(status: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    resource_status = status.get("resourceStatus")
+    manifests = resource_status.get("manifests") if isinstance(resource_status, Mapping) else None
+    for entry in manifests if isinstance(manifests, list) else ():
+        meta = entry.get("resourceMeta") if isinstance(entry, Mapping) else None
+        if (
+            isinstance(meta, Mapping)
+            and meta.get("kind") == "ConfigMap"
+            and meta.get("group", "") == ""
+            and meta.get("name") == name
+        ):
+            found: Mapping[str, Any] = entry
+            return found
+    return None
+
+
+def read_report(work: Mapping[str, Any], *, job_name: str) -> tuple[HubReport | None, str]:
+    """What the Job ``job_name`` reported through its result ConfigMap's feedback.
+
+    Returns:
+        ``(report, "")``, or ``(None, why)``: no status entry for the result ConfigMap,
+        or a value missing or outside the contract (``parse_report`` says which value,
+        never what it was: it comes from the cluster).
+    """
+    name = result_name(job_name)
+    status = work.get("status")
+    entry = _result_entry(status if isinstance(status, Mapping) else {}, name)
+    if entry is None:
+        return None, f"no status for the result ConfigMap {name}"
+    try:
+        return parse_report(feedback_values(entry)), ""
+    except ReportError as exc:
+        return None, f"result ConfigMap {name}: {exc}"
+
+
 def interpret_work(work: Mapping[str, Any], *, job_name: str) -> ClusterStatus:
-    """Read one ManifestWork's status for the Job ``job_name``.
+    """Read one ManifestWork's status for the Job ``job_name``, and a succeeded Job's report.
+
+    The state is :func:`job_state`'s; a SUCCEEDED status also carries what the Job
+    reported through its result ConfigMap (:func:`read_report`), or why there is no
+    report. The report never changes the state: a Job that succeeded and reported
+    nothing valid is still done, and its update is rejected for it.
+    """
+    status = job_state(work, job_name=job_name)
+    if status.state is not JobState.SUCCEEDED:
+        return status
+    report, problem = read_report(work, job_name=job_name)
+    return replace(status, report=report, report_problem=problem)
+
+
+def job_state(work: Mapping[str, Any], *, job_name: str) -> ClusterStatus:
+    """Read one ManifestWork's status for the Job ``job_name`` (its state only).
 
     Args:
         work: a ManifestWork object as the API server returns it (metadata, spec, status).

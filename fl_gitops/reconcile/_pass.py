@@ -11,6 +11,7 @@ killed at any point and run again converges to the same tree and the same model 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from fl_gitops.gitops import (
     round_branch_name,
     round_trailers,
 )
-from fl_gitops.hub import Hub
+from fl_gitops.hub import Hub, JobState
 from fl_gitops.models import initial_model_bytes
 from fl_gitops.reconcile._decide import (
     Action,
@@ -57,6 +58,7 @@ from fl_gitops.render import (
     render_experiment,
     yaml_document,
 )
+from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore
 
 __all__ = ["PassHooks", "PassResult", "reconcile_once"]
@@ -255,11 +257,16 @@ class _Pass:
         key = (state.round, state.attempt, state.model_digest, action.clusters)
         result = self._aggregated.get(key)
         if result is None:
+            influence = blueprint.influence
             limits = Limits(
                 max_update_bytes=blueprint.store.max_update_bytes,
                 max_l2_norm=blueprint.store.update_norm_bound,
                 min_updates=min(blueprint.completion.min_clusters, len(seen.roster or ())),
+                median_distance_multiple=influence.median_distance_multiple,
+                max_num_examples=influence.max_num_examples,
+                cap_num_examples=influence.above_max_num_examples == "cap",
             )
+            reported, problems = _reports(seen)
             seed = int((blueprint.strategy.dp or {}).get("seed", 0)) + state.round
             try:
                 result = aggregate_from_store(
@@ -272,10 +279,13 @@ class _Pass:
                     limits=limits,
                     seed=seed,
                     clusters=action.clusters,
+                    reported=reported,
                 )
             except NotEnoughUpdates as exc:
-                reasons = "; ".join(f"{c}: {r}" for c, r in sorted(exc.rejected.items()))
+                rejected = _explained(exc.rejected, problems)
+                reasons = "; ".join(f"{c}: {r}" for c, r in sorted(rejected.items()))
                 return below_quorum(seen, f"{exc}" + (f" (rejected {reasons})" if reasons else ""))
+            result = dataclasses.replace(result, rejected=_explained(result.rejected, problems))
             self._aggregated[key] = result
         self.hooks.after_aggregate()
         store.put_model(result.model)
@@ -381,6 +391,35 @@ class _Pass:
             blueprint=blueprint.digest,
         )
         return Change(message=subject, trailers=trailers, body=body)
+
+
+def _reports(seen: Observed) -> tuple[dict[str, HubReport], dict[str, str]]:
+    """What each succeeded cluster reported through the hub, and why the others did not.
+
+    The reports are the authority the aggregation checks each update against (its digest,
+    its weight); a cluster with none is rejected by the aggregation, with the reason
+    given here in its place (``_explained``).
+    """
+    reported: dict[str, HubReport] = {}
+    problems: dict[str, str] = {}
+    for cluster, status in sorted(seen.statuses.items()):
+        if status.report is not None:
+            reported[cluster] = status.report
+        elif status.state is JobState.SUCCEEDED:
+            problems[cluster] = status.report_problem or "nothing reported"
+    return reported, problems
+
+
+def _explained(rejected: Mapping[str, str], problems: Mapping[str, str]) -> dict[str, str]:
+    """The rejections, each for want of a report saying what was wrong with it."""
+    return {
+        cluster: (
+            f"no valid result reported through the hub: {problems[cluster]}"
+            if cluster in problems
+            else reason
+        )
+        for cluster, reason in sorted(rejected.items())
+    }
 
 
 def _body(record: Mapping[str, Any]) -> str:

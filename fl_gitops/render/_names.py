@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fl_gitops.reports import result_name
 from fl_gitops.tensors import model_path
 
 __all__ = ["Layout", "Names", "model_uri"]
@@ -37,6 +38,23 @@ class Names:
         since a Job's pod template is immutable and a finished Job is never run again."""
         suffix = f"-a{self.attempt}" if self.attempt > 1 else ""
         return f"fl-{self.experiment}-r{self.round}{suffix}"
+
+    @property
+    def result(self) -> str:
+        """The round's result ConfigMap, which the Job fills and the work agent reads back
+        (per Job, like the Job: a retry reports afresh)."""
+        return result_name(self.job)
+
+    @property
+    def client_account(self) -> str:
+        """The Job's ServiceAccount on the cluster (when the blueprint names none)."""
+        return f"fl-{self.experiment}-client"
+
+    @property
+    def reporter(self) -> str:
+        """The Role (and RoleBinding) letting the Job write exactly its result ConfigMap:
+        stable across rounds, its one resourceName moved to each round's ConfigMap."""
+        return f"fl-{self.experiment}-report"
 
     @property
     def round_state(self) -> str:

@@ -25,6 +25,7 @@ from fl_gitops.render._env import make_env
 from fl_gitops.render._names import Layout, Names, model_uri
 from fl_gitops.render._size import check_work_sizes
 from fl_gitops.render._yaml import YamlText, yaml_document
+from fl_gitops.reports import REPORT_KEYS, RESULT_CONFIGMAP_ENV
 
 __all__ = ["BOOTSTRAP_DIR", "RenderedTree", "RoundState", "render_experiment"]
 
@@ -130,6 +131,7 @@ def render_experiment(
     resources.append(layout.reconcile_cronjob)
     if state.phase == "Running":
         work_template = _template(env, "manifestwork.yaml.j2")
+        report = _report_context(blueprint, names)
         config_text = _round_config_text(_round_config_base(blueprint, state), len(roster))
         for index, cluster in enumerate(roster):
             round_config = _fill_round_config(config_text, cluster, index)
@@ -139,6 +141,7 @@ def render_experiment(
                 cluster=YamlText(cluster),
                 round_config=round_config,
                 env=_client_env(blueprint, names, cluster),
+                report=report,
             )
             rel = layout.work(cluster)
             put(rel, text)
@@ -326,9 +329,22 @@ def _fill_round_config(text: str, cluster: str, index: int) -> str:
     )
 
 
+def _report_context(blueprint: Blueprint, names: Names) -> dict[str, Any]:
+    """What the work needs for the authenticated channel: the result ConfigMap, the Job's
+    ServiceAccount (the blueprint's, or one rendered for it), the Role that lets it write
+    that one ConfigMap, and a feedback rule per reported key."""
+    return {
+        "result": YamlText(names.result),
+        "account": blueprint.client.get("serviceAccountName") or YamlText(names.client_account),
+        "reporter": YamlText(names.reporter),
+        "feedback": [{"name": key, "path": f".data.{key}"} for key in REPORT_KEYS],
+    }
+
+
 def _client_env(blueprint: Blueprint, names: Names, cluster: str) -> list[dict[str, str]]:
     env = [
         {"name": "FL_ROUND_CONFIG", "value": _ROUND_CONFIG_PATH},
+        {"name": RESULT_CONFIGMAP_ENV, "value": f"{blueprint.client['namespace']}/{names.result}"},
         {"name": "FL_CLUSTER", "value": cluster},
         {"name": "FL_EXPERIMENT", "value": blueprint.name},
         {"name": "FL_ROUND", "value": str(names.round)},

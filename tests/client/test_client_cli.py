@@ -16,6 +16,7 @@ from fl_gitops.client.data import load_local_data
 from fl_gitops.client.roundconfig import parse_round_config
 from fl_gitops.errors import InputError, StoreError
 from fl_gitops.models import bytes_to_tensors, initial_model_bytes
+from fl_gitops.reports import parse_report
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import sha256_digest
 
@@ -75,9 +76,12 @@ def test_client_subprocess_writes_a_verified_update(store, tmp_path: Path) -> No
     s, digest = store
     cfg_path = tmp_path / "round.json"
     cfg_path.write_text(json.dumps(_config(s.uri, digest)))
-    proc = _run([], {"FL_ROUND_CONFIG": str(cfg_path), "FL_CLUSTER": "cluster-007"})
+    result = tmp_path / "result.json"
+    env = {"FL_ROUND_CONFIG": str(cfg_path), "FL_CLUSTER": "cluster-007"}
+    proc = _run([], {**env, "FL_RESULT_FILE": str(result)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("cluster-007 round 1: trained on ")
+    assert proc.stdout.rstrip().endswith(f"reported to result file {result}")
 
     meta = json.loads((tmp_path / "store/rounds/1/updates/cluster-007.json").read_text())
     update_bytes = (tmp_path / "store/rounds/1/updates/cluster-007.safetensors").read_bytes()
@@ -94,6 +98,10 @@ def test_client_subprocess_writes_a_verified_update(store, tmp_path: Path) -> No
     }
     assert not np.array_equal(update["out.weight"], base["out.weight"])
     assert s.list_updates(1) == ["cluster-007"]
+    # what it reported through the hub's channel is that update, parsed as the hub does
+    report = parse_report(json.loads(result.read_text()))
+    assert (report.digest, report.num_examples) == (meta["sha256"], meta["num_examples"])
+    assert report.metrics == meta["metrics"]
 
 
 def test_bad_config_exits_2_naming_the_file_and_field_and_writes_nothing(store, tmp_path) -> None:

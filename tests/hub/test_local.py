@@ -116,6 +116,10 @@ def test_feedback_is_written_in_the_agents_shapes(hub, round1):
         ("Namespace", 0),
         ("ConfigMap", 1),
         ("Job", 2),
+        ("ConfigMap", 3),  # the result ConfigMap, the ServiceAccount and the Role that
+        ("ServiceAccount", 4),  # let the Job write it, and its binding
+        ("Role", 5),
+        ("RoleBinding", 6),
     ]
     job = manifests[2]
     assert job["resourceMeta"] == {

@@ -8,6 +8,7 @@ reporting are the simulation's own ``LocalAgent`` (Argo CD and the work agent).
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fl_gitops.hub import LocalHub
+from fl_gitops.reports import report_data
 from fl_gitops.simulate import LocalPlayers, Players
 from fl_gitops.simulate._agent import LocalAgent, RoundWork
 from fl_gitops.store import ModelStore
@@ -132,7 +134,8 @@ class Fleet:
         return self.agent.sync()
 
     def run_jobs(self, *, fail: Iterable[str] = (), skip: Iterable[str] = ()) -> list[str]:
-        """Each synced ManifestWork's Job writes an update and reports done (or failure)."""
+        """Each synced ManifestWork's Job writes an update, reports it through the hub (its
+        result file) and reports done (or failure)."""
         fail, skip = set(fail), set(skip)
         ran = []
         for work in self.sync():
@@ -141,12 +144,19 @@ class Fleet:
             if work.cluster in fail:
                 self.agent.report(work, succeeded=False)
                 continue
-            self.write_update(work.config)
+            self.write_result(work, self.write_update(work.config))
             self.agent.report(work, succeeded=True)
             ran.append(work.cluster)
         return ran
 
-    def write_update(self, config: RoundConfig) -> None:
+    @staticmethod
+    def write_result(work: RoundWork, record: dict[str, Any]) -> None:
+        """What the Job reports for its update: the result file the agent reads back."""
+        data = report_data(record["sha256"], record["num_examples"], record["metrics"])
+        work.result_file.parent.mkdir(parents=True, exist_ok=True)
+        work.result_file.write_text(json.dumps(data))
+
+    def write_update(self, config: RoundConfig) -> dict[str, Any]:
         tensors = load_bytes(self.store.get_model(config.global_digest))
         index = config.roster_index
         step = np.float32(0.01 * (index + 1))
@@ -156,4 +166,4 @@ class Fleet:
             "num_examples": 100 + 10 * index,
             "metrics": {"train_accuracy": 0.5 + 0.01 * index},
         }
-        self.store.put_update(config.round, config.cluster, serialize(updated), meta)
+        return self.store.put_update(config.round, config.cluster, serialize(updated), meta)

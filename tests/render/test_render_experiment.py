@@ -216,7 +216,14 @@ def test_image_pull_secrets_are_referenced_by_name_in_both_pods(fleet, tmp_path)
 
 def _identity(manifest: dict) -> tuple[str, str, str, str]:
     group = manifest["apiVersion"].rpartition("/")[0]
-    resource = {"Namespace": "namespaces", "ConfigMap": "configmaps", "Job": "jobs"}
+    resource = {
+        "Namespace": "namespaces",
+        "ConfigMap": "configmaps",
+        "Job": "jobs",
+        "ServiceAccount": "serviceaccounts",
+        "Role": "roles",
+        "RoleBinding": "rolebindings",
+    }
     meta = manifest["metadata"]
     return group, resource[manifest["kind"]], meta["name"], meta.get("namespace", "")
 
@@ -239,8 +246,13 @@ def test_every_manifest_is_server_side_applied_and_the_job_is_done_once_complete
         }
         manifests = spec["workload"]["manifests"]
         assert sorted(configs) == sorted(_identity(m) for m in manifests)
+        # all but the result ConfigMap, which the agent creates once and never resets
+        # (the Job fills it: CreateOnly)
+        result = configs[_identity(manifests[3])]
+        assert result["updateStrategy"] == {"type": "CreateOnly"}
         for config in configs.values():
-            assert config["updateStrategy"] == {"type": "ServerSideApply"}
+            if config is not result:
+                assert config["updateStrategy"] == {"type": "ServerSideApply"}
         job = configs[_identity(manifests[2])]
         assert job["conditionRules"] == [{"type": "WellKnownConditions", "condition": "Complete"}]
         assert [r["type"] for r in job["feedbackRules"]] == ["WellKnownStatus", "JSONPaths"]
@@ -276,5 +288,5 @@ def test_the_executor_and_watched_feedback_are_rendered_when_the_blueprint_asks(
             }
         }
         assert spec["manifestConfigs"][0]["feedbackScrapeType"] == "Watch"
-        assert [c.get("feedbackScrapeType") for c in spec["manifestConfigs"][1:]] == [None, None]
+        assert [c.get("feedbackScrapeType") for c in spec["manifestConfigs"][1:]] == [None] * 6
     assert validate_tree(out) == []
