@@ -353,6 +353,10 @@ class _Pass:
             "status": roster_statuses(roster, seen.statuses),
             "contributors": list(result.contributors),
             "weights": {c: round(w, 6) for c, w in sorted(result.weights.items())},
+            # What each cluster reported through the hub, for `fl-gitops verify` to check
+            # the store against and to re-aggregate the round from.
+            "updates": dict(sorted(result.record.get("updates", {}).items())),
+            "numExamples": dict(sorted(result.record.get("num_examples", {}).items())),
             "rejected": dict(sorted(result.rejected.items())),
             "failed": list(action.failed),
             "timedOut": action.timed_out,
