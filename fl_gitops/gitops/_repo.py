@@ -612,7 +612,8 @@ class ConfigRepo:
                 # A lock file that exists: maybe a writer right now, maybe a stale lock; it
                 # is retried like a race but reported as the lock if it never goes away.
                 lock = _REF_LOCK_RE.search(err) or _REF_LOCK_RE.search(out)
-                self._ref_lock = redact(lock["lock"], self._auth.secrets) if lock else None
+                found = os.path.normpath(lock["lock"]) if lock else None
+                self._ref_lock = redact(found, self._auth.secrets) if found else None
                 return "rejected"
         raise GitError(
             f"push to branch {branch} on {self._remote_name()} failed: {self._tail(err or out)}"
