@@ -33,6 +33,8 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     │   ├── DigestMismatch          bytes that do not hash to its recorded sha256 [aggregate.checks]
     │   ├── NonFiniteValues         NaN or infinity [aggregate.checks]
     │   ├── NormBoundExceeded       farther from the global model than the bound [aggregate.checks]
+    │   ├── DistanceBoundExceeded   farther than a multiple of the round's median [aggregate.checks]
+    │   ├── TooManyExamples         more examples than one cluster may weigh [aggregate.checks]
     │   └── MalformedMetadata       metadata that cannot be read or lacks a field [store]
     ├── NotEnoughUpdates            too few valid updates to aggregate the round [aggregate]
     ├── HubError                    the hub (Kubernetes API or the local hub)

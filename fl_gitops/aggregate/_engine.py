@@ -56,6 +56,7 @@ from fl_gitops.aggregate.strategies._arith import (
     add_weighted,
     finite,
     squared_distance,
+    squared_distance_bound,
 )
 from fl_gitops.aggregate.strategies.base import (
     F64,
@@ -285,6 +286,12 @@ class _Scan:
         return math.sqrt(sumsq) if self.need_norm else None
 
 
+def _norm(cand: _Candidate) -> float:
+    """A measured distance; NaN (from NaN values, refused anyway) counts as infinitely far."""
+    assert cand.norm is not None
+    return math.inf if math.isnan(cand.norm) else cand.norm
+
+
 def _digest_mismatch(cand: _Candidate, digest: str) -> checks.DigestMismatch:
     """The rejection of an update whose bytes hash to ``digest``, naming both digests."""
     if cand.authority == "hub":
@@ -385,6 +392,7 @@ class _Round:
         self.chunk = chunk
         self.slot_bytes = _slot_bytes(self.header)
         self.rejected: dict[str, str] = {}
+        self.median_distance: float | None = None
 
     # -------------------------------------------------------------- checks
 
@@ -407,26 +415,67 @@ class _Round:
             out.append(_Candidate(cluster, os.fspath(u.path), meta, header, authority=authority))
         return out
 
+    def measures(self, n: int) -> bool:
+        """Whether ``n`` candidates need their distance to the global model for a bound."""
+        limits = self.expect.limits
+        return limits.max_l2_norm is not None or (
+            limits.median_distance_multiple is not None and n >= 2
+        )
+
     def scan_all(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
-        need_norm = self.combiner.needs_norms or self.expect.limits.max_l2_norm is not None
+        need_norm = self.combiner.needs_norms or self.measures(len(cands))
         ok = []
         for i, cand in enumerate(cands):
             for ahead in cands[i : i + 2] if i == 0 else cands[i + 1 : i + 2]:
                 _prefetch(ahead.path)
             try:
                 cand.norm = _Scan(cand, base, need_norm, self.chunk, self.pool).run()
-                bound = self.expect.limits.max_l2_norm
-                if bound is not None and cand.norm is not None and cand.norm > bound:
-                    raise checks.NormBoundExceeded(
-                        cand.cluster,
-                        f"L2 distance to the global model is {cand.norm:.6g}, "
-                        f"over the bound of {bound:.6g}",
-                    )
             except UpdateRejected as exc:
                 self.rejected[cand.cluster] = exc.reason
                 continue
             ok.append(cand)
-        return ok
+        return self.bound(ok) if need_norm else ok
+
+    def bound(self, cands: list[_Candidate]) -> list[_Candidate]:
+        """The candidates within the distance bounds (each one's ``norm`` measured).
+
+        First the absolute bound (``max_l2_norm``), then the relative one: farther than
+        ``median_distance_multiple`` times the lower median of the distances left (with
+        two or more updates). The median is the round's own: taken once, over every update
+        that passed the other checks, never again after a rejection (so a bound does not
+        peel a round away update by update).
+        """
+        limits = self.expect.limits
+        absolute = limits.max_l2_norm
+        ok = []
+        for cand in cands:
+            norm = _norm(cand)
+            if absolute is not None and not norm <= absolute:
+                self.rejected[cand.cluster] = checks.NormBoundExceeded(
+                    cand.cluster,
+                    f"L2 distance to the global model is {norm:.6g}, "
+                    f"over the bound of {absolute:.6g}",
+                ).reason
+                continue
+            ok.append(cand)
+        multiple = limits.median_distance_multiple
+        if multiple is None or len(ok) < 2:
+            return ok
+        median = sorted(_norm(c) for c in ok)[(len(ok) - 1) // 2]
+        self.median_distance = median
+        limit = multiple * median
+        kept = []
+        for cand in ok:
+            norm = _norm(cand)
+            if not norm <= limit:
+                self.rejected[cand.cluster] = checks.DistanceBoundExceeded(
+                    cand.cluster,
+                    f"L2 distance to the global model is {norm:.6g}, over {multiple:g} x "
+                    f"the round's median distance of {median:.6g}",
+                ).reason
+                continue
+            kept.append(cand)
+        return kept
 
     def require(self, n: int) -> None:
         """Raises NotEnoughUpdates below the quorum or what the combiner needs."""
@@ -484,7 +533,7 @@ class _Round:
         return acc
 
     def mean_fused(
-        self, cands: list[_Candidate]
+        self, cands: list[_Candidate], base: TensorReader | None = None
     ) -> tuple[dict[str, np.ndarray[Any, Any]], list[_Candidate]]:
         """Check and sum the updates in one pass, a group at a time (a folding combiner).
 
@@ -495,6 +544,9 @@ class _Round:
         an update of a group fail its digest or value check (known only at the end of the
         group), the sum is rebuilt from scratch without it, every update read and checked
         again: a rejection costs a re-read and never leaks into the result.
+
+        With ``base``, each update's distance to the global model is measured in the same
+        pass (``cand.norm``), from the chunks already in cache, for the distance bounds.
         """
         acc = self._fresh_acc()
         tmp = np.empty(BLOCK, dtype=np.float64)
@@ -508,7 +560,7 @@ class _Round:
                 for ahead in groups[g : g + 2] if g == 0 else groups[g + 1 : g + 2]:
                     for cand in ahead:
                         _prefetch(cand.path, _PREFETCH_BYTES)
-                bad = self._sum_group(group, acc, tmp, buffers)
+                bad = self._sum_group(group, acc, tmp, buffers, base)
                 if bad:
                     self.rejected.update(bad)
                     todo = [c for c in todo if c.cluster not in bad]
@@ -525,10 +577,14 @@ class _Round:
         acc: dict[str, np.ndarray[Any, Any]],
         tmp: np.ndarray[Any, Any],
         buffers: list[np.ndarray[Any, Any]],
+        base: TensorReader | None,
     ) -> dict[str, str]:
-        """Read, hash, check and add a group of updates; return the rejections."""
+        """Read, hash, check and add a group of updates (and measure each one's distance
+        to ``base``, if given); return the rejections."""
         weights = [self.weight(c) for c in group]
         bad_tensor: list[str | None] = [None] * len(group)
+        sumsq = [0.0] * len(group)
+        floating = {n: _is_float(t.np_dtype) for n, t in self.header.tensors.items()}
         try:
             with Lockstep(
                 [c.path for c in group],
@@ -543,13 +599,19 @@ class _Round:
                     for i in add_weighted(segment, views, weights, tmp):
                         if bad_tensor[i] is None:
                             bad_tensor[i] = name
+                    if base is not None and floating[name]:
+                        b = base.range(name, offset, views[0].size)
+                        for i, view in enumerate(views):
+                            sumsq[i] += squared_distance_bound(view, b)
                 hexdigests = lockstep.hexdigests()
         except ReadFailed as exc:
             cand = group[exc.index]
             reason = f"file ended at byte {exc.offset} while it was read (truncated)"
             return {cand.cluster: checks.NotSafetensors(cand.cluster, reason).reason}
         rejected = {}
-        for cand, hexdigest, bad in zip(group, hexdigests, bad_tensor, strict=True):
+        for cand, hexdigest, bad, sq in zip(group, hexdigests, bad_tensor, sumsq, strict=True):
+            if base is not None:
+                cand.norm = math.sqrt(sq)
             digest = "sha256:" + hexdigest
             if digest != cand.meta.sha256:
                 rejected[cand.cluster] = _digest_mismatch(cand, digest).reason
@@ -692,13 +754,24 @@ class _ChainedHash:
 
 
 def _weighted_metrics(cands: list[_Candidate]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    weights: dict[str, float] = {}
-    for c in cands:
-        for name, value in c.meta.metrics.items():
-            totals[name] = totals.get(name, 0.0) + c.meta.num_examples * value
-            weights[name] = weights.get(name, 0.0) + c.meta.num_examples
-    return {name: totals[name] / weights[name] for name in sorted(totals)}
+    """Each metric's mean over the updates that report it, weighted by their examples.
+
+    Never ``inf``: the weights are normalised (each at most 1) before they multiply a value
+    bounded by ``checks`` (at most 1e15), and the terms are added exactly (``fsum``).
+    """
+    names = sorted({name for c in cands for name in c.meta.metrics})
+    out: dict[str, float] = {}
+    for name in names:
+        having = [c for c in cands if name in c.meta.metrics]
+        total = math.fsum(c.meta.num_examples for c in having)
+        value = math.fsum(c.meta.num_examples / total * c.meta.metrics[name] for c in having)
+        if math.isfinite(value):
+            out[name] = value
+    return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 @contextlib.contextmanager
@@ -787,9 +860,16 @@ def aggregate_round(
         cands = job.candidates(items)
         with pool, TensorReader(base_path, base_header) as base_reader:
             combiner = plan.combiner
-            if combiner.folds and limits.max_l2_norm is None:
-                # One read of each update: checked and summed in the same pass.
-                acc, accepted = job.mean_fused(cands)
+            if combiner.folds:
+                # One read of each update: checked, measured and summed in the same pass.
+                measure = job.measures(len(cands))
+                acc, accepted = job.mean_fused(cands, base_reader if measure else None)
+                if measure:
+                    kept = job.bound(accepted)
+                    if len(kept) < len(accepted):
+                        # The sum held an update the bound refused: rebuilt without it,
+                        # the same bytes as a round it was never part of.
+                        acc, accepted = job.mean_fused(kept)
                 job.require(len(accepted))
                 choice = combiner.choose(job.pool_of(accepted, None))
                 assert choice.linear and len(choice.keep) == len(accepted)
@@ -809,6 +889,13 @@ def aggregate_round(
             }
             model, digest, new_state = job.finish(acc, choice, base_reader)
     metrics = _weighted_metrics(accepted)
+    capped = sorted(
+        c.cluster
+        for c in accepted
+        if limits.cap_num_examples
+        and limits.max_num_examples is not None
+        and c.meta.num_examples == limits.max_num_examples
+    )
     record: dict[str, Any] = {
         "round": round,
         "strategy": plan.strategy,
@@ -823,6 +910,11 @@ def aggregate_round(
         "rejected": dict(sorted(job.rejected.items())),
         "metrics": metrics,
         "state": {"names": list(plan.state_names), "resumed": bool(prior)},
+        "limits": limits.record(),
+        "influence": {
+            "median_distance": _finite_or_none(job.median_distance),
+            "capped_num_examples": capped,
+        },
         "fl_gitops_version": __version__,
         **choice.record,
     }

@@ -22,12 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fl_gitops.errors import UpdateRejected
+from fl_gitops.reports import MAX_METRIC_MAGNITUDE, MAX_METRICS, METRIC_NAME
 from fl_gitops.store import MalformedMetadata
-from fl_gitops.tensors import Header, HeaderError, read_header
+from fl_gitops.tensors import Header, HeaderError, is_digest, read_header
 
 __all__ = [
+    "DEFAULT_MAX_NUM_EXAMPLES",
+    "DEFAULT_MEDIAN_DISTANCE_MULTIPLE",
     "DEFAULT_SIZE_SLACK",
     "DigestMismatch",
+    "DistanceBoundExceeded",
     "DtypeMismatch",
     "Expectation",
     "Limits",
@@ -40,6 +44,7 @@ __all__ = [
     "ShapeMismatch",
     "StaleRound",
     "TensorNamesMismatch",
+    "TooManyExamples",
     "UpdateFileMissing",
     "UpdateMeta",
     "UpdateTooLarge",
@@ -107,12 +112,27 @@ class NormBoundExceeded(UpdateRejected):
     """The L2 norm of the update minus the global model is over the bound."""
 
 
+class DistanceBoundExceeded(UpdateRejected):
+    """The update is farther from the global model than the bound relative to the round's
+    own spread (a multiple of its median distance): one scaled update cannot take a round
+    over, with no bound configured."""
+
+
+class TooManyExamples(UpdateRejected):
+    """The update claims more examples than one cluster may weigh (``max_num_examples``)."""
+
+
 MAX_NUM_EXAMPLES = 2**53  # the largest count a float64 weight holds exactly
+
+# The defaults are the blueprint's (spec.influence; a test ties them): on unless turned off.
+DEFAULT_MEDIAN_DISTANCE_MULTIPLE = 10.0
+DEFAULT_MAX_NUM_EXAMPLES = 10_000_000
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on updates.
+    """Bounds on updates, safe by default: one cluster's influence on a round is bounded
+    with nothing configured.
 
     Attributes:
         max_update_bytes: the largest update file accepted; None means the global model's
@@ -120,11 +140,12 @@ class Limits:
         max_l2_norm: if set, reject updates whose distance to the global model (the L2 norm
             of the update minus the base, over all tensors) is larger.
         min_updates: fewer valid updates than this and the round is not aggregated.
-        median_distance_multiple: if set, reject updates whose distance to the global model
-            is larger than this multiple of the round's median distance (the lower middle
-            one for an even count), so that one scaled update is refused with no bound
-            configured.
-        max_num_examples: the most examples one cluster's update may weigh; None, no bound.
+        median_distance_multiple: reject updates whose distance to the global model is
+            larger than this multiple of the round's median distance (the lower middle one
+            for an even count, so that of two updates a scaled one is still refused; with a
+            single update only ``max_l2_norm`` applies). None turns it off.
+        max_num_examples: the most examples one cluster's update may weigh; None, no bound
+            (beyond 2^53, which a float64 weight holds exactly).
         cap_num_examples: above ``max_num_examples``, weigh the update as that many
             examples instead of rejecting it.
     """
@@ -132,9 +153,27 @@ class Limits:
     max_update_bytes: int | None = None
     max_l2_norm: float | None = None
     min_updates: int = 1
-    median_distance_multiple: float | None = None
-    max_num_examples: int | None = None
+    median_distance_multiple: float | None = DEFAULT_MEDIAN_DISTANCE_MULTIPLE
+    max_num_examples: int | None = DEFAULT_MAX_NUM_EXAMPLES
     cap_num_examples: bool = False
+
+    def __post_init__(self) -> None:
+        multiple = self.median_distance_multiple
+        if multiple is not None and not (math.isfinite(multiple) and multiple > 0):
+            raise ValueError("median_distance_multiple: expected a finite number > 0")
+        if self.max_num_examples is not None and self.max_num_examples < 1:
+            raise ValueError("max_num_examples: expected an integer >= 1")
+
+    def record(self) -> dict[str, Any]:
+        """The bounds as the round record keeps them (what a re-aggregation must use)."""
+        return {
+            "max_update_bytes": self.max_update_bytes,
+            "max_l2_norm": self.max_l2_norm,
+            "min_updates": self.min_updates,
+            "median_distance_multiple": self.median_distance_multiple,
+            "max_num_examples": self.max_num_examples,
+            "cap_num_examples": self.cap_num_examples,
+        }
 
 
 @dataclass(frozen=True)
@@ -170,51 +209,75 @@ def _int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _bounded_int(value: object, high: int) -> bool:
+    return _int(value) and 0 <= value <= high  # type: ignore[operator]
+
+
 def check_meta(cluster: str, meta: Mapping[str, Any], expect: Expectation) -> UpdateMeta:
     """Check an update's metadata against the round being aggregated.
 
+    Nothing of the metadata reaches a reason but a value already checked to be a digest or
+    a round number: the metadata comes from a cluster, or from whoever can write the store.
+    Above ``max_num_examples`` the update is rejected, or capped to it when
+    ``cap_num_examples`` (the returned ``num_examples`` is then the cap).
+
     Raises:
-        NotOnRoster, MalformedMetadata, StaleRound, WrongBaseModel: with the reason.
+        NotOnRoster, MalformedMetadata, StaleRound, WrongBaseModel, TooManyExamples: with
+            the reason.
     """
     if expect.roster is not None and cluster not in expect.roster:
         raise NotOnRoster(cluster, f"cluster is not on the roster of round {expect.round}")
     if not isinstance(meta, Mapping):
         raise MalformedMetadata(cluster, "metadata is not a JSON object")
     if meta.get("cluster", cluster) != cluster:
-        raise MalformedMetadata(
-            cluster, f"metadata names cluster {meta.get('cluster')!r}, not {cluster!r}"
-        )
+        raise MalformedMetadata(cluster, f"metadata names another cluster than {cluster!r}")
     for key in ("round", "base_model", "sha256", "num_examples"):
         if key not in meta:
             raise MalformedMetadata(cluster, f"metadata has no {key!r}")
     round_ = meta["round"]
     if not _int(round_):
-        raise MalformedMetadata(cluster, f"round: expected an integer, got {round_!r}")
+        raise MalformedMetadata(cluster, "round: expected an integer")
     if round_ != expect.round:
-        raise StaleRound(cluster, f"update is for round {round_}, expected round {expect.round}")
+        shown = f"round {round_}" if _bounded_int(round_, 2**31) else "another round"
+        raise StaleRound(cluster, f"update is for {shown}, expected round {expect.round}")
     digest = meta["sha256"]
-    if not isinstance(digest, str) or not digest.startswith("sha256:"):
-        raise MalformedMetadata(cluster, f"sha256: expected 'sha256:<hex>', got {digest!r}")
+    if not is_digest(digest):
+        raise MalformedMetadata(cluster, "sha256: expected 'sha256:<64 lowercase hex>'")
     base = meta["base_model"]
     if base != expect.base_digest:
+        shown = base if is_digest(base) else "another model"
         raise WrongBaseModel(
-            cluster, f"update was trained from {base}, expected {expect.base_digest}"
+            cluster, f"update was trained from {shown}, expected {expect.base_digest}"
         )
     n = meta["num_examples"]
     # Bounded so that a weight times a tensor value cannot overflow float64 when summed.
     if not _int(n) or not 1 <= n <= MAX_NUM_EXAMPLES:
         raise MalformedMetadata(
-            cluster,
-            f"num_examples: expected an integer from 1 to {MAX_NUM_EXAMPLES}, got {n!r}",
+            cluster, f"num_examples: expected an integer from 1 to {MAX_NUM_EXAMPLES}"
         )
+    ceiling = expect.limits.max_num_examples
+    if ceiling is not None and n > ceiling:
+        if not expect.limits.cap_num_examples:
+            raise TooManyExamples(
+                cluster, f"num_examples is over the ceiling of {ceiling} for one cluster"
+            )
+        n = ceiling
     raw_metrics = meta.get("metrics", {})
     if not isinstance(raw_metrics, Mapping):
         raise MalformedMetadata(cluster, "metrics: expected a map of names to numbers")
     metrics: dict[str, float] = {}
-    for name, value in sorted(raw_metrics.items()):
-        # Metrics are informative: a non-number or non-finite one is left out, not fatal.
-        if (_int(value) or isinstance(value, float)) and math.isfinite(value):
-            metrics[str(name)] = float(value)
+    for name, value in sorted(raw_metrics.items(), key=lambda kv: str(kv[0])):
+        # Metrics are informative: a badly named, non-number, non-finite or absurd one is
+        # left out, not fatal; the names kept are the hub's (they reach the record).
+        if (
+            len(metrics) < MAX_METRICS
+            and isinstance(name, str)
+            and METRIC_NAME.fullmatch(name)
+            and (_int(value) or isinstance(value, float))
+            and math.isfinite(value)
+            and abs(value) <= MAX_METRIC_MAGNITUDE
+        ):
+            metrics[name] = float(value)
     return UpdateMeta(
         cluster=cluster,
         round=round_,

@@ -15,7 +15,11 @@ import sys
 from typing import Any
 
 from fl_gitops.aggregate import Update, aggregate_round
-from fl_gitops.aggregate.checks import Limits
+from fl_gitops.aggregate.checks import (
+    DEFAULT_MAX_NUM_EXAMPLES,
+    DEFAULT_MEDIAN_DISTANCE_MULTIPLE,
+    Limits,
+)
 from fl_gitops.aggregate.strategies import strategy_names, validate_options
 from fl_gitops.errors import InputError, StoreError
 from fl_gitops.store import ModelStore
@@ -80,6 +84,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="reject updates farther than X (L2) from the global model",
     )
+    parser.add_argument(
+        "--median-distance-multiple",
+        default=str(DEFAULT_MEDIAN_DISTANCE_MULTIPLE),
+        metavar="X|off",
+        help="reject updates farther from the global model than X times the round's median "
+        f"distance (default {DEFAULT_MEDIAN_DISTANCE_MULTIPLE:g}; 'off' turns it off)",
+    )
+    parser.add_argument(
+        "--max-num-examples",
+        default=str(DEFAULT_MAX_NUM_EXAMPLES),
+        metavar="N|off",
+        help="the most examples one update may weigh; above it the update is rejected "
+        f"(default {DEFAULT_MAX_NUM_EXAMPLES}; 'off' turns it off)",
+    )
+    parser.add_argument(
+        "--cap-num-examples",
+        action="store_true",
+        help="weigh an update above --max-num-examples as that many, instead of rejecting it",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the DP noise (default 0)")
     parser.add_argument(
         "--record", metavar="FILE", help="also write the round record (JSON) to FILE"
@@ -90,6 +113,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NEW.safetensors",
         help="where to write the new global model",
     )
+
+
+def _bound(text: str, flag: str, kind: type[float] | type[int]) -> Any:
+    """A bound's value, or None for 'off'."""
+    if text == "off":
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise InputError(f"{flag}: expected {what} or 'off', got {text!r}") from None
 
 
 def _options(text: str, strategy: str) -> dict[str, Any]:
@@ -158,11 +192,20 @@ def run(args: argparse.Namespace) -> int:
             state = store.get_state(args.strategy, args.round - 1) if args.round > 0 else None
         except StoreError as exc:
             raise InputError(f"--state {args.state}: {exc}") from None
-    limits = Limits(
-        max_update_bytes=args.max_update_bytes,
-        max_l2_norm=args.max_l2_norm,
-        min_updates=args.min_updates,
-    )
+    try:
+        limits = Limits(
+            max_update_bytes=args.max_update_bytes,
+            max_l2_norm=args.max_l2_norm,
+            min_updates=args.min_updates,
+            median_distance_multiple=_bound(
+                args.median_distance_multiple, "--median-distance-multiple", float
+            ),
+            max_num_examples=_bound(args.max_num_examples, "--max-num-examples", int),
+            cap_num_examples=args.cap_num_examples,
+        )
+    except ValueError as exc:
+        field, _, problem = str(exc).partition(": ")
+        raise InputError(f"--{field.replace('_', '-')}: {problem}") from None
     try:
         result = aggregate_round(
             args.model,

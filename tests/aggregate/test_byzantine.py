@@ -37,10 +37,15 @@ def _final(rows) -> float:
 
 
 @pytest.mark.slow
-def test_fedavg_falls_under_attack_while_the_median_and_multikrum_hold(scenarios) -> None:
+def test_the_default_bound_holds_fedavg_against_scaling_and_robust_strategies_hold(
+    scenarios,
+) -> None:
     clean = _final(scenarios["clean_fedavg"])
     assert clean >= 0.95
-    assert _final(scenarios["scale-x-10/fedavg"]) < clean - 0.5
+    # base - 10·Δ is 10 times as far as its own honest update: over the default bound of
+    # 10 x the round's median distance, refused with no configuration (it once took the
+    # model under 0.5). The sign flip stays within the bound and still pulls FedAvg down.
+    assert _final(scenarios["scale-x-10/fedavg"]) >= clean - 0.02
     assert _final(scenarios["signflip/fedavg"]) < clean - 0.03
     for attack in ("scale-x-10", "signflip"):
         for strategy in ("fedmedian", "multikrum"):

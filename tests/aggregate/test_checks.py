@@ -151,12 +151,12 @@ def poisoned_bytes_and_reasons(rf):
         "no-examples": (
             good,
             {"num_examples": 0},
-            "num_examples: expected an integer from 1 to 9007199254740992, got 0",
+            "num_examples: expected an integer from 1 to 9007199254740992",
         ),
         "absurd-examples": (
             good,
             {"num_examples": 2**60},
-            "num_examples: expected an integer from 1 to 9007199254740992, got 1152921504606846976",
+            "num_examples: expected an integer from 1 to 9007199254740992",
         ),
     }
 
@@ -200,7 +200,7 @@ def test_metadata_that_is_not_an_object_or_lacks_fields_is_malformed(rf):
     assert result.rejected == {
         "no-digest": "metadata has no 'sha256'",
         "not-object": "metadata is not a JSON object",
-        "other-name": "metadata names cluster 'someone-else', not 'other-name'",
+        "other-name": "metadata names another cluster than 'other-name'",
     }
 
 

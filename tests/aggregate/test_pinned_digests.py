@@ -108,7 +108,34 @@ def test_each_strategy_gives_the_pinned_bytes(eleven, index, case):
         options=options,
         round=1,
         seed=11,
-        limits=Limits(max_l2_norm=bound),
+        # The round's far update (c04) stays in: these pins predate the distance bound.
+        limits=Limits(max_l2_norm=bound, median_distance_multiple=None),
     )
     assert result.rejected == {}
     assert result.digest == PINNED[index], (strategy, options)
+
+
+def test_by_default_the_far_update_is_refused_and_the_bytes_are_those_of_the_other_ten(eleven):
+    """FedAvg sums in the pass that measures; the rebuilt sum equals a round without c04."""
+    for strategy, options in (("fedavg", {}), ("fedmedian", {}), ("fedadam", {})):
+        bounded = aggregate_round(
+            eleven.base_path,
+            eleven.updates(),
+            strategy=strategy,
+            options=options,
+            round=1,
+            seed=11,
+        )
+        assert list(bounded.rejected) == ["c04"]
+        assert bounded.rejected["c04"].startswith("L2 distance to the global model is ")
+        assert "over 10 x the round's median distance of" in bounded.rejected["c04"]
+        without = aggregate_round(
+            eleven.base_path,
+            [u for u in eleven.updates() if u.cluster != "c04"],
+            strategy=strategy,
+            options=options,
+            round=1,
+            seed=11,
+            limits=Limits(median_distance_multiple=None),
+        )
+        assert bounded.digest == without.digest, strategy
