@@ -1,22 +1,30 @@
 """`fl-gitops reconcile`: the hub job, one pass (`--once`) or a loop (`--watch`).
 
 The CronJob runs `--once` on a schedule; `--watch` is for running it by hand. Each pass
-starts from the remote tip, so a pass that died leaves nothing to clean up.
+starts from the remote tip, so a pass that died leaves nothing to clean up. With a
+signing key (`--signing-key`, or the mounted Secret the CronJob names in
+`FL_GIT_SIGNING_KEY_FILE`) every commit the pass makes is signed. Every fetch and push is
+bounded by `--git-timeout`; SIGTERM (the Job's `activeDeadlineSeconds`, a node drain) ends
+the pass as Ctrl-C does, through its `finally` blocks, so no key copy outlives it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, assert_never
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, assert_never
 
 from fl_gitops.commands._common import (
+    _default_workdir,
     add_hub_arguments,
     add_repo_arguments,
     open_hub,
-    open_repo,
     parse_interval,
 )
 from fl_gitops.errors import FlGitopsError, InputError
@@ -40,6 +48,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", default="30s", help="longest pause between passes with --watch"
     )
+    parser.add_argument(
+        "--signing-key",
+        metavar="FILE",
+        help="sign every commit with this SSH private key (default: $FL_GIT_SIGNING_KEY_FILE)",
+    )
+    parser.add_argument(
+        "--git-timeout",
+        default="120s",
+        help="longest one fetch or push may take before it is stopped (120s)",
+    )
+
+
+def _open_repo(args: argparse.Namespace, git_timeout: float) -> Any:
+    """The config repo, with the signing key and the network bound of this command."""
+    from fl_gitops.gitops import ConfigRepo, Credentials, SigningKey
+
+    key: SigningKey | None
+    if args.signing_key:
+        key = SigningKey.from_file(args.signing_key)
+    else:
+        key = SigningKey.from_environment(os.environ)
+    workdir = Path(args.workdir) if args.workdir else _default_workdir(args.repo, args.branch)
+    return ConfigRepo.open(
+        args.repo,
+        branch=args.branch,
+        workdir=workdir,
+        credentials=Credentials.from_environment(os.environ),
+        signing_key=key,
+        network_timeout=git_timeout,
+    )
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends the pass like Ctrl-C: ``finally`` blocks run, exit 143."""
+    raise SystemExit(128 + signum)
 
 
 def _action_name(action: Action) -> str:
@@ -78,7 +121,21 @@ def _one_pass(repo: object, hub: object, path: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     interval = parse_interval(args.interval)
-    repo = open_repo(args)
+    git_timeout = parse_interval(args.git_timeout)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
+    try:
+        repo = _open_repo(args, git_timeout)
+        try:
+            return _run(args, repo, interval)
+        finally:
+            repo.close()
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, repo: Any, interval: float) -> int:
     hub = open_hub(args)
     if not args.watch:
         _one_pass(repo, hub, args.path)
