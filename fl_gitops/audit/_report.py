@@ -139,8 +139,11 @@ def report_lines(report: Report) -> list[str]:
         lines.extend(_problem_line(p) for p in entry.problems)
     problems = report.problems
     verdict = "all checks hold" if not problems else f"{len(problems)} problems"
+    aggregated = len(report.rounds)
+    distinct = len({e.round for e in report.rounds})
+    again = f" ({aggregated} aggregations, after rollbacks)" if aggregated != distinct else ""
     lines.append(
-        f"verified {len(report.rounds)} rounds of {report.experiment}: {verdict}"
+        f"verified {distinct} rounds{again} of {report.experiment}: {verdict}"
         + ("" if report.allowed_signers else " (signatures not checked)")
     )
     return lines
@@ -162,7 +165,8 @@ def report_json(report: Report) -> dict[str, Any]:
         },
         "reaggregated": report.reaggregated,
         "ok": report.ok,
-        "rounds": len(report.rounds),
+        "rounds": len({e.round for e in report.rounds}),
+        "aggregations": len(report.rounds),
         "entries": [
             {
                 "kind": e.kind,
