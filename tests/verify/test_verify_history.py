@@ -210,3 +210,22 @@ def test_a_path_with_no_experiment_exits_2_naming_it(world, verify):
     assert run.err == (
         "error: --path experiments/nothing-here: no commit in the repository touches it\n"
     )
+
+
+def test_a_repo_that_cannot_be_read_exits_2_naming_it(tmp_path, capsys):
+    from fl_gitops.cli import main
+
+    missing = tmp_path / "no-such-repo.git"
+    args = ["verify", "--repo", str(missing), "--path", PATH, "--workdir", str(tmp_path / "c")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"error: --repo: cannot be read: fetch of branch main from remote {missing}"
+    )
+
+
+def test_an_allowed_signers_file_that_is_not_there_exits_2_naming_it(world, verify, tmp_path):
+    missing = tmp_path / "allowed_signers"
+    run = verify("--allowed-signers", str(missing))
+    assert (run.code, run.out) == (2, "")
+    assert run.err == f"error: --allowed-signers {missing}: expected an allowed_signers file\n"
