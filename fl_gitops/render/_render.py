@@ -31,6 +31,8 @@ __all__ = ["BOOTSTRAP_DIR", "RenderedTree", "RoundState", "render_experiment"]
 
 BOOTSTRAP_DIR = "bootstrap"
 _ROUND_CONFIG_PATH = "/etc/fl-gitops/round/round.json"
+# Where the reconcile CronJob mounts the signing key's Secret.
+SIGNING_DIR = "/etc/fl-gitops/signing"
 PHASES = ("Running", "Completed", "Failed")
 
 
@@ -225,15 +227,35 @@ def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> di
                 "volume": "git-credentials",
                 "path": "/etc/fl-gitops/git",
                 "secret": gitops.credentials_secret_ref,
+                "mode": 0o440,
             }
         )
         reconcile_env.append({"name": "FL_GIT_CREDENTIALS_DIR", "value": "/etc/fl-gitops/git"})
     token_ref = gitops.pull_request.get("tokenSecretRef")
     if token_ref:
         secret_mounts.append(
-            {"volume": "forge-token", "path": "/etc/fl-gitops/forge", "secret": token_ref}
+            {
+                "volume": "forge-token",
+                "path": "/etc/fl-gitops/forge",
+                "secret": token_ref,
+                "mode": 0o440,
+            }
         )
         reconcile_env.append({"name": "FL_FORGE_TOKEN_DIR", "value": "/etc/fl-gitops/forge"})
+    if gitops.signing_secret_ref:
+        # Only the key, owner-read only; the pass signs from a 0600 copy of its own.
+        secret_mounts.append(
+            {
+                "volume": "signing-key",
+                "path": SIGNING_DIR,
+                "secret": gitops.signing_secret_ref,
+                "mode": 0o400,
+                "files": [{"key": "ssh-privatekey", "path": "ssh-privatekey", "mode": 0o400}],
+            }
+        )
+        reconcile_env.append(
+            {"name": "FL_GIT_SIGNING_KEY_FILE", "value": f"{SIGNING_DIR}/ssh-privatekey"}
+        )
     reconcile_args = ["reconcile", "--repo", gitops.repo, "--branch", gitops.branch]
     reconcile_args += ["--path", gitops.path, "--once"]
     data_spec = blueprint.client["data"]
@@ -273,6 +295,7 @@ def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> di
             "schedule": blueprint.reconcile.schedule,
             "image": blueprint.reconcile.image,
             "imagePullSecrets": [{"name": n} for n in blueprint.reconcile.image_pull_secrets],
+            "activeDeadlineSeconds": blueprint.reconcile.active_deadline_seconds,
         },
         "client_pull_secrets": [{"name": n} for n in blueprint.client.get("imagePullSecrets", [])],
         "reconcile_args": reconcile_args,
