@@ -34,6 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--byzantine-factor", type=float, default=10.0)
     parser.add_argument(
+        "--tamper-store",
+        type=int,
+        default=0,
+        metavar="K",
+        help="after K clusters report in a round, replace their updates in the store (with "
+        "matching metadata), as a party with write access to the bucket would; the hub's "
+        "reports must reject them",
+    )
+    parser.add_argument(
         "--centralized", action="store_true", help="also train centrally, for comparison"
     )
     parser.add_argument("--jobs", type=int, default=0, help="parallel Jobs (default: cores)")
@@ -71,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         byzantine=args.byzantine,
         byzantine_kind=args.byzantine_kind,
         byzantine_factor=args.byzantine_factor,
+        tamper_store=args.tamper_store,
         centralized=args.centralized,
         jobs=args.jobs,
         seed=args.seed,
@@ -111,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
                 f"[yellow]not synced[/yellow]: {data['object']}: {data['reason']} "
                 "(the rest of the loop does not need it)"
             )
+        elif kind == "tampered":
+            console.print(
+                f"[red]tampered[/red]: round {data['round']}: {data['cluster']}'s update "
+                "replaced in the store, metadata rewritten to match"
+            )
         elif kind == "round":
             progress.update(tasks["rounds"], completed=data["round"])
             acc = f"{100 * data['accuracy']:.2f}%" if data["accuracy"] is not None else "-"
@@ -146,6 +161,16 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"  {report.final_model_path}", soft_wrap=True)
     if not args.no_plot:
         console.print(f"plot: {workdir / 'rounds.png'}", soft_wrap=True)
+    for item in report.tampered:
+        if not item["aggregated"]:
+            verdict = "its attempt was not aggregated (see the log for why)"
+        elif item["rejected"]:
+            verdict = f"rejected ({item['rejected']})"
+        else:
+            verdict = "NOT rejected"
+        console.print(
+            f"tampered update of {item['cluster']} ({item['job']}): {verdict}", soft_wrap=True
+        )
     console.print(f"report: {workdir / 'report.json'}", soft_wrap=True)
     console.print(f"history: git --git-dir {report.config_repo} log --stat main", soft_wrap=True)
     console.print(f"took {report.seconds:.1f}s")

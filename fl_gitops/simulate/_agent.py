@@ -7,11 +7,19 @@ Each synced ManifestWork's Job becomes the command line its container would run:
 command and args, its env, and its ConfigMap volumes written out as files (paths under a
 mount are rewritten to the files' local place). The results are reported on the hub the
 way the work agent's status feedback would report them.
+
+The authenticated channel is played too: each Job gets ``FL_RESULT_FILE`` (its result
+file, in place of the result ConfigMap it would patch on a cluster), and once it ran the
+agent hands what the file holds to the hub as the result ConfigMap's data, whose feedback
+the work's own rules read back (``LocalHub``), or writes that status through the status
+subresource (``KubePlayers``). A file that is missing, too large or not a map of strings
+is no data at all, as a ConfigMap the Job never patched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,12 +31,16 @@ import yaml
 from fl_gitops.gitops import BareRepo
 from fl_gitops.hub import ClusterStatus, LocalHub
 from fl_gitops.placement import PlacementResult
+from fl_gitops.reports import RESULT_FILE_ENV
 from fl_gitops.simulate._workers import JobSpec, job_env
 
 if TYPE_CHECKING:
     from fl_gitops.client.roundconfig import RoundConfig
 
-__all__ = ["LocalAgent", "LocalPlayers", "Players", "RoundWork", "SyncResult"]
+__all__ = ["LocalAgent", "LocalPlayers", "Players", "RoundWork", "SyncResult", "read_result"]
+
+# A ConfigMap holds at most 1 MiB; a report is three short strings.
+MAX_RESULT_BYTES = 64 * 1024
 
 
 @dataclass
@@ -64,9 +76,16 @@ class Players(Protocol):
         ...
 
     def report_job(
-        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+        self,
+        cluster: str,
+        work_name: str,
+        *,
+        job_name: str,
+        succeeded: bool | None,
+        result: Mapping[str, str] | None = None,
     ) -> None:
-        """The work agent: the work's status once its Job ran."""
+        """The work agent: the work's status once its Job ran (``result``: the data the
+        Job wrote into its result ConfigMap)."""
 
     def job_statuses(
         self,
@@ -109,9 +128,17 @@ class LocalPlayers:
         return SyncResult(applied=works)
 
     def report_job(
-        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+        self,
+        cluster: str,
+        work_name: str,
+        *,
+        job_name: str,
+        succeeded: bool | None,
+        result: Mapping[str, str] | None = None,
     ) -> None:
-        self.hub.report_job(cluster, work_name, job_name=job_name, succeeded=succeeded)
+        self.hub.report_job(
+            cluster, work_name, job_name=job_name, succeeded=succeeded, result=result
+        )
 
     def job_statuses(
         self,
@@ -134,13 +161,15 @@ class LocalPlayers:
 @dataclass(frozen=True)
 class RoundWork:
     """One cluster's ManifestWork, as synced: the names the agent reports on, the Job to
-    run, and the round config the Job reads (read once, here)."""
+    run, the round config the Job reads (read once, here) and the file the Job writes its
+    report to (the result ConfigMap's stand-in)."""
 
     cluster: str
     work_name: str
     job_name: str
     spec: JobSpec
     config: RoundConfig
+    result_file: Path
 
     @property
     def round(self) -> int:
@@ -192,8 +221,15 @@ class LocalAgent:
         return [self._prepare(work) for work in self.last_sync.works]
 
     def report(self, work: RoundWork, *, succeeded: bool | None) -> None:
+        """The work agent's status for the Job, with what the Job wrote into its result
+        ConfigMap (its result file) once it ran."""
+        result = read_result(work.result_file) if succeeded is not None else None
         self.hub.report_job(
-            work.cluster, work.work_name, job_name=work.job_name, succeeded=succeeded
+            work.cluster,
+            work.work_name,
+            job_name=work.job_name,
+            succeeded=succeeded,
+            result=result,
         )
 
     def _prepare(self, work: Mapping[str, Any]) -> RoundWork:
@@ -236,10 +272,13 @@ class LocalAgent:
             {"name": e["name"], "value": local_path(str(e.get("value", "")))} if "value" in e else e
             for e in container.get("env", [])
         ]
+        result_file = job_dir / "result.json"
         spec = JobSpec(
             cluster=cluster,
             argv=tuple(local_path(str(a)) for a in argv),
-            env=job_env({**self.base_env, "HOME": str(job_dir)}, env),
+            env=job_env(
+                {**self.base_env, "HOME": str(job_dir), RESULT_FILE_ENV: str(result_file)}, env
+            ),
         )
         from fl_gitops.client.job import CONFIG_ENV
         from fl_gitops.client.roundconfig import load_round_config
@@ -251,7 +290,31 @@ class LocalAgent:
             job_name=job["metadata"]["name"],
             spec=spec,
             config=config,
+            result_file=result_file,
         )
+
+
+def read_result(path: Path) -> dict[str, str] | None:
+    """The data a Job wrote to its result file, as its result ConfigMap would hold it.
+
+    None (nothing patched) when the file is missing, over ``MAX_RESULT_BYTES``, or not a
+    JSON object of strings: the hub reads what the Job wrote, and a parse of a cluster's
+    values (``reports.parse_report``) decides later what it is worth.
+    """
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_RESULT_BYTES + 1)
+    except OSError:
+        return None
+    if len(raw) > MAX_RESULT_BYTES:
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return None
+    return {str(k): v for k, v in data.items()}
 
 
 def pending(works: Sequence[RoundWork], hub: Players, experiment: str) -> list[RoundWork]:

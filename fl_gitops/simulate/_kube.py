@@ -237,12 +237,20 @@ class KubePlayers:
     # -- the work agent ------------------------------------------------------------------------
 
     def report_job(
-        self, cluster: str, work_name: str, *, job_name: str, succeeded: bool | None
+        self,
+        cluster: str,
+        work_name: str,
+        *,
+        job_name: str,
+        succeeded: bool | None,
+        result: Mapping[str, str] | None = None,
     ) -> None:
         """Write the work's status for its Job ``job_name`` through the status subresource.
 
-        The status is computed from the work as the server holds it now; a conflict (the
-        work changed in between) reads it again, up to a bound.
+        The status is computed from the work as the server holds it now, the result
+        ConfigMap's feedback from ``result`` (what the Job wrote into it; no cluster runs
+        here to hold the ConfigMap itself); a conflict (the work changed in between) reads
+        it again, up to a bound.
         """
         group, version, plural = _WORKS
         for _ in range(_CONFLICT_RETRIES):
@@ -256,7 +264,12 @@ class KubePlayers:
                 work_name,
             )
             work_agent.write_job_report(
-                work, job_name=job_name, succeeded=succeeded, now=_now(), where=cluster
+                work,
+                job_name=job_name,
+                succeeded=succeeded,
+                now=_now(),
+                where=cluster,
+                result=result,
             )
             try:
                 self._api.replace_namespaced_custom_object_status(

@@ -6,6 +6,12 @@ read through `KubernetesHub` when `hub="kubernetes"`) and where a cluster's data
 are the simulation's own. Time is simulated where the loop would
 wait: stragglers finish after their delay and the round timeout passes without sleeping,
 by moving the clock the reconcile pass is given.
+
+``tamper_store`` plays a party with write access to the bucket and nothing else: after
+K clusters of a round have reported through the hub, it replaces their updates in the
+store by other valid-looking ones (a re-serialized, rescaled copy) with metadata
+rewritten to match. The hub still holds what each cluster reported, so the reconcile
+pass must reject them, naming both digests; ``report.json`` lists them with the reason.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class SimulationOptions:
     byzantine: int = 0
     byzantine_kind: str = "signflip"
     byzantine_factor: float = 10.0
+    tamper_store: int = 0
     centralized: bool = False
     jobs: int = 0  # 0: one worker per core
     seed: int = 0
@@ -74,7 +81,11 @@ class SimulationOptions:
             raise InputError(f"--rounds: expected at least 1, got {self.rounds}")
         if not 0.0 <= self.fail_rate < 1.0:
             raise InputError(f"--fail-rate: expected 0 <= rate < 1, got {self.fail_rate}")
-        for name, value in (("--stragglers", self.stragglers), ("--byzantine", self.byzantine)):
+        for name, value in (
+            ("--stragglers", self.stragglers),
+            ("--byzantine", self.byzantine),
+            ("--tamper-store", self.tamper_store),
+        ):
             if not 0 <= value <= self.clusters:
                 raise InputError(f"{name}: expected 0 to {self.clusters}, got {value}")
         if self.straggler_delay < 0:
@@ -106,6 +117,7 @@ class SimulationReport:
     centralized_accuracy: float | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    tampered: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -120,6 +132,8 @@ class SimulationReport:
         }
         if self.centralized_accuracy is not None:
             out["centralized_accuracy"] = self.centralized_accuracy
+        if self.tampered:
+            out["tampered"] = self.tampered
         return out
 
 
@@ -149,6 +163,7 @@ class _Round:
     stragglers: set[str]
     launched: bool = False
     stragglers_done: bool = False
+    tampered: list[str] = field(default_factory=list)
 
 
 def _timings() -> dict[str, float]:
@@ -180,6 +195,7 @@ class _Loop:
     current: _Round | None = None
     stuck: int = 0  # ticks in a row in which nothing but the clock moved
     skipped_told: bool = False
+    tampered: list[tuple[int, str, str]] = field(default_factory=list)  # round, job, cluster
 
     def tick(self, last: PassResult) -> PassResult:
         """Sync, launch the round's Jobs (or let time pass), report, reconcile."""
@@ -276,7 +292,20 @@ class _Loop:
                         f"{outcome.stderr.strip().splitlines()[-1:] or ''}"
                     )
                 self.agent.report(work, succeeded=ok)
+                if ok:
+                    self.tamper_after_report(work)
         self.timings["train"] += time.perf_counter() - t0
+
+    def tamper_after_report(self, work: RoundWork) -> None:
+        """The bucket's intruder: the round's first ``tamper_store`` clusters to report
+        have their update replaced in the store, metadata and all (not their report)."""
+        current = self.current
+        if current is None or len(current.tampered) >= self.options.tamper_store:
+            return
+        _tamper_store(self.world, work)
+        current.tampered.append(work.cluster)
+        self.tampered.append((work.round, work.job_name, work.cluster))
+        self.emit("tampered", {"round": work.round, "cluster": work.cluster})
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -319,19 +348,59 @@ def _byzantine(options: SimulationOptions, roster: list[str]) -> set[str]:
 
 
 def _poison(world: World, work: RoundWork, options: SimulationOptions) -> None:
-    """Replace a cluster's honest update with a sign-flipped or scaled one, as an attacker would."""
+    """Replace a cluster's honest update with a sign-flipped or scaled one, as an attacker
+    would: the cluster itself, so it reports the poisoned update's digest through the hub
+    too (its own channel), and only the strategy and the influence bounds stand in its way."""
     from fl_gitops.client import byzantine_update
+
+    factor = options.byzantine_factor
+    _replace_update(
+        world,
+        work,
+        lambda update, base: byzantine_update(
+            update, base, kind=options.byzantine_kind, factor=factor
+        ),
+        report=True,
+    )
+
+
+def _tamper_store(world: World, work: RoundWork) -> None:
+    """Replace a cluster's update in the store by a valid-looking one (its step from the
+    global model, rescaled to 0.9 and serialized again) with metadata rewritten to match,
+    leaving the cluster's report through the hub as it was."""
+    import numpy as np
+
+    def rescaled(update: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: (base[k] + np.float32(0.9) * (update[k] - base[k])).astype(np.float32)
+            for k in sorted(update)
+        }
+
+    _replace_update(world, work, rescaled, report=False)
+
+
+def _replace_update(
+    world: World,
+    work: RoundWork,
+    change: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]],
+    *,
+    report: bool,
+) -> None:
+    """Rewrite a stored update (``change(update, base)``) and its metadata's sha256; with
+    ``report``, the cluster's result file too, as the cluster would report it."""
+    from fl_gitops.reports import report_data
     from fl_gitops.store import ModelStore
-    from fl_gitops.tensors import load_bytes, serialize
+    from fl_gitops.tensors import load_bytes, serialize, write_atomic
 
     store = ModelStore.open(world.store_uri)
     meta = store.read_update_meta(work.round, work.cluster)
     update = load_bytes(store.get_update(work.round, work.cluster))
     base = load_bytes(store.get_model(meta["base_model"]))
-    factor = options.byzantine_factor
-    poisoned = byzantine_update(update, base, kind=options.byzantine_kind, factor=factor)
     keep = {k: v for k, v in meta.items() if k not in ("sha256", "round", "cluster")}
-    store.put_update(work.round, work.cluster, serialize(poisoned), keep)
+    record = store.put_update(work.round, work.cluster, serialize(change(update, base)), keep)
+    if report:
+        data = report_data(record["sha256"], int(record["num_examples"]), record["metrics"])
+        write_atomic(work.result_file, json.dumps(data, sort_keys=True).encode("utf-8"))
 
 
 def run_simulation(
@@ -434,6 +503,7 @@ def run_simulation(
     from fl_gitops.render import model_uri
 
     final_path = model_uri(world.store_uri, state.model_digest).removeprefix("file://")
+    tampered = _tampered_rows(world_loop.tampered, rows)
     report = SimulationReport(
         experiment=blueprint.name,
         phase=state.phase,
@@ -444,6 +514,7 @@ def run_simulation(
         centralized_accuracy=centralized,
         seconds=time.perf_counter() - wall_start,
         timings=timings,
+        tampered=tampered,
     )
     (options.workdir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
     if options.plot:
@@ -498,9 +569,33 @@ def _report_rows(repo: Any, path: str, measured: dict[int, float]) -> list[dict[
             "rejected": r.rejected,
             "seconds": measured.get(r.round, r.seconds),
             "model": r.model,
+            "rejected_reasons": dict(r.rejected_reasons),
         }
         for r in round_rows(repo, path)
     ]
+
+
+def _tampered_rows(
+    tampered: list[tuple[int, str, str]], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each tampered update with what became of it: the round record's rejection when
+    its round was aggregated (the last attempt's Job is the one aggregated), else
+    ``aggregated: false`` (an attempt retried or failed below quorum, in Git's log)."""
+    reasons = {row["round"]: row["rejected_reasons"] for row in rows}
+    last_job = {round_: job for round_, job, _ in tampered}
+    out = []
+    for round_, job, cluster in tampered:
+        aggregated = round_ in reasons and job == last_job[round_]
+        out.append(
+            {
+                "round": round_,
+                "job": job,
+                "cluster": cluster,
+                "aggregated": aggregated,
+                "rejected": reasons[round_].get(cluster) if aggregated else None,
+            }
+        )
+    return out
 
 
 def _centralized_job(config: RoundConfig, rounds: int) -> float:
