@@ -75,8 +75,15 @@ def verify_experiment(
                 "attempt's updates, so these were not checked"
             )
             continue
+        before = len(agg.entry.problems)
         check_updates(store, agg)
-        if reaggregate_rounds:
+        if not reaggregate_rounds:
+            continue
+        if len(agg.entry.problems) > before:
+            # A round whose updates are not what the hub reported cannot re-aggregate to
+            # its model; saying so once per update is enough.
+            agg.entry.notes.append("not re-aggregated: its updates are not the ones reported")
+        else:
             reaggregate(store, agg)
     # A round's plain roster commit is worth a line only when something is wrong there.
     report.entries = [

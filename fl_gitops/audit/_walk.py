@@ -182,11 +182,16 @@ class _Walker:
             self.edit(commit, rel_paths, records, blueprint_data, state)
             return
         self.rounds_begun = True
+        present = {n: d for n, d in zip(records, record_data, strict=True) if d is not None}
         trailer_round = as_count(commit.trailers.get(_ROUND))
         entry = Entry(
             "commit",
             commit.sha,
-            trailer_round if trailer_round is not None else (state.round if state else None),
+            min(present)
+            if present
+            else trailer_round
+            if trailer_round is not None
+            else (state.round if state else None),
             "round commit",
         )
         self.walk.entries.append(entry)
@@ -209,7 +214,6 @@ class _Walker:
             self.trailers(commit.trailers, state, blueprint, entry)
             self.name_model(state.model, entry)
         self.name_model(as_digest(commit.trailers.get(_MODEL)), entry)
-        present = {n: d for n, d in zip(records, record_data, strict=True) if d is not None}
         if present:
             if len(present) > 1:
                 entry.problem(f"one commit wrote the records of rounds {sorted(present)}")
