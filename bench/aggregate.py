@@ -22,6 +22,12 @@ high-water mark is reset before the work where the kernel allows it):
 - ``loadall-fedavg``: read and verify every file, load them all with
   ``safetensors.numpy.load``, then average tensor by tensor over the stacked updates (the
   way frameworks that keep every update in memory do it);
+- ``stream-fedavg-nobound``: the same with the influence bounds off (no distance bound, no
+  ceiling on ``num_examples``) and the store's metadata trusted, as before they existed;
+  ``stream-fedavg`` runs with the defaults (the distance of every update to the global
+  model measured in the pass that sums it, against 10 x the round's median) and with each
+  update's digest and ``num_examples`` given as reported through the hub. The two run
+  interleaved, and a line gives what the bound and the digest check cost (target <= 10%);
 - ``stream-fedmedian``, ``stream-krum`` and ``stream-dp`` (``dp-fixed-clipping`` around
   FedAvg: a checking pass for the norms, then the clipped sum) over the first
   ``--k-robust`` (16) updates.
@@ -168,8 +174,21 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
     elif variant == "loadall-fedavg":
         digest = _loadall(directory, updates)
     else:
+        from fl_gitops.aggregate import Limits, Update
+        from fl_gitops.reports import HubReport
+
+        limits = None
+        items: list[Any] = list(updates)
+        if variant == "stream-fedavg-nobound":
+            limits = Limits(median_distance_multiple=None, max_num_examples=None)
+        else:
+            # What each cluster reported through the hub: the digest the bytes must match.
+            items = [
+                Update(c, p, m, HubReport(m["sha256"], m["num_examples"])) for c, p, m in updates
+            ]
         strategy = {
             "stream-fedavg": "fedavg",
+            "stream-fedavg-nobound": "fedavg",
             "stream-fedmedian": "fedmedian",
             "stream-krum": "krum",
             "stream-dp": "dp-fixed-clipping",
@@ -180,7 +199,9 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
         elif strategy == "dp-fixed-clipping":
             # The updates are about 0.01 * sqrt(params) from the base: clip about half.
             options = {"clipping_norm": 0.01 * (base.stat().st_size / 4) ** 0.5}
-        result = aggregate_round(base, updates, strategy=strategy, options=options, round=1)
+        result = aggregate_round(
+            base, items, strategy=strategy, options=options, round=1, limits=limits
+        )
         if result.rejected:
             raise SystemExit(f"unexpected rejections: {result.rejected}")
         digest = result.digest
@@ -364,6 +385,7 @@ def main() -> int:
             ("floor+sha256", args.k),
             ("floor+sha256-par", args.k),
             ("stream-fedavg", args.k),
+            ("stream-fedavg-nobound", args.k),
             ("loadall-fedavg", args.k),
             ("stream-fedmedian", k_robust),
             ("stream-krum", k_robust),
@@ -487,6 +509,20 @@ def _report(
             f"stream-fedavg's peak is {s['peak_above_baseline'] / model_bytes:.2f}x the model "
             f"above the baseline (target < 3x: "
             f"{'met' if s['peak_above_baseline'] < 3 * model_bytes else 'NOT met'})"
+        )
+    nobound = results.get(("stream-fedavg-nobound", k))
+    if s and nobound:
+        # Interleaved run by run: compare the best and the median of each, and the CPU.
+        med = statistics.median(x["seconds"] for x in runs[("stream-fedavg", k)])
+        med_nb = statistics.median(x["seconds"] for x in runs[("stream-fedavg-nobound", k)])
+        cost = s["seconds"] / nobound["seconds"] - 1
+        same = "the same digest" if s["digest"] == nobound["digest"] else "DIFFERENT digests"
+        print(
+            f"the distance bound and the hub's digests cost {cost:+.1%} of stream-fedavg's "
+            f"best time ({s['seconds']:.2f} s vs {nobound['seconds']:.2f} s; median "
+            f"{med / med_nb - 1:+.1%}; cpu {s['cpu']:.2f} s vs {nobound['cpu']:.2f} s, "
+            f"{s['cpu'] / nobound['cpu'] - 1:+.1%}; target <= +10%: "
+            f"{'met' if cost <= 0.10 else 'NOT met'}); {same}"
         )
     for (v, kk), r in results.items():
         other = results.get((v + _AGAINST, kk))

@@ -54,6 +54,7 @@ from fl_gitops.aggregate.strategies import plan as make_plan
 from fl_gitops.aggregate.strategies._arith import (
     BLOCK,
     add_weighted,
+    distance_scratch,
     finite,
     squared_distance,
     squared_distance_bound,
@@ -230,6 +231,19 @@ def _prefetch(path: str, length: int = 0) -> None:
         os.close(fd)
 
 
+class _Scratch:
+    """Reused scratch for the distance bound: one buffer per dtype, grown as needed."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[np.dtype[Any], np.ndarray[Any, Any]] = {}
+
+    def get(self, dtype: np.dtype[Any], size: int) -> np.ndarray[Any, Any]:
+        buf = self._bufs.get(dtype)
+        if buf is None or buf.size < size:
+            buf = self._bufs[dtype] = distance_scratch(dtype, size)
+        return buf
+
+
 class _Scan:
     """One pass over an update file: hash every byte, check values, and sum the update's
     squared distance to the global model slice by slice when it is needed (a norm bound, or a
@@ -247,12 +261,17 @@ class _Scan:
         need_norm: bool,
         chunk: int,
         pool: ThreadPoolExecutor | None,
+        exact: bool = True,
     ) -> None:
         self.chunk = chunk
         self.cand = cand
         self.base = base
         self.need_norm = need_norm
         self.pool = pool
+        # Exact (float64) when a combiner clips by the norm; a bound alone takes the
+        # cheaper sum (``squared_distance_bound``), as the summing pass does.
+        self.exact = exact
+        self.scratch = _Scratch()
 
     def run(self) -> float | None:
         cand = self.cand
@@ -274,7 +293,12 @@ class _Scan:
                             bad_tensor = info.name
                         if self.need_norm and check and self.base is not None:
                             b = self.base.range(info.name, offset, chunk.size)
-                            sumsq += squared_distance(chunk, b)
+                            if self.exact:
+                                sumsq += squared_distance(chunk, b)
+                            else:
+                                d = self.scratch.get(b.dtype, b.size)
+                                with np.errstate(over="ignore", invalid="ignore"):
+                                    sumsq += squared_distance_bound(chunk, b, d)
                     finally:
                         if pending is not None:
                             pending.result()
@@ -423,13 +447,15 @@ class _Round:
         )
 
     def scan_all(self, cands: list[_Candidate], base: TensorReader) -> list[_Candidate]:
-        need_norm = self.combiner.needs_norms or self.measures(len(cands))
+        exact = self.combiner.needs_norms
+        need_norm = exact or self.measures(len(cands))
         ok = []
         for i, cand in enumerate(cands):
             for ahead in cands[i : i + 2] if i == 0 else cands[i + 1 : i + 2]:
                 _prefetch(ahead.path)
             try:
-                cand.norm = _Scan(cand, base, need_norm, self.chunk, self.pool).run()
+                scan = _Scan(cand, base, need_norm, self.chunk, self.pool, exact)
+                cand.norm = scan.run()
             except UpdateRejected as exc:
                 self.rejected[cand.cluster] = exc.reason
                 continue
@@ -585,15 +611,20 @@ class _Round:
         bad_tensor: list[str | None] = [None] * len(group)
         sumsq = [0.0] * len(group)
         floating = {n: _is_float(t.np_dtype) for n, t in self.header.tensors.items()}
+        scratch = _Scratch()
         try:
-            with Lockstep(
-                [c.path for c in group],
-                [c.header for c in group],
-                slot_bytes=self.slot_bytes,
-                max_elements=self.chunk,
-                depth=_DEPTH,
-                buffers=buffers,
-            ) as lockstep:
+            # An overflowing difference is a distance of inf (refused); not worth a warning.
+            with (
+                np.errstate(over="ignore", invalid="ignore"),
+                Lockstep(
+                    [c.path for c in group],
+                    [c.header for c in group],
+                    slot_bytes=self.slot_bytes,
+                    max_elements=self.chunk,
+                    depth=_DEPTH,
+                    buffers=buffers,
+                ) as lockstep,
+            ):
                 for name, offset, views in lockstep.chunks():
                     segment = acc[name][offset : offset + views[0].size]
                     for i in add_weighted(segment, views, weights, tmp):
@@ -601,8 +632,9 @@ class _Round:
                             bad_tensor[i] = name
                     if base is not None and floating[name]:
                         b = base.range(name, offset, views[0].size)
+                        d = scratch.get(b.dtype, b.size)
                         for i, view in enumerate(views):
-                            sumsq[i] += squared_distance_bound(view, b)
+                            sumsq[i] += squared_distance_bound(view, b, d)
                 hexdigests = lockstep.hexdigests()
         except ReadFailed as exc:
             cand = group[exc.index]
