@@ -132,6 +132,7 @@ class _Walker:
         self.walk = Walk()
         self.prev: RoundStateView | None = None
         self.rounds_begun = False
+        self.blueprint_seen = False  # the first commit with a blueprint adds it
         self.starts: dict[int, set[str]] = {}  # round -> models it was started from
 
     def rel(self, repo_path: str) -> str:
@@ -178,8 +179,10 @@ class _Walker:
         wanted += [self.full(self.layout.history(n)) for n in records]
         blueprint_data, state_data, *record_data = self.history.read_files(commit.sha, wanted)
         state = parse_round_state(state_data) if state_data is not None else None
+        added = not self.blueprint_seen
+        self.blueprint_seen = self.blueprint_seen or blueprint_data is not None
         if _ROUND not in commit.trailers:
-            self.edit(commit, rel_paths, records, blueprint_data, state)
+            self.edit(commit, rel_paths, records, blueprint_data, state, added=added)
             return
         self.rounds_begun = True
         present = {n: d for n, d in zip(records, record_data, strict=True) if d is not None}
@@ -235,10 +238,13 @@ class _Walker:
         records: list[int],
         blueprint_data: bytes | None,
         state: RoundStateView | None,
+        *,
+        added: bool,
     ) -> None:
         author = safe_author(commit.author)
         if self.layout.blueprint in rel_paths:
-            verb = "edited" if blueprint_data is not None else "removed"
+            verb = "added" if added else "edited"
+            verb = verb if blueprint_data is not None else "removed"
             text = f"blueprint {verb} by {author} in {commit.sha[:7]}"
         else:
             text = f"{len(rel_paths)} files edited by {author} in {commit.sha[:7]}"
