@@ -104,6 +104,7 @@ if TYPE_CHECKING:
         render_experiment,
     )
     from fl_gitops.render._offline import OfflineRender, render_offline
+    from fl_gitops.reports import HubReport
     from fl_gitops.simulate import SimulationOptions, SimulationReport, run_simulation
     from fl_gitops.store import ModelStore, NotInStore
     from fl_gitops.tensors import HeaderError
@@ -162,6 +163,7 @@ _LAZY: dict[str, str] = {
     "KubernetesHub": "fl_gitops.hub",
     "LocalHub": "fl_gitops.hub",
     "ClusterStatus": "fl_gitops.hub",
+    "HubReport": "fl_gitops.reports",
     "JobState": "fl_gitops.hub",
     "HubNotFound": "fl_gitops.hub",
     "HubConflict": "fl_gitops.hub",
@@ -212,6 +214,7 @@ __all__ = [
     "HubError",
     "HubForbidden",
     "HubNotFound",
+    "HubReport",
     "HubUnavailable",
     "Identity",
     "InputError",
