@@ -78,6 +78,8 @@ class Report:
             when they were not checked.
         store: the store the models and updates were read from (credentials redacted).
         reaggregated: whether each round's model was recomputed.
+        signers_hint: an allowed-signers file found beside a local repo, named when
+            signatures were not checked (it is not used: the auditor chooses whom to trust).
         entries: one per commit that matters, oldest first.
     """
 
@@ -87,6 +89,7 @@ class Report:
     store: str
     reaggregated: bool
     entries: list[Entry] = field(default_factory=list)
+    signers_hint: str | None = None
 
     @property
     def problems(self) -> list[Problem]:
@@ -115,7 +118,8 @@ def report_lines(report: Report) -> list[str]:
     signatures = (
         f"signatures checked against {report.allowed_signers}"
         if report.allowed_signers
-        else "signatures NOT checked (no --allowed-signers given)"
+        else "signatures NOT checked (no --allowed-signers given"
+        + (f"; {report.signers_hint} lies beside the repo)" if report.signers_hint else ")")
     )
     lines = [
         f"{report.experiment} ({report.path}), store {report.store}: {signatures}"
@@ -162,6 +166,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "signatures": {
             "checked": report.allowed_signers is not None,
             "allowedSigners": report.allowed_signers,
+            "besideTheRepo": report.signers_hint,
         },
         "reaggregated": report.reaggregated,
         "ok": report.ok,

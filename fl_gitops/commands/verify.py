@@ -62,8 +62,19 @@ def run(args: argparse.Namespace) -> int:
         allowed_signers=str(signers) if signers is not None else None,
         reaggregate_rounds=args.reaggregate,
     )
+    if signers is None:
+        report.signers_hint = _signers_beside(args.repo)
     if args.output == "json":
         print(json.dumps(report_json(report), indent=2))
     else:
         print("\n".join(report_lines(report)))
     return 0 if report.ok else 1
+
+
+def _signers_beside(repo: str) -> str | None:
+    """An ``allowed_signers`` file beside a local repo (where ``simulate`` leaves its own)."""
+    if "://" in repo and not repo.startswith("file://"):
+        return None
+    local = Path(repo.removeprefix("file://"))
+    beside = local.parent / "allowed_signers"
+    return str(beside) if local.is_dir() and beside.is_file() else None

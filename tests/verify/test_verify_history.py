@@ -195,6 +195,7 @@ def test_json_output_is_one_document_with_the_same_rounds_and_problems(world, ve
     assert doc["signatures"] == {
         "checked": True,
         "allowedSigners": str(bot_key.allowed_signers),
+        "besideTheRepo": None,
     }
     rounds = [e for e in doc["entries"] if e["kind"] == "round"]
     assert [(e["round"], e["ok"]) for e in rounds] == [(1, True), (2, False)]

@@ -25,19 +25,15 @@ def _verify(capsys, work, tmp_path, *args: str) -> tuple[int, list[str]]:
     return code, capsys.readouterr().out.splitlines()
 
 
-def _signers(work) -> list[str]:
-    """The simulation's own allowed_signers, when it signs its round commits."""
-    allowed = work / "allowed_signers"
-    return ["--allowed-signers", str(allowed)] if allowed.is_file() else []
-
-
 def test_a_simulated_run_verifies_as_it_is_with_and_without_reaggregation(
     simulated, tmp_path, capsys
 ):
-    # The store is the one the committed blueprint names (no --store).
+    # Signed with the simulation's own key; the store is the one its blueprint names.
+    signers = ["--allowed-signers", str(simulated / "allowed_signers")]
     for extra in ([], ["--reaggregate"]):
-        code, lines = _verify(capsys, simulated, tmp_path, *_signers(simulated), *extra)
+        code, lines = _verify(capsys, simulated, tmp_path, *signers, *extra)
         assert code == 0, "\n".join(lines)
+        assert "signatures checked against" in lines[0]
         rounds = [line for line in lines if line.startswith("round ") and "aggregated" in line]
         assert len(rounds) == 2 and all("  OK  " in line for line in rounds)
         assert lines[-1].startswith("verified 2 rounds of digits-fedavg: all checks hold")
@@ -58,3 +54,15 @@ def test_a_rollback_and_the_rounds_run_again_verify_with_the_first_attempt_noted
     assert ("commit", 2, "rolled back to the start of round 2 (attempt 2)") in texts
     noted = [e["round"] for e in doc["entries"] if e["notes"]]
     assert noted == [2, 3]  # the first attempts: the store holds the second's updates
+
+
+def test_without_allowed_signers_the_simulations_own_file_is_named_but_not_used(
+    simulated, tmp_path, capsys
+):
+    code, lines = _verify(capsys, simulated, tmp_path)
+    assert code == 0
+    assert lines[0].endswith(
+        "signatures NOT checked (no --allowed-signers given; "
+        f"{simulated / 'allowed_signers'} lies beside the repo)"
+    )
+    assert lines[-1].endswith("(signatures not checked)")
