@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import hashlib
 import math
@@ -459,6 +460,16 @@ class _Round:
             except UpdateRejected as exc:
                 self.rejected[cand.cluster] = exc.reason
                 continue
+            except HeaderError:
+                # Shorter than its header said by the time it was read.
+                reason = "file ended while it was read (truncated)"
+                self.rejected[cand.cluster] = checks.NotSafetensors(cand.cluster, reason).reason
+                continue
+            except OSError as exc:
+                code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+                reason = f"update file cannot be read ({code})"
+                self.rejected[cand.cluster] = checks.UnreadableUpdate(cand.cluster, reason).reason
+                continue
             ok.append(cand)
         return self.bound(ok) if need_norm else ok
 
@@ -638,6 +649,9 @@ class _Round:
                 hexdigests = lockstep.hexdigests()
         except ReadFailed as exc:
             cand = group[exc.index]
+            if exc.error is not None:
+                reason = f"update file cannot be read at byte {exc.offset} ({exc.error})"
+                return {cand.cluster: checks.UnreadableUpdate(cand.cluster, reason).reason}
             reason = f"file ended at byte {exc.offset} while it was read (truncated)"
             return {cand.cluster: checks.NotSafetensors(cand.cluster, reason).reason}
         rejected = {}
@@ -1004,6 +1018,10 @@ def aggregate_from_store(
     rejected: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         base_path = stack.enter_context(store.model_file(base_digest))
+        # A remote store copies no update larger than the checks would accept.
+        max_bytes = (limits or Limits()).max_update_bytes or (
+            os.path.getsize(base_path) + checks.DEFAULT_SIZE_SLACK
+        )
         updates = []
         for cluster in names:
             report = None
@@ -1023,7 +1041,16 @@ def aggregate_from_store(
                 # Its Job reported success but no update arrived: permanent for this round.
                 rejected[cluster] = "no update in the store (its Job reported success)"
                 continue
-            path = stack.enter_context(store.update_file(round, cluster))
+            try:
+                path = stack.enter_context(store.update_file(round, cluster, max_bytes))
+            except UpdateRejected as exc:
+                rejected[cluster] = exc.reason
+                continue
+            except NotInStore:
+                rejected[cluster] = checks.UpdateFileMissing(
+                    cluster, "metadata is present but the update file is not"
+                ).reason
+                continue
             updates.append(Update(cluster, path, meta, report))
         try:
             result = aggregate_round(

@@ -15,6 +15,7 @@ is refused on its first bytes.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Collection, Mapping
@@ -23,7 +24,7 @@ from typing import Any
 
 from fl_gitops.errors import UpdateRejected
 from fl_gitops.reports import MAX_METRIC_MAGNITUDE, MAX_METRICS, METRIC_NAME
-from fl_gitops.store import MalformedMetadata
+from fl_gitops.store import MalformedMetadata, UnreadableUpdate
 from fl_gitops.tensors import Header, HeaderError, is_digest, read_header
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "StaleRound",
     "TensorNamesMismatch",
     "TooManyExamples",
+    "UnreadableUpdate",
     "UpdateFileMissing",
     "UpdateMeta",
     "UpdateTooLarge",
@@ -304,6 +306,8 @@ def check_file(cluster: str, path: str | os.PathLike[str], expect: Expectation) 
         size = os.path.getsize(path)
     except FileNotFoundError:
         raise UpdateFileMissing(cluster, "metadata is present but the update file is not") from None
+    except OSError as exc:
+        raise UnreadableUpdate(cluster, f"update file cannot be read ({_code(exc)})") from None
     if size > expect.max_bytes:
         raise UpdateTooLarge(
             cluster, f"update file is {size} bytes, larger than the bound of {expect.max_bytes}"
@@ -312,6 +316,8 @@ def check_file(cluster: str, path: str | os.PathLike[str], expect: Expectation) 
         header = read_header(path)
     except HeaderError as exc:
         raise NotSafetensors(cluster, f"not a valid safetensors file: {exc}") from None
+    except OSError as exc:
+        raise UnreadableUpdate(cluster, f"update file cannot be read ({_code(exc)})") from None
     want = expect.base_header.tensors
     got = header.tensors
     if set(got) != set(want):
@@ -338,6 +344,10 @@ def check_file(cluster: str, path: str | os.PathLike[str], expect: Expectation) 
                 f"expected {list(want[name].shape)}",
             )
     return header
+
+
+def _code(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
 def roster_set(roster: Collection[str] | None) -> frozenset[str] | None:

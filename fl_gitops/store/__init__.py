@@ -8,20 +8,26 @@ trains or builds models (an import-graph test holds it there). docs/store.md has
 """
 
 from fl_gitops.store._store import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
     OPTIONS_FILE_ENV,
     MalformedMetadata,
     ModelStore,
     NotInStore,
+    UnreadableUpdate,
     check_cluster_name,
     check_digest,
     storage_options_from_env,
 )
 
 __all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "OPTIONS_FILE_ENV",
     "MalformedMetadata",
     "ModelStore",
     "NotInStore",
+    "UnreadableUpdate",
     "check_cluster_name",
     "check_digest",
     "storage_options_from_env",

@@ -22,9 +22,11 @@ URIs and digests, never option values.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -44,16 +46,24 @@ from fl_gitops.tensors import (
 )
 
 __all__ = [
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "OPTIONS_FILE_ENV",
     "MalformedMetadata",
     "ModelStore",
     "NotInStore",
+    "UnreadableUpdate",
     "check_cluster_name",
     "check_digest",
     "storage_options_from_env",
 ]
 
 OPTIONS_FILE_ENV = "FL_STORE_OPTIONS_FILE"
+
+# An update's JSON metadata is a few hundred bytes; anything past these bounds is refused
+# (that cluster's update only) before it can cost the round memory or recursion.
+MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 8
 
 # Cluster names are Kubernetes object names (ManagedCluster): a DNS subdomain. The pattern
 # also keeps them safe as one path component: no "/", and no leading "." (so not "..").
@@ -67,6 +77,35 @@ class NotInStore(StoreError):
 
 class MalformedMetadata(UpdateRejected):
     """An update's JSON metadata cannot be read or lacks a field (permanent for that cluster)."""
+
+
+class UnreadableUpdate(UpdateRejected):
+    """A cluster's update file or metadata is not a regular file the store can read: a
+    symbolic link (never followed), a FIFO, a directory, a device, or unreadable."""
+
+
+def _depth(value: object) -> int:
+    """How deeply a parsed JSON value nests (iteratively: no recursion to exhaust)."""
+    deepest = 0
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            todo.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def check_digest(digest: object, *, what: str = "digest") -> str:
@@ -248,13 +287,97 @@ class ModelStore:
         except Exception as exc:
             raise StoreError(f"cannot read {_redact(self._uri(rel))}: {_describe(exc)}") from exc
 
+    def _open_local(self, rel: str, cluster: str | None) -> int:
+        """Open a file under the root without following any symbolic link below the root,
+        without blocking (a FIFO), and only if it is a regular file; return its descriptor.
+
+        Raises:
+            NotInStore: there is nothing at ``rel``.
+            UnreadableUpdate: a link, a FIFO, a directory, a device, or unreadable
+                (``cluster`` is the one whose file it is; without one, a StoreError).
+        """
+        try:
+            return self._open_checked(rel, cluster or "")
+        except UnreadableUpdate as exc:
+            if cluster is not None:
+                raise
+            raise StoreError(f"{_redact(self._uri(rel))}: {exc.reason}") from None
+
+    def _open_checked(self, rel: str, cluster: str) -> int:
+        parts = rel.split("/")
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotInStore(f"{_redact(self._uri(rel))}: not found in the store") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {_redact(self.uri)}: {_describe(exc)}") from None
+        try:
+            for part in parts[:-1]:
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                inner = os.open(part, flags, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            out = os.open(parts[-1], flags, dir_fd=fd)
+        except FileNotFoundError:
+            raise NotInStore(f"{_redact(self._uri(rel))}: not found in the store") from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                reason = f"{parts[-1]} is a symbolic link or under one (never followed)"
+            else:
+                reason = (
+                    f"{parts[-1]} cannot be opened ({errno.errorcode.get(exc.errno or 0, 'error')})"
+                )
+            raise UnreadableUpdate(cluster, reason) from None
+        finally:
+            os.close(fd)
+        mode = os.fstat(out).st_mode
+        if not stat.S_ISREG(mode):
+            os.close(out)
+            raise UnreadableUpdate(cluster, f"{parts[-1]} is {_kind(mode)}, not a regular file")
+        return out
+
+    def _read_bounded(self, rel: str, cluster: str, limit: int) -> bytes | None:
+        """At most ``limit`` bytes of a cluster's file, or None when it holds more."""
+        if self._local:
+            fd = self._open_local(rel, cluster)
+            try:
+                chunks = []
+                total = 0
+                while total <= limit:
+                    chunk = os.read(fd, limit + 1 - total)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    total += len(chunk)
+            except OSError as exc:
+                name = rel.rsplit("/", 1)[-1]
+                code = errno.errorcode.get(exc.errno or 0, "error")
+                raise UnreadableUpdate(cluster, f"{name} cannot be read ({code})") from None
+            finally:
+                os.close(fd)
+            data = b"".join(chunks)
+        else:
+            try:
+                data = bytes(self.fs.cat_file(self._path(rel), start=0, end=limit + 1))
+            except FileNotFoundError:
+                raise NotInStore(f"{_redact(self._uri(rel))}: not found in the store") from None
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot read {_redact(self._uri(rel))}: {_describe(exc)}"
+                ) from exc
+        return None if len(data) > limit else data
+
     @contextlib.contextmanager
     def _local_copy(self, rel: str) -> Iterator[str]:
         path = self._path(rel)
         if self._local:
-            if not os.path.isfile(path):
-                raise StoreError(f"{_redact(self._uri(rel))}: not found in the store")
-            yield path
+            fd = self._open_local(rel, None)
+            try:
+                held = f"/proc/self/fd/{fd}"
+                yield held if os.path.exists(held) else path
+            finally:
+                os.close(fd)
             return
         fd, tmp = tempfile.mkstemp(prefix="fl-gitops-", suffix=".safetensors")
         os.close(fd)
@@ -404,49 +527,139 @@ class ModelStore:
         return record
 
     def list_updates(self, round_: int) -> list[str]:
-        """The clusters whose update for ``round_`` is complete (its JSON exists), sorted."""
-        directory = self._path(f"rounds/{_check_round(round_)}/updates")
-        try:
-            names = self.fs.ls(directory, detail=False)
-        except FileNotFoundError:
-            return []
-        except Exception as exc:
-            raise StoreError(
-                f"cannot list {_redact(self._uri(directory))}: {_describe(exc)}"
-            ) from exc
+        """The clusters whose update for ``round_`` is complete (its JSON exists), sorted.
+
+        On a local store the listing never follows a link: a cluster whose JSON is a link
+        (or a FIFO...) is listed, and reading it refuses it with the reason.
+        """
+        rel = f"rounds/{_check_round(round_)}/updates"
+        directory = self._path(rel)
+        if self._local:
+            bases = self._list_local(rel)
+        else:
+            try:
+                names = self.fs.ls(directory, detail=False)
+            except FileNotFoundError:
+                return []
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot list {_redact(self._uri(rel))}: {_describe(exc)}"
+                ) from exc
+            bases = [str(name).rstrip("/").rsplit("/", 1)[-1] for name in names]
         clusters = set()
-        for name in names:
-            base = str(name).rstrip("/").rsplit("/", 1)[-1]
+        for base in bases:
             if base.endswith(".json") and _CLUSTER_RE.fullmatch(base[: -len(".json")]):
                 clusters.add(base[: -len(".json")])
         return sorted(clusters)
 
+    def _list_local(self, rel: str) -> list[str]:
+        """The names in a directory under the root, reached without following a link."""
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise StoreError(f"cannot list {_redact(self.uri)}: {_describe(exc)}") from None
+        try:
+            for part in rel.split("/"):
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                inner = os.open(part, flags, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+            return os.listdir(fd)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise StoreError(
+                    f"{_redact(self._uri(rel))}: a symbolic link or not a directory "
+                    "(never followed)"
+                ) from None
+            raise StoreError(f"cannot list {_redact(self._uri(rel))}: {_describe(exc)}") from None
+        finally:
+            os.close(fd)
+
     def read_update_meta(self, round_: int, cluster: str) -> dict[str, Any]:
         """Return a cluster's update metadata for a round, as stored (checked by ``checks``).
 
+        Read with bounds (``MAX_METADATA_BYTES``, ``MAX_METADATA_DEPTH``), never through a
+        link; nothing of its bytes reaches a reason.
+
         Raises:
-            StoreError: missing or unreadable.
-            MalformedMetadata: not a JSON object (permanent for that cluster).
+            NotInStore: there is no metadata.
+            StoreError: the store cannot be read.
+            MalformedMetadata: too large, too deep, not UTF-8, not a JSON object.
+            UnreadableUpdate: a link, a FIFO, a directory, a device, or unreadable.
         """
-        raw = self._read(self._update_rel(round_, cluster, "json"))
+        raw = self._read_bounded(
+            self._update_rel(round_, cluster, "json"), cluster, MAX_METADATA_BYTES
+        )
+        if raw is None:
+            raise MalformedMetadata(
+                cluster, f"metadata is larger than the bound of {MAX_METADATA_BYTES} bytes"
+            )
         try:
-            meta = json.loads(raw)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedMetadata(cluster, "metadata is not valid UTF-8") from None
+        try:
+            meta = json.loads(text)
+        except RecursionError:
+            raise MalformedMetadata(
+                cluster, f"metadata nests deeper than the bound of {MAX_METADATA_DEPTH}"
+            ) from None
         except ValueError:
             raise MalformedMetadata(cluster, "metadata is not valid JSON") from None
         if not isinstance(meta, dict):
             raise MalformedMetadata(cluster, "metadata is not a JSON object")
+        if _depth(meta) > MAX_METADATA_DEPTH:
+            raise MalformedMetadata(
+                cluster, f"metadata nests deeper than the bound of {MAX_METADATA_DEPTH}"
+            )
         return meta
 
     @contextlib.contextmanager
-    def update_file(self, round_: int, cluster: str) -> Iterator[str]:
+    def update_file(self, round_: int, cluster: str, max_bytes: int | None = None) -> Iterator[str]:
         """Yield a local path to a cluster's update tensor file.
 
-        On a local store it is the stored file itself; on a remote store a temporary copy,
-        removed on exit. The digest is not checked here: ``checks`` does that and turns a
-        mismatch into a rejection of that cluster.
+        On a local store the file is opened once, never through a link, and only if it is
+        a regular file; the path yielded reads that open file (``/proc/self/fd/N`` where
+        there is one), so that the file cannot be swapped for a link or another file while
+        the round reads it. On a remote store, a temporary copy (refused first when it is
+        larger than ``max_bytes``), removed on exit. The digest is not checked here:
+        ``checks`` does that and turns a mismatch into a rejection of that cluster.
+
+        Raises:
+            NotInStore: there is no update file.
+            UnreadableUpdate: a link, a FIFO, a directory, a device, unreadable, or too
+                large to copy.
+            StoreError: the store cannot be read.
         """
-        with self._local_copy(self._update_rel(round_, cluster, "safetensors")) as path:
-            yield path
+        rel = self._update_rel(round_, cluster, "safetensors")
+        if not self._local:
+            if max_bytes is not None:
+                try:
+                    size = int(self.fs.size(self._path(rel)))
+                except FileNotFoundError:
+                    raise NotInStore(f"{_redact(self._uri(rel))}: not found in the store") from None
+                except Exception as exc:
+                    raise StoreError(
+                        f"cannot read {_redact(self._uri(rel))}: {_describe(exc)}"
+                    ) from exc
+                if size > max_bytes:
+                    raise UnreadableUpdate(
+                        cluster,
+                        f"update file is {size} bytes, larger than the bound of {max_bytes}",
+                    )
+            with self._local_copy(rel) as path:
+                yield path
+            return
+        fd = self._open_local(rel, cluster)
+        try:
+            held = f"/proc/self/fd/{fd}"
+            yield held if os.path.exists(held) else self._path(rel)
+        finally:
+            os.close(fd)
 
     def get_update(self, round_: int, cluster: str) -> bytes:
         """Return a cluster's update bytes (unverified; see :meth:`update_file`)."""

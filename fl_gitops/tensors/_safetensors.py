@@ -22,6 +22,7 @@ bytes, whatever the dict's order.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -95,11 +96,16 @@ class ReadFailed(HeaderError):
     ``index`` says which of the files a :class:`Lockstep` reads, ``offset`` where it ended.
     """
 
-    def __init__(self, index: int, path: str, offset: int) -> None:
+    def __init__(self, index: int, path: str, offset: int, error: str | None = None) -> None:
         self.index = index
         self.path = path
         self.offset = offset
-        super().__init__(f"{path}: file ended at byte {offset} (truncated)")
+        # The errno's name when the read failed rather than ended (EIO...), else None.
+        self.error = error
+        if error is None:
+            super().__init__(f"{path}: file ended at byte {offset} (truncated)")
+        else:
+            super().__init__(f"{path}: cannot be read at byte {offset} ({error})")
 
 
 @dataclass(frozen=True)
@@ -363,7 +369,11 @@ def read_ahead(fd: int, start: int, length: int) -> None:
 def _pread_exact(fd: int, view: memoryview, start: int, index: int, path: str) -> None:
     got = 0
     while got < len(view):
-        n = os.preadv(fd, [view[got:]], start + got)
+        try:
+            n = os.preadv(fd, [view[got:]], start + got)
+        except OSError as exc:
+            code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            raise ReadFailed(index, path, start + got, code) from None
         if not n:
             raise ReadFailed(index, path, start + got)
         got += n
