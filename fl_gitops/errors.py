@@ -35,6 +35,7 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     │   ├── NormBoundExceeded       farther from the global model than the bound [aggregate.checks]
     │   ├── DistanceBoundExceeded   farther than a multiple of the round's median [aggregate.checks]
     │   ├── TooManyExamples         more examples than one cluster may weigh [aggregate.checks]
+    │   ├── UnreadableUpdate        a link, FIFO, directory, device or unreadable file [store]
     │   └── MalformedMetadata       metadata that cannot be read or lacks a field [store]
     ├── NotEnoughUpdates            too few valid updates to aggregate the round [aggregate]
     ├── HubError                    the hub (Kubernetes API or the local hub)
