@@ -120,3 +120,26 @@ def test_a_report_for_another_rounds_job_is_not_this_rounds(hub):
     status = interpret_work(work, job_name=f"{R1}-a2")
     assert status.state is JobState.UNKNOWN
     assert status.report is None
+
+
+def test_kubernetes_hub_reads_the_same_reports(api_server, api_client, hub):
+    from fl_gitops.hub import KubernetesHub
+
+    from .conftest import WORKS_PATH
+
+    clusters = [w["metadata"]["namespace"] for w in hub.list_works(experiment=EXP)][:3]
+    good = report_data(DIGEST, 7, {"train_loss": 0.125})
+    hub.report_job(clusters[0], WORK, job_name=R1, succeeded=True, result=good)
+    hub.report_job(clusters[1], WORK, job_name=R1, succeeded=True)
+    hub.report_job(clusters[2], WORK, job_name=R1, succeeded=True, result={**good, "digest": ""})
+    api_server.add_list(WORKS_PATH, hub.list_works())
+    statuses = KubernetesHub(api_client).job_statuses(
+        work_name=WORK, job_name=R1, clusters=clusters, experiment=EXP
+    )
+    local = hub.job_statuses(work_name=WORK, job_name=R1, clusters=clusters, experiment=EXP)
+    assert statuses == local
+    assert [(s.report, s.report_problem) for s in statuses.values()] == [
+        (HubReport(DIGEST, 7, {"train_loss": 0.125}), ""),
+        (None, f"result ConfigMap {RESULT}: digest: not reported"),
+        (None, f"result ConfigMap {RESULT}: digest: expected sha256:<64 lowercase hex>"),
+    ]
