@@ -203,7 +203,7 @@ class _Walker:
         if blueprint_data is None:
             entry.problem(f"no {self.layout.blueprint} at this round commit")
         else:
-            blueprint = _load_blueprint(f"{commit.sha[:7]}:{self.layout.blueprint}", blueprint_data)
+            blueprint = _load_blueprint(self.full(self.layout.blueprint), blueprint_data)
             if blueprint is None:
                 entry.problem(f"{self.layout.blueprint} at this commit is not a valid blueprint")
         if state is None:

@@ -230,3 +230,15 @@ def test_an_allowed_signers_file_that_is_not_there_exits_2_naming_it(world, veri
     run = verify("--allowed-signers", str(missing))
     assert (run.code, run.out) == (2, "")
     assert run.err == f"error: --allowed-signers {missing}: expected an allowed_signers file\n"
+
+
+def test_a_trailer_that_disagrees_with_the_round_state_is_found(world, verify, bot_key):
+    world.sign(bot_key)
+    message = git(world.clone, "log", "-1", "--format=%B").replace("FL-Round: 2", "FL-Round: 3")
+    world.amend_tip(message=message, key=bot_key)
+    run = verify("--allowed-signers", str(bot_key.allowed_signers))
+    assert run.code == 1
+    assert _problems(run) == [
+        f"problem  round 2  {_sha7(world)}  -  the FL-Round trailer says round 3, "
+        "hub/round-state.yaml round 2"
+    ]

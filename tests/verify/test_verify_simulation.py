@@ -66,3 +66,33 @@ def test_without_allowed_signers_the_simulations_own_file_is_named_but_not_used(
         f"{simulated / 'allowed_signers'} lies beside the repo)"
     )
     assert lines[-1].endswith("(signatures not checked)")
+
+
+def test_a_robust_round_with_byzantine_clusters_reaggregates_to_its_model(tmp_path, capsys):
+    # Multi-Krum keeps some of the updates it chose among: the round is redone over the
+    # same candidates (the succeeded clusters not rejected), and gives the same model.
+    work = tmp_path / "krum"
+    blueprint = STOCK.parent / "digits-krum-robust.yaml"
+    simulate = ["simulate", str(blueprint), "--clusters", "10", "--rounds", "1"]
+    main([*simulate, "--byzantine", "3", "--workdir", str(work), "--no-plot"])
+    capsys.readouterr()
+    signers = ["--allowed-signers", str(work / "allowed_signers")]
+    code = main(
+        [
+            "verify",
+            "--repo",
+            str(work / "config-repo.git"),
+            "--path",
+            "experiments/digits-krum",
+            "--workdir",
+            str(tmp_path / "clone"),
+            "--reaggregate",
+            *signers,
+            "-o",
+            "json",
+        ]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["ok"] is True, doc["problems"]
+    (aggregated,) = [e for e in doc["entries"] if e["kind"] == "round"]
+    assert aggregated["round"] == 1 and 0 < aggregated["contributors"] < 10
