@@ -3,7 +3,9 @@
 - ``roundconfig``: the round config the Job reads, checked field by field;
 - ``data`` and ``partition``: the cluster's training data and its part of a built-in set;
 - ``train``: local training and evaluation (imports torch);
-- ``job``: the client run (``run_client``): config, store, global model, data, training, update.
+- ``job``: the client run (``run_client``): config, store, global model, data, training, update;
+- ``report``: the update reported through the hub (the round's result ConfigMap), which is
+  what the reconcile pass trusts, not the store's metadata.
 
 This is the only package, with ``fl_gitops.models.torch``, that imports torch at module
 level (``train``); the hub's side (aggregation, the store) imports nothing from here, and

@@ -17,7 +17,12 @@ on first use, with the official client; nothing else here imports it.
     )
     progress = summarize(statuses)                        # 7 succeeded, 1 failed, ...
 
-docs/hub.md explains the states, the stale-status guard and the RBAC.
+A succeeded Job's ``ClusterStatus`` also carries what it reported through its result
+ConfigMap (``report``: a ``fl_gitops.reports.HubReport``, or None and ``report_problem``),
+read back from the work agent's status feedback: the reconcile pass accepts an update only
+when it matches that report.
+
+docs/hub.md explains the states, the stale-status guard, the reports and the RBAC.
 """
 
 from __future__ import annotations
