@@ -468,11 +468,19 @@ class Lockstep:
         self._fds = []
 
     def _stop_readers(self) -> None:
-        """Tell every reader thread to stop, and wait: none reads a closed file."""
+        """Tell every reader thread to stop, and wait: none reads a closed file.
+
+        A thread is recorded before its ``start()``, so that a Ctrl-C at any point of the
+        start leaves none that nobody stops. One whose start was interrupted before it ran
+        cannot be joined (``join`` raises "cannot join thread before it is started", which
+        once replaced the Ctrl-C with a bug, exit 3): it never runs, or runs to the None
+        waiting first in its queue and reads nothing, so it is passed over.
+        """
         for _, free in self._readers:
             free.put(None)
         for thread, _ in self._readers:
-            thread.join()
+            with contextlib.suppress(RuntimeError):  # never started
+                thread.join()
         self._readers = []
 
     def _fill(self, i: int, k: int, slot: np.ndarray[Any, Any]) -> None:
@@ -538,9 +546,6 @@ class Lockstep:
         ready: list[queue.SimpleQueue[int | BaseException]] = [
             queue.SimpleQueue() for _ in range(n)
         ]
-        for i in range(n):
-            for j in range(self.depth):
-                free[i].put(j)
         threads = [
             threading.Thread(
                 target=self._reader,
@@ -550,11 +555,16 @@ class Lockstep:
             )
             for i in range(n)
         ]
-        for i, t in enumerate(threads):
-            self._readers.append((t, free[i]))
-            t.start()
         held: list[int] = []
         try:
+            # Each reader waits for its first free slot, so none reads before every one
+            # is started (and recorded: ``_stop_readers``).
+            for i, t in enumerate(threads):
+                self._readers.append((t, free[i]))
+                t.start()
+            for i in range(n):
+                for j in range(self.depth):
+                    free[i].put(j)
             for name, offset, _rel, nbytes in self._steps:
                 # The caller is done with the last step's chunks: their slots are free.
                 for i, j in enumerate(held):
