@@ -34,21 +34,19 @@ from fl_gitops.audit._values import (
     safe_author,
 )
 from fl_gitops.errors import InputError
+from fl_gitops.gitops import ROUND_TRAILER, AuditCommit, round_trailers
 from fl_gitops.render import Layout
 
 if TYPE_CHECKING:
     from fl_gitops.blueprint import Blueprint
-    from fl_gitops.gitops import AuditCommit
 
 __all__ = ["Aggregation", "History", "Walk", "walk_history"]
 
 _RECORD_RE = re.compile(r"\.history/round-([1-9][0-9]{0,5})\.yaml")
-_EXPERIMENT, _ROUND, _MODEL, _BLUEPRINT = (
-    "FL-Experiment",
-    "FL-Round",
-    "FL-Model",
-    "FL-Blueprint",
-)
+# The round commit's trailer keys, as round_trailers() (their one home) spells them.
+_SAMPLE = round_trailers(experiment="e", round_=0, model="m", blueprint="b")
+_KEYS = {value: key for key, value in _SAMPLE.items()}
+_EXPERIMENT, _ROUND, _MODEL, _BLUEPRINT = _KEYS["e"], ROUND_TRAILER, _KEYS["m"], _KEYS["b"]
 
 
 class History(Protocol):
