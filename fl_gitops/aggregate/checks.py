@@ -327,7 +327,8 @@ def check_file(cluster: str, path: str | os.PathLike[str], expect: Expectation) 
         if missing:
             parts.append(f"missing {', '.join(missing)}")
         if extra:
-            parts.append(f"unexpected {', '.join(extra)}")
+            # Names from the update's header: counted, not shown.
+            parts.append(f"{len(extra)} the global model does not have")
         raise TensorNamesMismatch(
             cluster, f"tensor names differ from the global model's: {'; '.join(parts)}"
         )
@@ -338,10 +339,11 @@ def check_file(cluster: str, path: str | os.PathLike[str], expect: Expectation) 
                 f"tensor {name!r} has dtype {got[name].dtype}, expected {want[name].dtype}",
             )
         if got[name].shape != want[name].shape:
+            shape = got[name].shape
+            shown = f"shape {list(shape)}" if len(shape) <= 8 else f"{len(shape)} dimensions"
             raise ShapeMismatch(
                 cluster,
-                f"tensor {name!r} has shape {list(got[name].shape)}, "
-                f"expected {list(want[name].shape)}",
+                f"tensor {name!r} has {shown}, expected {list(want[name].shape)}",
             )
     return header
 

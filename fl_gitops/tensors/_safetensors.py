@@ -29,6 +29,7 @@ import json
 import math
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -198,7 +199,7 @@ def parse_header(prefix: bytes, file_size: int) -> Header:
     for info in sorted(infos, key=lambda t: (t.start, t.end)):
         if info.start - data_start != pos:
             raise HeaderError(
-                f"tensor {info.name!r}: data starts at {info.start - data_start}, expected "
+                f"tensor {_shown(info.name)}: data starts at {info.start - data_start}, expected "
                 f"{pos} (overlapping or missing bytes)"
             )
         pos = info.end - data_start
@@ -215,17 +216,30 @@ def parse_header(prefix: bytes, file_size: int) -> Header:
     )
 
 
+# A header comes from whoever wrote the file (a cluster): its reasons show a tensor's name
+# only when it looks like one (at most 128 of these characters), a dtype only when it looks
+# like a code, and never a shape or offsets that were not valid.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+_PLAIN_CODE = re.compile(r"[A-Z0-9]{1,8}")
+
+
+def _shown(name: str) -> str:
+    return repr(name) if _PLAIN_NAME.fullmatch(name) else "(a name not shown)"
+
+
 def _tensor_info(name: str, entry: object, data_start: int) -> TensorInfo:
+    shown = _shown(name)
     if not isinstance(entry, dict):
-        raise HeaderError(f"tensor {name!r}: entry is not an object")
+        raise HeaderError(f"tensor {shown}: entry is not an object")
     dtype = entry.get("dtype")
     if dtype not in DTYPES:
-        raise HeaderError(f"tensor {name!r}: dtype {dtype!r} is not supported")
+        code = repr(dtype) if isinstance(dtype, str) and _PLAIN_CODE.fullmatch(dtype) else ""
+        raise HeaderError(f"tensor {shown}: dtype {code + ' ' if code else ''}is not supported")
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
-        raise HeaderError(f"tensor {name!r}: shape {shape!r} is not a list of sizes")
+        raise HeaderError(f"tensor {shown}: shape is not a list of sizes")
     offsets = entry.get("data_offsets")
     if (
         not isinstance(offsets, list)
@@ -233,12 +247,12 @@ def _tensor_info(name: str, entry: object, data_start: int) -> TensorInfo:
         or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
         or offsets[1] < offsets[0]
     ):
-        raise HeaderError(f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end]")
+        raise HeaderError(f"tensor {shown}: data_offsets is not [begin, end]")
     expected = math.prod(shape) * DTYPES[dtype].itemsize
     if offsets[1] - offsets[0] != expected:
+        of = f"shape {shape} of {dtype}" if len(shape) <= 8 else f"its shape of {dtype}"
         raise HeaderError(
-            f"tensor {name!r}: {offsets[1] - offsets[0]} bytes for shape {shape} of {dtype}, "
-            f"expected {expected}"
+            f"tensor {shown}: {offsets[1] - offsets[0]} bytes for {of}, expected {expected}"
         )
     return TensorInfo(
         name=name,
