@@ -418,6 +418,8 @@ class _Round:
         self.slot_bytes = _slot_bytes(self.header)
         self.rejected: dict[str, str] = {}
         self.median_distance: float | None = None
+        # cluster -> digest, for every update whose bytes hashed to the expected digest.
+        self.verified: dict[str, str] = {}
 
     # -------------------------------------------------------------- checks
 
@@ -470,6 +472,7 @@ class _Round:
                 reason = f"update file cannot be read ({code})"
                 self.rejected[cand.cluster] = checks.UnreadableUpdate(cand.cluster, reason).reason
                 continue
+            self.verified[cand.cluster] = cand.meta.sha256
             ok.append(cand)
         return self.bound(ok) if need_norm else ok
 
@@ -605,6 +608,7 @@ class _Round:
                         a.fill(0.0)
                     break
                 accepted.extend(group)
+                self.verified.update((c.cluster, c.meta.sha256) for c in group)
             else:
                 return acc, accepted
 
@@ -951,8 +955,11 @@ def aggregate_round(
         "contributors": [c.cluster for c in contributors],
         "weights": weights,
         "num_examples": {c.cluster: c.meta.num_examples for c in accepted},
-        # Each contributor's verified digest: what `fl-gitops verify` checks the store against.
-        "updates": {c.cluster: c.meta.sha256 for c in contributors},
+        # The digest of every update whose bytes were verified (each contributor, and any
+        # then refused by a distance bound, which a re-aggregation must see again to find
+        # the same median): what `fl-gitops verify` checks the store against.
+        "updates": dict(sorted(job.verified.items())),
+        "seed": seed,
         "rejected": dict(sorted(job.rejected.items())),
         "metrics": metrics,
         "state": {"names": list(plan.state_names), "resumed": bool(prior)},

@@ -117,3 +117,34 @@ def test_below_the_quorum_the_rejections_say_which_digest_failed(store):
     assert exc.value.rejected == {
         "c0": f"the store's update hashes to {actual}, the hub reported sha256:{'0' * 64}"
     }
+
+
+def test_a_round_re_aggregated_from_its_record_and_the_store_gives_the_same_bytes(store):
+    """What `fl-gitops verify --reaggregate` does: the record names every update to read."""
+    base, reported = put_round(store, n=5)
+    # c5 goes far: refused by the distance bound, yet its digest is recorded, because the
+    # median that refused it must be found again.
+    far = {n: a * np.float32(1e6) for n, a in model(15).items()}
+    record = store.put_update(1, "c5", serialize(far), {"base_model": base, "num_examples": 7})
+    reported["c5"] = HubReport(record["sha256"], 7)
+    result = aggregate_from_store(
+        store, 1, base, strategy="fedadam", reported=reported, limits=Limits(min_updates=3)
+    )
+    assert list(result.rejected) == ["c5"]
+    rec = json.loads(json.dumps(result.record))  # as it is stored
+    assert sorted(rec["updates"]) == ["c0", "c1", "c2", "c3", "c4", "c5"]
+    again = aggregate_from_store(
+        store,
+        rec["round"],
+        rec["base_model"],
+        strategy=rec["strategy"],
+        options=rec["options"],
+        seed=rec["seed"],
+        limits=Limits(**rec["limits"]),
+        clusters=list(rec["updates"]),
+        reported={
+            c: HubReport(d, rec["num_examples"].get(c, 1)) for c, d in rec["updates"].items()
+        },
+    )
+    assert again.digest == result.digest
+    assert again.rejected == result.rejected
