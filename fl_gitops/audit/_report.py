@@ -104,6 +104,10 @@ class Report:
         return not self.problems
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def _short(sha: str) -> str:
     return sha[:7]
 
@@ -128,11 +132,7 @@ def report_lines(report: Report) -> list[str]:
     for entry in report.entries:
         where = f"round {entry.round}" if entry.round is not None else "edit"
         if entry.kind == "round":
-            status = (
-                "OK"
-                if not entry.problems
-                else f"{len(entry.problems)} problem{'s' if len(entry.problems) != 1 else ''}"
-            )
+            status = "OK" if not entry.problems else _count(len(entry.problems), "problem")
             lines.append(
                 f"{where}  {_short(entry.commit)}  {status}  {entry.text}: model {entry.model}, "
                 f"{entry.contributors} contributors"
@@ -142,12 +142,12 @@ def report_lines(report: Report) -> list[str]:
         lines.extend(f"  note  {n}" for n in entry.notes)
         lines.extend(_problem_line(p) for p in entry.problems)
     problems = report.problems
-    verdict = "all checks hold" if not problems else f"{len(problems)} problems"
+    verdict = "all checks hold" if not problems else _count(len(problems), "problem")
     aggregated = len(report.rounds)
     distinct = len({e.round for e in report.rounds})
     again = f" ({aggregated} aggregations, after rollbacks)" if aggregated != distinct else ""
     lines.append(
-        f"verified {distinct} rounds{again} of {report.experiment}: {verdict}"
+        f"verified {_count(distinct, 'round')}{again} of {report.experiment}: {verdict}"
         + ("" if report.allowed_signers else " (signatures not checked)")
     )
     return lines

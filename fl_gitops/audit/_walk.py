@@ -371,6 +371,7 @@ class _Walker:
         """The commit that wrote round ``number``'s record."""
         record_file = self.layout.history(number)
         entry.kind, entry.round, entry.text = "round", number, "aggregated"
+        entry.model = "(unreadable)"
         record = parse_mapping(data)
         if record is None:
             entry.problem(f"{record_file} is not a YAML mapping")

@@ -242,3 +242,28 @@ def test_a_trailer_that_disagrees_with_the_round_state_is_found(world, verify, b
         f"problem  round 2  {_sha7(world)}  -  the FL-Round trailer says round 3, "
         "hub/round-state.yaml round 2"
     ]
+
+
+def test_nothing_from_a_hostile_record_or_author_reaches_the_report(world, verify, bot_key):
+    world.sign(bot_key)
+    hostile = "$(rm -rf ~) <b>EVIL</b>"
+    text = world.show(".history/round-2.yaml")
+    model = _record(world, 2)["model"]
+    text = text.replace(f"model: {model}", f"model: '{hostile}'")
+    text = text.replace("- cluster-003", f"- '{hostile}'", 1)
+    world.amend_tip(files={".history/round-2.yaml": text}, key=bot_key)
+    blueprint = world.clone / PATH / "blueprint.yaml"
+    blueprint.write_text(blueprint.read_text() + "# edit\n")
+    git(world.clone, "add", str(blueprint))
+    who = ["-c", f"user.name=\x1b[2J{hostile}", "-c", "user.email=x@example.com"]
+    git(world.clone, *who, "commit", "-q", "--no-gpg-sign", "-m", "edit")
+    world.push()
+    for output in ("text", "json"):
+        run = verify("--allowed-signers", str(bot_key.allowed_signers), "-o", output)
+        assert run.code == 1
+        assert "EVIL" not in run.out and "\x1b" not in run.out
+    run = verify("--allowed-signers", str(bot_key.allowed_signers))
+    assert "  problem  round 2  " in run.out
+    assert "model is missing or not a digest" in run.out
+    assert "the record's roster holds a value that is not a cluster name" in run.out
+    assert "blueprint edited by an author whose name is not shown in" in run.out
