@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from fl_gitops.commands._common import parse_interval
     from fl_gitops.history import RoundRow, rounds_table
     from fl_gitops.simulate import SimulationOptions, run_simulation
+    from fl_gitops.simulate._workers import stop_on_sigterm
 
     options = SimulationOptions(
         workdir=Path(args.workdir),
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{data['seconds']:.2f}s"
             )
 
-    with progress:
+    with stop_on_sigterm(), progress:  # SIGTERM: a clean stop, exit 143, like Ctrl-C's 130
         report = run_simulation(Path(args.blueprint), options, on_event=on_event)
     rows = [
         RoundRow(

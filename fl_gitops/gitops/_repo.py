@@ -808,18 +808,24 @@ def remember_signing_key(workdir: Path, key_file: Path) -> None:
     """
     key = SigningKey.from_file(key_file, source="signing key")
     workdir = Path(workdir)
-    try:
-        if (workdir / ".git").is_dir():
-            repo = git.Repo(workdir)
-        elif workdir.exists() and any(workdir.iterdir()):
+    if not (workdir / ".git").is_dir():
+        if workdir.exists() and any(workdir.iterdir()):
             raise InputError(f"workdir {workdir}: expected an empty directory or a git work tree")
-        else:
-            workdir.mkdir(parents=True, exist_ok=True)
-            repo = git.Repo.init(workdir)
-        with repo:
-            repo.git.config("--local", _SIGNING_KEY_CONFIG, str(key.path.resolve()))
-    except (git.GitCommandError, git.InvalidGitRepositoryError) as exc:
-        raise GitError(f"git config failed in {workdir}: {type(exc).__name__}") from None
+        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            git.Repo.init(workdir).close()
+        except git.GitCommandError as exc:
+            raise GitError(f"git init failed in {workdir}: {exc.stderr}") from None
+    # The config file alone, so that a clone whose HEAD or objects are damaged (which
+    # ConfigRepo.open clones again) still takes it.
+    config = str(workdir / ".git" / "config")
+    status, _out, err = git.Git().execute(
+        ["git", "config", "--file", config, _SIGNING_KEY_CONFIG, str(key.path.resolve())],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    if status != 0:
+        raise GitError(f"git config failed in {workdir}: {str(err).strip()[-500:]}")
 
 
 def _remembered_key(workdir: Path) -> SigningKey | None:

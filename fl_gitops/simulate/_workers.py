@@ -4,6 +4,13 @@ Importing torch costs 2 to 3 seconds; a fresh process per Job would spend most o
 round starting up. Each worker is forked once, imports fl-gitops, torch and the built-in
 data up front, then runs Jobs one after another by calling the same entrypoint the
 container would run (`fl-gitops` with the Job's argv), under the Job's environment.
+
+Stopping is the parent's job alone. Workers are forked with SIGINT and SIGTERM blocked
+(so none can take a signal before it has set its handlers), then ignore Ctrl-C and die
+silently on SIGTERM: no worker prints a traceback, whichever of them the terminal or a
+`kill` reaches. The parent, inside :func:`stop_on_sigterm`, turns SIGTERM into an exit
+with 143 that unwinds like Ctrl-C does (the pool terminated and joined, no daemon thread
+left writing at shutdown), so the work dir is left as a resumable run.
 """
 
 from __future__ import annotations
@@ -13,11 +20,15 @@ import io
 import multiprocessing
 import os
 import signal
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JobOutcome", "JobSpec", "WorkerPool", "job_env", "warm_parent"]
+__all__ = ["JobOutcome", "JobSpec", "WorkerPool", "job_env", "stop_on_sigterm", "warm_parent"]
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 ENTRYPOINT = "fl-gitops"
 
@@ -67,9 +78,13 @@ def _warm() -> None:
     """Per worker: one torch thread (workers already run in parallel), no Ctrl-C.
 
     Workers ignore Ctrl-C: the parent alone handles it and terminates them, so a Job
-    interrupted half-way is never reported (and so never counted) as a failure.
+    interrupted half-way is never reported (and so never counted) as a failure. SIGTERM
+    (the parent's terminate, or a kill of the whole group) ends a worker at once and
+    silently, whatever handler it inherited from the parent.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     warm_parent()  # a no-op when the parent already did it
     try:
         import torch
@@ -98,12 +113,28 @@ def _run(spec: JobSpec) -> JobOutcome:
 
 
 class WorkerPool:
-    """A fixed set of forked, warmed workers; ``run`` spreads Jobs over them."""
+    """A fixed set of forked, warmed workers; ``run`` spreads Jobs over them.
+
+    A ``ProcessPoolExecutor``, not a ``multiprocessing.Pool``: a worker killed while it
+    holds the task queue's lock (SIGTERM to the whole group) makes ``Pool.terminate``
+    wait on that lock for ever, where the executor notices the dead worker and lets go.
+    """
 
     def __init__(self, processes: int) -> None:
         context = multiprocessing.get_context("fork")
         self.processes = max(1, processes)
-        self._pool = context.Pool(self.processes, initializer=_warm)
+        # Forked with the stop signals blocked: a signal between the fork and _warm's
+        # handlers would otherwise raise KeyboardInterrupt in a worker (a traceback). With
+        # fork the executor starts every worker on its first task, here, and its manager
+        # thread keeps the mask, so the signals go to the main thread.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            self._executor = ProcessPoolExecutor(
+                self.processes, mp_context=context, initializer=_warm
+            )
+            self._executor.submit(_ready).result()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def run(self, jobs: Sequence[JobSpec]) -> list[JobOutcome]:
         """Run every Job; results in the order given."""
@@ -113,19 +144,25 @@ class WorkerPool:
                     f"{job.cluster}: the Job runs {job.argv[:1]!r}; the simulation runs only "
                     f"the {ENTRYPOINT} entrypoint"
                 )
-        return list(self._pool.imap(_run, jobs, chunksize=1))
+        return list(self._executor.map(_run, jobs))
 
     def call(self, fn: Any, *args: Any) -> Any:
         """Run one function in a warm worker (keeps torch out of the parent until needed)."""
-        return self._pool.apply(fn, args)
+        return self._executor.submit(fn, *args).result()
 
     def close(self) -> None:
-        self._pool.close()
-        self._pool.join()
+        self._executor.shutdown(wait=True)
 
     def terminate(self) -> None:
-        self._pool.terminate()
-        self._pool.join()
+        """Stop now: queued Jobs dropped, running ones killed (never reported)."""
+        # The executor has no terminate of its own; its workers are its processes.
+        workers = list(getattr(self._executor, "_processes", {}).values())
+        for worker in workers:
+            with contextlib.suppress(OSError):
+                worker.kill()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        for worker in workers:
+            worker.join()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -135,6 +172,33 @@ class WorkerPool:
             self.close()
         else:
             self.terminate()
+
+
+def _ready() -> bool:
+    return True
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``SystemExit(143)`` in the main thread, once.
+
+    It unwinds as Ctrl-C does (``finally`` blocks, the pool's ``__exit__`` terminating
+    the workers), then the process exits with 143 and no traceback. A second SIGTERM
+    while unwinding is ignored, so the clean-up is not cut short.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def job_env(

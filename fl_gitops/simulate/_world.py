@@ -3,6 +3,16 @@
 Everything lives in one work directory, so a second run in the same directory resumes:
 the config repo (and so the round) is whatever was last committed, the store keeps every
 model and update, and the local hub keeps the ManifestWorks and their status.
+
+A run killed at any point resumes: the config repo is created whole or not at all (in a
+temporary directory, renamed into place), one left without its branch (killed by an
+older version between ``git init`` and the first commit, or the branch deleted) gets the
+branch back from the reconciler's clone, which saw its last tip, or, when nothing ever
+reached it, its first commit again.
+
+The reconcile passes sign their commits with the work dir's own ed25519 key
+(``signing-key``, made on the first run), and ``allowed_signers`` beside it trusts that
+key, so ``git verify-commit`` and ``fl-gitops verify --allowed-signers`` check the rounds.
 """
 
 from __future__ import annotations
@@ -17,12 +27,21 @@ from ruamel.yaml import YAML
 
 from fl_gitops.blueprint import Blueprint, load_blueprint, read_bounded
 from fl_gitops.errors import InputError
-from fl_gitops.gitops import BareRepo, Change
+from fl_gitops.gitops import (
+    BareRepo,
+    Change,
+    generate_signing_key,
+    remember_signing_key,
+    write_allowed_signers,
+)
 
-__all__ = ["BRANCH", "World", "open_world"]
+__all__ = ["BRANCH", "SIGNER", "World", "open_world"]
 
 #: The config remote's branch: the simulated blueprint points there.
 BRANCH = "main"
+#: Who the simulation's commits are by, and the principal its allowed_signers trusts.
+SIGNER_NAME = "fl-gitops simulate"
+SIGNER = "simulate@localhost"
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,8 @@ class World:
     store: Path
     hub: Path
     reconciler: Path
+    signing_key: Path
+    allowed_signers: Path
     blueprint: Blueprint
     resumed: bool
 
@@ -99,22 +120,11 @@ def open_world(
         "store": store,
         "hub": workdir / "hub",
         "reconciler": workdir / "reconciler",
+        "signing_key": workdir / "signing-key",
+        "allowed_signers": workdir / "allowed_signers",
     }
     original = load_blueprint(blueprint_file)  # located errors for the user's own file
-    if (remote / "HEAD").exists():
-        committed = f"{original.gitops.path}/blueprint.yaml"
-        (data,) = BareRepo(remote).read_blobs(BRANCH, [committed])
-        if data is None:
-            raise InputError(
-                f"{workdir}: its config repo has no {committed} on {BRANCH}; use another --workdir"
-            )
-        blueprint = load_blueprint(f"{remote.name}:{committed}", text=data)
-        if blueprint.name != original.name:
-            raise InputError(
-                f"{workdir}: holds experiment {blueprint.name!r}, not {original.name!r}; "
-                "use another --workdir"
-            )
-        return World(**paths, blueprint=blueprint, resumed=True)
+    _ensure_signing(paths["signing_key"], paths["allowed_signers"], paths["reconciler"])
     store.mkdir(parents=True, exist_ok=True)
     text = simulated_blueprint(
         read_bounded(blueprint_file),
@@ -124,16 +134,49 @@ def open_world(
         clusters=clusters,
         rounds=rounds,
     )
-    blueprint = load_blueprint(blueprint_file, text=text.encode())
-    BareRepo.create(
-        remote,
-        branch=BRANCH,
-        files={f"{blueprint.gitops.path}/blueprint.yaml": text.encode()},
-        change=Change(message=f"add experiment {blueprint.name}"),
-        user_name="fl-gitops simulate",
-        user_email="simulate@localhost",
-    )
-    return World(**paths, blueprint=blueprint, resumed=False)
+    first = {
+        "files": {f"{original.gitops.path}/blueprint.yaml": text.encode()},
+        "change": Change(message=f"add experiment {original.name}"),
+        "user_name": SIGNER_NAME,
+        "user_email": SIGNER,
+    }
+    if not (remote / "HEAD").exists():
+        BareRepo.create(remote, branch=BRANCH, **first)  # type: ignore[arg-type]
+        blueprint = load_blueprint(blueprint_file, text=text.encode())
+        return World(**paths, blueprint=blueprint, resumed=False)
+    bare = BareRepo(remote)
+    # Killed before the first commit reached the branch, or the branch deleted: the
+    # reconciler's clone saw its last tip; without one the run starts again.
+    if bare.branch_tip(BRANCH) is None and bare.restore_branch(BRANCH, paths["reconciler"]) is None:
+        bare.write_first_commit(BRANCH, **first)  # type: ignore[arg-type]
+        blueprint = load_blueprint(blueprint_file, text=text.encode())
+        return World(**paths, blueprint=blueprint, resumed=False)
+    committed = f"{original.gitops.path}/blueprint.yaml"
+    (data,) = bare.read_blobs(BRANCH, [committed])
+    if data is None:
+        raise InputError(
+            f"{workdir}: its config repo has no {committed} on {BRANCH}; use another --workdir"
+        )
+    blueprint = load_blueprint(f"{remote.name}:{committed}", text=data)
+    if blueprint.name != original.name:
+        raise InputError(
+            f"{workdir}: holds experiment {blueprint.name!r}, not {original.name!r}; "
+            "use another --workdir"
+        )
+    return World(**paths, blueprint=blueprint, resumed=True)
+
+
+def _ensure_signing(key: Path, allowed: Path, reconciler: Path) -> None:
+    """The work dir's signing key and allowed_signers (made once), and the reconciler's
+    clone set to sign with it."""
+    public = key.with_name(key.name + ".pub")
+    if not (key.is_file() and public.is_file() and allowed.is_file()):
+        # The first run, or one killed while making them: make them (again).
+        key.unlink(missing_ok=True)
+        public.unlink(missing_ok=True)
+        line = generate_signing_key(key, comment=SIGNER)
+        write_allowed_signers(allowed, principal=SIGNER, public_key=line)
+    remember_signing_key(reconciler, key)
 
 
 def generated_inventory(blueprint: Blueprint, clusters: int, seed: int = 0) -> list[dict[str, Any]]:
