@@ -171,6 +171,20 @@ def run(args: argparse.Namespace) -> int:
     """Aggregate the round; return 0 when a model was written."""
     if args.round < 0:
         raise InputError(f"--round: expected an integer >= 0, got {args.round}")
+    try:
+        limits = Limits(
+            max_update_bytes=args.max_update_bytes,
+            max_l2_norm=args.max_l2_norm,
+            min_updates=args.min_updates,
+            median_distance_multiple=_bound(
+                args.median_distance_multiple, "--median-distance-multiple", float
+            ),
+            max_num_examples=_bound(args.max_num_examples, "--max-num-examples", int),
+            cap_num_examples=args.cap_num_examples,
+        )
+    except ValueError as exc:
+        field, _, problem = str(exc).partition(": ")
+        raise InputError(f"--{field.replace('_', '-')}: {problem}") from None
     options = _options(args.options, args.strategy)
     if not os.path.isfile(args.model):
         raise InputError(f"--model {args.model}: no such file")
@@ -192,20 +206,6 @@ def run(args: argparse.Namespace) -> int:
             state = store.get_state(args.strategy, args.round - 1) if args.round > 0 else None
         except StoreError as exc:
             raise InputError(f"--state {args.state}: {exc}") from None
-    try:
-        limits = Limits(
-            max_update_bytes=args.max_update_bytes,
-            max_l2_norm=args.max_l2_norm,
-            min_updates=args.min_updates,
-            median_distance_multiple=_bound(
-                args.median_distance_multiple, "--median-distance-multiple", float
-            ),
-            max_num_examples=_bound(args.max_num_examples, "--max-num-examples", int),
-            cap_num_examples=args.cap_num_examples,
-        )
-    except ValueError as exc:
-        field, _, problem = str(exc).partition(": ")
-        raise InputError(f"--{field.replace('_', '-')}: {problem}") from None
     try:
         result = aggregate_round(
             args.model,

@@ -119,6 +119,14 @@ def test_the_roster_limits_who_contributes(folder: Path):
         ),
         ({"--model": "missing.safetensors"}, "error: --model missing.safetensors: no such file\n"),
         ({"--round": "-1"}, "error: --round: expected an integer >= 0, got -1\n"),
+        (
+            {"--median-distance-multiple": "0"},
+            "error: --median-distance-multiple: expected a finite number > 0\n",
+        ),
+        (
+            {"--max-num-examples": "many"},
+            "error: --max-num-examples: expected an integer or 'off', got 'many'\n",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(folder: Path, change: dict[str, str], message: str):
@@ -170,3 +178,29 @@ def test_state_is_read_from_and_written_to_the_state_directory(folder: Path):
     # v1 = Δ1 = [2.5, 3.5, 4.5, 5.5]; Δ2 = mean - r1 = 0; v2 = 0.9 v1; r2 = r1 + v2.
     r2 = load_bytes((folder / "r2.safetensors").read_bytes())["w"]
     np.testing.assert_allclose(r2, 1.9 * np.array([2.5, 3.5, 4.5, 5.5]), rtol=1e-6)
+
+
+def test_the_influence_bounds_are_on_by_default_and_can_be_changed(folder: Path):
+    """west claims 3 examples: over a ceiling of 2 it is refused, or weighs 2 when capped."""
+    common = (
+        "--model", folder / "base.safetensors", "--updates", folder / "updates",
+        "--round", "1", "--strategy", "fedavg", "--out", folder / "new.safetensors",
+    )  # fmt: skip
+    proc = aggregate(*common, "--max-num-examples", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "rejected west: num_examples is over the ceiling of 2 for one cluster\n" in proc.stderr
+    proc = aggregate(*common, "--max-num-examples", "2", "--cap-num-examples")
+    assert proc.returncode == 0, proc.stderr
+    assert "rejected west" not in proc.stderr
+    # east (1 example) and west (capped at 2): (1*[1,2,3,4] + 2*[3,4,5,6]) / 3
+    want = np.float32([7 / 3, 10 / 3, 13 / 3, 16 / 3])
+    got = load_bytes((folder / "new.safetensors").read_bytes())["w"]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    # west is 1.7x as far from the zero base as east: a multiple of 1.5 refuses it, 'off' not.
+    proc = aggregate(*common, "--median-distance-multiple", "1.5")
+    assert (
+        "rejected west: L2 distance to the global model is 9.27362, over 1.5 x the round's "
+        "median distance of 5.47723\n"
+    ) in proc.stderr
+    proc = aggregate(*common, "--median-distance-multiple", "off")
+    assert "rejected west" not in proc.stderr
