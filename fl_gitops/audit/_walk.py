@@ -155,9 +155,7 @@ class _Walker:
             )
         for commit in commits:
             self.commit(commit)
-        self.walk.blueprint = _load_blueprint(
-            f"{commits[-1].sha[:7]}:{blueprint_file}", tip_blueprint
-        )
+        self.walk.blueprint = _load_blueprint(blueprint_file, tip_blueprint)
         self.walk.experiment = self.walk.blueprint.name if self.walk.blueprint else ""
         latest: dict[int, Aggregation] = {}
         for agg in self.walk.aggregations:
@@ -181,9 +179,22 @@ class _Walker:
         self.blueprint_seen = self.blueprint_seen or blueprint_data is not None
         if _ROUND not in commit.trailers:
             self.edit(commit, rel_paths, records, blueprint_data, state, added=added)
-            return
+        else:
+            present = {n: d for n, d in zip(records, record_data, strict=True) if d is not None}
+            removed = [n for n, d in zip(records, record_data, strict=True) if d is None]
+            self.round_commit(commit, blueprint_data, state_data, state, present, removed)
+
+    def round_commit(
+        self,
+        commit: AuditCommit,
+        blueprint_data: bytes | None,
+        state_data: bytes | None,
+        state: RoundStateView | None,
+        present: dict[int, bytes],
+        removed: list[int],
+    ) -> None:
+        """A commit with the round trailers: its claims checked, then what it did."""
         self.rounds_begun = True
-        present = {n: d for n, d in zip(records, record_data, strict=True) if d is not None}
         trailer_round = as_count(commit.trailers.get(_ROUND))
         entry = Entry(
             "commit",
@@ -220,8 +231,8 @@ class _Walker:
                 entry.problem(f"one commit wrote the records of rounds {sorted(present)}")
             for number, data in present.items():
                 self.aggregation(commit, number, data, state, blueprint, entry)
-        elif records and state is not None:
-            self.rollback(state, entry, records)
+        elif removed and state is not None:
+            self.rollback(state, entry, removed)
         elif state is not None:
             self.round_step(state, entry)
         if state is not None:
@@ -245,7 +256,8 @@ class _Walker:
             verb = verb if blueprint_data is not None else "removed"
             text = f"blueprint {verb} by {author} in {commit.sha[:7]}"
         else:
-            text = f"{len(rel_paths)} files edited by {author} in {commit.sha[:7]}"
+            files = f"{len(rel_paths)} file{'' if len(rel_paths) == 1 else 's'}"
+            text = f"{files} edited by {author} in {commit.sha[:7]}"
         entry = Entry("edit", commit.sha, None, text)
         self.walk.entries.append(entry)
         for number in records:
