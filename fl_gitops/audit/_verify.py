@@ -71,8 +71,8 @@ def verify_experiment(
     for agg in walk.aggregations:
         if agg.superseded:
             agg.entry.notes.append(
-                f"round {agg.round} ran again after this commit: the store holds the later "
-                "attempt's updates, so these were not checked"
+                f"rolled back after this commit: the store may hold a later attempt's "
+                f"updates of round {agg.round}, so these were not checked"
             )
             continue
         before = len(agg.entry.problems)

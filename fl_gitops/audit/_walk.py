@@ -76,8 +76,8 @@ class Aggregation:
         num_examples: each cluster's reported number of examples, when recorded.
         blueprint: the blueprint at that commit (None if it does not load).
         entry: the report's line for this round, where problems go.
-        superseded: a later commit aggregated the same round again (after a rollback), so
-            the store holds that attempt's updates, not these.
+        superseded: a later rollback went back to this round or an earlier one, so the
+            store may hold a later attempt's updates of this round, not these.
     """
 
     round: int
@@ -157,11 +157,6 @@ class _Walker:
             self.commit(commit)
         self.walk.blueprint = _load_blueprint(blueprint_file, tip_blueprint)
         self.walk.experiment = self.walk.blueprint.name if self.walk.blueprint else ""
-        latest: dict[int, Aggregation] = {}
-        for agg in self.walk.aggregations:
-            if agg.round in latest:
-                latest[agg.round].superseded = True
-            latest[agg.round] = agg
         return self.walk
 
     # -- one commit -------------------------------------------------------------------
@@ -365,6 +360,9 @@ class _Walker:
         entry.text = f"rolled back to the start of round {n} (attempt {state.attempt})"
         if n is None:
             return
+        for agg in self.walk.aggregations:
+            if agg.round >= n:
+                agg.superseded = True
         if removed and min(removed) < n:
             entry.problem(f"removed the record of round {min(removed)}, before round {n}")
         started = self.starts.get(n, set())
