@@ -187,8 +187,55 @@ def _cross_field_errors(data: dict[str, Any], doc: Document) -> list[BlueprintEr
                 "pullRequest settings need mode: pull-request",
             )
         )
+    errors += _secret_env_errors(spec, doc)
     errors += _strategy_errors(spec, doc)
     return sorted(errors, key=lambda e: (e.line, e.column))
+
+
+# Words in a variable's name that say its value is a secret, matched word by word (split
+# on "_", "-", "." and camelCase), so that KEYBOARD_LAYOUT or PASSTHROUGH pass.
+_SECRET_WORDS = frozenset(
+    {
+        "TOKEN", "TOKENS", "PASSWORD", "PASSWORDS", "PASSWD", "PASS", "PASSPHRASE",
+        "KEY", "KEYS", "APIKEY", "ACCESSKEY", "SECRETKEY", "PRIVATEKEY",
+        "SECRET", "SECRETS", "CREDENTIAL", "CREDENTIALS", "CREDS",
+    }
+)  # fmt: skip
+_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def secret_word(name: str) -> str | None:
+    """The word of an environment variable's name that marks it as a secret, if any."""
+    for part in re.split(r"[_.\-]+", name):
+        for word in _WORD_RE.findall(part):
+            upper = str(word).upper()
+            if upper in _SECRET_WORDS:
+                return upper
+    return None
+
+
+def _secret_env_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
+    """A plaintext value under a secret's name would be committed to Git and rendered
+    into every ManifestWork: refused, with the form that keeps it on the cluster."""
+    errors = []
+    for index, item in enumerate(spec["client"].get("env") or []):
+        name = item.get("name")
+        if "value" not in item or not isinstance(name, str):
+            continue
+        word = secret_word(name)
+        if word is None:
+            continue
+        errors.append(
+            _error(
+                doc,
+                ("spec", "client", "env", index, "value"),
+                f"{name} is named as a secret ({word}) but has a plaintext value, which would "
+                "be committed to Git and rendered into every ManifestWork; keep it in a "
+                "Secret on each cluster and write `valueFrom: {secretKeyRef: {name: "
+                "<secret>, key: <key>}}` instead of `value`",
+            )
+        )
+    return errors
 
 
 def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:

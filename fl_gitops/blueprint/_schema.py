@@ -313,9 +313,32 @@ _CLIENT = _obj(
             "items": _obj(
                 {
                     "name": _str(_ENV_NAME, max_length=256, description="Variable name."),
-                    "value": {"type": "string", "description": "Its value."},
+                    "value": {"type": "string", "description": "Its value (never a secret)."},
+                    "valueFrom": _obj(
+                        {
+                            "secretKeyRef": _obj(
+                                {
+                                    "name": _str(
+                                        DNS1123_SUBDOMAIN,
+                                        max_length=253,
+                                        description="The Secret.",
+                                    ),
+                                    "key": _str(
+                                        LABEL_VALUE,
+                                        max_length=63,
+                                        description="Its key holding the value.",
+                                    ),
+                                },
+                                required=("name", "key"),
+                                description="A key of a Secret on each managed cluster.",
+                            ),
+                        },
+                        required=("secretKeyRef",),
+                        description="Its value from a Secret on the cluster (for secrets).",
+                    ),
                 },
-                required=("name", "value"),
+                required=("name",),
+                oneOf=[{"required": ["value"]}, {"required": ["valueFrom"]}],
             ),
             "description": "Extra environment variables of the training container.",
         },
