@@ -16,8 +16,11 @@ reading each update once: up to eight updates that share a file layout are read 
 while the main thread checks them for NaN and Inf and adds them, in cluster order, to each
 accumulator block while it is in cache. Should an update fail its digest or value check at
 the end of that pass, the sum is rebuilt without it, so a rejection costs a re-read and never
-leaks into the result. When the combiner needs an update's norm before using it (clipping),
-or a norm bound applies, the checks take a pass of their own first. Statistics per slice
+leaks into the result. The same pass measures each update's distance to the global model
+for the influence bounds (``checks.Limits``: by default, 10 x the round's median distance);
+the median is known at the end of the pass, and an update it refuses is dropped the same
+way. When the combiner needs an update's norm before using it (clipping), or does not fold,
+the checks (and the distances) take a pass of their own first. Statistics per slice
 (Krum's distances) and coordinate-wise combines (median, trimmed mean) read the same slice
 of every update side by side, so memory is K times a slice, not K models. Updates are summed
 in a fixed order (by cluster name), each element getting the same float64 operations in the

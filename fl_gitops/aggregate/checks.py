@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import stat
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -303,11 +304,15 @@ def check_file(cluster: str, path: str | os.PathLike[str], expect: Expectation) 
         DtypeMismatch, ShapeMismatch: with the reason.
     """
     try:
-        size = os.path.getsize(path)
+        info = os.stat(path)
+        size = info.st_size
     except FileNotFoundError:
         raise UpdateFileMissing(cluster, "metadata is present but the update file is not") from None
     except OSError as exc:
         raise UnreadableUpdate(cluster, f"update file cannot be read ({_code(exc)})") from None
+    if not stat.S_ISREG(info.st_mode):
+        # Reading a FIFO would wait for ever; a directory or a device is no update.
+        raise UnreadableUpdate(cluster, "update file is not a regular file")
     if size > expect.max_bytes:
         raise UpdateTooLarge(
             cluster, f"update file is {size} bytes, larger than the bound of {expect.max_bytes}"

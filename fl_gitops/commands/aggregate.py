@@ -9,20 +9,29 @@ Exit codes (set in ``cli.py``): 0 a model was written, 1 too few valid updates, 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import sys
 from typing import Any
 
-from fl_gitops.aggregate import Update, aggregate_round
+from fl_gitops.aggregate import NotEnoughUpdates, Update, aggregate_round
 from fl_gitops.aggregate.checks import (
     DEFAULT_MAX_NUM_EXAMPLES,
     DEFAULT_MEDIAN_DISTANCE_MULTIPLE,
     Limits,
 )
 from fl_gitops.aggregate.strategies import strategy_names, validate_options
-from fl_gitops.errors import InputError, StoreError
-from fl_gitops.store import ModelStore
+from fl_gitops.errors import InputError, StoreError, UpdateRejected
+from fl_gitops.store import (
+    MAX_METADATA_BYTES,
+    ModelStore,
+    held_path,
+    open_regular,
+    parse_metadata,
+    read_regular,
+)
 from fl_gitops.tensors import HeaderError, read_header, write_atomic
 
 __all__ = ["add_arguments", "run"]
@@ -136,28 +145,52 @@ def _options(text: str, strategy: str) -> dict[str, Any]:
     return validate_options(strategy, options)
 
 
-def _updates(directory: str) -> tuple[list[Update], list[str]]:
-    """Read the folder: one Update per ``<cluster>.json``; unparsable JSON still counts."""
+def _updates(
+    directory: str, stack: contextlib.ExitStack
+) -> tuple[list[Update], list[str], dict[str, str]]:
+    """Read the folder: one Update per ``<cluster>.json``, read as the store reads its own
+    (bounded, never through a link, never blocking); a cluster whose files cannot be read
+    so is rejected with the reason. Its update file is held open until the stack closes.
+
+    Returns:
+        The updates, the clusters with no JSON yet, and the rejected clusters' reasons.
+    """
     if not os.path.isdir(directory):
         raise InputError(f"--updates {directory}: not a directory")
     names = sorted(os.listdir(directory))
     updates: list[Update] = []
     incomplete = []
+    rejected: dict[str, str] = {}
     for name in names:
         if name.endswith(".json"):
             cluster = name[: -len(".json")]
-            path = os.path.join(directory, name)
             try:
-                with open(path, encoding="utf-8") as f:
-                    meta: Any = json.load(f)
-            except (OSError, ValueError):
-                meta = None  # checks reject it as malformed, naming the cluster
-            updates.append(Update(cluster, os.path.join(directory, f"{cluster}.safetensors"), meta))
+                fd = open_regular(directory, name, cluster)
+                try:
+                    meta = parse_metadata(
+                        read_regular(fd, MAX_METADATA_BYTES, name, cluster), cluster
+                    )
+                finally:
+                    os.close(fd)
+                data = f"{cluster}.safetensors"
+                try:
+                    fd = open_regular(directory, data, cluster)
+                except FileNotFoundError:
+                    path = os.path.join(directory, data)  # the checks reject it as missing
+                else:
+                    stack.callback(os.close, fd)
+                    path = held_path(fd, os.path.join(directory, data))
+            except UpdateRejected as exc:
+                rejected[cluster] = exc.reason
+                continue
+            except OSError as exc:
+                raise InputError(f"--updates {directory}: cannot read: {exc.strerror}") from None
+            updates.append(Update(cluster, path, meta))
         elif name.endswith(".safetensors"):
             cluster = name[: -len(".safetensors")]
             if f"{cluster}.json" not in names:
                 incomplete.append(cluster)
-    return updates, incomplete
+    return updates, incomplete, rejected
 
 
 def _write_atomic(path: str, data: bytes) -> None:
@@ -192,7 +225,17 @@ def run(args: argparse.Namespace) -> int:
         read_header(args.model)
     except HeaderError as exc:
         raise InputError(f"--model {args.model}: not a safetensors file: {exc}") from None
-    updates, incomplete = _updates(args.updates)
+    with contextlib.ExitStack() as stack:  # holds the update files open
+        return _aggregate(args, options, limits, stack)
+
+
+def _aggregate(
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    limits: Limits,
+    stack: contextlib.ExitStack,
+) -> int:
+    updates, incomplete, unreadable = _updates(args.updates, stack)
     for cluster in incomplete:
         print(f"skipped {cluster}: no {cluster}.json yet (incomplete update)", file=sys.stderr)
     roster = None
@@ -220,6 +263,13 @@ def run(args: argparse.Namespace) -> int:
         )
     except StoreError as exc:
         raise InputError(f"--state {args.state}: {exc}") from None
+    except NotEnoughUpdates as exc:
+        raise exc.with_rejected(unreadable) from None
+    if unreadable:
+        merged = dict(sorted({**result.rejected, **unreadable}.items()))
+        result = dataclasses.replace(
+            result, rejected=merged, record={**result.record, "rejected": merged}
+        )
     for cluster, reason in result.rejected.items():
         print(f"rejected {cluster}: {reason}", file=sys.stderr)
     _write_atomic(args.out, result.model)

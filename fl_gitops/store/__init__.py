@@ -17,6 +17,10 @@ from fl_gitops.store._store import (
     UnreadableUpdate,
     check_cluster_name,
     check_digest,
+    held_path,
+    open_regular,
+    parse_metadata,
+    read_regular,
     storage_options_from_env,
 )
 
@@ -30,5 +34,9 @@ __all__ = [
     "UnreadableUpdate",
     "check_cluster_name",
     "check_digest",
+    "held_path",
+    "open_regular",
+    "parse_metadata",
+    "read_regular",
     "storage_options_from_env",
 ]

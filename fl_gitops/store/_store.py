@@ -55,6 +55,10 @@ __all__ = [
     "UnreadableUpdate",
     "check_cluster_name",
     "check_digest",
+    "held_path",
+    "open_regular",
+    "parse_metadata",
+    "read_regular",
     "storage_options_from_env",
 ]
 
@@ -173,6 +177,103 @@ def _describe(exc: BaseException) -> str:
     # Backend errors can be long (XML bodies); keep the type and a trimmed message.
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def open_regular(directory: str, rel: str, cluster: str) -> int:
+    """Open ``directory/rel`` for reading, following no link below ``directory``, without
+    blocking, and only if it is a regular file; return the descriptor.
+
+    Raises:
+        FileNotFoundError: nothing there.
+        UnreadableUpdate: a link (or under one), a FIFO, a directory, a device, or a file
+            that cannot be opened: ``cluster``'s update is refused, with the reason.
+        OSError: ``directory`` itself cannot be opened.
+    """
+    parts = rel.split("/")
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+            inner = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        out = os.open(parts[-1], flags, dir_fd=fd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            reason = f"{parts[-1]} is a symbolic link or under one (never followed)"
+        else:
+            reason = f"{parts[-1]} cannot be opened ({_errno(exc)})"
+        raise UnreadableUpdate(cluster, reason) from None
+    finally:
+        os.close(fd)
+    mode = os.fstat(out).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(out)
+        raise UnreadableUpdate(cluster, f"{parts[-1]} is {_kind(mode)}, not a regular file")
+    return out
+
+
+def read_regular(fd: int, limit: int, name: str, cluster: str) -> bytes | None:
+    """At most ``limit`` bytes from an open file, or None when it holds more.
+
+    Raises:
+        UnreadableUpdate: the read failed (the errno's name, never the bytes).
+    """
+    chunks = []
+    total = 0
+    try:
+        while total <= limit:
+            chunk = os.read(fd, limit + 1 - total)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise UnreadableUpdate(cluster, f"{name} cannot be read ({_errno(exc)})") from None
+    data = b"".join(chunks)
+    return None if len(data) > limit else data
+
+
+def parse_metadata(raw: bytes | None, cluster: str) -> dict[str, Any]:
+    """An update's JSON metadata from its bytes (None: over ``MAX_METADATA_BYTES``), checked
+    to be a UTF-8 JSON object nested at most ``MAX_METADATA_DEPTH`` deep.
+
+    Raises:
+        MalformedMetadata: with the reason (never the bytes).
+    """
+    if raw is None:
+        raise MalformedMetadata(
+            cluster, f"metadata is larger than the bound of {MAX_METADATA_BYTES} bytes"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedMetadata(cluster, "metadata is not valid UTF-8") from None
+    deep = f"metadata nests deeper than the bound of {MAX_METADATA_DEPTH}"
+    try:
+        meta = json.loads(text)
+    except RecursionError:
+        raise MalformedMetadata(cluster, deep) from None
+    except ValueError:
+        raise MalformedMetadata(cluster, "metadata is not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise MalformedMetadata(cluster, "metadata is not a JSON object")
+    if _depth(meta) > MAX_METADATA_DEPTH:
+        raise MalformedMetadata(cluster, deep)
+    return meta
+
+
+def held_path(fd: int, fallback: str) -> str:
+    """A path that reads the file open at ``fd`` (``/proc/self/fd/N``), where there is one."""
+    held = f"/proc/self/fd/{fd}"
+    return held if os.path.exists(held) else fallback
+
+
+def _errno(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
 class ModelStore:
@@ -304,59 +405,21 @@ class ModelStore:
             raise StoreError(f"{_redact(self._uri(rel))}: {exc.reason}") from None
 
     def _open_checked(self, rel: str, cluster: str) -> int:
-        parts = rel.split("/")
         try:
-            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            return open_regular(self.root, rel, cluster)
         except FileNotFoundError:
             raise NotInStore(f"{_redact(self._uri(rel))}: not found in the store") from None
         except OSError as exc:
             raise StoreError(f"cannot read {_redact(self.uri)}: {_describe(exc)}") from None
-        try:
-            for part in parts[:-1]:
-                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-                inner = os.open(part, flags, dir_fd=fd)
-                os.close(fd)
-                fd = inner
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-            out = os.open(parts[-1], flags, dir_fd=fd)
-        except FileNotFoundError:
-            raise NotInStore(f"{_redact(self._uri(rel))}: not found in the store") from None
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                reason = f"{parts[-1]} is a symbolic link or under one (never followed)"
-            else:
-                reason = (
-                    f"{parts[-1]} cannot be opened ({errno.errorcode.get(exc.errno or 0, 'error')})"
-                )
-            raise UnreadableUpdate(cluster, reason) from None
-        finally:
-            os.close(fd)
-        mode = os.fstat(out).st_mode
-        if not stat.S_ISREG(mode):
-            os.close(out)
-            raise UnreadableUpdate(cluster, f"{parts[-1]} is {_kind(mode)}, not a regular file")
-        return out
 
     def _read_bounded(self, rel: str, cluster: str, limit: int) -> bytes | None:
         """At most ``limit`` bytes of a cluster's file, or None when it holds more."""
         if self._local:
             fd = self._open_local(rel, cluster)
             try:
-                chunks = []
-                total = 0
-                while total <= limit:
-                    chunk = os.read(fd, limit + 1 - total)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    total += len(chunk)
-            except OSError as exc:
-                name = rel.rsplit("/", 1)[-1]
-                code = errno.errorcode.get(exc.errno or 0, "error")
-                raise UnreadableUpdate(cluster, f"{name} cannot be read ({code})") from None
+                return read_regular(fd, limit, rel.rsplit("/", 1)[-1], cluster)
             finally:
                 os.close(fd)
-            data = b"".join(chunks)
         else:
             try:
                 data = bytes(self.fs.cat_file(self._path(rel), start=0, end=limit + 1))
@@ -594,29 +657,7 @@ class ModelStore:
         raw = self._read_bounded(
             self._update_rel(round_, cluster, "json"), cluster, MAX_METADATA_BYTES
         )
-        if raw is None:
-            raise MalformedMetadata(
-                cluster, f"metadata is larger than the bound of {MAX_METADATA_BYTES} bytes"
-            )
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedMetadata(cluster, "metadata is not valid UTF-8") from None
-        try:
-            meta = json.loads(text)
-        except RecursionError:
-            raise MalformedMetadata(
-                cluster, f"metadata nests deeper than the bound of {MAX_METADATA_DEPTH}"
-            ) from None
-        except ValueError:
-            raise MalformedMetadata(cluster, "metadata is not valid JSON") from None
-        if not isinstance(meta, dict):
-            raise MalformedMetadata(cluster, "metadata is not a JSON object")
-        if _depth(meta) > MAX_METADATA_DEPTH:
-            raise MalformedMetadata(
-                cluster, f"metadata nests deeper than the bound of {MAX_METADATA_DEPTH}"
-            )
-        return meta
+        return parse_metadata(raw, cluster)
 
     @contextlib.contextmanager
     def update_file(self, round_: int, cluster: str, max_bytes: int | None = None) -> Iterator[str]:
@@ -656,8 +697,7 @@ class ModelStore:
             return
         fd = self._open_local(rel, cluster)
         try:
-            held = f"/proc/self/fd/{fd}"
-            yield held if os.path.exists(held) else self._path(rel)
+            yield held_path(fd, self._path(rel))
         finally:
             os.close(fd)
 

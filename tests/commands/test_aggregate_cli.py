@@ -204,3 +204,23 @@ def test_the_influence_bounds_are_on_by_default_and_can_be_changed(folder: Path)
     ) in proc.stderr
     proc = aggregate(*common, "--median-distance-multiple", "off")
     assert "rejected west" not in proc.stderr
+
+
+def test_a_fifo_or_a_link_in_the_folder_rejects_that_cluster_and_never_blocks(folder: Path):
+    import os
+
+    updates = folder / "updates"
+    (updates / "late.safetensors").unlink()
+    os.mkfifo(updates / "late.json")  # reading it would wait for a writer for ever
+    (updates / "copy.safetensors").symlink_to(updates / "east.safetensors")
+    (updates / "copy.json").symlink_to(updates / "east.json")
+    proc = aggregate(
+        "--model", folder / "base.safetensors", "--updates", updates,
+        "--round", "1", "--strategy", "fedavg", "--out", folder / "new.safetensors",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (
+        "rejected bad: tensor 'w' holds NaN or Inf\n"
+        "rejected copy: copy.json is a symbolic link or under one (never followed)\n"
+        "rejected late: late.json is a FIFO, not a regular file\n"
+    )
