@@ -644,15 +644,17 @@ class _Round:
                 ) as lockstep,
             ):
                 for name, offset, views in lockstep.chunks():
-                    segment = acc[name][offset : offset + views[0].size]
-                    for i in add_weighted(segment, views, weights, tmp):
+                    n = views[0].size
+                    segment = acc[name][offset : offset + n]
+                    b = d = None
+                    if base is not None and floating[name]:
+                        # Measured as each block is summed, while it is in cache.
+                        b = base.range(name, offset, n)
+                        d = scratch.get(b.dtype, min(n, BLOCK))
+                    measured = sumsq if b is not None else None
+                    for i in add_weighted(segment, views, weights, tmp, None, b, measured, d):
                         if bad_tensor[i] is None:
                             bad_tensor[i] = name
-                    if base is not None and floating[name]:
-                        b = base.range(name, offset, views[0].size)
-                        d = scratch.get(b.dtype, b.size)
-                        for i, view in enumerate(views):
-                            sumsq[i] += squared_distance_bound(view, b, d)
                 hexdigests = lockstep.hexdigests()
         except ReadFailed as exc:
             cand = group[exc.index]

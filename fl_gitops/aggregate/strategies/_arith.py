@@ -43,6 +43,8 @@ def add_weighted(
     tmp: F64,
     scales: Sequence[float] | None = None,
     base: np.ndarray[Any, Any] | None = None,
+    distances: list[float] | None = None,
+    scratch: np.ndarray[Any, Any] | None = None,
 ) -> set[int]:
     """``segment += wᵢ·ũᵢ`` for each row in order, one cache-sized block at a time.
 
@@ -53,7 +55,12 @@ def add_weighted(
         tmp: float64 scratch of at least ``min(len(segment), BLOCK)`` elements.
         scales: each row's clip factor ``s`` (None: none clipped); a row with ``s != 1``
             adds ``w·(s·u + (1 − s)·base)``, the factor applied in the base's own dtype.
-        base: the global model's values there, needed when a row is clipped.
+        base: the global model's values there, needed when a row is clipped or measured.
+        distances: if given, ``distances[i] += ‖rowᵢ − base‖²`` over these elements
+            (:func:`squared_distance_bound`, in ``scratch``), taken while each row's block
+            is still in cache from its sum: the influence bound's measure at the least
+            cost. The sum itself is not touched.
+        scratch: for ``distances``: see :func:`distance_scratch`.
 
     Returns:
         The indices of the floating rows that hold a NaN or an Inf. Once a block holds every
@@ -80,6 +87,11 @@ def add_weighted(
                 else:
                     np.multiply(part, w, out=t, dtype=np.float64)
                 np.add(block, t, out=block)
+                if distances is not None:
+                    assert base is not None and scratch is not None
+                    distances[i] += squared_distance_bound(
+                        part, base[start : start + BLOCK], scratch
+                    )
             if floating and not math.isfinite(float(block.sum())):
                 for i, row in enumerate(rows):
                     if i not in bad and not np.isfinite(row[start : start + BLOCK]).all():
