@@ -96,3 +96,17 @@ def test_a_robust_round_with_byzantine_clusters_reaggregates_to_its_model(tmp_pa
     assert code == 0 and doc["ok"] is True, doc["problems"]
     (aggregated,) = [e for e in doc["entries"] if e["kind"] == "round"]
     assert aggregated["round"] == 1 and 0 < aggregated["contributors"] < 10
+
+
+def test_rounds_with_failed_jobs_verify_and_reaggregate_over_the_clusters_that_succeeded(
+    tmp_path, capsys
+):
+    work = tmp_path / "failing"
+    simulate = ["simulate", str(STOCK), "--clusters", "10", "--rounds", "3", "--seed", "0"]
+    assert main([*simulate, "--fail-rate", "0.2", "--workdir", str(work), "--no-plot"]) == 0
+    signers = ["--allowed-signers", str(work / "allowed_signers")]
+    code, lines = _verify(capsys, work, tmp_path, *signers, "--reaggregate", "-o", "json")
+    doc = json.loads("\n".join(lines))
+    assert code == 0 and doc["ok"] is True, doc["problems"]
+    contributors = [e["contributors"] for e in doc["entries"] if e["kind"] == "round"]
+    assert len(contributors) == 3 and min(contributors) < 10  # some Jobs failed
