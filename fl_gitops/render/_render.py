@@ -393,6 +393,9 @@ def _render_bootstrap(
         appset_app_path="{{.path.path}}",
         health_checks=dict(sorted(health_checks.items())),
         cluster_sets=cluster_sets,
+        # The AppProject lets the config repo create the works readers of every
+        # experiment in this hub namespace, and no other cluster-scoped object.
+        works_reader_glob=Names("*", blueprint.namespace, 0).works_reader,
     )
     out = {
         "applicationset.yaml": _render(env, "bootstrap/applicationset.yaml.j2", bctx),
