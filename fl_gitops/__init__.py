@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         PublishHooks,
         PublishResult,
         PullRequestSpec,
+        SigningKey,
     )
     from fl_gitops.hub import (
         ClusterStatus,
@@ -159,6 +160,7 @@ _LAZY: dict[str, str] = {
     "Change": "fl_gitops.gitops",
     "CommitInfo": "fl_gitops.gitops",
     "PullRequestSpec": "fl_gitops.gitops",
+    "SigningKey": "fl_gitops.gitops",
     "Hub": "fl_gitops.hub",
     "KubernetesHub": "fl_gitops.hub",
     "LocalHub": "fl_gitops.hub",
@@ -240,6 +242,7 @@ __all__ = [
     "RetryRound",
     "RoundConfig",
     "RoundState",
+    "SigningKey",
     "SimulationOptions",
     "SimulationReport",
     "StartRound",

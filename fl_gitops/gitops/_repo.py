@@ -743,7 +743,7 @@ class ConfigRepo:
         )
 
 
-class _Unreadable(Exception):
+class _Unreadable(InputError):
     """git cannot open the work dir's repository (its HEAD or config is gone)."""
 
     def __init__(self, refused: InputError) -> None:
