@@ -75,3 +75,52 @@ def test_a_broken_repo_is_a_git_error_naming_it(tmp_path):
     with pytest.raises(GitError) as err:
         repo.read_blobs("trunk", ["exp/blueprint.yaml"])
     assert str(err.value).startswith(f"git cat-file failed in {tmp_path / 'not-a-repo.git'}: ")
+
+
+def test_a_create_that_fails_half_way_leaves_nothing_in_place(tmp_path):
+    with pytest.raises(InputError):
+        BareRepo.create(
+            tmp_path / "remote.git",
+            branch="main",
+            files={"../outside": b"x"},
+            change=Change(message="m"),
+            user_name="u",
+            user_email="u@localhost",
+        )
+    # refused before anything was built; and a build killed half-way is swept next time
+    (tmp_path / ".remote.git.new-killed").mkdir()
+    _create(tmp_path, branch="main")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["remote.git"]
+
+
+def test_a_lost_branch_is_restored_from_a_clone_that_saw_its_tip(tmp_path):
+    repo = _create(tmp_path, branch="main")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo.git_dir), str(clone)], check=True)
+    tip = repo.branch_tip("main")
+    _git(repo.git_dir, "update-ref", "-d", "refs/heads/main")
+    assert repo.branch_tip("main") is None
+
+    assert repo.restore_branch("main", clone) == tip
+    assert repo.read_blobs("main", ["exp/blueprint.yaml"]) == [b"kind: Experiment\n"]
+
+
+def test_an_empty_repo_gets_its_first_commit_again(tmp_path):
+    git_dir = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(git_dir)], check=True)
+    repo = BareRepo(git_dir)
+    assert repo.restore_branch("main", tmp_path / "no-clone") is None
+
+    sha = repo.write_first_commit(
+        "main",
+        files={"exp/blueprint.yaml": b"kind: Experiment\n"},
+        change=Change(message="add experiment exp"),
+        user_name="u",
+        user_email="u@localhost",
+    )
+
+    assert repo.branch_tip("main") == sha
+    with pytest.raises(InputError):
+        repo.write_first_commit(
+            "main", files={}, change=Change(message="again"), user_name="u", user_email="u@l"
+        )
