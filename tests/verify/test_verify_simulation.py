@@ -110,3 +110,19 @@ def test_rounds_with_failed_jobs_verify_and_reaggregate_over_the_clusters_that_s
     assert code == 0 and doc["ok"] is True, doc["problems"]
     contributors = [e["contributors"] for e in doc["entries"] if e["kind"] == "round"]
     assert len(contributors) == 3 and min(contributors) < 10  # some Jobs failed
+
+
+def test_a_run_whose_store_was_tampered_with_verifies_because_the_pass_refused_them(
+    tmp_path, capsys
+):
+    # --tamper-store 2: two clusters' updates replaced in the bucket each round, metadata
+    # rewritten to match; the pass refused them by the hub's digests, so what was
+    # committed holds, and the rounds re-aggregate without them.
+    work = tmp_path / "tampered"
+    simulate = ["simulate", str(STOCK), "--clusters", "10", "--rounds", "2"]
+    assert main([*simulate, "--tamper-store", "2", "--workdir", str(work), "--no-plot"]) == 0
+    signers = ["--allowed-signers", str(work / "allowed_signers")]
+    code, lines = _verify(capsys, work, tmp_path, *signers, "--reaggregate", "-o", "json")
+    doc = json.loads("\n".join(lines))
+    assert code == 0 and doc["ok"] is True, doc["problems"]
+    assert [e["contributors"] for e in doc["entries"] if e["kind"] == "round"] == [8, 8]
