@@ -190,17 +190,11 @@ class _Walker:
     ) -> None:
         """A commit with the round trailers: its claims checked, then what it did."""
         self.rounds_begun = True
-        trailer_round = as_count(commit.trailers.get(_ROUND))
-        entry = Entry(
-            "commit",
-            commit.sha,
-            min(present)
-            if present
-            else trailer_round
-            if trailer_round is not None
-            else (state.round if state else None),
-            "round commit",
-        )
+        # An aggregation belongs to the round it aggregated; other commits to their trailer's.
+        round_ = min(present) if present else as_count(commit.trailers.get(_ROUND))
+        if round_ is None and state is not None:
+            round_ = state.round
+        entry = Entry("commit", commit.sha, round_, "round commit")
         self.walk.entries.append(entry)
         self.signature(commit, entry)
         blueprint = None
@@ -212,7 +206,7 @@ class _Walker:
                 entry.problem(f"{self.layout.blueprint} at this commit is not a valid blueprint")
         if state is None:
             entry.problem(
-                f"{self.layout.round_state} is missing or not a round-state ConfigMap"
+                f"{self.layout.round_state} is not a round-state ConfigMap"
                 if state_data is not None
                 else f"no {self.layout.round_state} at this round commit"
             )
