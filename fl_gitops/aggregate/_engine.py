@@ -594,7 +594,9 @@ class _Round:
         acc = self._fresh_acc()
         tmp = np.empty(BLOCK, dtype=np.float64)
         # Read buffers for one group, reused by every group: fresh pages cost a fault each.
-        buffers = [np.empty(self.slot_bytes, dtype=np.uint8) for _ in range(_DEPTH * _LANES)]
+        # (One more lane: the global model, read beside the updates to measure them.)
+        lanes = _LANES + (1 if base is not None else 0)
+        buffers = [np.empty(self.slot_bytes, dtype=np.uint8) for _ in range(_DEPTH * lanes)]
         todo = list(cands)
         while True:
             groups = list(_groups(todo))
@@ -630,33 +632,49 @@ class _Round:
         sumsq = [0.0] * len(group)
         floating = {n: _is_float(t.np_dtype) for n, t in self.header.tensors.items()}
         scratch = _Scratch()
+        paths = [c.path for c in group]
+        headers = [c.header for c in group]
+        # The global model rides along as an unhashed lane when it shares the updates'
+        # layout (the usual case): its chunks come from the reader threads, side by side.
+        beside = base is not None and same_layout(self.header, group[0].header)
+        if beside:
+            paths.append(self.base_path)
+            headers.append(self.header)
         try:
             # An overflowing difference is a distance of inf (refused); not worth a warning.
             with (
                 np.errstate(over="ignore", invalid="ignore"),
                 Lockstep(
-                    [c.path for c in group],
-                    [c.header for c in group],
+                    paths,
+                    headers,
                     slot_bytes=self.slot_bytes,
                     max_elements=self.chunk,
                     depth=_DEPTH,
                     buffers=buffers,
+                    hashed=len(group),
                 ) as lockstep,
             ):
                 for name, offset, views in lockstep.chunks():
                     n = views[0].size
                     segment = acc[name][offset : offset + n]
                     b = d = None
+                    if beside:
+                        b = views.pop()
                     if base is not None and floating[name]:
                         # Measured as each block is summed, while it is in cache.
-                        b = base.range(name, offset, n)
+                        if b is None:
+                            b = base.range(name, offset, n)
                         d = scratch.get(b.dtype, min(n, BLOCK))
+                    else:
+                        b = None
                     measured = sumsq if b is not None else None
                     for i in add_weighted(segment, views, weights, tmp, None, b, measured, d):
                         if bad_tensor[i] is None:
                             bad_tensor[i] = name
                 hexdigests = lockstep.hexdigests()
         except ReadFailed as exc:
+            if exc.index >= len(group):  # the global model's lane: not a cluster's fault
+                raise StoreError(f"global model {self.base_path}: {exc}") from None
             cand = group[exc.index]
             if exc.error is not None:
                 reason = f"update file cannot be read at byte {exc.offset} ({exc.error})"

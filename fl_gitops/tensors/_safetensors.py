@@ -421,6 +421,7 @@ class Lockstep:
         threaded: bool = True,
         depth: int = 3,
         buffers: Sequence[np.ndarray[Any, Any]] | None = None,
+        hashed: int | None = None,
     ) -> None:
         if not paths or len(paths) != len(headers):
             raise ValueError("Lockstep needs one header per path, and at least one path")
@@ -428,6 +429,9 @@ class Lockstep:
             raise ValueError("Lockstep reads files of one layout only")
         self.paths = [os.fspath(p) for p in paths]
         self.headers = list(headers)
+        # The first ``hashed`` files are hashed; any after them are only read (the global
+        # model beside its updates, on the reader threads rather than the caller's).
+        self.hashed = len(self.paths) if hashed is None else hashed
         self.threaded = threaded
         self.depth = max(2, depth) if threaded else 1
         self._steps: list[tuple[str, int, int, int]] = []  # name, offset, rel start, nbytes
@@ -461,7 +465,7 @@ class Lockstep:
                 read_ahead(fd, 0, start + 2 * self._slot_bytes)
                 head = memoryview(bytearray(start))
                 _pread_exact(fd, head, 0, i, path)
-                self._hashes.append(hashlib.sha256(head))
+                self._hashes.append(hashlib.sha256(head) if i < self.hashed else None)
         except BaseException:
             self._close()
             raise
@@ -507,7 +511,9 @@ class Lockstep:
             read_ahead(fd, start + ahead[2], ahead[3])
         view = memoryview(slot)[:nbytes]  # type: ignore[arg-type]
         _pread_exact(fd, view, start + rel, i, self.paths[i])
-        self._hashes[i].update(view)
+        h = self._hashes[i]
+        if h is not None:
+            h.update(view)
 
     def _reader(
         self,
@@ -603,7 +609,7 @@ class Lockstep:
         """Each file's SHA-256 (hex), once :meth:`chunks` has gone through every step."""
         if not self._finished:
             raise RuntimeError("the files have not been read to the end")
-        return [h.hexdigest() for h in self._hashes]
+        return [h.hexdigest() for h in self._hashes[: self.hashed]]
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
