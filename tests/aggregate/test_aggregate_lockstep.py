@@ -243,3 +243,18 @@ def test_an_update_truncated_while_the_round_reads_it_is_rejected(nine, monkeypa
     del nine.written["c4"]
     want = aggregate_round(nine.base_path, nine.updates(), strategy="fedavg", round=1)
     assert result.digest == want.digest
+
+
+def test_files_past_the_hashed_ones_are_read_beside_them_and_not_hashed(tmp_path):
+    """The global model rides along as a lane of its own, read, never hashed."""
+    a = write(tmp_path / "a.safetensors", serialize(model(1)))
+    base = write(tmp_path / "base.safetensors", serialize(model(0)))
+    headers = [read_header(a), read_header(base)]
+    for threaded in (False, True):
+        seen: dict[str, list[np.ndarray]] = {}
+        with Lockstep([a, base], headers, slot_bytes=1000, threaded=threaded, hashed=1) as lockstep:
+            for name, _, views in lockstep.chunks():
+                seen.setdefault(name, []).append(views[1].copy())
+            assert lockstep.hexdigests() == [hashlib.sha256(a.read_bytes()).hexdigest()]
+        for name, want in model(0).items():
+            np.testing.assert_array_equal(np.concatenate(seen[name]), want.reshape(-1))
