@@ -767,8 +767,14 @@ class _WorkdirLock:
     @classmethod
     def acquire(cls, workdir: Path, timeout: float) -> _WorkdirLock:
         path = workdir.parent / f".{workdir.name}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            raise InputError(
+                f"workdir {workdir}: cannot create its lock file {path}; expected "
+                f"{path.parent} to be a writable directory"
+            ) from None
         deadline = time.monotonic() + max(0.0, timeout)
         delay = 0.05
         while True:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fl_gitops.errors import GitError
+from fl_gitops.errors import GitError, InputError
 from fl_gitops.gitops import ConfigRepo, Credentials
 
 from .conftest import git, remote_log, run_in_threads
@@ -271,3 +271,18 @@ def test_the_ssh_key_copy_of_a_killed_pass_is_removed_by_the_next(
     repo.close()
 
     assert not any(p.exists() for p in copies)
+
+
+def test_a_work_dir_whose_lock_cannot_be_made_is_an_input_error(
+    remote: Path, tmp_path: Path
+) -> None:
+    parent = tmp_path / "not-a-dir"
+    parent.write_text("a file where the work dir's parent should be\n")
+
+    with pytest.raises(InputError) as err:
+        ConfigRepo.open(str(remote), branch="main", workdir=parent / "w")
+
+    assert str(err.value) == (
+        f"workdir {parent / 'w'}: cannot create its lock file {parent / '.w.lock'}; "
+        f"expected {parent} to be a writable directory"
+    )
