@@ -45,6 +45,7 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     │   ├── HubUnavailable          not now: refused, timeout, 429 or 5xx; .delay [hub]
     │   └── HubConfigError          (also an InputError, above) [hub]
     ├── JsonPathError               a JSONPath the local agent cannot evaluate [hub] (a ValueError)
+    ├── ReportError                 a cluster's report through the hub is off-contract [reports]
     ├── GitError                    the config repo
     └── DevHubError                 the development hub did not start or stopped answering [devhub]
 """

@@ -11,9 +11,10 @@ to the digest reported here, weighed by the ``num_examples`` reported here.
 
 This module is the one home of that contract: the ConfigMap's keys (which are also the
 feedback names), what the client writes, and the strict parse of what the hub returns.
-It imports nothing of fl_gitops but the digest pattern, so that the client, the hubs, the
-aggregation and ``verify`` can all use it. A parse failure says which value was wrong and
-what was expected, never what the value was: the values come from a cluster.
+It imports nothing of fl_gitops but the digest pattern and the error root, so that the
+client, the hubs, the aggregation and ``verify`` can all use it. A parse failure says which
+value was wrong and what was expected, never what the value was: the values come from a
+cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from fl_gitops.errors import FlGitopsError
 from fl_gitops.tensors._digest import DIGEST_PATTERN
 
 __all__ = [
@@ -65,7 +67,7 @@ _DIGEST_RE = re.compile(DIGEST_PATTERN)
 _INT_RE = re.compile(r"0|[1-9][0-9]{0,15}")
 
 
-class ReportError(ValueError):
+class ReportError(ValueError, FlGitopsError):
     """A reported value is missing or not what the contract allows (says which, never the value)."""
 
 

@@ -201,7 +201,7 @@ ALLOWED = {
         "fl_gitops.tensors",
     },
     "fl_gitops.plugins": {"fl_gitops.errors"},
-    "fl_gitops.reports": {"fl_gitops.tensors"},
+    "fl_gitops.reports": {"fl_gitops.errors", "fl_gitops.tensors"},
 }
 
 
