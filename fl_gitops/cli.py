@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -85,11 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(exc)
         return 1
     except KeyboardInterrupt:
-        if argv is None:
-            # As the program (not a caller's main([...])): a second Ctrl-C during the
-            # interpreter's shutdown (pools joining) must not turn exit 130 into a death
-            # by SIGINT (-2).
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception:  # a bug: show everything
