@@ -26,6 +26,7 @@ from typing import Any
 import git
 
 from fl_gitops.errors import GitError, InputError
+from fl_gitops.gitops._catfile import batch_input, parse_batch
 from fl_gitops.gitops._commit import parse_trailers
 from fl_gitops.gitops._credentials import redact
 from fl_gitops.gitops._names import check_repo_path
@@ -167,26 +168,11 @@ class HistoryReader:
             InputError: a path outside the repository.
             GitError: git failed.
         """
-        specs = [f"{sha}:{check_repo_path(p)}" for p in paths]
-        if not specs:
+        if not paths:
             return []
-        data = self._run("cat-file", "--batch", input="".join(f"{s}\n" for s in specs).encode())
+        data = self._run("cat-file", "--batch", input=batch_input(sha, paths))
         assert isinstance(data, bytes)
-        pos = 0
-        blobs: list[bytes | None] = []
-        for _ in specs:
-            end = data.index(b"\n", pos)
-            header = data[pos:end].split()
-            pos = end + 1
-            if header[-1] == b"missing" or header[1:2] != [b"blob"]:
-                if header[-1] != b"missing":
-                    pos += int(header[2]) + 1
-                blobs.append(None)
-                continue
-            size = int(header[2])
-            blobs.append(data[pos : pos + size])
-            pos += size + 1
-        return blobs
+        return parse_batch(data, len(paths))
 
     def _run(self, cmd: str, *args: str, input: bytes | None = None) -> Any:
         """One git command; its stdout (bytes for ``cat-file``), or GitError."""

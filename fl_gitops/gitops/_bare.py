@@ -26,6 +26,7 @@ from typing import Any
 import git
 
 from fl_gitops.errors import GitError, InputError
+from fl_gitops.gitops._catfile import batch_input, parse_batch
 from fl_gitops.gitops._commit import Change, commit_message
 from fl_gitops.gitops._credentials import redact
 from fl_gitops.gitops._names import check_repo_path
@@ -181,24 +182,10 @@ class BareRepo:
             InputError: a path outside the repository.
             GitError: git failed.
         """
-        specs = [f"{ref}:{check_repo_path(p)}" for p in paths]
-        if not specs:
+        if not paths:
             return []
-        out = self._run("cat-file", "--batch", input="".join(f"{s}\n" for s in specs).encode())
-        data = out if isinstance(out, bytes) else out.encode()
-        pos = 0
-        blobs: list[bytes | None] = []
-        for _ in specs:
-            end = data.index(b"\n", pos)
-            header = data[pos:end].split()
-            pos = end + 1
-            if header[-1] == b"missing":
-                blobs.append(None)
-                continue
-            size = int(header[2])
-            blobs.append(data[pos : pos + size])
-            pos += size + 1
-        return blobs
+        out = self._run("cat-file", "--batch", input=batch_input(ref, paths))
+        return parse_batch(out if isinstance(out, bytes) else out.encode(), len(paths))
 
     def _run(
         self, cmd: str, *args: str, input: bytes | None = None, env: dict[str, str] | None = None
