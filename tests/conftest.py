@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import socket
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,12 @@ from typing import Any
 import pytest
 
 from fl_gitops.store import ModelStore
+
+# A shell starts a background command (`nohup .ci/run &`, a CI step without job control)
+# with SIGINT ignored, and Python then keeps ignoring it, as does every process the tests
+# start: the Ctrl-C tests would see nothing. Take Ctrl-C back, for us and our children.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _test_dependency(module: str) -> Any:
