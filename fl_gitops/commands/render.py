@@ -86,7 +86,7 @@ def _now(text: str | None, clusters: list[dict[str, Any]]) -> datetime:
 
 def run(args: argparse.Namespace) -> int:
     from fl_gitops.placement import load_inventory
-    from fl_gitops.render import apply_changes, diff_text, plan_changes
+    from fl_gitops.render import BOOTSTRAP_DIR, apply_changes, diff_text, plan_changes
     from fl_gitops.render._offline import render_offline
     from fl_gitops.render.health import argocd_cm_health_entries
 
@@ -97,13 +97,20 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out: {out} is not a directory")
     clusters = load_inventory(args.inventory)
     now = _now(args.now, clusters)
-    health = argocd_cm_health_entries() if args.bootstrap else None
+    # --check covers a bootstrap/ that is there, so CI sees it drift without --bootstrap
+    bootstrap = args.bootstrap or (args.check and (out / BOOTSTRAP_DIR).is_dir())
+    health = argocd_cm_health_entries() if bootstrap else None
     # Render everything before writing anything: a failure leaves DIR untouched.
     renders = []
     for name in args.blueprints:
         path = Path(name)
         text = read_bounded(path)
         blueprint = load_blueprint(path, text=text)
+        if args.round is not None and args.round > blueprint.rounds:
+            raise InputError(
+                f"--round {args.round}: past the last round of {name} "
+                f"(spec.rounds is {blueprint.rounds})"
+            )
         renders.append(
             render_offline(
                 blueprint,
@@ -112,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 out,
                 now=now,
                 round_=args.round,
-                bootstrap=args.bootstrap,
+                bootstrap=bootstrap,
                 template_dir=args.templates,
                 health_checks=health,
             )
