@@ -2,7 +2,9 @@
 
 Exit codes live here and only here (as pre-commit's error handler does it):
 0 success, 1 a negative answer (``render --check`` found a diff, too few updates),
-2 bad input (every ``InputError``), 3 a bug, 130 Ctrl-C.
+2 bad input (every ``InputError``, and argparse's usage errors), 3 a bug, 130 Ctrl-C,
+141 the reader of the output went away (``| head``: quietly, as a program killed by
+SIGPIPE would end, with no traceback).
 Each subcommand is a module under ``fl_gitops.commands`` with ``add_arguments(parser)``
 and ``run(args) -> int``; modules import lazily so that ``fl-gitops render`` never
 imports torch.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -45,6 +48,7 @@ EXIT_OK = 0
 EXIT_INPUT = 2
 EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `cmd | head`
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,7 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     module.add_arguments(sub_action.choices[known.command])
     args = parser.parse_args(args_list)
     try:
-        return int(module.run(args))
+        code = int(module.run(args))
+        sys.stdout.flush()  # a closed pipe is found here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except InputError as exc:
         _print_error(exc)
         return EXIT_INPUT
@@ -90,6 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print("fl-gitops: internal error (please report it)", file=sys.stderr)
         return EXIT_BUG
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the final flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (a caller's capture): nothing to flush
+        pass
 
 
 def _print_error(exc: FlGitopsError) -> None:

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
-from fl_gitops.commands._common import add_repo_arguments, open_repo
+from fl_gitops.commands._common import (
+    add_repo_arguments,
+    experiment_path,
+    open_repo,
+    require_experiment,
+)
+from fl_gitops.errors import InputError
 
 __all__ = ["add_arguments", "run"]
 
@@ -17,13 +24,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="rows as JSON instead of a table")
 
 
+def _check_plot_path(text: str) -> Path:
+    """Refuse a ``--plot`` file that cannot be written before the repo is even cloned."""
+    out = Path(text)
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise InputError(f"--plot {text}: is a directory; expected a PNG file to write")
+    if not parent.is_dir():
+        raise InputError(f"--plot {text}: no such directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise InputError(f"--plot {text}: cannot be written (permission denied)")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from fl_gitops.history import plot_rounds, round_rows, rounds_table
 
+    plot = _check_plot_path(args.plot) if args.plot else None
+    path = experiment_path(args)
     repo = open_repo(args)
-    rows = round_rows(repo, args.path.strip("/"))
+    require_experiment(repo, path, args)
+    rows = round_rows(repo, path)
     if args.json:
         print(
             json.dumps(
@@ -44,8 +67,14 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
-        Console().print(rounds_table(rows, title=args.path))
-    if args.plot:
-        plot_rounds(rows, Path(args.plot), title=args.path)
+        Console().print(rounds_table(rows, title=path))
+    if plot is not None:
+        if not rows:
+            print("plot: none drawn, no round has been aggregated yet")
+            return 0
+        try:
+            plot_rounds(rows, plot, title=path)
+        except OSError as exc:
+            raise InputError(f"--plot {args.plot}: cannot be written: {exc.strerror}") from None
         print(f"plot: {args.plot}")
     return 0

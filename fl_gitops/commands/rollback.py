@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from fl_gitops.commands._common import add_repo_arguments, open_repo
+from fl_gitops.commands._common import (
+    add_repo_arguments,
+    experiment_path,
+    open_repo,
+    require_experiment,
+)
 from fl_gitops.errors import InputError
 
 __all__ = ["add_arguments", "run"]
@@ -20,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.to_round < 1:
         raise InputError(f"--to-round: expected a round >= 1, got {args.to_round}")
+    path = experiment_path(args)
     repo = open_repo(args)
-    result = rollback(repo, args.path, args.to_round)
+    require_experiment(repo, path, args)
+    result = rollback(repo, path, args.to_round)
     print(f"rolled back to round {args.to_round}: {result.branch} {result.commit}")
     return 0

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from fl_gitops.commands._common import add_hub_arguments, add_repo_arguments, open_hub, open_repo
-from fl_gitops.errors import InputError
+from fl_gitops.commands._common import (
+    add_hub_arguments,
+    add_repo_arguments,
+    experiment_path,
+    open_hub,
+    open_repo,
+    require_experiment,
+)
 
 __all__ = ["add_arguments", "run"]
 
@@ -24,12 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from fl_gitops.history import round_rows
     from fl_gitops.render import Layout, Names, read_round_state
 
+    path = experiment_path(args)
     repo = open_repo(args)
-    path = args.path.strip("/")
-    exp_dir = repo.root / path
+    exp_dir = require_experiment(repo, path, args)
     layout = Layout()
-    if not (exp_dir / layout.blueprint).is_file():
-        raise InputError(f"{path}: no {layout.blueprint} in {args.repo} ({args.branch})")
     blueprint = load_blueprint(exp_dir / layout.blueprint)
     state = read_round_state(exp_dir)
     console = Console()
