@@ -11,10 +11,13 @@ import argparse
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fl_gitops.blueprint import load_blueprint, read_bounded
+from fl_gitops.blueprint import Blueprint, load_blueprint, read_bounded
 from fl_gitops.errors import InputError
+
+if TYPE_CHECKING:
+    from fl_gitops.render._offline import OfflineRender
 
 __all__ = ["add_arguments", "run"]
 
@@ -36,6 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--check",
         action="store_true",
         help="write nothing; exit 1 with a diff if DIR differs from a fresh render",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help=(
+            "render even when the placement selects fewer clusters than "
+            "spec.completion.minClusters, none included (default: refuse, exit 2)"
+        ),
     )
     parser.add_argument("--templates", metavar="DIR", help="your own templates (override by name)")
     parser.add_argument(
@@ -84,6 +95,27 @@ def _now(text: str | None, clusters: list[dict[str, Any]]) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _refuse_short_roster(name: str, blueprint: Blueprint, render: OfflineRender) -> None:
+    """Refuse a preview roster below the quorum: a CI job whose `kubectl get` failed
+    would otherwise commit a round that no cluster runs, and exit 0 doing it.
+
+    A roster the reconcile job took from the hub is the hub's word and is not refused.
+    """
+    quorum = blueprint.completion.min_clusters
+    placed = len(render.tree.roster)
+    if render.roster_source != "preview" or placed >= quorum:
+        return
+    from fl_gitops.placement import explain_selection
+
+    selected = "no cluster" if placed == 0 else f"{placed} cluster{'s' if placed != 1 else ''}"
+    raise InputError(
+        f"{name}: spec.placement selected {selected}, fewer than "
+        f"spec.completion.minClusters ({quorum}): "
+        f"{explain_selection(render.filtered, inventory=render.inventory)}; "
+        "nothing written (--allow-empty renders such a round anyway)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from fl_gitops.placement import load_inventory
     from fl_gitops.render import BOOTSTRAP_DIR, apply_changes, diff_text, plan_changes
@@ -101,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     bootstrap = args.bootstrap or (args.check and (out / BOOTSTRAP_DIR).is_dir())
     health = argocd_cm_health_entries() if bootstrap else None
     # Render everything before writing anything: a failure leaves DIR untouched.
-    renders = []
+    renders, loaded = [], []
     for name in args.blueprints:
         path = Path(name)
         text = read_bounded(path)
@@ -111,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--round {args.round}: past the last round of {name} "
                 f"(spec.rounds is {blueprint.rounds})"
             )
+        loaded.append(blueprint)
         renders.append(
             render_offline(
                 blueprint,
@@ -124,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
                 health_checks=health,
             )
         )
+    if not args.allow_empty:
+        for name, blueprint, r in zip(args.blueprints, loaded, renders, strict=True):
+            _refuse_short_roster(name, blueprint, r)
     plans = [(r, plan_changes(out, r.tree)) for r in renders]
     if args.check:
         dirty = False

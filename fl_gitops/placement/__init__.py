@@ -21,6 +21,7 @@ from fl_gitops.placement._evaluate import (
     PlacementResult,
     PrioritizerResult,
     evaluate_placement,
+    explain_selection,
 )
 from fl_gitops.placement._generate import (
     GENERATED_AS_ANNOTATION,
@@ -43,6 +44,7 @@ __all__ = [
     "PrioritizerResult",
     "decision_pages",
     "evaluate_placement",
+    "explain_selection",
     "generate_inventory",
     "inventory_list",
     "load_inventory",

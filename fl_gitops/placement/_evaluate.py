@@ -13,7 +13,7 @@ the input clusters.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -32,6 +32,7 @@ __all__ = [
     "PlacementResult",
     "PrioritizerResult",
     "evaluate_placement",
+    "explain_selection",
 ]
 
 CLUSTERSET_LABEL = "cluster.open-cluster-management.io/clusterset"
@@ -39,6 +40,9 @@ DEFAULT_CLUSTERSET = "default"  # OCM puts a cluster without a set label in "def
 GLOBAL_CLUSTERSET = "global"  # OCM's "global" set selects every cluster
 
 ALL_DECISIONS_SCHEDULED = "AllDecisionsScheduled"
+
+# The filtering steps in the scheduler's order, as PlacementResult.filtered names them.
+FILTER_STEPS = ("cluster sets", "being deleted", "predicates", "taints", "numberOfClusters")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class PlacementResult:
         prioritizers: per-prioritizer weights and scores.
         available: names in the eligible cluster sets, sorted by name.
         excluded: name → why the cluster was filtered out.
+        filtered: step → how many clusters that step removed, for every step in
+            order ("cluster sets", "being deleted", "predicates", "taints",
+            "numberOfClusters"), so that an empty decision can say which step
+            emptied it.
         unscheduled: ``numberOfClusters`` minus the decided count (0 when absent).
         reason: the reason OCM would give on ``PlacementSatisfied``.
     """
@@ -92,6 +100,7 @@ class PlacementResult:
     excluded: Mapping[str, str]
     unscheduled: int
     reason: str
+    filtered: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def satisfied(self) -> bool:
@@ -229,6 +238,7 @@ def evaluate_placement(
     feasible: list[Mapping[str, Any]] = []
     claims_of: dict[str, dict[str, str]] = {}
     excluded: dict[str, str] = {}
+    filtered = dict.fromkeys(FILTER_STEPS, 0)
     for cluster in ordered:
         metadata = cluster["metadata"]
         name = metadata["name"]
@@ -237,9 +247,11 @@ def evaluate_placement(
             cluster_set = labels.get(CLUSTERSET_LABEL) or DEFAULT_CLUSTERSET
             if cluster_set not in eligible:
                 excluded[name] = f"cluster set {cluster_set!r} is not eligible"
+                filtered["cluster sets"] += 1
                 continue
         if metadata.get("deletionTimestamp"):
             excluded[name] = "being deleted"
+            filtered["being deleted"] += 1
             continue
         available.append(cluster)
         claims = claims_of[name] = _claims(cluster)
@@ -251,6 +263,7 @@ def evaluate_placement(
                     if len(failures) == 1
                     else f"none of the {len(failures)} predicates matches"
                 )
+                filtered["predicates"] += 1
                 continue
         taint = untolerated_taint(
             (cluster.get("spec") or {}).get("taints") or (),
@@ -263,6 +276,7 @@ def evaluate_placement(
             excluded[name] = (
                 f"taint {taint.get('key')}{value}:{taint.get('effect')} is not tolerated"
             )
+            filtered["taints"] += 1
             continue
         feasible.append(cluster)
 
@@ -282,6 +296,7 @@ def evaluate_placement(
     if checked.sort_by == "Score":
         grouped = [(g, tuple(sorted(m, key=lambda n: (-totals[n], n)))) for g, m in grouped]
     unscheduled = 0 if wanted is None else wanted - len(chosen)
+    filtered["numberOfClusters"] = len(feasible) - len(chosen)
 
     if reason is None:
         if not available:
@@ -308,4 +323,26 @@ def evaluate_placement(
         excluded=MappingProxyType(excluded),
         unscheduled=unscheduled,
         reason=reason,
+        filtered=MappingProxyType(filtered),
     )
+
+
+def explain_selection(filtered: Mapping[str, int], *, inventory: int) -> str:
+    """Say how many clusters each step removed, for an error about a short decision.
+
+    Only counts and the Placement's own field names are given: the inventory's
+    cluster names, labels and taints are a cluster's data and stay out of messages.
+
+    Args:
+        filtered: step → clusters removed (:attr:`PlacementResult.filtered`).
+        inventory: how many ManagedClusters the inventory held.
+
+    Returns:
+        For example "the inventory holds 12 clusters; predicates removed 10,
+        taints removed 2".
+    """
+    if inventory == 0:
+        return "the inventory holds no ManagedCluster"
+    steps = [f"{step} removed {n}" for step, n in filtered.items() if n]
+    held = f"the inventory holds {inventory} cluster{'s' if inventory != 1 else ''}"
+    return f"{held}; {', '.join(steps)}" if steps else held

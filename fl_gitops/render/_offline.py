@@ -8,7 +8,7 @@ comes from the tree itself (or round 1 with round 0's model, whose digest is kno
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,19 @@ __all__ = ["OfflineRender", "check_rendered_sample", "initial_round_state", "ren
 
 @dataclass(frozen=True)
 class OfflineRender:
-    """A rendered tree and how it was decided (for the CLI's summary)."""
+    """A rendered tree and how it was decided (for the CLI's summary and refusals).
+
+    ``filtered`` is how many clusters each step of the placement removed
+    (``PlacementResult.filtered``): the CLI reads it to say why a placement selected
+    too few clusters.
+    """
 
     tree: RenderedTree
     state: RoundState
     feasible: int
     inventory: int
     roster_source: str = "preview"
+    filtered: Mapping[str, int] = field(default_factory=dict)
 
 
 def initial_round_state(blueprint: Blueprint, *, round_: int = 1) -> RoundState:
@@ -109,6 +115,7 @@ def render_offline(
         feasible=len(result.feasible),
         inventory=len(clusters),
         roster_source=source,
+        filtered=result.filtered,
     )
 
 

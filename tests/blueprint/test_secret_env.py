@@ -85,7 +85,7 @@ def test_the_secret_key_ref_form_loads_and_renders_into_the_job(tmp_path: Path) 
     inventory.write_text(yaml.safe_dump(inventory_list(clusters)))
     out = tmp_path / "out"
     argv = ["render", str(path), "--inventory", str(inventory), "--out", str(out)]
-    assert main([*argv, "--now", "2026-11-28T00:00:00Z"]) == 0
+    assert main([*argv, "--now", "2026-11-28T00:00:00Z", "--allow-empty"]) == 0
     work = yaml.safe_load(next((out / blueprint.gitops.path / "works").glob("*.yaml")).read_text())
     jobs = [m for m in work["spec"]["workload"]["manifests"] if m["kind"] == "Job"]
     env = jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"]

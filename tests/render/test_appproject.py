@@ -32,7 +32,7 @@ def _render(tmp_path: Path) -> tuple[Path, str]:
     inventory.write_text(yaml.safe_dump(inventory_list(clusters)))
     out = tmp_path / "out"
     argv = ["render", str(REFERENCE), "--inventory", str(inventory), "--out", str(out)]
-    assert main([*argv, "--now", NOW, "--bootstrap"]) == 0
+    assert main([*argv, "--now", NOW, "--bootstrap", "--allow-empty"]) == 0
     return out, blueprint.gitops.path
 
 

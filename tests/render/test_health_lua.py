@@ -659,7 +659,7 @@ def test_rendered_manifestwork_goes_from_progressing_to_healthy_or_degraded(tmp_
     inventory = tmp_path / "managedclusters.yaml"
     inventory.write_text(INVENTORY)
     argv = ["render", str(blueprint), "--inventory", str(inventory), "--out", str(tmp_path)]
-    assert cli_main([*argv, "--now", "2026-03-01T00:00:00Z"]) == 0
+    assert cli_main([*argv, "--now", "2026-03-01T00:00:00Z", "--allow-empty"]) == 0
     work = yaml.safe_load((blueprint.parent / "works/cluster-001.yaml").read_text())
     assert run_health("ManifestWork", work)["status"] == "Progressing"
 
