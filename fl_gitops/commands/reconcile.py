@@ -17,14 +17,13 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, assert_never
 
 from fl_gitops.commands._common import (
-    _default_workdir,
     add_hub_arguments,
     add_repo_arguments,
     open_hub,
+    open_repo,
     parse_interval,
 )
 from fl_gitops.errors import FlGitopsError, InputError
@@ -62,22 +61,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _open_repo(args: argparse.Namespace, git_timeout: float) -> Any:
     """The config repo, with the signing key and the network bound of this command."""
-    from fl_gitops.gitops import ConfigRepo, Credentials, SigningKey
+    from fl_gitops.gitops import SigningKey
 
     key: SigningKey | None
     if args.signing_key:
         key = SigningKey.from_file(args.signing_key)
     else:
         key = SigningKey.from_environment(os.environ)
-    workdir = Path(args.workdir) if args.workdir else _default_workdir(args.repo, args.branch)
-    return ConfigRepo.open(
-        args.repo,
-        branch=args.branch,
-        workdir=workdir,
-        credentials=Credentials.from_environment(os.environ),
-        signing_key=key,
-        network_timeout=git_timeout,
-    )
+    # a --repo that cannot be read is the user's to fix (exit 2), as for every command
+    return open_repo(args, signing_key=key, network_timeout=git_timeout)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

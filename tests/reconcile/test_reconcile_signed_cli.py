@@ -74,10 +74,10 @@ def test_reconcile_against_a_silent_remote_fails_within_its_git_timeout(
     finally:
         server.close()
 
-    assert code == 1
+    assert code == 2  # a --repo that cannot be read is the user's to fix
     assert capsys.readouterr().err == (
-        f"error: fetch of branch main from remote {url} did not finish in 2s and was "
-        "stopped: the remote is not answering\n"
+        f"error: --repo {url} (branch main): cannot be read: fetch of branch main from "
+        f"remote {url} did not finish in 2s and was stopped: the remote is not answering\n"
     )
 
 
