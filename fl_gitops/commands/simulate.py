@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stragglers", type=int, default=0, metavar="K", help="K late clusters a round"
     )
     parser.add_argument(
-        "--straggler-delay", default="60s", help="how late stragglers are (simulated time)"
+        "--straggler-delay",
+        help="with --stragglers: how late they are, in simulated time (60s)",
     )
     parser.add_argument(
         "--byzantine", type=int, default=0, metavar="K", help="K poisoning clusters"
@@ -32,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--byzantine-kind", default="signflip", choices=["signflip", "scale"], help="the attack"
     )
-    parser.add_argument("--byzantine-factor", type=float, default=10.0)
+    parser.add_argument(
+        "--byzantine-factor", type=float, help="with --byzantine: the attack's factor (10)"
+    )
     parser.add_argument(
         "--tamper-store",
         type=int,
@@ -45,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--centralized", action="store_true", help="also train centrally, for comparison"
     )
-    parser.add_argument("--jobs", type=int, default=0, help="parallel Jobs (default: cores)")
+    parser.add_argument(
+        "--jobs", type=int, metavar="N", help="parallel Jobs, at least 1 (default: cores)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument(
@@ -61,15 +66,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="with --hub kubernetes: the kubeconfig context")
 
 
+def _refuse_ignored_flags(args: argparse.Namespace) -> None:
+    """A flag that would do nothing, or a value the run cannot use, is refused by the name
+    the user typed, before anything is made: a silent no-op hides a mistaken experiment.
+
+    Raises:
+        InputError: which flag, and what it needs.
+    """
+    from fl_gitops.errors import InputError
+
+    if args.straggler_delay is not None and not args.stragglers:
+        raise InputError("--straggler-delay: only used with --stragglers K (K >= 1)")
+    if args.byzantine_factor is not None and not args.byzantine:
+        raise InputError("--byzantine-factor: only used with --byzantine K (K >= 1)")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs: expected at least 1, got {args.jobs}")
+
+
+def _straggler_delay(text: str | None) -> float:
+    """--straggler-delay's seconds (60 when not given), its errors named by that flag."""
+    from fl_gitops.commands._common import parse_interval
+    from fl_gitops.errors import InputError
+
+    if text is None:
+        return 60.0
+    try:
+        return parse_interval(text)
+    except (InputError, ValueError):
+        raise InputError(
+            f"--straggler-delay: expected a duration such as 90s, 5m or 2h, got {text!r}"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fl_gitops.commands._common import parse_interval
     from fl_gitops.history import RoundRow, rounds_table
     from fl_gitops.simulate import SimulationOptions, run_simulation
     from fl_gitops.simulate._workers import stop_on_sigterm
 
+    _refuse_ignored_flags(args)
     options = SimulationOptions(
         workdir=Path(args.workdir),
         clusters=args.clusters,
@@ -77,13 +115,13 @@ def run(args: argparse.Namespace) -> int:
         inventory=Path(args.inventory) if args.inventory else None,
         fail_rate=args.fail_rate,
         stragglers=args.stragglers,
-        straggler_delay=parse_interval(args.straggler_delay),
+        straggler_delay=_straggler_delay(args.straggler_delay),
         byzantine=args.byzantine,
         byzantine_kind=args.byzantine_kind,
-        byzantine_factor=args.byzantine_factor,
+        byzantine_factor=10.0 if args.byzantine_factor is None else args.byzantine_factor,
         tamper_store=args.tamper_store,
         centralized=args.centralized,
-        jobs=args.jobs,
+        jobs=args.jobs or 0,
         seed=args.seed,
         plot=not args.no_plot,
         hub=args.hub,
@@ -139,6 +177,15 @@ def run(args: argparse.Namespace) -> int:
 
     with stop_on_sigterm(), progress:  # SIGTERM: a clean stop, exit 143, like Ctrl-C's 130
         report = run_simulation(Path(args.blueprint), options, on_event=on_event)
+    workdir = Path(args.workdir)
+    if report.already_finished:
+        # Nothing ran: the report the run wrote when it ended is kept as it was.
+        said = "already completed" if report.phase == "Completed" else "already failed"
+        console.print(f"{report.experiment}: {said} in {workdir}", soft_wrap=True)
+        if report.phase != "Completed" and report.message:
+            console.print(f"reason: {escape(report.message)}", soft_wrap=True)
+        console.print(f"report: {workdir / 'report.json'}", soft_wrap=True)
+        return 0 if report.phase == "Completed" else 1
     rows = [
         RoundRow(
             round=r["round"],
@@ -153,14 +200,20 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in report.rounds
     ]
-    console.print(rounds_table(rows, title=f"{report.experiment}: {report.phase}"))
+    if rows:
+        console.print(rounds_table(rows, title=f"{report.experiment}: {report.phase}"))
     if report.centralized_accuracy is not None:
         console.print(f"centralized accuracy: {100 * report.centralized_accuracy:.2f}%")
-    workdir = Path(args.workdir)
     # Paths and digests are for copying: never wrap them.
-    console.print(f"final model: {report.final_model}", soft_wrap=True)
-    console.print(f"  {report.final_model_path}", soft_wrap=True)
-    if not args.no_plot:
+    if report.phase == "Completed":
+        console.print(f"final model: {report.final_model}", soft_wrap=True)
+        console.print(f"  {report.final_model_path}", soft_wrap=True)
+    else:
+        console.print(
+            f"[red]{report.experiment}: {report.phase}[/red]: {escape(report.message)}",
+            soft_wrap=True,
+        )
+    if report.plotted:
         console.print(f"plot: {workdir / 'rounds.png'}", soft_wrap=True)
     for item in report.tampered:
         if not item["aggregated"]:

@@ -79,6 +79,8 @@ class SimulationOptions:
             raise InputError(f"--clusters: expected 1 to 10000, got {self.clusters}")
         if self.rounds is not None and self.rounds < 1:
             raise InputError(f"--rounds: expected at least 1, got {self.rounds}")
+        if self.jobs < 0:
+            raise InputError(f"--jobs: expected at least 1, got {self.jobs}")
         if not 0.0 <= self.fail_rate < 1.0:
             raise InputError(f"--fail-rate: expected 0 <= rate < 1, got {self.fail_rate}")
         for name, value in (
@@ -118,11 +120,18 @@ class SimulationReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     tampered: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the experiment ended so (a Failed run's reason), as the last pass recorded it.
+    message: str = ""
+    #: The work dir's experiment had already ended: nothing ran, report.json kept as it was.
+    already_finished: bool = False
+    #: Whether rounds.png was drawn (never for a run with no aggregated round).
+    plotted: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "experiment": self.experiment,
             "phase": self.phase,
+            "message": self.message,
             "rounds": self.rounds,
             "final_model": self.final_model,
             "final_model_path": self.final_model_path,
@@ -433,6 +442,27 @@ def run_simulation(
         blueprint_file, options.workdir, clusters=options.clusters, rounds=options.rounds
     )
     blueprint = world.blueprint
+    repo = ConfigRepo.open(
+        world.remote.resolve().as_uri(),
+        branch=BRANCH,
+        workdir=world.reconciler,
+        user_name="fl-gitops simulate",
+        user_email="simulate@localhost",
+    )
+    ended = read_round_state(repo.root / world.path)
+    if ended is not None and ended.phase != "Running":
+        # Already over: no hub, no workers, and the report it wrote when it ended stays.
+        return SimulationReport(
+            experiment=blueprint.name,
+            phase=ended.phase,
+            rounds=[],
+            final_model=ended.model_digest,
+            final_model_path="",
+            config_repo=str(world.remote.resolve()),
+            seconds=time.perf_counter() - wall_start,
+            message=ended.message,
+            already_finished=True,
+        )
     players, hub = _open_hub(options, world)
     players.ensure_namespace(blueprint.namespace)
     if not players.decided_clusters(blueprint.namespace, blueprint.name):
@@ -462,13 +492,6 @@ def run_simulation(
             "resumed": world.resumed,
             "workdir": str(options.workdir),
         },
-    )
-    repo = ConfigRepo.open(
-        world.remote.resolve().as_uri(),
-        branch=BRANCH,
-        workdir=world.reconciler,
-        user_name="fl-gitops simulate",
-        user_email="simulate@localhost",
     )
     base_env = {"PATH": os.environ.get("PATH", ""), "FL_SIMULATION": "1"}
     agent = LocalAgent(
@@ -515,9 +538,11 @@ def run_simulation(
         seconds=time.perf_counter() - wall_start,
         timings=timings,
         tampered=tampered,
+        message=state.message,
+        plotted=options.plot and bool(rows),
     )
     (options.workdir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    if options.plot:
+    if report.plotted:  # a run with no aggregated round has nothing to draw: no empty axes
         from fl_gitops.history import plot_rounds, round_rows
 
         plot_rounds(

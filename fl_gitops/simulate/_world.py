@@ -26,7 +26,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from fl_gitops.blueprint import Blueprint, load_blueprint, read_bounded
-from fl_gitops.errors import InputError
+from fl_gitops.errors import GitError, InputError
 from fl_gitops.gitops import (
     BareRepo,
     Change,
@@ -116,7 +116,7 @@ def open_world(
     Raises:
         InputError: the blueprint is bad, or the work directory holds another experiment.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
+    _make_workdir(workdir)
     remote = workdir / "config-repo.git"
     store = workdir / "store"
     paths = {
@@ -129,6 +129,12 @@ def open_world(
         "allowed_signers": workdir / "allowed_signers",
     }
     original = load_blueprint(blueprint_file)  # located errors for the user's own file
+    not_ours = InputError(
+        f"--workdir {workdir}: its config-repo.git is not a bare git repository a "
+        "simulation made; use another --workdir"
+    )
+    if remote.exists() and not ((remote / "HEAD").is_file() and (remote / "objects").is_dir()):
+        raise not_ours  # before anything is written into someone else's directory
     _ensure_signing(paths["signing_key"], paths["allowed_signers"], paths["reconciler"])
     store.mkdir(parents=True, exist_ok=True)
     text = simulated_blueprint(
@@ -145,30 +151,67 @@ def open_world(
         "user_name": SIGNER_NAME,
         "user_email": SIGNER,
     }
-    if not (remote / "HEAD").exists():
+    if not remote.exists():
         BareRepo.create(remote, branch=BRANCH, **first)  # type: ignore[arg-type]
         blueprint = load_blueprint(blueprint_file, text=text.encode())
         return World(**paths, blueprint=blueprint, resumed=False)
-    bare = BareRepo(remote)
-    # Killed before the first commit reached the branch, or the branch deleted: the
-    # reconciler's clone saw its last tip; without one the run starts again.
-    if bare.branch_tip(BRANCH) is None and bare.restore_branch(BRANCH, paths["reconciler"]) is None:
-        bare.write_first_commit(BRANCH, **first)  # type: ignore[arg-type]
-        blueprint = load_blueprint(blueprint_file, text=text.encode())
-        return World(**paths, blueprint=blueprint, resumed=False)
     committed = f"{original.gitops.path}/blueprint.yaml"
-    (data,) = bare.read_blobs(BRANCH, [committed])
+    try:
+        bare = BareRepo(remote)
+        # Killed before the first commit reached the branch, or the branch deleted: the
+        # reconciler's clone saw its last tip; without one the run starts again.
+        if (
+            bare.branch_tip(BRANCH) is None
+            and bare.restore_branch(BRANCH, paths["reconciler"]) is None
+        ):
+            bare.write_first_commit(BRANCH, **first)  # type: ignore[arg-type]
+            blueprint = load_blueprint(blueprint_file, text=text.encode())
+            return World(**paths, blueprint=blueprint, resumed=False)
+        (data,) = bare.read_blobs(BRANCH, [committed])
+    except GitError:
+        raise not_ours from None  # git's own words would name git's internals, not the fix
     if data is None:
         raise InputError(
-            f"{workdir}: its config repo has no {committed} on {BRANCH}; use another --workdir"
-        )
-    blueprint = load_blueprint(f"{remote.name}:{committed}", text=data)
-    if blueprint.name != original.name:
-        raise InputError(
-            f"{workdir}: holds experiment {blueprint.name!r}, not {original.name!r}; "
+            f"--workdir {workdir}: holds another experiment than {blueprint_file}'s; "
             "use another --workdir"
         )
+    blueprint = load_blueprint(f"{remote.name}:{committed}", text=data)
+    if data != text.encode():
+        made = load_blueprint(blueprint_file, text=text.encode())
+        raise InputError(f"--workdir {workdir}: {_difference(blueprint, made)}")
     return World(**paths, blueprint=blueprint, resumed=True)
+
+
+def _make_workdir(workdir: Path) -> None:
+    """The work directory, made when missing; a path that cannot be one is the user's to
+    change, named by the flag that gave it.
+
+    Raises:
+        InputError: ``workdir`` is a file, or cannot be made.
+    """
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"--workdir {workdir}: exists and is not a directory") from None
+    except OSError as exc:
+        raise InputError(
+            f"--workdir {workdir}: cannot be made ({exc.strerror or 'an OS error'})"
+        ) from None
+
+
+def _difference(there: Blueprint, asked: Blueprint) -> str:
+    """Why a work dir cannot resume this run, said by the flag or file to change: a
+    resumed run must be the run that was started, or its rounds would mix two experiments.
+    Names and counts only: nothing else from either blueprint is repeated."""
+    again = "; run it again as it was started, or use another --workdir"
+    if there.name != asked.name:
+        return f"holds another experiment than {asked.file}'s{again}"
+    if there.rounds != asked.rounds:
+        return f"was started with --rounds {there.rounds}, not {asked.rounds}{again}"
+    started, now = (b.placement.get("numberOfClusters") for b in (there, asked))
+    if started != now:
+        return f"was started with --clusters {started}, not {now}{again}"
+    return f"was started from another version of {asked.file}{again}"
 
 
 def _ensure_signing(key: Path, allowed: Path, reconciler: Path) -> None:
