@@ -26,7 +26,7 @@ from fl_gitops.blueprint._model import (
 )
 from fl_gitops.blueprint._schema import DP_INNER, DP_STRATEGY, base_schema, default
 from fl_gitops.blueprint._yaml import Document, load_document, read_bounded
-from fl_gitops.errors import BlueprintError, StrategyOptionsError
+from fl_gitops.errors import BlueprintError, InputError, StrategyOptionsError
 
 __all__ = ["blueprint_schema", "load_blueprint", "parse_duration"]
 
@@ -104,6 +104,7 @@ def _parse(path: str, raw_bytes: bytes) -> Blueprint:
         errors += collect_errors(placement, spec["placement"], doc, prefix=("spec", "placement"))
         errors.sort(key=lambda e: (e.line, e.column, e.field))
     raise_first(errors)
+    raise_first(_placement_errors(data["spec"]["placement"], doc))
     raise_first(_cross_field_errors(data, doc))
     return _build(data, doc, hashlib.sha256(raw_bytes).hexdigest())
 
@@ -118,6 +119,32 @@ def _a(value: Any) -> str:
     )
     shown = repr(value)
     return f"a {kind} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
+
+
+_PLACEMENT_FIELD = re.compile(r"^(spec(?:\.[A-Za-z][A-Za-z0-9]*|\[\d+\])*): (.*)$", re.DOTALL)
+_FIELD_STEP = re.compile(r"\.([A-Za-z][A-Za-z0-9]*)|\[(\d+)\]")
+
+
+def _placement_errors(placement: dict[str, Any], doc: Document) -> list[BlueprintError]:
+    """The checks `render` makes of the Placement before it looks at any cluster.
+
+    The vendored CRD schema leaves operators as free strings (the API server takes
+    ``in``; OCM then marks the Placement misconfigured and selects nothing), so the
+    offline evaluator's own checks run here too, located at the field they name.
+    """
+    from fl_gitops.placement import check_placement
+
+    try:
+        check_placement(placement)
+    except InputError as exc:
+        match = _PLACEMENT_FIELD.match(str(exc))
+        if match is None:
+            return [_error(doc, ("spec", "placement"), str(exc))]
+        steps: list[str | int] = [
+            name if name else int(index) for name, index in _FIELD_STEP.findall(match[1])
+        ]
+        return [_error(doc, ("spec", "placement", *steps), match[2])]
+    return []
 
 
 def _error(doc: Document, path: tuple[str | int, ...], message: str) -> BlueprintError:

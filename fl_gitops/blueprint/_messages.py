@@ -266,7 +266,10 @@ def _pattern_words(pattern: str) -> str:
         _schema._ENV_NAME: "a name of letters, digits and '_', not starting with a digit",
         DIGEST_PATTERN: "'sha256:' and 64 lowercase hex digits",
         _schema._ABS_PATH: "an absolute path without spaces",
-        _schema._STORE_URI: "a URI such as s3://bucket/prefix or file:///data, or an absolute path",
+        _schema._STORE_URI: (
+            "an s3://bucket/prefix or file:///path URI (the schemes fl-gitops supports: "
+            "s3, file) or an absolute path, not a relative one"
+        ),
         _schema._GIT_REPO: "a Git URL (https://, ssh://, file:// or user@host:path)",
         _schema._GIT_BRANCH: "a branch name (no '..', '//', leading or trailing '/', or '.lock')",
         _schema._HTTP_URL: "an http:// or https:// URL",

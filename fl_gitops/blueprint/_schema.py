@@ -52,7 +52,10 @@ _IMAGE = r"^[a-z0-9]([-a-z0-9._/:@]*[A-Za-z0-9])?$"
 _CRON = r"^(@(hourly|daily|weekly|monthly|yearly)|(\S+\s+){4}\S+)$"
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ABS_PATH = r"^/[^\s]*$"
-_STORE_URI = r"^[a-z][a-z0-9+.-]*://\S+$|^/\S*$"
+# The store backends fl-gitops supports in a blueprint: s3 (the s3 extra) and local files.
+# memory:// is for tests in one process, and a relative path would depend on the
+# working directory of whichever pod or shell reads the blueprint.
+_STORE_URI = r"^s3://[^/\s]\S*$|^file:///\S*$|^/\S*$"
 _GIT_REPO = r"^(https?|ssh|file)://\S+$|^[A-Za-z0-9._-]+@[^\s:]+:\S+$"
 _GIT_BRANCH = r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]+(?<!/)(?<!\.lock)$"
 _HTTP_URL = r"^https?://\S+$"
@@ -389,7 +392,10 @@ _STORE = _obj(
         "uri": _str(
             _STORE_URI,
             max_length=2048,
-            description="fsspec URI of the store (s3://, file://, or an absolute path).",
+            description=(
+                "URI of the store: s3://bucket/prefix (the s3 extra), file:///path, or an "
+                "absolute path; no other scheme, no relative path."
+            ),
         ),
         "secretRef": _str(
             DNS1123_LABEL,

@@ -20,6 +20,7 @@ from fl_gitops.placement._evaluate import (
     DecisionGroup,
     PlacementResult,
     PrioritizerResult,
+    check_placement,
     evaluate_placement,
     explain_selection,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "DecisionGroup",
     "PlacementResult",
     "PrioritizerResult",
+    "check_placement",
     "decision_pages",
     "evaluate_placement",
     "explain_selection",

@@ -31,6 +31,7 @@ __all__ = [
     "DecisionGroup",
     "PlacementResult",
     "PrioritizerResult",
+    "check_placement",
     "evaluate_placement",
     "explain_selection",
 ]
@@ -167,6 +168,42 @@ def _eligible_sets(
     return eligible, (None if eligible else "NoIntersection")
 
 
+def _compile_predicates(checked: PlacementSpec, scores_in: AddOnScores) -> list[_Predicate]:
+    return [
+        _Predicate(
+            p,
+            compile_cel(
+                [
+                    (
+                        f"spec.predicates[{p.index}].requiredClusterSelector.celSelector"
+                        f".celExpressions[{i}]",
+                        expression,
+                    )
+                    for i, expression in enumerate(p.cel_expressions)
+                ],
+                scores_in,
+            )
+            if p.cel_expressions
+            else None,
+        )
+        for p in checked.predicates
+    ]
+
+
+def check_placement(spec: Mapping[str, Any] | None) -> None:
+    """Run every check :func:`evaluate_placement` makes of the spec, with no inventory.
+
+    So that `fl-gitops validate` refuses what `render` would (a bad operator, ``In``
+    with no values, spreadPolicy, a CEL expression that does not compile) before any
+    cluster is looked at.
+
+    Raises:
+        InputError: the first problem, its message starting with the field path
+            (``spec.predicates[0]...: ``).
+    """
+    _compile_predicates(parse_spec(spec), {})
+
+
 def evaluate_placement(
     spec: Mapping[str, Any] | None,
     clusters: Iterable[Mapping[str, Any]],
@@ -211,25 +248,7 @@ def evaluate_placement(
         now = now.replace(tzinfo=UTC)
     checked = parse_spec(spec)
     scores_in = addon_scores or {}
-    predicates = [
-        _Predicate(
-            p,
-            compile_cel(
-                [
-                    (
-                        f"spec.predicates[{p.index}].requiredClusterSelector.celSelector"
-                        f".celExpressions[{i}]",
-                        expression,
-                    )
-                    for i, expression in enumerate(p.cel_expressions)
-                ],
-                scores_in,
-            )
-            if p.cel_expressions
-            else None,
-        )
-        for p in checked.predicates
-    ]
+    predicates = _compile_predicates(checked, scores_in)
     before = frozenset(previous)
     ordered = _sorted_clusters(clusters)
     eligible, reason = _eligible_sets(checked, bound_clustersets)

@@ -58,6 +58,19 @@ class Selector:
         return not self.requirements
 
 
+def case_hint(value: object, options: tuple[str, ...]) -> str:
+    """ "; did you mean 'In'?" when ``value`` is an option spelt in another case.
+
+    Kubernetes operators are case-sensitive, and ``in`` is the likeliest typo: OCM
+    would mark the Placement misconfigured and select nothing.
+    """
+    if isinstance(value, str):
+        for option in options:
+            if option.lower() == value.lower():
+                return f"; did you mean {option!r}?"
+    return ""
+
+
 def _check_key(key: object, path: str) -> str:
     if not isinstance(key, str) or not key:
         raise InputError(f"{path}: expected a non-empty label key, got {key!r}")
@@ -136,6 +149,7 @@ def parse_selector(obj: object, path: str, *, allow_match_labels: bool) -> Selec
                 raise InputError(
                     f"{where}.operator: {operator!r} is not a valid operator; expected one of "
                     + ", ".join(OPERATORS)
+                    + case_hint(operator, OPERATORS)
                 )
             values = expr.get("values") or []
             if not isinstance(values, list):

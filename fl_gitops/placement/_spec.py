@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fl_gitops.errors import InputError
-from fl_gitops.placement._selectors import Selector, parse_selector
+from fl_gitops.placement._selectors import Selector, case_hint, parse_selector
 
 __all__ = [
     "BUILTIN_PRIORITIZERS",
@@ -178,6 +178,7 @@ def _tolerations(raw: object) -> tuple[TolerationSpec, ...]:
         if operator not in ("Equal", "Exists"):
             raise InputError(
                 f"{path}.operator: {operator!r} is not valid; expected Equal or Exists"
+                + case_hint(operator, ("Equal", "Exists"))
             )
         if effect and effect not in TAINT_EFFECTS:
             raise InputError(

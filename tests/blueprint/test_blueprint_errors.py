@@ -216,9 +216,8 @@ def test_deep_nesting_is_refused_without_recursion_error(tmp_path):
     assert (error.line, error.column, error.field) == (1, 70, "spec[0][0][0][0][0][0][0]...")
 
 
-def test_bad_cel_is_left_to_placement(tmp_path):
-    # CEL is compiled when the placement is evaluated, where the cluster data is; the
-    # loader only checks that the expression is a string where OCM wants one.
+def test_bad_cel_is_refused_at_its_line_as_render_would(tmp_path):
+    # CEL compiles with no cluster data, so validate refuses what render would (issue 11).
     text = variant(
         "          claimSelector:",
         "          celSelector:\n"
@@ -227,9 +226,14 @@ def test_bad_cel_is_left_to_placement(tmp_path):
     )
     path = tmp_path / "cel.yaml"
     path.write_text(text)
-    placement = load_blueprint(path).placement
-    selector = placement["predicates"][0]["requiredClusterSelector"]
-    assert selector["celSelector"] == {"celExpressions": ["managedCluster.metadata.labels[ =="]}
+    with pytest.raises(BlueprintError) as caught:
+        load_blueprint(path)
+    error = caught.value
+    field = "spec.placement.predicates[0].requiredClusterSelector.celSelector.celExpressions[0]"
+    assert (error.line, error.column, error.field) == (19, 30, field)
+    assert str(error).startswith(
+        f"{path}:19:30: {field}: 'managedCluster.metadata.labels[ ==' does not compile: "
+    )
 
 
 def _mutations(seed: int, count: int) -> list[str]:
