@@ -108,10 +108,10 @@ def _refuse_short_roster(name: str, blueprint: Blueprint, render: OfflineRender)
     from fl_gitops.placement import explain_selection
 
     selected = "no cluster" if placed == 0 else f"{placed} cluster{'s' if placed != 1 else ''}"
+    why = explain_selection(render.filtered, inventory=render.inventory, unmatched=render.unmatched)
     raise InputError(
         f"{name}: spec.placement selected {selected}, fewer than "
-        f"spec.completion.minClusters ({quorum}): "
-        f"{explain_selection(render.filtered, inventory=render.inventory)}; "
+        f"spec.completion.minClusters ({quorum}): {why}; "
         "nothing written (--allow-empty renders such a round anyway)"
     )
 

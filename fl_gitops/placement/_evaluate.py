@@ -85,6 +85,9 @@ class PlacementResult:
             order ("cluster sets", "being deleted", "predicates", "taints",
             "numberOfClusters"), so that an empty decision can say which step
             emptied it.
+        unmatched: requirement → how many clusters the predicates step removed
+            on it (each predicate's first unmet requirement, as "label KEY OP
+            (VALUES)" from the spec, or "celExpressions"), to name the predicate.
         unscheduled: ``numberOfClusters`` minus the decided count (0 when absent).
         reason: the reason OCM would give on ``PlacementSatisfied``.
     """
@@ -102,6 +105,7 @@ class PlacementResult:
     unscheduled: int
     reason: str
     filtered: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    unmatched: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def satisfied(self) -> bool:
@@ -258,6 +262,7 @@ def evaluate_placement(
     claims_of: dict[str, dict[str, str]] = {}
     excluded: dict[str, str] = {}
     filtered = dict.fromkeys(FILTER_STEPS, 0)
+    unmatched: dict[str, int] = {}
     for cluster in ordered:
         metadata = cluster["metadata"]
         name = metadata["name"]
@@ -283,6 +288,8 @@ def evaluate_placement(
                     else f"none of the {len(failures)} predicates matches"
                 )
                 filtered["predicates"] += 1
+                for failure in failures:
+                    unmatched[str(failure)] = unmatched.get(str(failure), 0) + 1
                 continue
         taint = untolerated_taint(
             (cluster.get("spec") or {}).get("taints") or (),
@@ -343,18 +350,23 @@ def evaluate_placement(
         unscheduled=unscheduled,
         reason=reason,
         filtered=MappingProxyType(filtered),
+        unmatched=MappingProxyType(dict(sorted(unmatched.items()))),
     )
 
 
-def explain_selection(filtered: Mapping[str, int], *, inventory: int) -> str:
+def explain_selection(
+    filtered: Mapping[str, int], *, inventory: int, unmatched: Mapping[str, int] | None = None
+) -> str:
     """Say how many clusters each step removed, for an error about a short decision.
 
-    Only counts and the Placement's own field names are given: the inventory's
-    cluster names, labels and taints are a cluster's data and stay out of messages.
+    Only counts and the Placement's own words are given (field names, and the
+    requirement most often unmet, written from the spec): the inventory's cluster
+    names, labels and taints are a cluster's data and stay out of messages.
 
     Args:
         filtered: step → clusters removed (:attr:`PlacementResult.filtered`).
         inventory: how many ManagedClusters the inventory held.
+        unmatched: :attr:`PlacementResult.unmatched`, to name the requirement.
 
     Returns:
         For example "the inventory holds 12 clusters; predicates removed 10,
@@ -363,5 +375,10 @@ def explain_selection(filtered: Mapping[str, int], *, inventory: int) -> str:
     if inventory == 0:
         return "the inventory holds no ManagedCluster"
     steps = [f"{step} removed {n}" for step, n in filtered.items() if n]
+    if unmatched and filtered.get("predicates"):
+        # The requirement most clusters missed; ties broken by its text, for same bytes.
+        worst, count = min(unmatched.items(), key=lambda item: (-item[1], item[0]))
+        at = steps.index(f"predicates removed {filtered['predicates']}")
+        steps[at] += f" (most often unmet, by {count}: {worst})"
     held = f"the inventory holds {inventory} cluster{'s' if inventory != 1 else ''}"
     return f"{held}; {', '.join(steps)}" if steps else held

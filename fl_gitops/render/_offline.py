@@ -28,9 +28,9 @@ __all__ = ["OfflineRender", "check_rendered_sample", "initial_round_state", "ren
 class OfflineRender:
     """A rendered tree and how it was decided (for the CLI's summary and refusals).
 
-    ``filtered`` is how many clusters each step of the placement removed
-    (``PlacementResult.filtered``): the CLI reads it to say why a placement selected
-    too few clusters.
+    ``filtered`` is how many clusters each step of the placement removed and
+    ``unmatched`` which requirements they missed (``PlacementResult.filtered`` and
+    ``.unmatched``): the CLI reads them to say why a placement selected too few clusters.
     """
 
     tree: RenderedTree
@@ -39,6 +39,7 @@ class OfflineRender:
     inventory: int
     roster_source: str = "preview"
     filtered: Mapping[str, int] = field(default_factory=dict)
+    unmatched: Mapping[str, int] = field(default_factory=dict)
 
 
 def initial_round_state(blueprint: Blueprint, *, round_: int = 1) -> RoundState:
@@ -116,6 +117,7 @@ def render_offline(
         inventory=len(clusters),
         roster_source=source,
         filtered=result.filtered,
+        unmatched=result.unmatched,
     )
 
 
