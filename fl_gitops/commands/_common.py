@@ -20,6 +20,7 @@ from fl_gitops.errors import GitError, InputError
 __all__ = [
     "add_hub_arguments",
     "add_repo_arguments",
+    "console",
     "experiment_path",
     "list_experiments",
     "open_hub",
@@ -65,6 +66,22 @@ def _default_workdir(url: str, branch: str) -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = hashlib.sha256(f"{url}#{branch}".encode()).hexdigest()[:16]
     return cache / "fl-gitops" / "repos" / key
+
+
+def console() -> Any:
+    """A rich Console whose closed pipe ends the program as every command's does.
+
+    Rich's own answer to a closed pipe is ``SystemExit(1)``, an exit code that says "found
+    a problem"; raising ``BrokenPipeError`` lets ``cli.main`` end it quietly with 141.
+    """
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _Console()
 
 
 def _check_local_repo(url: str) -> None:

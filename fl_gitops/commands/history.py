@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fl_gitops.commands._common import (
     add_repo_arguments,
+    console,
     experiment_path,
     open_repo,
     require_experiment,
@@ -38,7 +39,6 @@ def _check_plot_path(text: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from fl_gitops.history import plot_rounds, round_rows, rounds_table
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             )
         )
     else:
-        Console().print(rounds_table(rows, title=path))
+        console().print(rounds_table(rows, title=path))
     if plot is not None:
         if not rows:
             print("plot: none drawn, no round has been aggregated yet")

@@ -32,11 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="FILE", help="write here instead of stdout")
 
 
+def _check_out(text: str) -> None:
+    """Refuse an ``--out`` that cannot be written before generating the fleet."""
+    out = Path(text)
+    if out.is_dir():
+        raise InputError(f"--out {text}: is a directory; expected a file to write")
+    if not out.parent.is_dir():
+        raise InputError(f"--out {text}: no such directory {out.parent}")
+
+
 def run(args: argparse.Namespace) -> int:
     from fl_gitops.placement import generate_inventory, inventory_list
 
     if not 1 <= args.clusters <= 1_000_000:
         raise InputError(f"--clusters: expected 1 to 1000000, got {args.clusters}")
+    if args.out:
+        _check_out(args.out)
     blueprint = load_blueprint(args.blueprint)
     clusters = generate_inventory(
         args.clusters, spec=blueprint.placement, seed=args.seed, mix=args.mix
@@ -47,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = yaml.dump(listing, Dumper=yaml.CSafeDumper, sort_keys=False)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--out {args.out}: cannot be written: {exc.strerror}") from None
         print(f"wrote {args.clusters} ManagedClusters to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)

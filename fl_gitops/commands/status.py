@@ -7,6 +7,7 @@ import argparse
 from fl_gitops.commands._common import (
     add_hub_arguments,
     add_repo_arguments,
+    console,
     experiment_path,
     open_hub,
     open_repo,
@@ -23,7 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import yaml
-    from rich.console import Console
     from rich.table import Table
 
     from fl_gitops.blueprint import load_blueprint
@@ -36,16 +36,16 @@ def run(args: argparse.Namespace) -> int:
     layout = Layout()
     blueprint = load_blueprint(exp_dir / layout.blueprint)
     state = read_round_state(exp_dir)
-    console = Console()
+    out = console()
     if state is None:
-        console.print(f"{blueprint.name}: not started (no round state yet)")
+        out.print(f"{blueprint.name}: not started (no round state yet)")
         return 0
-    console.print(
+    out.print(
         f"[bold]{blueprint.name}[/bold]: {state.phase}, round {state.round} of "
         f"{blueprint.rounds} (attempt {state.attempt}); model {state.model_digest[:19]}"
     )
     if state.message:
-        console.print(f"  {state.message}")
+        out.print(f"  {state.message}")
     roster_file = exp_dir / layout.roster
     roster = []
     if roster_file.is_file():
@@ -67,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
             for cluster in roster:
                 status = statuses[cluster]
                 table.add_row(cluster, str(status.state.value), status.reason)
-        console.print(table)
+        out.print(table)
     rows = round_rows(repo, path)
     if rows:
         last = rows[-1]
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in sorted(last.metrics.items()))
-        console.print(
+        out.print(
             f"last aggregated: round {last.round}, {last.contributors} contributors, "
             f"{last.rejected} rejected; {metrics}"
         )
