@@ -37,7 +37,7 @@ def _rendered_manifests(tmp: Path) -> list[dict[str, Any]]:
     assert main(["inventory", str(REFERENCE), "--clusters", "4", "--out", str(inventory)]) == 0
     out = tmp / "out"
     argv = ["render", str(REFERENCE), "--inventory", str(inventory), "--out", str(out)]
-    assert main([*argv, "--now", "2026-11-28T00:00:00Z"]) == 0
+    assert main([*argv, "--now", "2026-11-28T00:00:00Z", "--allow-empty"]) == 0
     path = sorted((out / "experiments/digits-fedavg/works").glob("*.yaml"))[0]
     return list(yaml.safe_load(path.read_text())["spec"]["workload"]["manifests"])
 
