@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         try:
             plot_rounds(rows, plot, title=path)
+        except ModuleNotFoundError as exc:
+            raise InputError(f"--plot needs {exc.name}: pip install 'fl-gitops[train]'") from None
         except OSError as exc:
             raise InputError(f"--plot {args.plot}: cannot be written: {exc.strerror}") from None
         print(f"plot: {args.plot}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from fl_gitops.commands._common import (
     add_hub_arguments,
@@ -13,6 +14,7 @@ from fl_gitops.commands._common import (
     open_repo,
     require_experiment,
 )
+from fl_gitops.errors import InputError
 
 __all__ = ["add_arguments", "run"]
 
@@ -31,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     from fl_gitops.render import Layout, Names, read_round_state
 
     path = experiment_path(args)
+    if args.local_hub and not Path(args.local_hub).is_dir():
+        # a hub that is not there would read as one where no cluster has started
+        raise InputError(f"--local-hub {args.local_hub}: no such directory (a local hub's dir)")
     repo = open_repo(args)
     exp_dir = require_experiment(repo, path, args)
     layout = Layout()

@@ -132,3 +132,15 @@ def test_an_unreachable_repo_url_or_branch_exits_2_naming_the_flag(
         f"error: --repo {remote} (branch nope): cannot be read: "
         f"branch nope not found on remote {remote}\n"
     )
+
+
+def test_status_with_a_local_hub_that_is_not_there_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote = make_remote(tmp_path, [PATH])
+    hub = tmp_path / "no-hub"
+    argv = ["status", "--repo", str(remote), "--path", PATH, "--workdir", str(tmp_path / "w")]
+    assert main([*argv, "--local-hub", str(hub)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --local-hub {hub}: no such directory (a local hub's dir)\n"
+    )
