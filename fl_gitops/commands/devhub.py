@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fl_gitops.errors import InputError
+
 __all__ = ["add_arguments", "run"]
 
 
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from fl_gitops.devhub import ApiServer, crd_objects, find_assets, install_crds
 
     folder = Path(args.dir).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--dir {args.dir}: not a directory; expected a folder for the dev hub")
     assets = find_assets(args.assets)
     server = ApiServer(assets, workdir=folder)
 

@@ -144,3 +144,14 @@ def test_status_with_a_local_hub_that_is_not_there_exits_2(
     assert capsys.readouterr().err == (
         f"error: --local-hub {hub}: no such directory (a local hub's dir)\n"
     )
+
+
+def test_dev_hub_dir_that_is_a_file_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "a-file"
+    file.write_text("")
+    assert main(["dev-hub", "--dir", str(file)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --dir {file}: not a directory; expected a folder for the dev hub\n"
+    )
