@@ -73,16 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args_list:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
-    # First pass: find the command without failing on its own arguments.
-    known, _ = parser.parse_known_args(args_list[:1])
-    module = importlib.import_module(f"fl_gitops.commands.{known._module}")
-    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    module.add_arguments(sub_action.choices[known.command])
-    args = parser.parse_args(args_list)
     try:
-        code = int(module.run(args))
+        code = _dispatch(parser, args_list)
         sys.stdout.flush()  # a closed pipe is found here, not at interpreter exit
         return code
+    except SystemExit:  # argparse's --help and usage errors: their output flushed quietly
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence_stdout()
+        raise
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
@@ -99,6 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print("fl-gitops: internal error (please report it)", file=sys.stderr)
         return EXIT_BUG
+
+
+def _dispatch(parser: argparse.ArgumentParser, args_list: list[str]) -> int:
+    """Import the one command named, add its arguments, parse them all and run it."""
+    # First pass: find the command without failing on its own arguments.
+    known, _ = parser.parse_known_args(args_list[:1])
+    module = importlib.import_module(f"fl_gitops.commands.{known._module}")
+    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    module.add_arguments(sub_action.choices[known.command])
+    args = parser.parse_args(args_list)
+    return int(module.run(args))
 
 
 def _silence_stdout() -> None:
