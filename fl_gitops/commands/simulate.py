@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{verb} [bold]{data['experiment']}[/bold]: {data['rounds']} rounds over "
                 f"{data['clusters']} clusters in {data['workdir']}"
             )
+            progress.start()  # only once something runs: a refusal prints its error alone
             tasks["rounds"] = progress.add_task("rounds", total=data["rounds"])
             tasks["jobs"] = progress.add_task("clusters done", total=data["clusters"])
         elif kind == "jobs":
@@ -175,8 +176,12 @@ def run(args: argparse.Namespace) -> int:
                 f"{data['seconds']:.2f}s"
             )
 
-    with stop_on_sigterm(), progress:  # SIGTERM: a clean stop, exit 143, like Ctrl-C's 130
-        report = run_simulation(Path(args.blueprint), options, on_event=on_event)
+    with stop_on_sigterm():  # SIGTERM: a clean stop, exit 143, like Ctrl-C's 130
+        try:
+            report = run_simulation(Path(args.blueprint), options, on_event=on_event)
+        finally:
+            if tasks:
+                progress.stop()
     workdir = Path(args.workdir)
     if report.already_finished:
         # Nothing ran: the report the run wrote when it ended is kept as it was.
