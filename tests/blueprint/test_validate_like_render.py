@@ -56,6 +56,12 @@ CASES = {
         "25:19: spec.placement.tolerations[0].operator: 'exists' is not valid; "
         "expected Equal or Exists; did you mean 'Exists'?",
     ),
+    "spread-policy": (
+        "numberOfClusters: 10\n",
+        "numberOfClusters: 10\n    spreadPolicy:\n      spreadConstraints:\n"
+        "        - topologyKey: region\n          topologyKeyType: Label\n",
+        "14:7: spec.placement.spreadPolicy: spreadPolicy is not supported by offline placement",
+    ),
     "toleration-operator": (
         "operator: Exists\n  completion",
         "operator: Gt\n  completion",
