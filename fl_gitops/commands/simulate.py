@@ -189,7 +189,10 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"{report.experiment}: {said} in {workdir}", soft_wrap=True)
         if report.phase != "Completed" and report.message:
             console.print(f"reason: {escape(report.message)}", soft_wrap=True)
-        console.print(f"report: {workdir / 'report.json'}", soft_wrap=True)
+        if (workdir / "report.json").is_file():
+            console.print(f"report: {workdir / 'report.json'}", soft_wrap=True)
+        else:  # removed since: Git still holds every round (`fl-gitops history`)
+            console.print(f"report: none, {workdir / 'report.json'} was removed", soft_wrap=True)
         return 0 if report.phase == "Completed" else 1
     rows = [
         RoundRow(

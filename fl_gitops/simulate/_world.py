@@ -177,6 +177,20 @@ def open_world(
         )
     blueprint = load_blueprint(f"{remote.name}:{committed}", text=data)
     if data != text.encode():
+        there = simulated_blueprint(
+            read_bounded(blueprint_file),
+            str(blueprint_file),
+            store_uri=blueprint.store.uri,
+            repo_uri=blueprint.gitops.repo,
+            clusters=clusters,
+            rounds=rounds,
+        )
+        if data == there.encode():  # the same run, its blueprint pointing where it was made
+            raise InputError(
+                f"--workdir {workdir}: was made in another directory (its committed "
+                "blueprint names the store and repo there); run it there, or use another "
+                "--workdir"
+            )
         made = load_blueprint(blueprint_file, text=text.encode())
         raise InputError(f"--workdir {workdir}: {_difference(blueprint, made)}")
     return World(**paths, blueprint=blueprint, resumed=True)

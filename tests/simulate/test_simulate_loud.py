@@ -4,6 +4,7 @@ would do nothing: real runs of the CLI (in process) over the stock blueprint."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -228,3 +229,36 @@ def test_a_run_that_fails_after_two_rounds_plots_them_and_prints_no_final_model(
     assert "final model" not in out
     assert f"plot: {work / 'rounds.png'}" in out
     assert (work / "rounds.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_completed_work_dir_without_its_report_says_it_was_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work, blueprint = tmp_path / "sim", _quick(tmp_path)
+    args = ["simulate", str(blueprint), "--clusters", "3", "--rounds", "1", "--no-plot"]
+    args += ["--workdir", str(work)]
+    assert main(args) == 0
+    (work / "report.json").unlink()
+    capsys.readouterr()
+
+    assert main(args) == 0
+
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"report: none, {work / 'report.json'} was removed"
+    )
+
+
+def test_a_work_dir_moved_elsewhere_is_refused_as_made_in_another_directory(
+    completed: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blueprint, done = completed
+    work = tmp_path / "moved"
+    shutil.copytree(done, work)
+    args = ["simulate", str(blueprint), "--clusters", "3", "--rounds", "1", "--no-plot"]
+
+    assert main([*args, "--workdir", str(work)]) == 2
+
+    assert capsys.readouterr().err == (
+        f"error: --workdir {work}: was made in another directory (its committed blueprint "
+        "names the store and repo there); run it there, or use another --workdir\n"
+    )
