@@ -129,7 +129,9 @@ def below_quorum(seen: Observed, why: str) -> Action:
     attempt = state.attempt if state is not None else 1
     if attempt <= seen.blueprint.completion.retries and seen.decided:
         return RetryRound(tuple(seen.decided), why)
-    return Finish("Failed", f"round {state.round if state else 1}: {why}")
+    prefix = f"round {state.round if state else 1}: "
+    # The aggregation's own refusal already names its round: say it once.
+    return Finish("Failed", why if why.startswith(prefix) else prefix + why)
 
 
 def roster_statuses(roster: Sequence[str], statuses: Mapping[str, ClusterStatus]) -> dict[str, str]:
