@@ -28,7 +28,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import fsspec
@@ -179,6 +179,24 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
+def _descend(fd: int, parts: Sequence[str]) -> int:
+    """The directory ``parts`` below the open directory ``fd``, each step opened without
+    following a link; ``fd`` is consumed (closed) and the innermost one returned.
+
+    Raises:
+        OSError: a step is missing, a link (ELOOP) or not a directory (ENOTDIR); nothing
+            is left open.
+    """
+    for part in parts:
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            inner = os.open(part, flags, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = inner
+    return fd
+
+
 def open_regular(directory: str, rel: str, cluster: str) -> int:
     """Open ``directory/rel`` for reading, following no link below ``directory``, without
     blocking, and only if it is a regular file; return the descriptor.
@@ -192,13 +210,13 @@ def open_regular(directory: str, rel: str, cluster: str) -> int:
     parts = rel.split("/")
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for part in parts[:-1]:
-            flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-            inner = os.open(part, flags, dir_fd=fd)
+        fd = _descend(fd, parts[:-1])
+        try:
+            out = os.open(
+                parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd
+            )
+        finally:
             os.close(fd)
-            fd = inner
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        out = os.open(parts[-1], flags, dir_fd=fd)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -207,8 +225,6 @@ def open_regular(directory: str, rel: str, cluster: str) -> int:
         else:
             reason = f"{parts[-1]} cannot be opened ({_errno(exc)})"
         raise UnreadableUpdate(cluster, reason) from None
-    finally:
-        os.close(fd)
     mode = os.fstat(out).st_mode
     if not stat.S_ISREG(mode):
         os.close(out)
@@ -624,12 +640,7 @@ class ModelStore:
         except OSError as exc:
             raise StoreError(f"cannot list {_redact(self.uri)}: {_describe(exc)}") from None
         try:
-            for part in rel.split("/"):
-                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-                inner = os.open(part, flags, dir_fd=fd)
-                os.close(fd)
-                fd = inner
-            return os.listdir(fd)
+            fd = _descend(fd, rel.split("/"))
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -638,6 +649,10 @@ class ModelStore:
                     f"{_redact(self._uri(rel))}: a symbolic link or not a directory "
                     "(never followed)"
                 ) from None
+            raise StoreError(f"cannot list {_redact(self._uri(rel))}: {_describe(exc)}") from None
+        try:
+            return os.listdir(fd)
+        except OSError as exc:
             raise StoreError(f"cannot list {_redact(self._uri(rel))}: {_describe(exc)}") from None
         finally:
             os.close(fd)
