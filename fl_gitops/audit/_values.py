@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from fl_gitops.store import is_cluster_name
 from fl_gitops.tensors import is_digest
 
 __all__ = [
@@ -28,8 +29,6 @@ __all__ = [
     "safe_author",
 ]
 
-# A cluster is a ManagedCluster name (a DNS subdomain), as the store spells it.
-_CLUSTER_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 # An experiment is a Kubernetes object name.
 _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _COUNT_RE = re.compile(r"0|[1-9][0-9]{0,15}")
@@ -46,7 +45,7 @@ def as_digest(value: object) -> str | None:
 
 def as_cluster(value: object) -> str | None:
     """A cluster name, or None."""
-    return value if isinstance(value, str) and _CLUSTER_RE.fullmatch(value) else None
+    return value if is_cluster_name(value) else None
 
 
 def as_name(value: object) -> str | None:

@@ -29,7 +29,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -56,6 +56,7 @@ __all__ = [
     "check_cluster_name",
     "check_digest",
     "held_path",
+    "is_cluster_name",
     "open_regular",
     "parse_metadata",
     "read_regular",
@@ -123,13 +124,19 @@ def check_digest(digest: object, *, what: str = "digest") -> str:
     return digest
 
 
+def is_cluster_name(value: object) -> TypeGuard[str]:
+    """True for a cluster name as the store spells it (a DNS subdomain, one path component):
+    the one test, for the store and for anything that reads names back from a file."""
+    return isinstance(value, str) and _CLUSTER_RE.fullmatch(value) is not None
+
+
 def check_cluster_name(cluster: object) -> str:
     """Return ``cluster`` if it is a valid cluster name (a DNS subdomain, one path component).
 
     Raises:
         StoreError: naming the value found.
     """
-    if not isinstance(cluster, str) or not _CLUSTER_RE.fullmatch(cluster):
+    if not is_cluster_name(cluster):
         raise StoreError(
             f"cluster name {cluster!r}: expected lowercase letters, digits, '-' and '.', "
             "starting and ending with a letter or digit"
