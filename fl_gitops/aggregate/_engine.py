@@ -12,7 +12,7 @@ order and the digest.
 Memory is bounded by streaming. When the combiner folds (a weighted sum of every valid
 update), the engine holds a float64 accumulator and a chunk of a few updates at a time,
 reading each update once: up to eight updates that share a file layout are read side by side
-(:class:`~fl_gitops.tensors.Lockstep`), their bytes hashed by one reader thread per update
+(:class:`~fl_gitops.tensors.Lockstep`), their bytes hashed by reader threads (one per core)
 while the main thread checks them for NaN and Inf and adds them, in cluster order, to each
 accumulator block while it is in cache. Should an update fail its digest or value check at
 the end of that pass, the sum is rebuilt without it, so a rejection costs a re-read and never

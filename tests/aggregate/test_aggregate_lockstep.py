@@ -71,7 +71,10 @@ def test_lockstep_hands_out_every_byte_of_files_with_different_headers(tmp_path)
         ]
 
 
-def test_lockstep_says_which_file_ended_early_and_closes_every_file(tmp_path):
+@pytest.mark.parametrize("readers_", [None, 1, 3])
+def test_lockstep_says_which_file_ended_early_and_closes_every_file(tmp_path, readers_):
+    # One reader thread for every file, or one for all three: the file that ended is named,
+    # never a later one that the same thread serves (and so could not read).
     paths = [write(tmp_path / f"u{i}.safetensors", serialize(model(i))) for i in range(3)]
     headers = [read_header(p) for p in paths]
     size = paths[1].stat().st_size
@@ -79,7 +82,7 @@ def test_lockstep_says_which_file_ended_early_and_closes_every_file(tmp_path):
     open_before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").exists() else None
     with (
         pytest.raises(ReadFailed) as exc,
-        Lockstep(paths, headers, slot_bytes=4096) as lockstep,
+        Lockstep(paths, headers, slot_bytes=4096, readers=readers_) as lockstep,
     ):
         for _ in lockstep.chunks():
             pass
@@ -99,10 +102,10 @@ def test_stopping_early_stops_the_readers_and_closes_the_files(tmp_path):
     paths = [write(tmp_path / f"u{i}.safetensors", serialize(model(i))) for i in range(4)]
     headers = [read_header(p) for p in paths]
     open_before = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").exists() else None
-    with Lockstep(paths, headers, slot_bytes=256, depth=2) as lockstep:
+    with Lockstep(paths, headers, slot_bytes=256, depth=2, readers=3) as lockstep:
         for _name, _offset, views in lockstep.chunks():
             assert len(views) == 4
-            assert len(readers()) == 4
+            assert len(readers()) == 3  # one serves two files
             break
         with pytest.raises(RuntimeError) as exc:
             lockstep.hexdigests()
@@ -110,6 +113,23 @@ def test_stopping_early_stops_the_readers_and_closes_the_files(tmp_path):
     assert readers() == []
     if open_before is not None:
         assert len(os.listdir("/proc/self/fd")) == open_before
+
+
+def test_lockstep_reads_with_no_more_threads_than_cores(tmp_path):
+    # More reader threads than cores hash no faster and take the GIL from the summing.
+    paths = [write(tmp_path / f"u{i}.safetensors", serialize(model(i))) for i in range(9)]
+    headers = [read_header(p) for p in paths]
+    cores = len(os.sched_getaffinity(0))
+    with Lockstep(paths, headers, slot_bytes=256) as lockstep:
+        for i, _ in enumerate(lockstep.chunks()):
+            if i == 0:
+                assert len(readers()) == min(9, cores)
+        one_thread = lockstep.hexdigests()
+    with Lockstep(paths, headers, slot_bytes=256, readers=9) as lockstep:
+        for _ in lockstep.chunks():
+            pass
+        assert lockstep.hexdigests() == one_thread
+    assert one_thread == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
 
 
 def test_lockstep_refuses_files_of_different_layouts(tmp_path):

@@ -56,7 +56,10 @@ def test_ctrl_c_while_a_reader_thread_starts_is_a_keyboard_interrupt(rf, monkeyp
     paths = [u.path for u in rf.updates()]
     headers = [read_header(p) for p in paths]
     interrupt_the_start_of(monkeypatch, "fl-gitops-read-2")
-    with pytest.raises(KeyboardInterrupt), Lockstep(paths, headers, slot_bytes=4096) as lockstep:
+    with (
+        pytest.raises(KeyboardInterrupt),
+        Lockstep(paths, headers, slot_bytes=4096, readers=len(paths)) as lockstep,
+    ):
         for _ in lockstep.chunks():
             pass
     assert our_threads() == []
