@@ -69,19 +69,10 @@ def _default_workdir(url: str, branch: str) -> Path:
 
 
 def console() -> Any:
-    """A rich Console whose closed pipe ends the program as every command's does.
+    """The text console of :mod:`fl_gitops.commands._output` (plain to a pipe)."""
+    from fl_gitops.commands._output import console as _console
 
-    Rich's own answer to a closed pipe is ``SystemExit(1)``, an exit code that says "found
-    a problem"; raising ``BrokenPipeError`` lets ``cli.main`` end it quietly with 141.
-    """
-    from rich.console import Console
-
-    class _Console(Console):
-        def on_broken_pipe(self) -> None:
-            self.quiet = True
-            raise BrokenPipeError
-
-    return _Console()
+    return _console()
 
 
 def _check_local_repo(url: str) -> None:
