@@ -81,6 +81,8 @@ def dump(data: Any, fmt: str, stream: IO[str] | None = None) -> None:
 
         yaml = YAML(typ="safe", pure=True)
         yaml.default_flow_style = False
+        # The command's key order, not sorted (ruamel's safe dumper sorts by default).
+        setattr(yaml.representer, "sort_base_mapping_type_on_output", False)  # noqa: B010
         yaml.width = 1 << 16  # never fold a long digest or path
         buf = io.StringIO()
         yaml.dump(data, buf)
