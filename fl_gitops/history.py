@@ -11,13 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
 from fl_gitops.render import Layout
 
-__all__ = ["RoundRow", "plot_rounds", "round_metric", "round_rows", "rounds_table"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "LOG_SCALE_SPAN",
+    "RoundRow",
+    "plot_rounds",
+    "round_metric",
+    "round_rows",
+    "rounds_table",
+]
 
 
 class _Log(Protocol):
@@ -41,22 +51,32 @@ class RoundRow:
     seconds: float | None
     metrics: dict[str, float] = field(default_factory=dict)
     rejected_reasons: dict[str, str] = field(default_factory=dict)
+    held_out: bool = False
+    """Whether accuracy and loss were measured on held-out data (the server's evaluation
+    or the clusters' test data), not on the data the model was trained on."""
 
 
 def round_metric(record: dict[str, Any], name: str) -> float | None:
     """Server-side evaluation first (the held-out set), else the clusters' own numbers."""
+    return _metric(record, name)[0]
+
+
+def _metric(record: dict[str, Any], name: str) -> tuple[float | None, bool]:
+    """The metric and whether it was measured on held-out data (the server's held-out
+    set, or the clusters' own test data), as :func:`round_metric` picks it."""
     evaluation = record.get("evaluation") or {}
     metrics = record.get("metrics") or {}
-    for source, key in (
-        (evaluation, name),
-        (metrics, f"test_{name}"),
-        (metrics, f"train_{name}"),
-        (metrics, name),
+    for source, key, held_out in (
+        (evaluation, name, True),
+        (metrics, f"test_{name}", True),
+        (metrics, f"train_{name}", False),
+        (metrics, name, False),
     ):
         value = source.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-    return None
+        # a bool is an int to Python, never a metric
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value), held_out
+    return None, False
 
 
 def round_rows(repo: _Log, path: str) -> list[RoundRow]:
@@ -86,6 +106,8 @@ def round_rows(repo: _Log, path: str) -> list[RoundRow]:
         when = commit.committed_at if commit else None
         begin = started.get(round_)
         seconds = (when - begin).total_seconds() if when and begin else None
+        accuracy, accuracy_held_out = _metric(record, "accuracy")
+        loss, loss_held_out = _metric(record, "loss")
         rows.append(
             RoundRow(
                 round=round_,
@@ -94,11 +116,12 @@ def round_rows(repo: _Log, path: str) -> list[RoundRow]:
                 model=str(record.get("model", "")),
                 contributors=len(record.get("contributors") or []),
                 rejected=len(record.get("rejected") or {}),
-                accuracy=round_metric(record, "accuracy"),
-                loss=round_metric(record, "loss"),
+                accuracy=accuracy,
+                loss=loss,
                 seconds=seconds,
                 metrics=dict(record.get("metrics") or {}),
                 rejected_reasons=dict(record.get("rejected") or {}),
+                held_out=accuracy_held_out if accuracy is not None else loss_held_out,
             )
         )
     return rows
@@ -124,25 +147,87 @@ def rounds_table(rows: list[RoundRow], *, title: str = "") -> Any:
     return table
 
 
-def plot_rounds(rows: list[RoundRow], out: Path, *, title: str = "") -> None:
-    """Accuracy and loss per round as a PNG (needs matplotlib, in the train extra)."""
-    import matplotlib
+LOG_SCALE_SPAN = 10.0
+"""Loss is drawn on a log scale when its largest positive value is this many times its
+smallest: a loss that falls by decades is a flat line at the bottom of a linear axis."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def plot_rounds(
+    rows: list[RoundRow],
+    out: Path | None = None,
+    *,
+    title: str = "",
+    baseline: float | None = None,
+) -> Figure | None:
+    """Accuracy and loss per round, drawn so that a reader can trust them at a glance.
+
+    Accuracy sits on a fixed 0-100% axis (a rise from 91% to 92% is not drawn as a
+    climb from the floor to the ceiling); loss goes on a log scale when it spans a decade
+    or more (:data:`LOG_SCALE_SPAN`); the centralized baseline, when it was measured, is a
+    labelled dashed line on the accuracy axis; the axes say whether the numbers were
+    measured on held-out data; the figure's title names the experiment.
+
+    Args:
+        rows: the aggregated rounds (:func:`round_rows`), oldest first.
+        out: a PNG path to write, or None to only build the figure.
+        title: the experiment's name, shown as the figure's title.
+        baseline: the centralized baseline's held-out accuracy as a fraction (0-1), or
+            None when it was not measured.
+
+    Returns:
+        The matplotlib Figure, or None when ``rows`` is empty: a run with no aggregated
+        round gets no plot at all (nothing is written), never empty axes.
+
+    Raises:
+        ModuleNotFoundError: matplotlib is not installed (it comes with the train extra).
+        OSError: ``out`` cannot be written.
+    """
+    if not rows:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(10, 4.2))
+    acc_ax, loss_ax = fig.subplots(1, 2)
     rounds = [r.round for r in rows]
-    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4))
     acc = [100 * r.accuracy if r.accuracy is not None else float("nan") for r in rows]
     loss = [r.loss if r.loss is not None else float("nan") for r in rows]
-    acc_ax.plot(rounds, acc, marker="o")
-    acc_ax.set(xlabel="round", ylabel="accuracy (%)", title="accuracy")
+    where = _measured_on(rows)
+
+    acc_ax.plot(rounds, acc, marker="o", label="federated (global model)")
+    if baseline is not None:
+        acc_ax.axhline(
+            100 * baseline,
+            linestyle="--",
+            color="tab:gray",
+            label=f"centralized baseline ({100 * baseline:.1f}%)",
+        )
+    acc_ax.set_ylim(0, 100)
+    acc_ax.set(xlabel="round", ylabel=f"accuracy (%), {where}", title=f"accuracy, {where}")
+    acc_ax.legend(loc="lower right")
+
     loss_ax.plot(rounds, loss, marker="o", color="tab:red")
-    loss_ax.set(xlabel="round", ylabel="loss", title="loss")
+    positive = [v for v in loss if v > 0]  # NaN compares False: dropped too
+    if positive and max(positive) >= LOG_SCALE_SPAN * min(positive):
+        loss_ax.set_yscale("log")
+    loss_ax.set(xlabel="round", ylabel=f"loss, {where}", title=f"loss, {where}")
+
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no round 1.5
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    if out is not None:
+        fig.savefig(out, dpi=100, format="png")
+    return fig
+
+
+def _measured_on(rows: list[RoundRow]) -> str:
+    """Where the plotted numbers come from, as the axes say it."""
+    measured = [r for r in rows if r.accuracy is not None or r.loss is not None]
+    if measured and all(r.held_out for r in measured):
+        return "held-out data"
+    if any(r.held_out for r in measured):
+        return "held-out data where measured, else training data"
+    return "training data (no held-out evaluation)"

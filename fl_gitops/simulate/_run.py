@@ -546,7 +546,10 @@ def run_simulation(
         from fl_gitops.history import plot_rounds, round_rows
 
         plot_rounds(
-            round_rows(repo, world.path), options.workdir / "rounds.png", title=blueprint.name
+            round_rows(repo, world.path),
+            options.workdir / "rounds.png",
+            title=blueprint.name,
+            baseline=centralized,  # the centralized baseline, drawn when it was measured
         )
     return report
 
