@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion looks for this marker)
 """The command line: builds the objects, calls the library, maps errors to exit codes.
 
 Exit codes live here and only here (as pre-commit's error handler does it):
@@ -8,16 +9,22 @@ SIGPIPE would end, with no traceback).
 Each subcommand is a module under ``fl_gitops.commands`` with ``add_arguments(parser)``
 and ``run(args) -> int``; modules import lazily so that ``fl-gitops render`` never
 imports torch.
+
+Shell completion (argcomplete, ``fl-gitops completion bash|zsh``): the shell runs this same
+program with ``_ARGCOMPLETE`` set; the command on the line being completed gets its
+arguments added as for a run, so its flags complete too, and nothing else is imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from fl_gitops import __version__
 from fl_gitops.errors import FlGitopsError, InputError
@@ -42,6 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("rollback", "a new commit that puts the experiment back at round N"),
     "verify": ("verify", "audit an experiment from its history: signatures, records, the store"),
     "dev-hub": ("devhub", "run a real kube-apiserver with OCM's CRDs here (for --hub kubernetes)"),
+    "completion": ("completion", "print the bash or zsh script that completes fl-gitops's words"),
 }
 
 EXIT_OK = 0
@@ -70,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (the console script exits with it)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer and exit
+        _complete(parser)
     if not args_list:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
@@ -105,11 +115,43 @@ def _dispatch(parser: argparse.ArgumentParser, args_list: list[str]) -> int:
     """Import the one command named, add its arguments, parse them all and run it."""
     # First pass: find the command without failing on its own arguments.
     known, _ = parser.parse_known_args(args_list[:1])
-    module = importlib.import_module(f"fl_gitops.commands.{known._module}")
-    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    module.add_arguments(sub_action.choices[known.command])
+    module = _add_command_arguments(parser, known.command)
     args = parser.parse_args(args_list)
     return int(module.run(args))
+
+
+def _add_command_arguments(parser: argparse.ArgumentParser, command: str) -> Any:
+    """Import the module of ``command`` and add its arguments to its subparser."""
+    module = importlib.import_module(f"fl_gitops.commands.{COMMANDS[command][0]}")
+    sub_action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    module.add_arguments(sub_action.choices[command])
+    return module
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Answer the shell's completion request (argcomplete's protocol) and exit.
+
+    Only the command already typed on the line (``COMP_LINE`` up to ``COMP_POINT``) gets
+    its arguments, as a run would: ``fl-gitops render --ch<TAB>`` sees ``--check``, and
+    completing never imports another command's module (nor torch: no command module
+    imports it at module level).
+    """
+    import argcomplete
+    from argcomplete.lexers import split_line
+
+    line = os.environ.get("COMP_LINE", "")
+    try:
+        point = int(os.environ.get("COMP_POINT", len(line)))
+        skip = max(int(os.environ.get("_ARGCOMPLETE", "1")), 1)  # 1: `fl-gitops ...`
+    except ValueError:
+        point, skip = len(line), 1
+    words = split_line(line, point)[3][skip:]  # the words before the cursor's
+    command = next((w for w in words if not w.startswith("-")), None)
+    if command in COMMANDS:
+        # a command whose module fails to load still leaves the others' names to complete
+        with contextlib.suppress(Exception):
+            _add_command_arguments(parser, command)
+    argcomplete.autocomplete(parser)  # exits when _ARGCOMPLETE is set
 
 
 def _silence_stdout() -> None:
