@@ -6,6 +6,8 @@ signing key (`--signing-key`, or the mounted Secret the CronJob names in
 `FL_GIT_SIGNING_KEY_FILE`) every commit the pass makes is signed. Every fetch and push is
 bounded by `--git-timeout`; SIGTERM (the Job's `activeDeadlineSeconds`, a node drain) ends
 the pass as Ctrl-C does, through its `finally` blocks, so no key copy outlives it.
+Inside a clone `--repo` and `--path` may be left out (commands/_discover.py): the pass
+then commits to the clone's upstream, the repo the hub syncs.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from typing import TYPE_CHECKING, Any, assert_never
 from fl_gitops.commands._common import (
     add_hub_arguments,
     add_repo_arguments,
+    locate_experiment,
     open_hub,
     open_repo,
     parse_interval,
+    resolve_target,
 )
 from fl_gitops.errors import FlGitopsError, InputError
 
@@ -35,27 +39,37 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_repo_arguments(parser)
+    add_repo_arguments(parser, discover=True)
     add_hub_arguments(parser)
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="one pass, then exit (the default)")
+    mode.add_argument(
+        "--once", action="store_true", help="one pass, then exit (default: on, unless --watch)"
+    )
     mode.add_argument(
         "--watch",
         action="store_true",
-        help="pass after pass, until Ctrl-C; on a Kubernetes hub, a change to a work wakes it",
+        help="pass after pass, until Ctrl-C; on a Kubernetes hub, a change to a work wakes "
+        "it (default: off)",
     )
     parser.add_argument(
-        "--interval", default="30s", help="longest pause between passes with --watch"
+        "--interval",
+        default="30s",
+        metavar="DURATION",
+        help="longest pause between passes with --watch: seconds, or a duration such as "
+        "30s or 2m (default: 30s)",
     )
     parser.add_argument(
         "--signing-key",
         metavar="FILE",
-        help="sign every commit with this SSH private key (default: $FL_GIT_SIGNING_KEY_FILE)",
+        help="sign every commit with this SSH private key file (default: "
+        "$FL_GIT_SIGNING_KEY_FILE, else unsigned)",
     )
     parser.add_argument(
         "--git-timeout",
         default="120s",
-        help="longest one fetch or push may take before it is stopped (120s)",
+        metavar="DURATION",
+        help="longest one fetch or push may take before it is stopped: seconds, or a "
+        "duration such as 90s or 2m (default: 120s)",
     )
 
 
@@ -117,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
     try:
+        resolve_target(args)
         repo = _open_repo(args, git_timeout)
         try:
+            locate_experiment(repo, args)  # the path named, or the repo's only experiment
             return _run(args, repo, interval)
         finally:
             repo.close()
