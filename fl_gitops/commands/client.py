@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         metavar="PATH",
         default=None,
-        help="the round config JSON (default: $FL_ROUND_CONFIG)",
+        help="a round config JSON file, as the rendered Job mounts it (default: the file "
+        "named by $FL_ROUND_CONFIG)",
     )
 
 

@@ -23,13 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dir",
         default="fl-devhub",
         metavar="DIR",
-        help="etcd's data, certificates, logs and the kubeconfig go here (fl-devhub)",
+        help="a folder for etcd's data, the certificates, the logs and the kubeconfig; made "
+        "if missing (default: %(default)s, under the current directory)",
     )
     parser.add_argument(
         "--assets",
         metavar="DIR",
-        help="folder with kube-apiserver and etcd (default: $KUBEBUILDER_ASSETS or the build "
-        "cache of .ci/kube-assets)",
+        help="a folder holding the kube-apiserver and etcd binaries (default: "
+        "$KUBEBUILDER_ASSETS, else the build cache of .ci/kube-assets)",
     )
 
 

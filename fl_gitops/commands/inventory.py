@@ -20,16 +20,41 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("blueprint", metavar="BLUEPRINT", help="whose placement to satisfy")
-    parser.add_argument("--clusters", type=int, default=100, metavar="N", help="fleet size")
+    parser.add_argument(
+        "blueprint",
+        metavar="BLUEPRINT",
+        help="a blueprint YAML file whose placement the fleet is made to satisfy",
+    )
+    parser.add_argument(
+        "--clusters",
+        type=int,
+        default=100,
+        metavar="N",
+        help="how many ManagedClusters to generate, 1 to 1000000 (default: %(default)s)",
+    )
     parser.add_argument(
         "--mix",
         action="store_true",
-        help="make only part of the fleet match (wrong labels, taints, other cluster sets)",
+        help="make only part of the fleet match (wrong labels, taints, other cluster sets); "
+        "without it, every cluster matches",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="JSON instead of YAML")
-    parser.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="INT",
+        help="the random seed: the same seed gives the same fleet (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="write a JSON List instead of YAML (default: YAML, as kubectl get -o yaml)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="a file to write the fleet to (default: standard output)",
+    )
 
 
 def _check_out(text: str) -> None:

@@ -12,7 +12,11 @@ __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--compact", action="store_true", help="one line instead of indented")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="print the JSON on one line (default: indented by 2 spaces)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

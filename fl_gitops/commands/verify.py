@@ -1,13 +1,18 @@
-"""`fl-gitops verify`: audit an experiment from its Git history and its model store alone."""
+"""`fl-gitops verify`: audit an experiment from its Git history and its model store alone.
+
+Reports through the shared output contract (``commands/_output``): ``-o json|yaml`` print the
+audit's one document (``audit.report_json``, keys in docs/cli.md), ``-q`` only the problems
+and the verdict; the exit code is 1 when any check fails, whatever the format.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 from fl_gitops.commands._common import add_repo_arguments, open_repo
+from fl_gitops.commands._output import add_output_arguments, emit
 from fl_gitops.errors import GitError, InputError, StoreError
 
 __all__ = ["add_arguments", "run"]
@@ -16,22 +21,25 @@ __all__ = ["add_arguments", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_repo_arguments(parser)
     parser.add_argument(
-        "--store", metavar="URI", help="the model store (default: the blueprint's at the tip)"
+        "--store",
+        metavar="URI",
+        help="the model store's URI, e.g. file:///srv/store or s3://bucket/prefix (default: "
+        "the store the blueprint names at the branch's tip)",
     )
     parser.add_argument(
         "--allowed-signers",
         metavar="FILE",
-        help="an SSH allowed_signers file; every round commit must be signed by a key in it "
-        "(without it, signatures are not checked, and the report says so)",
+        help="an SSH allowed_signers file (ssh-keygen's format); every round commit must be "
+        "signed by a key in it (default: none, and then signatures are not checked and the "
+        "report says so)",
     )
     parser.add_argument(
         "--reaggregate",
         action="store_true",
-        help="also recompute every round's model from its stored updates, bit for bit",
+        help="also recompute every round's model from its stored updates, bit for bit "
+        "(default: off; reads every update once)",
     )
-    parser.add_argument(
-        "-o", "--output", choices=("text", "json"), default="text", help="text or json"
-    )
+    add_output_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,10 +72,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if signers is None:
         report.signers_hint = _signers_beside(args.repo)
-    if args.output == "json":
-        print(json.dumps(report_json(report), indent=2))
-    else:
-        print("\n".join(report_lines(report)))
+
+    def text() -> None:
+        lines = report_lines(report)
+        if args.quiet:  # what a script reads: the problems and the verdict
+            lines = [line for line in lines if line.startswith("  problem  ")] + lines[-1:]
+        print("\n".join(lines))
+
+    emit(args, report_json(report), text)
     return 0 if report.ok else 1
 
 
