@@ -203,14 +203,17 @@ def plot_rounds(
             label=f"centralized baseline ({100 * baseline:.1f}%)",
         )
     acc_ax.set_ylim(0, 100)
-    acc_ax.set(xlabel="round", ylabel=f"accuracy (%), {where}", title=f"accuracy, {where}")
+    acc_ax.set(xlabel="round", ylabel="accuracy (%)", title=f"accuracy on {where}")
     acc_ax.legend(loc="lower right")
 
     loss_ax.plot(rounds, loss, marker="o", color="tab:red")
     positive = [v for v in loss if v > 0]  # NaN compares False: dropped too
-    if positive and max(positive) >= LOG_SCALE_SPAN * min(positive):
+    log = bool(positive) and max(positive) >= LOG_SCALE_SPAN * min(positive)
+    if log:
         loss_ax.set_yscale("log")
-    loss_ax.set(xlabel="round", ylabel=f"loss, {where}", title=f"loss, {where}")
+    loss_ax.set(
+        xlabel="round", ylabel="loss (log scale)" if log else "loss", title=f"loss on {where}"
+    )
 
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
@@ -224,7 +227,7 @@ def plot_rounds(
 
 
 def _measured_on(rows: list[RoundRow]) -> str:
-    """Where the plotted numbers come from, as the axes say it."""
+    """Where the plotted numbers were measured, as the axes' titles say it ("on ...")."""
     measured = [r for r in rows if r.accuracy is not None or r.loss is not None]
     if measured and all(r.held_out for r in measured):
         return "held-out data"

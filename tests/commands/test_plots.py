@@ -49,6 +49,7 @@ def test_loss_spanning_a_decade_is_drawn_on_a_log_scale() -> None:
     fig = plot_rounds([_row(1, 0.2, 2.3), _row(2, 0.8, 0.5), _row(3, 0.95, 0.2)])
     assert fig is not None
     assert fig.axes[1].get_yscale() == "log"
+    assert fig.axes[1].get_ylabel() == "loss (log scale)"
 
 
 def test_loss_within_a_decade_stays_linear() -> None:
@@ -80,14 +81,17 @@ def test_the_title_names_the_experiment_and_the_axes_say_held_out() -> None:
     assert fig is not None
     assert fig.get_suptitle() == "digits-fedavg"
     acc_ax, loss_ax = fig.axes
-    assert acc_ax.get_ylabel() == "accuracy (%), held-out data"
-    assert loss_ax.get_ylabel() == "loss, held-out data"
+    assert (acc_ax.get_title(), acc_ax.get_ylabel()) == (
+        "accuracy on held-out data",
+        "accuracy (%)",
+    )
+    assert (loss_ax.get_title(), loss_ax.get_ylabel()) == ("loss on held-out data", "loss")
 
 
 def test_numbers_from_training_data_are_not_called_held_out() -> None:
     fig = plot_rounds([_row(1, 0.5, 1.0, held_out=False)])
     assert fig is not None
-    assert fig.axes[0].get_ylabel() == "accuracy (%), training data (no held-out evaluation)"
+    assert fig.axes[0].get_title() == "accuracy on training data (no held-out evaluation)"
 
 
 def test_a_run_with_no_round_gets_no_plot_at_all(tmp_path: Path) -> None:
@@ -137,6 +141,6 @@ def test_round_rows_say_whether_the_metrics_were_measured_on_held_out_data(
     ]
     fig = plot_rounds(rows)
     assert fig is not None
-    assert fig.axes[0].get_ylabel() == (
-        "accuracy (%), held-out data where measured, else training data"
+    assert fig.axes[0].get_title() == (
+        "accuracy on held-out data where measured, else training data"
     )
