@@ -28,7 +28,7 @@ from fl_gitops.blueprint._schema import DP_INNER, DP_STRATEGY, base_schema, defa
 from fl_gitops.blueprint._yaml import Document, load_document, read_bounded
 from fl_gitops.errors import BlueprintError, InputError, StrategyOptionsError
 
-__all__ = ["blueprint_schema", "load_blueprint", "parse_duration"]
+__all__ = ["blueprint_schema", "load_blueprint", "parse_duration", "with_defaults"]
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -105,8 +105,9 @@ def _parse(path: str, raw_bytes: bytes) -> Blueprint:
         errors.sort(key=lambda e: (e.line, e.column, e.field))
     raise_first(errors)
     raise_first(_placement_errors(data["spec"]["placement"], doc))
-    raise_first(_cross_field_errors(data, doc))
-    return _build(data, doc, hashlib.sha256(raw_bytes).hexdigest())
+    filled = with_defaults(data)
+    raise_first(_cross_field_errors(filled, doc, written=data))
+    return _build(filled, data, doc, hashlib.sha256(raw_bytes).hexdigest())
 
 
 def _a(value: Any) -> str:
@@ -152,18 +153,28 @@ def _error(doc: Document, path: tuple[str | int, ...], message: str) -> Blueprin
     return BlueprintError(message, file=doc.file, line=line, column=col, field=dotted(path))
 
 
-def _cross_field_errors(data: dict[str, Any], doc: Document) -> list[BlueprintError]:
+def _cross_field_errors(
+    data: dict[str, Any], doc: Document, *, written: dict[str, Any]
+) -> list[BlueprintError]:
+    """Rules that span fields, over the document with its defaults filled (``data``);
+    ``written`` is the document as the user wrote it, so a message can say when a value
+    it names is a default the user never wrote."""
     spec = data["spec"]
     errors: list[BlueprintError] = []
     wanted = spec["placement"].get("numberOfClusters")
     quorum = spec["completion"]["minClusters"]
     if isinstance(wanted, int) and quorum > wanted:
+        said = "minClusters" in (written["spec"].get("completion") or {})
         errors.append(
             _error(
                 doc,
-                ("spec", "completion", "minClusters"),
-                f"minClusters is {quorum} but placement.numberOfClusters is {wanted}; "
-                "expected minClusters <= numberOfClusters",
+                ("spec", "completion", "minClusters")
+                if said
+                else ("spec", "placement", "numberOfClusters"),
+                f"minClusters is {quorum}{'' if said else ' (the default)'} but "
+                f"placement.numberOfClusters is {wanted}; expected minClusters <= "
+                "numberOfClusters"
+                + ("" if said else f"; set spec.completion.minClusters to at most {wanted}"),
             )
         )
     data_spec = spec["client"]["data"]
@@ -205,7 +216,7 @@ def _cross_field_errors(data: dict[str, Any], doc: Document) -> list[BlueprintEr
                 "entrypoint data is read from a volume on each cluster; expected 'volume'",
             )
         )
-    mode = spec["gitops"].get("mode", "direct")
+    mode = spec["gitops"]["mode"]
     if mode != "pull-request" and "pullRequest" in spec["gitops"]:
         errors.append(
             _error(
@@ -215,7 +226,7 @@ def _cross_field_errors(data: dict[str, Any], doc: Document) -> list[BlueprintEr
             )
         )
     errors += _secret_env_errors(spec, doc)
-    errors += _strategy_errors(spec, doc)
+    errors += _strategy_errors(spec, doc, written=written["spec"])
     return sorted(errors, key=lambda e: (e.line, e.column))
 
 
@@ -265,7 +276,9 @@ def _secret_env_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintErr
     return errors
 
 
-def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
+def _strategy_errors(
+    spec: dict[str, Any], doc: Document, *, written: dict[str, Any]
+) -> list[BlueprintError]:
     """The options against the named strategy's own schema, located like schema errors."""
     from fl_gitops.aggregate.strategies import options_schema, validate_options
 
@@ -299,12 +312,13 @@ def _strategy_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError
     byzantine = resolved.get("f") if name in ("krum", "multikrum") else None
     quorum = spec["completion"]["minClusters"]
     if isinstance(byzantine, int) and quorum < 2 * byzantine + 3:
+        said = "minClusters" in (written.get("completion") or {})
         return [
             _error(
                 doc,
-                ("spec", "completion", "minClusters"),
+                ("spec", "completion", "minClusters") if said else ("spec", "strategy"),
                 f"{name} with f={byzantine} needs at least {2 * byzantine + 3} updates "
-                f"(n >= 2f + 3) but minClusters is {quorum}; "
+                f"(n >= 2f + 3) but minClusters is {quorum}{'' if said else ' (the default)'}; "
                 "raise minClusters or lower strategy.options.f",
             )
         ]
@@ -346,7 +360,62 @@ def _effective_strategy(
     return DP_STRATEGY, validate_options(DP_STRATEGY, wrapper), dp
 
 
-def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
+def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """The validated document with every default it leaves out filled in, from the schema.
+
+    The one place the loader fills defaults (their values live in the schema's ``default``
+    keywords, which docs/blueprint-reference.md shows), run before the cross-field rules so
+    that they, the dataclasses and the rendered round config all read the same values: a
+    blueprint that leaves a field out renders exactly as one that writes its default.
+    Sections are copied where something is filled; ``data`` itself is left as written.
+    A built-in data set's partition is filled here too (an entrypoint's data takes none).
+    """
+    spec = _filled(data["spec"], ("spec",), "completion", "strategy")
+    spec["completion"] = _filled(
+        spec["completion"], ("spec", "completion"), "minClusters", "timeout", "retries"
+    )
+    spec["strategy"] = _filled(spec["strategy"], ("spec", "strategy"), "options")
+    client = _filled(
+        spec["client"],
+        ("spec", "client"),
+        "namespace",
+        "imagePullPolicy",
+        "model",
+        "data",
+        "train",
+    )
+    client["model"] = _filled(client["model"], ("spec", "client", "model"), "args", "seed")
+    data_spec = _filled(client["data"], ("spec", "client", "data"), "args")
+    if "builtin" in data_spec:
+        partition = ("spec", "client", "data", "partition")
+        data_spec.setdefault("partition", _filled({}, partition, "kind", "seed"))
+    client["data"] = data_spec
+    client["train"] = _filled(
+        client["train"], ("spec", "client", "train"), "epochs", "batchSize", "optimizer", "seed"
+    )
+    spec["client"] = client
+    spec["evaluation"] = _filled(spec.get("evaluation", {}), ("spec", "evaluation"), "server")
+    influence = dict(spec.get("influence", {}))
+    influence["distance"] = _filled(
+        influence.get("distance", {}), ("spec", "influence", "distance"), "medianMultiple"
+    )
+    influence["numExamples"] = _filled(
+        influence.get("numExamples", {}), ("spec", "influence", "numExamples"), "max", "above"
+    )
+    spec["influence"] = influence
+    spec["gitops"] = _filled(spec["gitops"], ("spec", "gitops"), "branch", "mode")
+    spec["reconcile"] = _filled(
+        spec.get("reconcile", {}), ("spec", "reconcile"), "schedule", "activeDeadlineSeconds"
+    )
+    spec["argocd"] = _filled(
+        spec.get("argocd", {}), ("spec", "argocd"), "namespace", "project", "server"
+    )
+    metadata = _filled(data["metadata"], ("metadata",), "namespace")
+    return {**data, "metadata": metadata, "spec": spec}
+
+
+def _build(data: dict[str, Any], written: dict[str, Any], doc: Document, digest: str) -> Blueprint:
+    """The Blueprint of ``data`` (defaults filled); ``written`` is kept as ``raw``."""
     from fl_gitops.aggregate.strategies import validate_options
 
     meta = data["metadata"]
@@ -355,28 +424,12 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
     strategy = spec["strategy"]
     store = spec["store"]
     gitops = spec["gitops"]
-    client = _filled(spec["client"], ("spec", "client"), "namespace", "imagePullPolicy")
-    client["model"] = _filled(client["model"], ("spec", "client", "model"), "args", "seed")
-    data_spec = _filled(client["data"], ("spec", "client", "data"), "args")
-    if "builtin" in data_spec:
-        partition = ("spec", "client", "data", "partition")
-        data_spec.setdefault("partition", _filled({}, partition, "kind", "seed"))
-    client["data"] = data_spec
-    client["train"] = _filled(client["train"], ("spec", "client", "train"), "seed")
-    reconcile = _filled(
-        spec.get("reconcile", {}), ("spec", "reconcile"), "schedule", "activeDeadlineSeconds"
-    )
-    influence = spec.get("influence", {})
-    distance = _filled(
-        influence.get("distance", {}), ("spec", "influence", "distance"), "medianMultiple"
-    )
-    examples = _filled(
-        influence.get("numExamples", {}), ("spec", "influence", "numExamples"), "max", "above"
-    )
-    argocd = _filled(spec.get("argocd", {}), ("spec", "argocd"), "namespace", "project", "server")
-    gitops = _filled(gitops, ("spec", "gitops"), "mode")
-    completion = _filled(completion, ("spec", "completion"), "retries")
-    evaluation = _filled(spec.get("evaluation", {}), ("spec", "evaluation"), "server")
+    client = spec["client"]
+    reconcile = spec["reconcile"]
+    distance = spec["influence"]["distance"]
+    examples = spec["influence"]["numExamples"]
+    argocd = spec["argocd"]
+    evaluation = spec["evaluation"]
     name, options, dp = _effective_strategy(strategy)
     return Blueprint(
         file=doc.file,
@@ -433,5 +486,5 @@ def _build(data: dict[str, Any], doc: Document, digest: str) -> Blueprint:
             max_num_examples=examples["max"],
             above_max_num_examples=examples["above"],
         ),
-        raw=data,
+        raw=written,
     )

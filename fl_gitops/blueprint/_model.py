@@ -12,8 +12,9 @@ from typing import Any
 
 from fl_gitops.blueprint._schema import default
 
-# Defaults are the schema's (``_schema.default``): the loader fills them from there, and
-# these fields take the same values for code that builds a section by hand.
+# Defaults are the schema's (``_schema.default``): the loader fills them from there
+# (``_load.with_defaults``, before anything reads the document), and these fields take
+# the same values for code that builds a section by hand.
 
 __all__ = [
     "ArgoCD",

@@ -71,6 +71,15 @@ DP_INNER = dp.INNER
 _DP_NOISE_DEFAULT = dp.STRATEGY.options_schema["properties"]["noise_multiplier"]["default"]
 
 
+# The defaults of whole sections: what the examples in blueprints/ run, so that a blueprint
+# that leaves them out trains a model that works on a data set that ships (digits with
+# the small MLP, FedAvg) and simulates as written. Leaves' defaults sit on the leaves.
+_DEFAULT_MODEL: dict[str, Any] = {"builtin": "mlp"}
+_DEFAULT_DATA: dict[str, Any] = {"builtin": "digits"}
+_DEFAULT_OPTIMIZER: dict[str, Any] = {"name": "sgd", "lr": 0.05}
+_DEFAULT_STRATEGY: dict[str, Any] = {"name": "fedavg"}
+
+
 def _obj(
     properties: dict[str, Any], *, required: tuple[str, ...] = (), **extra: Any
 ) -> dict[str, Any]:
@@ -154,7 +163,10 @@ _PARTITION = _obj(
         "seed": _int(0, 2**31 - 1, default=0, description="Seed of the split."),
     },
     required=("kind",),
-    description="How the training data is split over the roster (by each cluster's place in it).",
+    description=(
+        "How the training data is split over the roster (by each cluster's place in it); "
+        "left out with builtin data, its kind and seed take their defaults."
+    ),
 )
 
 _MODEL = _obj(
@@ -176,6 +188,7 @@ _MODEL = _obj(
         ),
     },
     oneOf=[{"required": ["builtin"]}, {"required": ["entrypoint"]}],
+    default=_DEFAULT_MODEL,
     description="The model to train: a builtin or your own entrypoint (exactly one).",
 )
 
@@ -210,6 +223,7 @@ _DATA = _obj(
         ),
     },
     oneOf=[{"required": ["builtin"]}, {"required": ["entrypoint"]}],
+    default=_DEFAULT_DATA,
     description="The training data: a builtin data set or your own loader (exactly one).",
 )
 
@@ -236,6 +250,7 @@ _OPTIMIZER = _obj(
         },
     },
     required=("name", "lr"),
+    default=_DEFAULT_OPTIMIZER,
     description="The optimizer of local training.",
 )
 
@@ -355,16 +370,16 @@ _CLIENT = _obj(
         "data": _DATA,
         "train": _obj(
             {
-                "epochs": _int(1, 10_000, description="Local epochs per round."),
-                "batchSize": _int(1, 1_000_000, description="Mini-batch size."),
+                "epochs": _int(1, 10_000, default=5, description="Local epochs per round."),
+                "batchSize": _int(1, 1_000_000, default=16, description="Mini-batch size."),
                 "optimizer": _OPTIMIZER,
                 "seed": _int(0, 2**31 - 1, default=0, description="Seed of local training."),
             },
-            required=("epochs", "batchSize", "optimizer"),
+            default={},
             description="Local training in each round.",
         ),
     },
-    required=("image", "model", "data", "train"),
+    required=("image",),
     description="The training Job that each placed cluster runs every round.",
 )
 
@@ -373,9 +388,18 @@ _COMPLETION = _obj(
         "minClusters": _int(
             1,
             100_000,
-            description="Quorum: once the timeout has passed, aggregate if this many are done.",
+            default=2,
+            description=(
+                "Quorum: once the timeout has passed, aggregate if this many are done "
+                "(2, as Flower's min_fit_clients: one cluster's update is no federation)."
+            ),
         ),
-        "timeout": _str(_DURATION, max_length=32, description="Go duration, e.g. 30m, 1h30m."),
+        "timeout": _str(
+            _DURATION,
+            max_length=32,
+            default="30m",
+            description="Go duration, e.g. 30m, 1h30m: how long a round waits for every cluster.",
+        ),
         "retries": _int(
             0,
             10,
@@ -383,7 +407,7 @@ _COMPLETION = _obj(
             description="How often a round below quorum is retried with a fresh roster.",
         ),
     },
-    required=("minClusters", "timeout"),
+    default={},
     description="When a round is aggregated: every placed cluster done, or timeout and quorum.",
 )
 
@@ -425,6 +449,7 @@ _GITOPS = _obj(
         "branch": _str(
             _GIT_BRANCH,
             max_length=255,
+            default="main",
             description="The branch Argo CD syncs.",
         ),
         "path": _str(
@@ -473,7 +498,7 @@ _GITOPS = _obj(
             description="How pull requests are opened (mode: pull-request).",
         ),
     },
-    required=("repo", "branch", "path"),
+    required=("repo", "path"),
     description="The config repo that rounds are committed to.",
 )
 
@@ -614,12 +639,13 @@ def _base_schema() -> dict[str, Any]:
                     "namespace": _str(
                         DNS1123_LABEL,
                         max_length=63,
+                        default="fl-system",
                         description="Hub namespace of the Placement and the reconcile job.",
                     ),
                     "labels": _LABELS,
                     "annotations": _ANNOTATIONS,
                 },
-                required=("name", "namespace"),
+                required=("name",),
                 description="The experiment's identity.",
             ),
             "spec": _obj(
@@ -664,6 +690,7 @@ def _base_schema() -> dict[str, Any]:
                             ),
                         },
                         required=("name",),
+                        default=_DEFAULT_STRATEGY,
                         description="How the server combines the clusters' updates.",
                     ),
                     "client": _CLIENT,
@@ -674,15 +701,7 @@ def _base_schema() -> dict[str, Any]:
                     "reconcile": _RECONCILE,
                     "argocd": _ARGOCD,
                 },
-                required=(
-                    "rounds",
-                    "placement",
-                    "completion",
-                    "strategy",
-                    "client",
-                    "store",
-                    "gitops",
-                ),
+                required=("rounds", "placement", "client", "store", "gitops"),
                 description="What to run, where, and how rounds reach Git.",
             ),
         },

@@ -80,6 +80,13 @@ def render_reference(schema: dict[str, Any] | None = None) -> str:
         "the JSON Schema this page is generated from, for editors. Every error names the file,",
         "line, column and field path: `error: file:line:col: field: message`.",
         "",
+        "A field that is not required may be left out: the Default column is the value the",
+        "loader fills in (a section's default, such as `spec.client.model`'s, applies when the",
+        "whole section is left out), and a blueprint that writes a default renders the same",
+        "bytes as one that leaves it out. The shortest blueprint names the experiment, its",
+        "rounds, placement, image, store and config repo: `blueprints/digits-minimal.yaml`;",
+        "`fl-gitops init` writes a starter that shows every default as a comment.",
+        "",
         "Limits, checked before the YAML is trusted: at most "
         f"{MAX_BYTES} bytes, {MAX_ALIASES} alias reuses, nesting of {MAX_DEPTH} levels and "
         f"{MAX_NODES} values after aliases are expanded; UTF-8 text only, one document, no "

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
-from fl_gitops.blueprint import Blueprint, load_blueprint, read_bounded
+from fl_gitops.blueprint import Blueprint, default, load_blueprint, read_bounded
 from fl_gitops.errors import GitError, InputError
 from fl_gitops.gitops import (
     BareRepo,
@@ -82,8 +82,11 @@ def simulated_blueprint(
     if rounds is not None:
         spec["rounds"] = rounds
     spec["placement"]["numberOfClusters"] = clusters
-    completion = spec["completion"]
-    completion["minClusters"] = min(int(completion["minClusters"]), clusters)
+    quorum = (spec.get("completion") or {}).get(
+        "minClusters", default("spec", "completion", "minClusters")
+    )
+    if int(quorum) > clusters:  # a quorum left to its default is lowered too
+        spec.setdefault("completion", {})["minClusters"] = clusters
     spec["store"]["uri"] = store_uri
     for key in ("secretRef",):
         spec["store"].pop(key, None)
