@@ -37,6 +37,7 @@ __all__ = [
     "hub_configured",
     "list_experiments",
     "locate_experiment",
+    "named",
     "open_hub",
     "open_repo",
     "parse_interval",
@@ -158,19 +159,20 @@ def resolve_target(args: argparse.Namespace, *, quiet: bool = False) -> None:
     from fl_gitops.commands._discover import discover_work_tree, experiment_under
 
     args.repo_shown = None
+    args.from_env = from_env = {}
     if hasattr(args, "local_hub"):
         # a hub flag the user typed outranks either environment default
-        named = args.kubeconfig or args.context or args.local_hub
-        if not named and os.environ.get(LOCAL_HUB_ENV):
+        typed = args.kubeconfig or args.context or args.local_hub
+        if not typed and os.environ.get(LOCAL_HUB_ENV):
             args.local_hub = os.environ[LOCAL_HUB_ENV]
-        elif not named and os.environ.get(KUBECONFIG_ENV):
+            from_env["local_hub"] = LOCAL_HUB_ENV
+        elif not typed and os.environ.get(KUBECONFIG_ENV):
             args.kubeconfig = os.environ[KUBECONFIG_ENV]
-    if args.path is None and os.environ.get(PATH_ENV):
-        args.path = os.environ[PATH_ENV]
-    if args.repo is None and os.environ.get(REPO_ENV):
-        args.repo = os.environ[REPO_ENV]
-    if args.branch is None and os.environ.get(BRANCH_ENV):
-        args.branch = os.environ[BRANCH_ENV]
+            from_env["kubeconfig"] = KUBECONFIG_ENV
+    for dest, variable in (("path", PATH_ENV), ("repo", REPO_ENV), ("branch", BRANCH_ENV)):
+        if getattr(args, dest) is None and os.environ.get(variable):
+            setattr(args, dest, os.environ[variable])
+            from_env[dest] = variable
     if args.repo is not None:
         args.branch = args.branch or DEFAULT_BRANCH
         return
@@ -194,6 +196,12 @@ def resolve_target(args: argparse.Namespace, *, quiet: bool = False) -> None:
         args.path = experiment_under(tree.top, cwd)
     if not quiet:
         print(f"repo: {where}, branch {args.branch}; {unseen}", file=sys.stderr)
+
+
+def named(args: argparse.Namespace, dest: str) -> str:
+    """How a message names where a value came from: its flag, or the variable that set it."""
+    variable = getattr(args, "from_env", {}).get(dest)
+    return f"${variable}" if variable else f"--{dest.replace('_', '-')}"
 
 
 def _shown_url(url: str, instead: str) -> str:
@@ -222,7 +230,7 @@ def console() -> Any:
     return _console()
 
 
-def _check_local_repo(url: str, shown: str | None = None) -> None:
+def _check_local_repo(url: str, shown: str | None = None, flag: str = "--repo") -> None:
     """A local ``--repo`` must be a directory git can read, said before git says it worse."""
     shown = shown or url
     if "://" in url and not url.startswith("file://"):
@@ -232,11 +240,11 @@ def _check_local_repo(url: str, shown: str | None = None) -> None:
         return  # scp-like user@host:path
     local = Path(text).expanduser()
     if not local.exists():
-        raise InputError(f"--repo {shown}: no such directory; expected a git repo (path or URL)")
+        raise InputError(f"{flag} {shown}: no such directory; expected a git repo (path or URL)")
     if not local.is_dir():
-        raise InputError(f"--repo {shown}: not a directory; expected a git repo (path or URL)")
+        raise InputError(f"{flag} {shown}: not a directory; expected a git repo (path or URL)")
     if not ((local / "HEAD").is_file() or (local / ".git").exists()):
-        raise InputError(f"--repo {shown}: not a git repository (no .git, not a bare repo)")
+        raise InputError(f"{flag} {shown}: not a git repository (no .git, not a bare repo)")
 
 
 def open_repo(args: argparse.Namespace, **options: Any) -> Any:
@@ -252,7 +260,7 @@ def open_repo(args: argparse.Namespace, **options: Any) -> Any:
     """
     from fl_gitops.gitops import ConfigRepo, Credentials
 
-    _check_local_repo(args.repo, shown_repo(args))
+    _check_local_repo(args.repo, shown_repo(args), named(args, "repo"))
     workdir = Path(args.workdir) if args.workdir else _default_workdir(args.repo, args.branch)
     credentials = Credentials.from_environment(os.environ)
     try:
@@ -262,7 +270,8 @@ def open_repo(args: argparse.Namespace, **options: Any) -> Any:
     except GitError as exc:
         # gitops has already redacted credentials from the text
         raise InputError(
-            f"--repo {shown_repo(args)} (branch {args.branch}): cannot be read: {exc}"
+            f"{named(args, 'repo')} {shown_repo(args)} (branch {args.branch}): "
+            f"cannot be read: {exc}"
         ) from None
 
 
@@ -278,7 +287,8 @@ def experiment_path(args: argparse.Namespace) -> str:
     parts = PurePosixPath(text).parts if text else ()
     if not parts or any(part in ("..", ".") for part in parts):
         raise InputError(
-            f"--path {args.path!r}: expected a folder inside the repo, e.g. experiments/digits"
+            f"{named(args, 'path')} {args.path!r}: expected a folder inside the repo, "
+            "e.g. experiments/digits"
         )
     return "/".join(parts)
 
@@ -318,7 +328,10 @@ def require_experiment(repo: Any, path: str, args: argparse.Namespace) -> Path:
     if (exp_dir / BLUEPRINT_FILE).is_file():
         return exp_dir
     found, more = list_experiments(Path(repo.root))
-    where = f"--path {path}: no experiment ({BLUEPRINT_FILE}) in {shown_repo(args)} ({args.branch})"
+    where = (
+        f"{named(args, 'path')} {path}: no experiment ({BLUEPRINT_FILE}) in "
+        f"{shown_repo(args)} ({args.branch})"
+    )
     if not found and not more:
         raise InputError(f"{where}; the repo holds no experiment")
     listed = ", ".join(found)
@@ -386,12 +399,13 @@ def open_hub(args: argparse.Namespace) -> Any:
 
     from fl_gitops.hub import HubConfigError, KubernetesHub
 
+    flag = named(args, "kubeconfig")
     if args.kubeconfig:
         file = Path(args.kubeconfig)
         if not file.exists():
-            raise InputError(f"--kubeconfig {args.kubeconfig}: no such file; expected a kubeconfig")
+            raise InputError(f"{flag} {args.kubeconfig}: no such file; expected a kubeconfig")
         if not file.is_file():
-            raise InputError(f"--kubeconfig {args.kubeconfig}: not a file; expected a kubeconfig")
+            raise InputError(f"{flag} {args.kubeconfig}: not a file; expected a kubeconfig")
     try:
         return KubernetesHub.from_config(kubeconfig=args.kubeconfig, context=args.context)
     except yaml.YAMLError as exc:
@@ -399,14 +413,14 @@ def open_hub(args: argparse.Namespace) -> Any:
         # the file, so only the place is said
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
-        where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "the default kubeconfig"
+        where = f"{flag} {args.kubeconfig}" if args.kubeconfig else "the default kubeconfig"
         raise InputError(f"{where}: not valid YAML{at}; expected a kubeconfig") from None
     except (AttributeError, KeyError) as exc:
-        where = f"--kubeconfig {args.kubeconfig}" if args.kubeconfig else "the default kubeconfig"
+        where = f"{flag} {args.kubeconfig}" if args.kubeconfig else "the default kubeconfig"
         raise InputError(f"{where}: not a kubeconfig ({type(exc).__name__})") from None
     except HubConfigError as exc:
         if args.kubeconfig:
-            raise InputError(f"--kubeconfig {args.kubeconfig}: {exc}") from None
+            raise InputError(f"{flag} {args.kubeconfig}: {exc}") from None
         if args.context:
             raise InputError(f"--context {args.context}: {exc}") from None
         raise

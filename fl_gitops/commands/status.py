@@ -24,6 +24,7 @@ from fl_gitops.commands._common import (
     console,
     hub_configured,
     locate_experiment,
+    named,
     open_hub,
     open_repo,
     resolve_target,
@@ -50,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     resolve_target(args, quiet=args.quiet)
     if args.local_hub and not Path(args.local_hub).is_dir():
         # a hub that is not there would read as one where no cluster has started
-        raise InputError(f"--local-hub {args.local_hub}: no such directory (a local hub's dir)")
+        raise InputError(
+            f"{named(args, 'local_hub')} {args.local_hub}: no such directory (a local hub's dir)"
+        )
     hub, hub_kind = _hub(args)
     repo = open_repo(args)
     path, exp_dir = locate_experiment(repo, args)

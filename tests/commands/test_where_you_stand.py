@@ -157,10 +157,42 @@ def test_environment_defaults_sit_below_flags_and_above_the_work_tree(
     monkeypatch.setenv("FL_GITOPS_BRANCH", "nope")
     assert main(["history"]) == 2
     assert capsys.readouterr().err == (
-        f"error: --repo {experiment.remote} (branch nope): cannot be read: "
+        f"error: $FL_GITOPS_REPO {experiment.remote} (branch nope): cannot be read: "
         f"branch nope not found on remote {experiment.remote}\n"
     )
     assert main(["history", "--branch", "main"]) == 0
+    capsys.readouterr()
+
+
+def test_a_bad_value_from_a_variable_is_named_by_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment = one_round_in(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FL_GITOPS_REPO", str(experiment.remote))
+    monkeypatch.setenv("FL_GITOPS_PATH", "experiments/nope")
+    assert main(["history"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: $FL_GITOPS_PATH experiments/nope: no experiment (blueprint.yaml) in "
+        f"{experiment.remote} (main); the repo holds: {PATH}\n"
+    )
+    monkeypatch.setenv("FL_GITOPS_PATH", PATH)
+    monkeypatch.setenv("FL_GITOPS_LOCAL_HUB", str(tmp_path / "no-hub"))
+    assert main(["status"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: $FL_GITOPS_LOCAL_HUB {tmp_path / 'no-hub'}: no such directory "
+        "(a local hub's dir)\n"
+    )
+    monkeypatch.delenv("FL_GITOPS_LOCAL_HUB")
+    monkeypatch.setenv("FL_GITOPS_KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    assert main(["status"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: $FL_GITOPS_KUBECONFIG {tmp_path / 'no-kubeconfig'}: no such file; "
+        "expected a kubeconfig\n"
+    )
+    # a hub flag the user typed outranks the variable
+    assert main(["status", "--local-hub", str(experiment.hub), "-q"]) == 0
+    assert capsys.readouterr().out == "digits-small: Running, round 2 of 3\n"
 
 
 def test_outside_any_work_tree_without_repo_exits_2_naming_the_flag(
