@@ -124,7 +124,8 @@ def add_hub_arguments(parser: argparse.ArgumentParser, *, optional: bool = False
         "--kubeconfig",
         metavar="FILE",
         help=f"the hub's kubeconfig file (default: ${KUBECONFIG_ENV}, else the pod's "
-        "service account in a cluster, else $KUBECONFIG or ~/.kube/config)",
+        "service account in a cluster, else $KUBECONFIG or ~/.kube/config"
+        + ("; with none of them, no hub is read)" if optional else ")"),
     )
     parser.add_argument(
         "--context",
