@@ -33,6 +33,7 @@ __all__ = ["COMMANDS", "main"]
 
 # name -> (module under fl_gitops.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init", "write a commented starter blueprint that validates and simulates as written"),
     "simulate": ("simulate", "run an experiment's whole loop on this machine (the main job)"),
     "validate": ("validate", "check a blueprint, or every object of a rendered tree"),
     "render": ("render", "compile a blueprint into the experiment's manifests"),
