@@ -218,9 +218,24 @@ _SLOT_MIN = 64 * 1024
 _SLOT_MAX = 1024 * 1024
 
 
+def _pow2_floor(n: int) -> int:
+    """The largest power of two <= ``n`` (1 for n < 1)."""
+    return 1 << (max(1, n).bit_length() - 1)
+
+
 def _slot_bytes(header: Header) -> int:
+    """A power of two, so that the reading steps of every tensor (and the distance
+    bound's float sums over them) fall on a grid a sharded round can cut along
+    (``_shards``: every shard boundary is a multiple of the chunk within its tensor)."""
     model = sum(t.nbytes for t in header.tensors.values())
-    return max(_SLOT_MIN, min(_SLOT_MAX, model // (_SLOT_SHARE * _DEPTH * _LANES)))
+    return _pow2_floor(max(_SLOT_MIN, min(_SLOT_MAX, model // (_SLOT_SHARE * _DEPTH * _LANES))))
+
+
+def _stack_step(size: int, k: int, chunk: int) -> int:
+    """The width of one K x c block of a tensor of ``size`` elements: a power of two within
+    the stack budget and at most ``chunk``, so that blocks (and Krum's partial sums over
+    them) fall on the grid shards cut along."""
+    return max(1, min(size, _pow2_floor(_STACK_BYTES // (8 * k)), _pow2_floor(chunk)))
 
 
 def _prefetch(path: str, length: int = 0) -> None:
@@ -698,7 +713,7 @@ class _Round:
         """The blocks of one tensor: the K updates side by side, a K x c float64 stack."""
         k = len(cands)
         size = self.header.tensors[name].size
-        step = max(1, min(size, _STACK_BYTES // (8 * k)))
+        step = _stack_step(size, k, self.chunk)
         stack = np.empty((k, step), dtype=np.float64)
         with contextlib.ExitStack() as stack_ctx:
             readers = [stack_ctx.enter_context(TensorReader(c.path, c.header)) for c in cands]
@@ -862,6 +877,53 @@ def _base_file(base: str | os.PathLike[str] | bytes) -> Iterator[str]:
         yield os.fspath(base)
 
 
+def _round_record(
+    job: _Round,
+    plan: Plan,
+    limits: Limits,
+    contributors: list[_Candidate],
+    accepted: list[_Candidate],
+    weights: Mapping[str, float],
+    metrics: Mapping[str, float],
+    digest: str,
+    choice: Choice,
+    resumed: bool,
+) -> dict[str, Any]:
+    """The round record: one builder for one pod's round and a sharded round's merge."""
+    capped = sorted(
+        c.cluster
+        for c in accepted
+        if limits.cap_num_examples
+        and limits.max_num_examples is not None
+        and c.meta.num_examples == limits.max_num_examples
+    )
+    return {
+        "round": job.expect.round,
+        "strategy": plan.strategy,
+        "options": dict(plan.options),
+        "base_model": job.base_digest,
+        "model": digest,
+        "contributors": [c.cluster for c in contributors],
+        "weights": dict(weights),
+        "num_examples": {c.cluster: c.meta.num_examples for c in accepted},
+        # The digest of every update whose bytes were verified (each contributor, and any
+        # then refused by a distance bound, which a re-aggregation must see again to find
+        # the same median): what `fl-gitops verify` checks the store against.
+        "updates": dict(sorted(job.verified.items())),
+        "seed": job.seed,
+        "rejected": dict(sorted(job.rejected.items())),
+        "metrics": dict(metrics),
+        "state": {"names": list(plan.state_names), "resumed": resumed},
+        "limits": limits.record(),
+        "influence": {
+            "median_distance": _finite_or_none(job.median_distance),
+            "capped_num_examples": capped,
+        },
+        "fl_gitops_version": __version__,
+        **choice.record,
+    }
+
+
 def aggregate_round(
     base: str | os.PathLike[str] | bytes,
     updates: Iterable[Update | tuple[Any, ...]],
@@ -962,38 +1024,9 @@ def aggregate_round(
             }
             model, digest, new_state = job.finish(acc, choice, base_reader)
     metrics = _weighted_metrics(accepted)
-    capped = sorted(
-        c.cluster
-        for c in accepted
-        if limits.cap_num_examples
-        and limits.max_num_examples is not None
-        and c.meta.num_examples == limits.max_num_examples
+    record = _round_record(
+        job, plan, limits, contributors, accepted, weights, metrics, digest, choice, bool(prior)
     )
-    record: dict[str, Any] = {
-        "round": round,
-        "strategy": plan.strategy,
-        "options": dict(plan.options),
-        "base_model": base_digest,
-        "model": digest,
-        "contributors": [c.cluster for c in contributors],
-        "weights": weights,
-        "num_examples": {c.cluster: c.meta.num_examples for c in accepted},
-        # The digest of every update whose bytes were verified (each contributor, and any
-        # then refused by a distance bound, which a re-aggregation must see again to find
-        # the same median): what `fl-gitops verify` checks the store against.
-        "updates": dict(sorted(job.verified.items())),
-        "seed": seed,
-        "rejected": dict(sorted(job.rejected.items())),
-        "metrics": metrics,
-        "state": {"names": list(plan.state_names), "resumed": bool(prior)},
-        "limits": limits.record(),
-        "influence": {
-            "median_distance": _finite_or_none(job.median_distance),
-            "capped_num_examples": capped,
-        },
-        "fl_gitops_version": __version__,
-        **choice.record,
-    }
     return AggregateResult(
         model=model,
         digest=digest,

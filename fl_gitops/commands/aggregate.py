@@ -4,6 +4,11 @@ To debug a round or run it again from a folder of ``<cluster>.safetensors`` +
 ``<cluster>.json`` pairs (copied out of the store's ``rounds/<N>/updates/``). Prints the new
 model's ``sha256:<hex>`` on stdout and each rejected update with its reason on stderr.
 Exit codes (set in ``cli.py``): 0 a model was written, 1 too few valid updates, 2 bad input.
+
+Sharded by hand, the same code an Indexed Job's pods run: ``--shard I/N --out DIR`` runs
+shard I of N into DIR (shared by the N shards, which run at the same time and wait for
+each other's files between phases), then ``--merge DIR --out NEW.safetensors`` writes the
+model, to the bytes one ``aggregate`` writes (``fl_gitops.aggregate._shards``).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
-from fl_gitops.aggregate import NotEnoughUpdates, Update, aggregate_round
+from fl_gitops.aggregate import AggregateResult, NotEnoughUpdates, Update, aggregate_round
 from fl_gitops.aggregate.checks import (
     DEFAULT_MAX_NUM_EXAMPLES,
     DEFAULT_MEDIAN_DISTANCE_MULTIPLE,
@@ -41,21 +47,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the command's arguments."""
     parser.add_argument(
         "--model",
-        required=True,
         metavar="BASE.safetensors",
-        help="the global model the round trained from",
+        help="the global model the round trained from (a safetensors path; required "
+        "unless --merge)",
     )
     parser.add_argument(
         "--updates",
-        required=True,
         metavar="DIR",
-        help="a folder of <cluster>.safetensors + <cluster>.json pairs",
+        help="a folder of <cluster>.safetensors + <cluster>.json pairs (required unless --merge)",
     )
     parser.add_argument(
-        "--round", required=True, type=int, metavar="N", help="the round being aggregated"
+        "--round",
+        type=int,
+        metavar="N",
+        help="the round being aggregated, an integer >= 0 (required unless --merge)",
     )
     parser.add_argument(
-        "--strategy", required=True, metavar="NAME", help=f"one of: {', '.join(strategy_names())}"
+        "--strategy",
+        metavar="NAME",
+        help=f"one of: {', '.join(strategy_names())} (required unless --merge)",
     )
     parser.add_argument(
         "--options",
@@ -67,31 +77,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state",
         metavar="DIR",
         help="a store directory holding strategy state: reads "
-        "state/<strategy>/round-<N-1>.safetensors, writes round-<N>",
+        "state/<strategy>/round-<N-1>.safetensors, writes round-<N> (default: no state, "
+        "start fresh; with --shard each shard reads it, with --merge the merge writes it)",
     )
     parser.add_argument(
         "--roster",
         metavar="A,B,...",
-        help="the clusters allowed to contribute (default: every one in DIR)",
+        help="the clusters allowed to contribute, comma-separated names (default: every one "
+        "in --updates)",
     )
     parser.add_argument(
         "--min-updates",
         type=int,
         default=1,
         metavar="K",
-        help="aggregate only if at least K updates are valid (default 1)",
+        help="aggregate only if at least K updates are valid, a count (default 1)",
     )
     parser.add_argument(
         "--max-update-bytes",
         type=int,
         metavar="BYTES",
-        help="reject larger update files (default: the model's size + 1 MiB)",
+        help="reject larger update files, in bytes (default: the model's size + 1 MiB)",
     )
     parser.add_argument(
         "--max-l2-norm",
         type=float,
         metavar="X",
-        help="reject updates farther than X (L2) from the global model",
+        help="reject updates farther than X from the global model, an L2 distance in the "
+        "model's units (default: no absolute bound)",
     )
     parser.add_argument(
         "--median-distance-multiple",
@@ -112,15 +125,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="weigh an update above --max-num-examples as that many, instead of rejecting it",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for the DP noise (default 0)")
     parser.add_argument(
-        "--record", metavar="FILE", help="also write the round record (JSON) to FILE"
+        "--seed", type=int, default=0, help="seed for the DP noise, an integer (default 0)"
+    )
+    parser.add_argument(
+        "--record",
+        metavar="FILE",
+        help="also write the round record to FILE, a JSON path (default: not written)",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only shard I of N (0 <= I < N) into the shard directory --out DIR, which "
+        "the N shards share and run at the same time; then --merge DIR (default: one pod, "
+        "the whole round)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="with --shard: how long to wait for the other shards' files at each phase, "
+        "in seconds (default 600)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="append",
+        metavar="DIR",
+        help="merge a sharded round: the shard directory (or directories, repeated) the "
+        "--shard runs wrote; --out is then the new model (default: no merge)",
     )
     parser.add_argument(
         "--out",
         required=True,
-        metavar="NEW.safetensors",
-        help="where to write the new global model",
+        metavar="PATH",
+        help="where to write the new global model (a safetensors path); with --shard, the "
+        "shard directory (created if missing)",
     )
 
 
@@ -200,8 +240,23 @@ def _write_atomic(path: str, data: bytes) -> None:
         raise InputError(f"--out {path}: cannot write: {exc.strerror}") from None
 
 
+_ROUND_FLAGS = ("model", "updates", "round", "strategy")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Aggregate the round; return 0 when a model was written."""
+    """Aggregate the round (or a shard of it, or merge its shards); return 0 when done."""
+    if args.merge:
+        return _merge(args)
+    missing = [f"--{name}" for name in _ROUND_FLAGS if getattr(args, name) is None]
+    if missing:
+        raise InputError(f"{', '.join(missing)}: required (or --merge DIR to merge shards)")
+    shard = None
+    if args.shard is not None:
+        from fl_gitops.aggregate._shards import parse_shard
+
+        shard = parse_shard(args.shard)
+        if not args.wait >= 0:
+            raise InputError(f"--wait: expected seconds >= 0, got {args.wait:g}")
     if args.round < 0:
         raise InputError(f"--round: expected an integer >= 0, got {args.round}")
     try:
@@ -226,7 +281,37 @@ def run(args: argparse.Namespace) -> int:
     except HeaderError as exc:
         raise InputError(f"--model {args.model}: not a safetensors file: {exc}") from None
     with contextlib.ExitStack() as stack:  # holds the update files open
-        return _aggregate(args, options, limits, stack)
+        return _aggregate(args, options, limits, stack, shard)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """Merge a sharded round's directories into the model, as one pod's round writes it."""
+    from fl_gitops.aggregate._shards import merge_shards
+
+    given = [f"--{name}" for name in _ROUND_FLAGS if getattr(args, name) is not None]
+    if args.shard is not None:
+        given.append("--shard")
+    if given:
+        raise InputError(
+            f"--merge: {', '.join(given)} not used (the shards' files hold the round); drop them"
+        )
+    result = merge_shards(args.merge)
+    record = result.record
+    _finish(args, result, str(record["strategy"]), int(record["round"]))
+    return 0
+
+
+def _finish(args: argparse.Namespace, result: AggregateResult, strategy: str, round_: int) -> None:
+    """Report the rejections, write the model, the state and the record, print the digest."""
+    for cluster, reason in result.rejected.items():
+        print(f"rejected {cluster}: {reason}", file=sys.stderr)
+    _write_atomic(args.out, result.model)
+    if args.state is not None and result.new_state is not None:
+        ModelStore.open(args.state).put_state(strategy, round_, result.new_state)
+    if args.record:
+        text = json.dumps(result.record, sort_keys=True, indent=2) + "\n"
+        _write_atomic(args.record, text.encode())
+    print(result.digest)
 
 
 def _aggregate(
@@ -234,6 +319,7 @@ def _aggregate(
     options: dict[str, Any],
     limits: Limits,
     stack: contextlib.ExitStack,
+    shard: tuple[int, int] | None,
 ) -> int:
     updates, incomplete, unreadable = _updates(args.updates, stack)
     for cluster in incomplete:
@@ -241,7 +327,6 @@ def _aggregate(
     roster = None
     if args.roster is not None:
         roster = [c.strip() for c in args.roster.split(",") if c.strip()]
-    store = None
     state = None
     if args.state is not None:
         store = ModelStore.open(args.state)
@@ -249,6 +334,8 @@ def _aggregate(
             state = store.get_state(args.strategy, args.round - 1) if args.round > 0 else None
         except StoreError as exc:
             raise InputError(f"--state {args.state}: {exc}") from None
+    if shard is not None:
+        return _shard(args, options, limits, shard, updates, roster, state, unreadable)
     try:
         result = aggregate_round(
             args.model,
@@ -270,13 +357,53 @@ def _aggregate(
         result = dataclasses.replace(
             result, rejected=merged, record={**result.record, "rejected": merged}
         )
-    for cluster, reason in result.rejected.items():
-        print(f"rejected {cluster}: {reason}", file=sys.stderr)
-    _write_atomic(args.out, result.model)
-    if store is not None and result.new_state is not None:
-        store.put_state(args.strategy, args.round, result.new_state)
-    if args.record:
-        text = json.dumps(result.record, sort_keys=True, indent=2) + "\n"
-        _write_atomic(args.record, text.encode())
-    print(result.digest)
+    _finish(args, result, args.strategy, args.round)
+    return 0
+
+
+def _shard(
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    limits: Limits,
+    shard: tuple[int, int],
+    updates: list[Update],
+    roster: list[str] | None,
+    state: bytes | None,
+    unreadable: dict[str, str],
+) -> int:
+    """Run one shard into the shared directory ``--out``; print its decision file's path."""
+    from fl_gitops.aggregate._shards import aggregate_shard, poll_for
+
+    index, of = shard
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise InputError(f"--out {args.out}: with --shard, a directory (this is a file)")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {args.out}: cannot create: {exc.strerror}") from None
+
+    def wait(paths: Sequence[str]) -> None:
+        poll_for(paths, timeout=args.wait)
+
+    try:
+        path = aggregate_shard(
+            args.model,
+            updates,
+            strategy=args.strategy,
+            round=args.round,
+            shard=index,
+            of=of,
+            out=args.out,
+            options=options,
+            state=state,
+            roster=roster,
+            limits=limits,
+            seed=args.seed,
+            wait=wait,
+            rejected=unreadable,
+        )
+    except StoreError as exc:
+        raise InputError(f"--state {args.state}: {exc}") from None
+    print(f"shard {index}/{of}: done", file=sys.stderr)
+    print(path)
     return 0

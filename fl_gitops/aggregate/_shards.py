@@ -1,0 +1,841 @@
+"""One round aggregated in N shards by tensor slice, to the bytes of one pod's round.
+
+Why: one pod reading every update of a round is bound by its disk and its cores; N pods
+(a Kubernetes Indexed Job, or ``fl-gitops aggregate --shard I/N`` by hand) each read only
+their slice of every update. The combining is elementwise, so the slices are independent,
+but the round-wide decisions are not (which updates the distance bound refuses, DP's clip
+factors, Krum's choice): those come from statistics of the whole updates. So a shard runs
+in phases, each shard's files written to one shared directory:
+
+1. ``stats``: the checks on the update's metadata and header (every shard the same), the
+   NaN/Inf check of its slice, and each update's squared distance to the global model over
+   its slice, as the partial float sums one pod's round adds up (one value per cell of the
+   grid the engine reads on, see below); plus the whole-file SHA-256 of the updates it owns
+   (update j belongs to shard j mod N): a digest cannot be checked from a slice.
+2. The reduce, run by every shard (and checked by the merge) the same way: the digests,
+   the NaN/Inf checks and the distances (the cells added in the order one pod adds them),
+   then the engine's own bound, quorum and ``choose``. Krum first needs its pairwise
+   distances over the accepted updates: a phase ``partials`` per shard, summed cell by cell
+   in model order, then ``choose``.
+3. ``combine``: the shard's slice of the combined values, finished (division, DP noise,
+   server step with its state) and written as the slice of the new model's data bytes.
+
+:func:`merge_shards` then writes the global model (the layout's header and the shards'
+bytes in order), its digest, the state and the result as ``aggregate_round`` returns it.
+
+Bit for bit. Sums over elements are float sums whose grouping matters. The shard plan cuts
+the model only at a multiple of the chunk (a power of two, ``DEFAULT_CHUNK``) within a
+tensor, and every grid the engine sums over is a power of two no larger (its reading steps,
+its cache blocks, its K x c stacks): so each cell a pod sums lies within one shard, and the
+shard computes it with the same function. The reduce adds the cells per update in the
+order the pod's pass does (the update file's tensor order, then offset). DP noise is drawn
+tensor by tensor from one generator: a shard draws (and drops) the noise of everything
+before its slice, so its noise is the pod's whatever N, at the cost of drawing that prefix.
+"""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from fl_gitops.aggregate import checks
+from fl_gitops.aggregate._engine import (
+    AggregateResult,
+    NotEnoughUpdates,
+    Update,
+    _Candidate,
+    _digest_mismatch,
+    _is_float,
+    _Round,
+    _round_record,
+    _stack_step,
+    _weighted_metrics,
+    load_state,
+)
+from fl_gitops.aggregate.checks import Expectation, Limits
+from fl_gitops.aggregate.strategies import plan as make_plan
+from fl_gitops.aggregate.strategies._arith import (
+    BLOCK,
+    add_weighted,
+    distance_scratch,
+    finite,
+    squared_distance,
+    squared_distance_bound,
+)
+from fl_gitops.aggregate.strategies.base import F64, Block, Choice, Slice
+from fl_gitops.aggregate.strategies.fedavg import MeanChoice
+from fl_gitops.errors import InputError, StoreError
+from fl_gitops.tensors import (
+    DEFAULT_CHUNK,
+    Header,
+    HeaderError,
+    Layout,
+    TensorInfo,
+    load_bytes,
+    parse_header,
+    read_header,
+    serialize,
+    sha256_file,
+    write_atomic,
+)
+
+__all__ = [
+    "Piece",
+    "RangeFile",
+    "Shard",
+    "ShardDirError",
+    "ShardPlan",
+    "aggregate_shard",
+    "merge_shards",
+    "parse_shard",
+    "poll_for",
+    "shard_combine",
+    "shard_partials",
+    "shard_stats",
+]
+
+_FORMAT = "fl-gitops/aggregation-shard/v1"
+
+
+class ShardDirError(InputError):
+    """A shard directory is missing a shard's file, or holds one of another round or plan."""
+
+
+def parse_shard(text: str, flag: str = "--shard") -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)``, with 0 <= I < N.
+
+    Raises:
+        InputError: naming ``flag`` and the expected format.
+    """
+    left, sep, right = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        index, of = int(left), int(right)
+    except ValueError:
+        index, of = -1, 0
+    if not 0 <= index < of:
+        raise InputError(f"{flag}: expected I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return index, of
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Elements ``[start, stop)`` of one tensor (flattened) that a shard owns."""
+
+    name: str
+    start: int
+    stop: int
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """The model's elements (tensors in name order, end to end) cut into N contiguous runs.
+
+    Deterministic from the global model's header, N and the chunk alone, so every shard
+    computes the same plan. Each cut is at a tensor's start or at a multiple of ``chunk``
+    elements inside a tensor (see the module docstring), the one nearest an even split.
+
+    Attributes:
+        of: N.
+        chunk: the grid unit (a power of two).
+        cuts: N + 1 offsets into the model's elements.
+        sizes: (name, elements) of each tensor in name order.
+        id: names the plan (the header's tensors, N, chunk) in every shard's files.
+    """
+
+    of: int
+    chunk: int
+    cuts: tuple[int, ...]
+    sizes: tuple[tuple[str, int], ...]
+    id: str
+
+    @classmethod
+    def of_header(cls, header: Header, of: int, chunk: int = DEFAULT_CHUNK) -> ShardPlan:
+        if of < 1:
+            raise ValueError(f"a shard plan needs N >= 1, got {of}")
+        if chunk < 1 or chunk & (chunk - 1):
+            raise ValueError(f"the shard grid's chunk must be a power of two, got {chunk}")
+        sizes = tuple((n, header.tensors[n].size) for n in sorted(header.tensors))
+        points: list[int] = []
+        pos = 0
+        for _, size in sizes:
+            points.extend(range(pos, pos + size, chunk))
+            pos += size
+        points.append(pos)
+        cuts = [0]
+        for k in range(1, of):
+            ideal = k * pos // of
+            i = bisect.bisect_left(points, ideal)
+            near = [p for p in points[max(0, i - 1) : i + 1]]
+            best = min(near, key=lambda p: (abs(p - ideal), p))
+            cuts.append(max(best, cuts[-1]))
+        cuts.append(pos)
+        sig = json.dumps(
+            [[n, header.tensors[n].dtype, list(header.tensors[n].shape)] for n, _ in sizes]
+            + [of, chunk]
+        )
+        ident = "sha256:" + hashlib.sha256(sig.encode()).hexdigest()
+        return cls(of=of, chunk=chunk, cuts=tuple(cuts), sizes=sizes, id=ident)
+
+    def pieces(self, shard: int) -> list[Piece]:
+        """Shard ``shard``'s pieces, in name order (at most one per tensor)."""
+        lo, hi = self.cuts[shard], self.cuts[shard + 1]
+        out = []
+        pos = 0
+        for name, size in self.sizes:
+            a, b = max(lo - pos, 0), min(hi - pos, size)
+            if a < b:
+                out.append(Piece(name, a, b))
+            pos += size
+        return out
+
+
+class RangeFile:
+    """Byte ranges of one local file by ``pread``: the only way a shard reads update data
+    (a subclass may count what is read, or serve ranges from elsewhere)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def read(self, start: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, start)
+        while len(data) < length:
+            more = os.pread(self._fd, length - len(data), start + len(data))
+            if not more:
+                raise HeaderError(f"file ended at byte {start + len(data)} (truncated)")
+            data += more
+        return data
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def _values(f: RangeFile, info: TensorInfo, start: int, count: int) -> np.ndarray[Any, Any]:
+    """Elements ``[start, start + count)`` of a tensor, read as one range."""
+    item = info.np_dtype.itemsize
+    raw = f.read(info.start + start * item, count * item)
+    return np.frombuffer(raw, dtype=info.np_dtype)
+
+
+def _reads(piece: Piece, chunk: int) -> Iterator[tuple[int, int]]:
+    """``(start, count)`` reads of at most ``chunk`` elements, aligned to the grid."""
+    pos = piece.start
+    while pos < piece.stop:
+        end = min(piece.stop, (pos // chunk + 1) * chunk)
+        yield pos, end - pos
+        pos = end
+
+
+def _file(out: str, shard: int, of: int, kind: str) -> str:
+    return os.path.join(out, f"shard-{shard:04d}-of-{of:04d}.{kind}")
+
+
+def _write_json(path: str, doc: Mapping[str, Any]) -> None:
+    write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
+
+
+class Shard:
+    """One shard's view of a round: the same inputs as ``aggregate_round``, plus I/N."""
+
+    def __init__(
+        self,
+        base: str | os.PathLike[str],
+        updates: Iterable[Update | tuple[Any, ...]],
+        *,
+        strategy: str,
+        round: int,
+        shard: int,
+        of: int,
+        out: str | os.PathLike[str],
+        options: Mapping[str, Any] | None = None,
+        state: bytes | None = None,
+        roster: Iterable[str] | None = None,
+        limits: Limits | None = None,
+        seed: int = 0,
+        base_digest: str | None = None,
+        chunk_elements: int = DEFAULT_CHUNK,
+        opener: Callable[[str], RangeFile] = RangeFile,
+        rejected: Mapping[str, str] | None = None,
+    ) -> None:
+        if not 0 <= shard < of:
+            raise InputError(f"shard {shard}/{of}: expected 0 <= I < N")
+        self.plan = make_plan(strategy, options)
+        self.limits = limits or Limits()
+        self.base_path = os.fspath(base)
+        try:
+            header = read_header(self.base_path)
+        except HeaderError as exc:
+            raise StoreError(f"global model {self.base_path}: not safetensors: {exc}") from None
+        self.header = header
+        self.base_digest = base_digest or sha256_file(self.base_path)
+        expect = Expectation(
+            round=round,
+            base_digest=self.base_digest,
+            base_header=header,
+            roster=checks.roster_set(list(roster) if roster is not None else None),
+            limits=self.limits,
+        )
+        self.prior = load_state(state, self.plan, header)
+        self.job = _Round(
+            self.base_path, self.base_digest, self.plan, expect, self.prior, seed,
+            chunk_elements, None,
+        )  # fmt: skip
+        items = [u if isinstance(u, Update) else Update(*u) for u in updates]
+        self.cands = self.job.candidates(items)
+        self.checked = dict(self.job.rejected)
+        self.shard, self.of = shard, of
+        self.chunk = chunk_elements
+        self.splan = ShardPlan.of_header(header, of, chunk_elements)
+        self.pieces = self.splan.pieces(shard)
+        self.out = os.fspath(out)
+        self.opener = opener
+        # Refused before aggregation (unreadable metadata): merged into the result.
+        self.before = dict(rejected or {})
+        combiner = self.plan.combiner
+        self.folds = combiner.folds
+        if self.folds:
+            self.exact = False
+            self.measure = self.job.measures(len(self.cands))
+        else:
+            self.exact = combiner.needs_norms
+            self.measure = self.exact or self.job.measures(len(self.cands))
+
+    # ------------------------------------------------------------------ identity
+
+    def ident(self) -> dict[str, Any]:
+        """What every file of this round's shards carries, and the merge checks."""
+        return {
+            "format": _FORMAT,
+            "plan": self.splan.id,
+            "of": self.of,
+            "round": self.job.expect.round,
+            "base_model": self.base_digest,
+            "strategy": self.plan.strategy,
+        }
+
+    def path(self, shard: int, kind: str) -> str:
+        return _file(self.out, shard, self.of, kind)
+
+    def load(self, shard: int, kind: str) -> dict[str, Any]:
+        path = self.path(shard, kind)
+        doc = _read_json(path)
+        mine = self.ident()
+        for key, want in mine.items():
+            if doc.get(key) != want:
+                raise ShardDirError(
+                    f"{path}: written for another round or plan ({key} differs: "
+                    f"{doc.get(key)!r}, expected {want!r})"
+                )
+        if doc.get("candidates") is not None and doc["candidates"] != self.names():
+            raise ShardDirError(f"{path}: written for other updates than this shard's")
+        return doc
+
+    def names(self) -> list[str]:
+        return [c.cluster for c in self.cands]
+
+    # ------------------------------------------------------------------ phase 1
+
+    def cell_width(self, info: TensorInfo) -> int:
+        """The grid the pod's pass sums an update's distance on, for this dtype."""
+        if not self.folds:
+            return self.chunk
+        step = max(1, min(self.chunk, self.job.slot_bytes // info.np_dtype.itemsize))
+        return min(BLOCK, step)
+
+    def stats(self) -> str:
+        """Phase 1: check and measure this shard's slice of every update; hash its own."""
+        updates: dict[str, Any] = {}
+        base = self.opener(self.base_path)
+        try:
+            for j, cand in enumerate(self.cands):
+                updates[cand.cluster] = self._stats_of(cand, base, j % self.of == self.shard)
+        finally:
+            base.close()
+        path = self.path(self.shard, "stats.json")
+        _write_json(
+            path,
+            {**self.ident(), "shard": self.shard, "candidates": self.names(), "updates": updates},
+        )
+        return path
+
+    def _stats_of(self, cand: _Candidate, base: RangeFile, owner: bool) -> dict[str, Any]:
+        doc: dict[str, Any] = {"digest": None, "bad": [], "cells": [], "error": None}
+        if owner:
+            try:
+                doc["digest"] = sha256_file(cand.path)
+            except OSError as exc:
+                doc["error"] = f"update file cannot be read ({type(exc).__name__})"
+                return doc
+        try:
+            f = self.opener(cand.path)
+        except OSError as exc:
+            doc["error"] = f"update file cannot be read ({type(exc).__name__})"
+            return doc
+        try:
+            for piece in self.pieces:
+                info = cand.header.tensors[piece.name]
+                floating = _is_float(info.np_dtype)
+                binfo = self.header.tensors[piece.name]
+                width = self.cell_width(info)
+                for start, count in _reads(piece, self.chunk):
+                    values = _values(f, info, start, count)
+                    if floating and piece.name not in doc["bad"] and not finite(values):
+                        doc["bad"].append(piece.name)
+                    if not (self.measure and floating):
+                        continue
+                    b = _values(base, binfo, start, count)
+                    scratch = distance_scratch(b.dtype, min(count, width))
+                    for off in range(0, count, width):
+                        part, bpart = values[off : off + width], b[off : off + width]
+                        with np.errstate(over="ignore", invalid="ignore"):
+                            if self.exact:
+                                v = squared_distance(part, bpart)
+                            else:
+                                v = squared_distance_bound(part, bpart, scratch)
+                        doc["cells"].append([piece.name, start + off, v])
+        except HeaderError:
+            doc["error"] = "file ended while it was read (truncated)"
+        finally:
+            f.close()
+        return doc
+
+    # ------------------------------------------------------------------ the reduce
+
+    def reduce(self) -> list[_Candidate]:
+        """The accepted updates, from every shard's statistics, as the pod decides them."""
+        docs = [self.load(i, "stats.json") for i in range(self.of)]
+        ok = []
+        for j, cand in enumerate(self.cands):
+            parts = [d["updates"][cand.cluster] for d in docs]
+            error = next((p["error"] for p in parts if p["error"]), None)
+            if error is not None:
+                kind = checks.NotSafetensors if "truncated" in error else checks.UnreadableUpdate
+                self.job.rejected[cand.cluster] = kind(cand.cluster, error).reason
+                continue
+            digest = parts[j % self.of]["digest"]
+            if digest != cand.meta.sha256:
+                self.job.rejected[cand.cluster] = _digest_mismatch(cand, digest).reason
+                continue
+            bad = {name for p in parts for name in p["bad"]}
+            if bad:
+                first = min(bad, key=lambda n: cand.header.tensors[n].start)
+                self.job.rejected[cand.cluster] = checks.NonFiniteValues(
+                    cand.cluster, f"tensor {first!r} holds NaN or Inf"
+                ).reason
+                continue
+            if self.measure:
+                cells = [c for p in parts for c in p["cells"]]
+                cells.sort(key=lambda c: (cand.header.tensors[c[0]].start, c[1]))
+                sumsq = 0.0
+                for _, _, v in cells:
+                    sumsq += float(v)
+                cand.norm = math.sqrt(sumsq)
+            self.job.verified[cand.cluster] = cand.meta.sha256
+            ok.append(cand)
+        kept = self.job.bound(ok) if self.measure else ok
+        try:
+            self.job.require(len(kept))
+        except NotEnoughUpdates as exc:
+            raise exc.with_rejected(self.before) from None
+        return kept
+
+    # ------------------------------------------------------------------ Krum's partials
+
+    def _stack(self, cands: Sequence[_Candidate], piece: Piece, k: int) -> Iterator[Block]:
+        """Blocks of the piece on the pod's K x c grid, the updates side by side."""
+        size = self.header.tensors[piece.name].size
+        step = _stack_step(size, k, self.chunk)
+        files = [self.opener(c.path) for c in cands]
+        base = self.opener(self.base_path)
+        binfo = self.header.tensors[piece.name]
+        try:
+            for start in range(piece.start, piece.stop, step):
+                n = min(step, piece.stop - start)
+                view = np.empty((len(cands), n), dtype=np.float64)
+                for i, (c, f) in enumerate(zip(cands, files, strict=True)):
+                    view[i] = _values(f, c.header.tensors[piece.name], start, n)
+
+                def read_base(s: int = start, n: int = n) -> np.ndarray[Any, Any]:
+                    return _values(base, binfo, s, n)
+
+                yield Block(Slice(piece.name, start, n), view, read_base)
+        finally:
+            for f in files:
+                f.close()
+            base.close()
+
+    def partials(self, kept: list[_Candidate]) -> str | None:
+        """Phase 2 (Krum): this shard's cells of the combiner's statistics, in model order."""
+        partials = self.plan.combiner.partials
+        if partials is None:
+            return None
+        parts = [
+            partials(block)
+            for piece in self.pieces
+            for block in self._stack(kept, piece, len(kept))
+        ]
+        k = len(kept)
+        arr = np.stack(parts) if parts else np.zeros((0, k, k))
+        path = self.path(self.shard, "partials.safetensors")
+        meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
+        write_atomic(path, serialize({"cells": arr}, meta))
+        return path
+
+    def summed(self, kept: list[_Candidate]) -> F64 | None:
+        if self.plan.combiner.partials is None:
+            return None
+        total: F64 | None = None
+        for i in range(self.of):
+            path = self.path(i, "partials.safetensors")
+            cells = _read_partials(path, self.ident(), len(kept))
+            for part in cells:
+                if total is None:
+                    total = np.zeros_like(part)
+                total += part
+        return total
+
+    # ------------------------------------------------------------------ phase 3
+
+    def combine(self, kept: list[_Candidate], choice: Choice) -> None:
+        """This shard's slice of the new model's data bytes, and of the new state."""
+        contributors = [kept[i] for i in choice.keep]
+        layout = Layout.plan({n: (t.np_dtype, t.shape) for n, t in self.header.tensors.items()})
+        nbytes = sum(p.size * self.header.tensors[p.name].np_dtype.itemsize for p in self.pieces)
+        buf = np.zeros(nbytes, dtype=np.uint8)
+        states: dict[str, np.ndarray[Any, Any]] = {}
+        choice = self._noise_from_here(choice)
+        pos = 0
+        base = self.opener(self.base_path)
+        try:
+            for piece in self.pieces:
+                info = self.header.tensors[piece.name]
+                dtype = layout.entries[piece.name][0]
+                out = buf[pos : pos + piece.size * dtype.itemsize].view(dtype)
+                pos += out.nbytes
+                values = self._combined(contributors, choice, piece, base)
+                prev = {
+                    s: (
+                        self.prior[f"{s}/{piece.name}"].reshape(-1)[piece.start : piece.stop]
+                        if f"{s}/{piece.name}" in self.prior
+                        else None
+                    )
+                    for s in self.plan.state_names
+                }
+
+                def read_base(p: Piece = piece, i: TensorInfo = info) -> F64:
+                    return _values(base, i, p.start, p.size).astype(np.float64)
+
+                st = choice.finish(
+                    piece.name, values, out, _is_float(info.np_dtype), read_base, prev
+                )
+                for s, arr in st.items():
+                    states[f"{s}/{piece.name}"] = arr.astype(info.np_dtype)
+        finally:
+            base.close()
+        write_atomic(self.path(self.shard, "model.bin"), buf.tobytes())
+        meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
+        write_atomic(self.path(self.shard, "state.safetensors"), serialize(states, meta))
+
+    def _noise_from_here(self, choice: Choice) -> Choice:
+        """DP's generator advanced past the noise of every element before this shard's."""
+        if not isinstance(choice, MeanChoice) or choice.rng is None or not self.pieces:
+            return choice
+        rng = choice.rng
+        first = self.pieces[0]
+        for name, size in self.splan.sizes:
+            if not _is_float(self.header.tensors[name].np_dtype):
+                continue
+            skip = size if name < first.name else first.start if name == first.name else 0
+            for start in range(0, skip, self.chunk):
+                rng.normal(0.0, choice.noise_std, size=min(self.chunk, skip - start))
+            if name >= first.name:
+                break
+        return replace(choice, rng=rng)
+
+    def _combined(
+        self, contributors: list[_Candidate], choice: Choice, piece: Piece, base: RangeFile
+    ) -> F64:
+        binfo = self.header.tensors[piece.name]
+        if choice.linear:
+            acc = np.zeros(piece.size, dtype=np.float64)
+            tmp = np.empty(min(max(piece.size, 1), BLOCK), dtype=np.float64)
+            for cand, w, s in zip(contributors, choice.weights, choice.scales, strict=True):
+                info = cand.header.tensors[piece.name]
+                f = self.opener(cand.path)
+                try:
+                    for start, count in _reads(piece, self.chunk):
+                        chunk = _values(f, info, start, count)
+                        b = _values(base, binfo, start, count) if s != 1.0 else None
+                        seg = acc[start - piece.start : start - piece.start + count]
+                        add_weighted(seg, [chunk], [w], tmp, [s], b)
+                finally:
+                    f.close()
+            return acc
+        out = np.empty(piece.size, dtype=np.float64)
+        for block in self._stack(contributors, piece, len(contributors)):
+            sl = block.slice
+            out[sl.offset - piece.start : sl.offset - piece.start + sl.size] = choice.combine(block)
+        return out
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
+    except FileNotFoundError:
+        raise ShardDirError(f"{path}: missing (has that shard run?)") from None
+    except (OSError, ValueError) as exc:
+        raise ShardDirError(f"{path}: not a shard's file ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
+        raise ShardDirError(f"{path}: not a shard's file")
+    return doc
+
+
+def _read_partials(path: str, ident: Mapping[str, Any], k: int) -> F64:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ShardDirError(f"{path}: missing (has that shard run?)") from None
+    try:
+        tensors = load_bytes(data)
+        meta = parse_header(data, len(data)).metadata
+    except HeaderError:
+        raise ShardDirError(f"{path}: not a shard's file") from None
+    if meta.get("ident") != json.dumps(dict(ident), sort_keys=True):
+        raise ShardDirError(f"{path}: written for another round or plan")
+    cells = tensors.get("cells")
+    if cells is None or cells.ndim != 3 or cells.shape[1:] != (k, k):
+        raise ShardDirError(f"{path}: not a shard's file")
+    return np.asarray(cells, dtype=np.float64)
+
+
+def poll_for(paths: Sequence[str], timeout: float = 600.0, every: float = 0.2) -> None:
+    """Wait until every path exists (the other shards' phase done), at most ``timeout`` s.
+
+    Raises:
+        ShardDirError: naming the files still missing when the time is up.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = [p for p in paths if not os.path.exists(p)]
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise ShardDirError(
+                f"waited {timeout:g} s for the other shards; still missing: {', '.join(missing)}"
+            )
+        time.sleep(every)
+
+
+Wait = Callable[[Sequence[str]], None]
+
+
+def shard_stats(shard: Shard) -> str:
+    """Phase 1 of one shard (see the module docstring); returns the file written."""
+    return shard.stats()
+
+
+def shard_partials(shard: Shard, wait: Wait = poll_for) -> list[_Candidate]:
+    """After every shard's phase 1: the reduce, then (Krum) this shard's partials."""
+    wait([shard.path(i, "stats.json") for i in range(shard.of)])
+    kept = shard.reduce()
+    shard.partials(kept)
+    return kept
+
+
+def shard_combine(shard: Shard, kept: list[_Candidate], wait: Wait = poll_for) -> str:
+    """The choice (from every shard's partials, if any), this shard's slice, the decision."""
+    combiner = shard.plan.combiner
+    if combiner.partials is not None:
+        wait([shard.path(i, "partials.safetensors") for i in range(shard.of)])
+    stats = shard.summed(kept)
+    choice = combiner.choose(shard.job.pool_of(kept, stats))
+    shard.combine(kept, choice)
+    contributors = [kept[i] for i in choice.keep]
+    weights = {c.cluster: s for c, s in zip(contributors, choice.shares, strict=True)}
+    metrics = _weighted_metrics(kept)
+    record = _round_record(
+        shard.job, shard.plan, shard.limits, contributors, kept, weights, metrics, "",
+        choice, bool(shard.prior),
+    )  # fmt: skip
+    rejected = dict(sorted({**shard.job.rejected, **shard.before}.items()))
+    record["rejected"] = rejected
+    header = shard.header
+    decision = {
+        **shard.ident(),
+        "shard": shard.shard,
+        "contributors": [c.cluster for c in contributors],
+        "weights": weights,
+        "rejected": rejected,
+        "metrics": metrics,
+        "state_names": list(shard.plan.state_names),
+        "tensors": [[n, header.tensors[n].np_dtype.str, list(header.tensors[n].shape)]
+                    for n in sorted(header.tensors)],
+        "record": record,
+    }  # fmt: skip
+    path = shard.path(shard.shard, "decision.json")
+    _write_json(path, decision)
+    return path
+
+
+def aggregate_shard(
+    base: str | os.PathLike[str],
+    updates: Iterable[Update | tuple[Any, ...]],
+    *,
+    strategy: str,
+    round: int,
+    shard: int,
+    of: int,
+    out: str | os.PathLike[str],
+    options: Mapping[str, Any] | None = None,
+    state: bytes | None = None,
+    roster: Iterable[str] | None = None,
+    limits: Limits | None = None,
+    seed: int = 0,
+    base_digest: str | None = None,
+    chunk_elements: int = DEFAULT_CHUNK,
+    wait: Wait = poll_for,
+    opener: Callable[[str], RangeFile] = RangeFile,
+    rejected: Mapping[str, str] | None = None,
+) -> str:
+    """Run shard ``shard`` of ``of`` of a round, every phase, into the shared dir ``out``.
+
+    The other shards run at the same time (an Indexed Job's pods with parallelism N, or
+    processes by hand) and write into the same ``out``; ``wait`` blocks until their files
+    of a phase are there (default: polls, up to 600 s). Arguments as ``aggregate_round``;
+    ``rejected`` holds the updates refused before aggregation (the caller could not read
+    their metadata), merged into the result.
+
+    Returns:
+        The path of this shard's decision file.
+
+    Raises:
+        NotEnoughUpdates, StrategyOptionsError, StoreError: as ``aggregate_round``.
+        ShardDirError: another shard's file is missing, or from another round or plan.
+    """
+    os.makedirs(out, exist_ok=True)
+    job = Shard(
+        base, updates, strategy=strategy, round=round, shard=shard, of=of, out=out,
+        options=options, state=state, roster=roster, limits=limits, seed=seed,
+        base_digest=base_digest, chunk_elements=chunk_elements, opener=opener,
+        rejected=rejected,
+    )  # fmt: skip
+    shard_stats(job)
+    kept = shard_partials(job, wait)
+    return shard_combine(job, kept, wait)
+
+
+def _shard_files(dirs: Sequence[str | os.PathLike[str]]) -> dict[int, str]:
+    """Shard index -> its decision file, over the given dirs; every N the same."""
+    where = ", ".join(str(os.fspath(d)) for d in dirs)
+    found: dict[int, str] = {}
+    ofs: set[int] = set()
+    for d in dirs:
+        here = str(os.fspath(d))
+        if not os.path.isdir(here):
+            raise ShardDirError(f"{here}: not a directory")
+        for path in sorted(
+            glob.glob(os.path.join(glob.escape(here), "shard-*-of-*.decision.json"))
+        ):
+            name = os.path.basename(path)
+            i, of = int(name[6:10]), int(name[14:18])
+            found[i] = path
+            ofs.add(of)
+    if not found:
+        raise ShardDirError(f"{where}: no shard's decision file")
+    if len(ofs) != 1:
+        raise ShardDirError(f"{where}: shards of different plans")
+    (of,) = ofs
+    missing = [i for i in range(of) if i not in found]
+    if missing:
+        raise ShardDirError(
+            f"{where}: shard(s) {', '.join(map(str, missing))} of {of} missing (no decision file)"
+        )
+    return found
+
+
+def merge_shards(dirs: Sequence[str | os.PathLike[str]]) -> AggregateResult:
+    """The round from its shards' files: the same result ``aggregate_round`` returns.
+
+    Raises:
+        ShardDirError: a shard missing, or its files from another round, plan or decision.
+    """
+    files = _shard_files(dirs)
+    docs = [_read_json(files[i]) for i in sorted(files)]
+    first = docs[0]
+    for i, doc in enumerate(docs):
+        same = {k: v for k, v in doc.items() if k != "shard"}
+        if same != {k: v for k, v in first.items() if k != "shard"} or doc.get("shard") != i:
+            raise ShardDirError(f"{files[i]}: its round or decision differs from shard 0's")
+    specs = {n: (np.dtype(d), tuple(s)) for n, d, s in first["tensors"]}
+    layout = Layout.plan(specs)
+    h = hashlib.sha256(layout.header)
+    parts = [layout.header]
+    states: dict[str, list[np.ndarray[Any, Any]]] = {}
+    ident = {k: first[k] for k in ("format", "plan", "of", "round", "base_model", "strategy")}
+    want = json.dumps(ident, sort_keys=True)
+    for i in sorted(files):
+        path = files[i][: -len("decision.json")]
+        try:
+            with open(path + "model.bin", "rb") as f:
+                data = f.read()
+            with open(path + "state.safetensors", "rb") as f:
+                sdata = f.read()
+        except FileNotFoundError as exc:
+            raise ShardDirError(f"{exc.filename}: missing (has that shard run?)") from None
+        try:
+            meta = parse_header(sdata, len(sdata)).metadata
+            pieces = load_bytes(sdata)
+        except HeaderError:
+            raise ShardDirError(f"{path}state.safetensors: not a shard's file") from None
+        if meta.get("ident") != want:
+            raise ShardDirError(f"{path}state.safetensors: written for another round or plan")
+        h.update(data)
+        parts.append(data)
+        for key in sorted(pieces):
+            states.setdefault(key, []).append(pieces[key])
+    model = b"".join(parts)
+    if len(model) != layout.total:
+        raise ShardDirError("the shards' model bytes do not add up to the model's size")
+    digest = "sha256:" + h.hexdigest()
+    new_state = None
+    if first["state_names"]:
+        full = {
+            k: np.concatenate(v).reshape(specs[k.partition("/")[2]][1]) for k, v in states.items()
+        }
+        state_layout = Layout.plan(
+            {n: (a.dtype, a.shape) for n, a in full.items()},
+            {"strategy": first["strategy"], "round": str(first["round"])},
+        )
+        buf = state_layout.allocate()
+        for n, a in full.items():
+            state_layout.view(buf, n)[...] = a
+        new_state = buf.tobytes()
+    record = {**first["record"], "model": digest}
+    return AggregateResult(
+        model=model,
+        digest=digest,
+        contributors=list(first["contributors"]),
+        weights=dict(first["weights"]),
+        rejected=dict(first["rejected"]),
+        metrics=dict(first["metrics"]),
+        new_state=new_state,
+        record=record,
+    )
