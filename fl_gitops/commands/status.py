@@ -76,7 +76,8 @@ def status_document(
 
     Keys, in order: experiment, path, repo, branch, state (a round-state phase, or
     ``NotStarted``), round, rounds, attempt, model, message, clusters (``[{name, state,
-    reason}]``), metrics (the last aggregated round, or null), hub (``{kind, read, hint}``).
+    reason}]``), metrics (the last aggregated round: ``{round, contributors, rejected,
+    accuracy, loss, held_out, values}``, or null), hub (``{kind, read, hint}``).
     """
     import yaml
 
@@ -140,6 +141,7 @@ def status_document(
             "rejected": last.rejected,
             "accuracy": last.accuracy,
             "loss": last.loss,
+            "held_out": last.held_out,
             "values": {k: last.metrics[k] for k in sorted(last.metrics)},
         }
     return {
@@ -204,10 +206,18 @@ def _print_text(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         out.print(table)
     last = doc["metrics"]
     if last is not None and not args.quiet:
-        metrics = ", ".join(f"{k}={v:.4f}" for k, v in last["values"].items())
+        measured = []
+        if last["accuracy"] is not None:
+            measured.append(f"accuracy {100 * last['accuracy']:.2f}%")
+        if last["loss"] is not None:
+            measured.append(f"loss {last['loss']:.4f}")
+        if measured:
+            data = "held-out data" if last["held_out"] else "the clusters' training data"
+            measured[-1] += f" (on {data})"
+        measured += [f"{k}={v:.4f}" for k, v in last["values"].items()]
         out.print(
             f"last aggregated: round {last['round']}, {last['contributors']} contributors, "
-            f"{last['rejected']} rejected; {metrics}"
+            f"{last['rejected']} rejected; {', '.join(measured)}"
         )
     if doc["hub"]["hint"] and not args.quiet:
         out.print(doc["hub"]["hint"])

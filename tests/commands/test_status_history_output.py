@@ -71,7 +71,10 @@ def test_status_without_any_hub_reports_git_and_the_store_and_how_to_point_it_at
     assert lines[0].startswith("digits-small: Running, round 2 of 3 (attempt 1); model sha256:")
     assert "│ cluster-a │ Unknown │ no hub read; its update is in the store │" in lines
     assert "│ cluster-c │ Unknown │ no hub read; no update in the store yet │" in lines
-    assert "last aggregated: round 1, 3 contributors, 0 rejected; train_accuracy=0.5106" in lines
+    assert (
+        "last aggregated: round 1, 3 contributors, 0 rejected; accuracy 51.06% (on the "
+        "clusters' training data), train_accuracy=0.5106"
+    ) in lines
     assert lines[-1] == HUB_HINT
     assert "--kubeconfig FILE" in HUB_HINT and "--local-hub DIR" in HUB_HINT
     assert "<workdir>/hub" in HUB_HINT
@@ -99,6 +102,7 @@ def test_status_as_json_without_a_hub(
         "rejected": 0,
         "accuracy": doc["metrics"]["values"]["train_accuracy"],
         "loss": None,
+        "held_out": False,
         "values": {"train_accuracy": doc["metrics"]["values"]["train_accuracy"]},
     }
     assert doc["hub"] == {"kind": "none", "read": False, "hint": HUB_HINT}
