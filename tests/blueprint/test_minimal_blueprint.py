@@ -4,6 +4,7 @@ the blueprint that spells every one of them out."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fl_gitops.blueprint import blueprint_schema, load_blueprint, with_defaults
-from fl_gitops.blueprint._schema import base_schema
+from fl_gitops.blueprint import _model, blueprint_schema, load_blueprint, with_defaults
+from fl_gitops.blueprint._schema import base_schema, default
 from fl_gitops.cli import main
 from fl_gitops.errors import BlueprintError
 
@@ -200,3 +201,37 @@ def test_the_loader_fills_every_default_of_a_section_it_holds():
             assert got == want, ".".join(path)
         checked += 1
     assert checked >= 25
+
+
+# Where each default a dataclass in blueprint/_model.py declares lives in the schema.
+MODEL_DEFAULTS = {
+    "Completion.retries": ("spec", "completion", "retries"),
+    "Influence.median_distance_multiple": ("spec", "influence", "distance", "medianMultiple"),
+    "Influence.max_num_examples": ("spec", "influence", "numExamples", "max"),
+    "Influence.above_max_num_examples": ("spec", "influence", "numExamples", "above"),
+    "GitOps.mode": ("spec", "gitops", "mode"),
+    "Reconcile.active_deadline_seconds": ("spec", "reconcile", "activeDeadlineSeconds"),
+    "ArgoCD.namespace": ("spec", "argocd", "namespace"),
+    "ArgoCD.project": ("spec", "argocd", "project"),
+    "ArgoCD.server": ("spec", "argocd", "server"),
+}
+
+
+def test_every_default_in_the_model_is_the_schemas_and_on_the_reference_page():
+    declared = {}
+    for cls_name in _model.__all__:
+        cls = getattr(_model, cls_name)
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING and f.default not in (None, ()):
+                declared[f"{cls_name}.{f.name}"] = f.default
+    assert set(declared) == set(MODEL_DEFAULTS)
+    doc = DOC.read_text()
+    for key, value in declared.items():
+        *parent, name = MODEL_DEFAULTS[key]
+        assert value == default(*MODEL_DEFAULTS[key]), key
+        row = next(
+            line
+            for line in _section(doc, tuple(parent)).splitlines()
+            if line.startswith(f"| `{name}` |")
+        )
+        assert f"`{json.dumps(value)}`" in row, key
