@@ -138,6 +138,7 @@ def test_init_into_a_path_that_is_a_file_is_refused(tmp_path, capsys):
     )
 
 
+@pytest.mark.slow
 def test_the_starter_simulates_as_written(tmp_path, capsys):
     assert main(["init", str(tmp_path / "digits-sim")]) == 0
     work = tmp_path / "sim"
