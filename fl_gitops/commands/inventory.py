@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from fl_gitops.blueprint import load_blueprint
+from fl_gitops.commands._output import add_output_arguments
 from fl_gitops.errors import InputError
 
 __all__ = ["add_arguments", "run"]
@@ -48,13 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="write a JSON List instead of YAML (default: YAML, as kubectl get -o yaml)",
+        help="the same as -o json (kept for scripts that use it)",
     )
     parser.add_argument(
         "--out",
         metavar="FILE",
         help="a file to write the fleet to (default: standard output)",
     )
+    # The fleet is the document: yaml (as `kubectl get managedclusters -o yaml`) or json.
+    add_output_arguments(parser, formats=("yaml", "json"), default="yaml")
+    parser.set_defaults(output=None)  # None: not typed, so that `--json -o yaml` is refused
 
 
 def _check_out(text: str) -> None:
@@ -71,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.clusters <= 1_000_000:
         raise InputError(f"--clusters: expected 1 to 1000000, got {args.clusters}")
+    if args.json and args.output == "yaml":
+        raise InputError("--json conflicts with -o yaml: give one of them")
+    fmt = args.output or ("json" if args.json else "yaml")
     if args.out:
         _check_out(args.out)
     blueprint = load_blueprint(args.blueprint)
@@ -78,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         args.clusters, spec=blueprint.placement, seed=args.seed, mix=args.mix
     )
     listing = inventory_list(clusters)
-    if args.json:
+    if fmt == "json":
         text = json.dumps(listing, indent=1) + "\n"
     else:
         text = yaml.dump(listing, Dumper=yaml.CSafeDumper, sort_keys=False)
@@ -87,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--out {args.out}: cannot be written: {exc.strerror}") from None
-        print(f"wrote {args.clusters} ManagedClusters to {args.out}", file=sys.stderr)
+        if not args.quiet:
+            print(f"wrote {args.clusters} ManagedClusters to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
