@@ -2,9 +2,11 @@
 
 Offline rendering takes what ``kubectl get managedclusters -o yaml`` prints (a
 ``kind: List``); a single ManagedCluster, a multi-document YAML stream or JSON work too.
-The file can be large (10,000 clusters), so it is parsed with PyYAML's C (libyaml)
-parser, or the json module for JSON, with a size bound and a bound on YAML aliases so
-that a hostile file cannot blow up later processing. Every problem is an
+The file can be large (10,000 clusters, 16 MB), so it is parsed with the json module for
+JSON, and YAML with the Rust parser yaml_rs when :mod:`._fastyaml` can tell that it reads
+the file as YAML 1.1 does; otherwise (and to locate any syntax error at its line) from
+PyYAML's C (libyaml) parser's events. A size bound and a bound on YAML aliases keep a
+hostile file from blowing up later processing. Every problem is an
 :class:`~fl_gitops.errors.InventoryError` naming the file, the document and item, and
 what was expected.
 """
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from fl_gitops.errors import InventoryError
+from fl_gitops.placement._fastyaml import fast_documents
 from fl_gitops.placement._quantity import parse_quantity
 
 __all__ = ["MAX_ALIASES", "MAX_BYTES", "inventory_list", "load_inventory"]
@@ -124,6 +127,10 @@ class _YamlReader:
                             value = dict(zip(pairs, pairs, strict=True))
                         except TypeError as error:
                             raise self._error(start, "a mapping key must be a scalar") from error
+                        if 2 * len(value) != len(items):
+                            raise self._error(
+                                start, "a key appears twice in this mapping; each may appear once"
+                            )
                     else:
                         value = items
                     if anchor is not None:
@@ -239,6 +246,9 @@ def _documents(text: str, path: str, max_aliases: int) -> list[Any]:
                     f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
                 ) from error
             # a flow-style YAML mapping is not JSON; let YAML read it
+    fast = fast_documents(text)
+    if fast is not None:
+        return fast
     return _YamlReader(path, max_aliases).documents(text)
 
 
