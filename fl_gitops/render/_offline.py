@@ -56,7 +56,7 @@ def render_offline(
     blueprint: Blueprint,
     blueprint_bytes: bytes,
     clusters: Sequence[Mapping[str, Any]],
-    out: Path,
+    out: Path | None,
     *,
     now: datetime,
     round_: int | None = None,
@@ -66,22 +66,26 @@ def render_offline(
 ) -> OfflineRender:
     """Render one experiment against an inventory, reading the round state under ``out``.
 
+    With ``out`` None (``render --out -``, which streams the manifests and writes no
+    tree) there is no tree to read: round 1's state (or ``round_``'s) from the blueprint
+    alone, no previous works and no committed roster, as in a fresh config repo.
+
     Raises:
         InputError: the placement cannot be evaluated, or a template fails.
         RenderedObjectError: a rendered object fails its schema.
     """
     from fl_gitops.placement import decision_pages, evaluate_placement
 
-    experiment_dir = out / blueprint.gitops.path
-    existing = read_round_state(experiment_dir)
+    experiment_dir = None if out is None else out / blueprint.gitops.path
+    existing = None if experiment_dir is None else read_round_state(experiment_dir)
     if round_ is None:
         state = existing or initial_round_state(blueprint)
     elif existing is not None and existing.round == round_:
         state = existing
     else:
         state = initial_round_state(blueprint, round_=round_)
-    works = experiment_dir / Layout().works_dir
-    previous = sorted(p.stem for p in works.glob("*.yaml")) if works.is_dir() else []
+    works = None if experiment_dir is None else experiment_dir / Layout().works_dir
+    previous = sorted(p.stem for p in works.glob("*.yaml")) if works and works.is_dir() else []
     result = evaluate_placement(
         blueprint.placement,
         clusters,
@@ -92,7 +96,7 @@ def render_offline(
     )
     pages = decision_pages(result, placement_name=blueprint.name, namespace=blueprint.namespace)
     roster, source = list(result.decided), "preview"
-    committed = read_roster(experiment_dir)
+    committed = None if experiment_dir is None else read_roster(experiment_dir)
     if committed is not None and committed.source == "hub" and committed.matches(state):
         # Once the reconcile job has taken the roster from the hub's PlacementDecisions,
         # the hub is the truth: render what it committed, and drop the preview, so that

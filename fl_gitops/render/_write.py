@@ -1,5 +1,8 @@
 """Put a rendered tree on disk, or compare it with what is there (`render --check`).
 
+``render --out -`` writes no tree: :func:`manifest_stream` gives it as one YAML stream,
+each file a document preceded by ``# Source: <path>``, as ``helm template`` prints.
+
 Only paths the renderer owns are rewritten or removed (the blueprint, round records and a
 team's own files are never touched). Unchanged files are not rewritten, so a no-op render
 leaves mtimes and the Git index alone; each changed file is replaced atomically.
@@ -8,13 +11,14 @@ leaves mtimes and the Git index alone; each changed file is replaced atomically.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fl_gitops.render._render import RenderedTree
 from fl_gitops.tensors import write_atomic
 
-__all__ = ["Changes", "apply_changes", "diff_text", "plan_changes"]
+__all__ = ["Changes", "apply_changes", "diff_text", "manifest_stream", "plan_changes"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,21 @@ def diff_text(out: Path, tree: RenderedTree, changes: Changes, *, max_lines: int
             lines.append(f"... diff cut at {max_lines} lines ({more} files differ)\n")
             break
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def manifest_stream(tree: RenderedTree) -> Iterator[bytes]:
+    """The tree as one YAML stream, file by file in path order, nothing written.
+
+    Each file starts a document (``---``) with a ``# Source: <path relative to the
+    output>`` comment, the way ``helm template`` marks where each manifest comes from, so
+    ``grep``, ``yq`` and ``kubeconform`` read the stream and a reader finds the file.
+    A file holding several documents keeps its own ``---`` separators.
+    """
+    for rel in sorted(tree.files):
+        data = tree.files[rel]
+        yield b"---\n# Source: " + rel.encode("utf-8") + b"\n"
+        body = data[4:] if data.startswith(b"---\n") else data
+        yield body if body.endswith(b"\n") or not body else body + b"\n"
 
 
 def _read_text(path: Path) -> str:
