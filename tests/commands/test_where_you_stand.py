@@ -230,3 +230,46 @@ def test_a_round_state_read_from_the_upstream_not_the_stale_clone(
     monkeypatch.chdir(tmp_path / "clone")
     assert main(["status", "--local-hub", str(experiment.hub), "-q"]) == 0
     assert capsys.readouterr().out == "digits-small: Running, round 2 of 3\n"
+
+
+def test_a_password_in_the_upstream_url_is_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = make_remote(tmp_path, ["experiments/digits"])
+    mine = clone(remote, tmp_path / "clone")
+    url = "https://fl-bot:s3cr3t-token@127.0.0.1:1/config.git"  # nothing listens on port 1
+    git(mine, "remote", "set-url", "origin", url)
+    monkeypatch.chdir(mine)
+    assert main(["history", "--workdir", str(tmp_path / "w")]) == 2
+    err = capsys.readouterr().err
+    assert "s3cr3t-token" not in err
+    assert err == (
+        "repo: https://fl-bot:***@127.0.0.1:1/config.git, the upstream of the work tree "
+        f"{mine}, branch main; uncommitted or unpushed changes are not seen\n"
+        "error: repo URL https://fl-bot@127.0.0.1:1/config.git: carries a password; put "
+        "the token in FL_GIT_TOKEN or a mounted Secret (FL_GIT_CREDENTIALS_DIR) instead\n"
+    )
+
+
+def test_the_upstream_is_read_from_the_config_as_git_writes_it(tmp_path: Path) -> None:
+    from fl_gitops.commands._discover import discover_work_tree
+
+    top = tmp_path / "repo"
+    git(tmp_path, "init", "-q", "-b", "work", str(top))
+    with (top / ".git" / "config").open("a") as config:
+        config.write(
+            '[remote "up"] ; the hub\'s repo\n'
+            '\turl = "../hub repo.git" # quoted, with a space\n'
+            "[branch.work]\n"  # the old spelling of [branch "work"]
+            "\tremote = up\n"
+            "\tmerge = refs/heads/release\n"
+        )
+    (top / "sub" / "deeper").mkdir(parents=True)
+    tree = discover_work_tree(top / "sub" / "deeper")
+    assert tree is not None
+    assert (tree.top, tree.url, tree.branch, tree.upstream) == (
+        top,
+        str(tmp_path / "hub repo.git"),
+        "release",
+        True,
+    )
