@@ -286,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _merge(args: argparse.Namespace) -> int:
     """Merge a sharded round's directories into the model, as one pod's round writes it."""
-    from fl_gitops.aggregate._shards import merge_shards
+    from fl_gitops.aggregate._shards import ShardDirError, merge_shards
 
     given = [f"--{name}" for name in _ROUND_FLAGS if getattr(args, name) is not None]
     if args.shard is not None:
@@ -295,7 +295,10 @@ def _merge(args: argparse.Namespace) -> int:
         raise InputError(
             f"--merge: {', '.join(given)} not used (the shards' files hold the round); drop them"
         )
-    result = merge_shards(args.merge)
+    try:
+        result = merge_shards(args.merge)
+    except ShardDirError as exc:
+        raise InputError(f"--merge {exc}") from None
     record = result.record
     _finish(args, result, str(record["strategy"]), int(record["round"]))
     return 0
@@ -372,7 +375,7 @@ def _shard(
     unreadable: dict[str, str],
 ) -> int:
     """Run one shard into the shared directory ``--out``; print its decision file's path."""
-    from fl_gitops.aggregate._shards import aggregate_shard, poll_for
+    from fl_gitops.aggregate._shards import ShardDirError, aggregate_shard, poll_for
 
     index, of = shard
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -404,6 +407,8 @@ def _shard(
         )
     except StoreError as exc:
         raise InputError(f"--state {args.state}: {exc}") from None
+    except ShardDirError as exc:
+        raise InputError(f"--shard {args.shard}: {exc}") from None
     print(f"shard {index}/{of}: done", file=sys.stderr)
     print(path)
     return 0

@@ -1,0 +1,271 @@
+"""A round aggregated in N shards by tensor slice gives one pod's bytes, rejections and record.
+
+Every strategy, N in {1, 2, 3, 7}, the updates in a shuffled order, and a round holding a
+NaN update, an update scaled by 1e30 and one whose bytes do not match its digest: the merge
+must give what ``aggregate_round`` gives, bit for bit. The grid is small (256 elements) so
+that the shards cut inside tensors; one test runs the default grid on a model with tensors
+larger than it. A shard reads only its slice of each update, counted read by read.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from fl_gitops.aggregate import aggregate_round
+from fl_gitops.aggregate._shards import (
+    RangeFile,
+    Shard,
+    ShardDirError,
+    ShardPlan,
+    merge_shards,
+    shard_combine,
+)
+from fl_gitops.aggregate.strategies import STRATEGIES
+from fl_gitops.tensors import read_header, sha256_digest
+from tests.aggregate.conftest import RoundFiles
+
+SHAPES = {"a.weight": (40, 30), "b.bias": (7,), "c.weight": (3, 500)}
+GRID = 256
+OPTIONS = {
+    "dp-fixed-clipping": {"clipping_norm": 40.0, "noise_multiplier": 0.7},
+    "krum": {"f": 1},
+    "multikrum": {"f": 1},
+}
+
+
+def model(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {n: (rng.normal(size=s) * scale).astype(np.float32) for n, s in SHAPES.items()}
+    out["d.count"] = np.array([seed, 2 * seed, 3], dtype=np.int64)
+    return out
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> RoundFiles:
+    """Nine honest updates (one 3x farther), a NaN one, a x1e30 one, a wrong digest."""
+    rf = RoundFiles(tmp_path_factory.mktemp("shards"), model(0))
+    for k in range(9):
+        rf.add(f"c{k}", model(10 + k, scale=3.0 if k == 4 else 1.0), num_examples=3 + 5 * k)
+    nan = model(30)
+    nan["c.weight"][2, 499] = np.nan
+    rf.add("nan", nan, num_examples=5)
+    rf.add("huge", model(31, scale=1e30), num_examples=5)
+    rf.add("forged", model(32), num_examples=5, sha256="sha256:" + "ab" * 32)
+    return rf
+
+
+def run_shards(rf: RoundFiles, out: Path, of: int, **kwargs):
+    """Every shard's phases in turn (as N pods would run them side by side), then the merge."""
+    updates = rf.updates()
+    random.Random(of).shuffle(updates)
+    out.mkdir()
+    shards = [
+        Shard(rf.base_path, updates, round=1, shard=i, of=of, out=out, **kwargs) for i in range(of)
+    ]
+    for s in shards:
+        s.stats()
+    kept = [s.reduce() for s in shards]
+    for s, k in zip(shards, kept, strict=True):
+        s.partials(k)
+    for s, k in zip(shards, kept, strict=True):
+        shard_combine(s, k, wait=lambda paths: None)
+    return merge_shards([out])
+
+
+@pytest.mark.parametrize("of", [1, 2, 3, 7])
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_every_strategy_and_shard_count_gives_one_pods_bytes(hostile, tmp_path, strategy, of):
+    kwargs = {"strategy": strategy, "options": OPTIONS.get(strategy), "seed": 3}
+    pod = aggregate_round(
+        hostile.base_path, hostile.updates(), round=1, chunk_elements=GRID, **kwargs
+    )
+    merged = run_shards(hostile, tmp_path / "shards", of, chunk_elements=GRID, **kwargs)
+    assert merged.model == pod.model
+    assert merged.digest == pod.digest
+    assert merged.rejected == pod.rejected
+    assert set(merged.rejected) == {"nan", "huge", "forged"}
+    assert merged.contributors == pod.contributors
+    assert merged.weights == pod.weights
+    assert merged.metrics == pod.metrics
+    assert merged.new_state == pod.new_state
+    assert merged.record == pod.record
+
+
+def test_the_rejections_name_what_one_pod_names(hostile, tmp_path):
+    merged = run_shards(hostile, tmp_path / "s", 3, strategy="fedavg", chunk_elements=GRID)
+    forged = hostile.written["forged"]
+    actual = sha256_digest(Path(forged.path).read_bytes())
+    assert merged.rejected["forged"] == (
+        f"file hashes to {actual}, metadata says sha256:{'ab' * 32}"
+    )
+    assert merged.rejected["nan"] == "tensor 'c.weight' holds NaN or Inf"
+    assert merged.rejected["huge"].startswith("L2 distance to the global model is ")
+
+
+@pytest.mark.parametrize("strategy", ["fedadam", "fedavgm", "fedyogi"])
+def test_a_strategys_state_resumes_in_shards_as_in_one_pod(hostile, tmp_path, strategy):
+    first = aggregate_round(
+        hostile.base_path, hostile.updates(), strategy=strategy, round=1, chunk_elements=GRID
+    )
+    pod = aggregate_round(
+        hostile.base_path,
+        hostile.updates(),
+        strategy=strategy,
+        round=1,
+        state=first.new_state,
+        chunk_elements=GRID,
+    )
+    merged = run_shards(
+        hostile,
+        tmp_path / "s",
+        3,
+        strategy=strategy,
+        state=first.new_state,
+        chunk_elements=GRID,
+    )
+    assert merged.new_state == pod.new_state
+    assert merged.model == pod.model
+    assert merged.record["state"] == {"names": pod.record["state"]["names"], "resumed": True}
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory) -> RoundFiles:
+    """Tensors larger than the default grid (2^20 elements), so shards cut inside them."""
+    shapes = {"emb": (2_500_000,), "head": (1000,)}
+
+    def big(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        return {n: (rng.normal(size=s) * scale).astype(np.float32) for n, s in shapes.items()}
+
+    rf = RoundFiles(tmp_path_factory.mktemp("large"), big(0))
+    for k in range(5):
+        rf.add(f"c{k}", big(10 + k), num_examples=1 + k)
+    rf.add("huge", big(20, scale=1e30), num_examples=1)
+    return rf
+
+
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [
+        ("fedavg", None),
+        ("krum", {"f": 1}),
+        ("dp-fixed-clipping", {"clipping_norm": 1500.0, "noise_multiplier": 0.5}),
+    ],
+)
+def test_on_the_default_grid_shards_cut_inside_tensors_and_give_the_same_bytes(
+    large, tmp_path, strategy, options
+):
+    plan = ShardPlan.of_header(read_header(large.base_path), 3)
+    assert plan.pieces(1) == plan.pieces(1)  # deterministic
+    assert [p.name for p in plan.pieces(1)] == ["emb"]  # a cut inside the tensor
+    pod = aggregate_round(large.base_path, large.updates(), strategy=strategy, options=options,
+                          round=1, seed=5)  # fmt: skip
+    merged = run_shards(large, tmp_path / "s", 3, strategy=strategy, options=options, seed=5)
+    assert list(pod.rejected) == ["huge"]
+    assert merged.model == pod.model
+    assert merged.record == pod.record
+
+
+def test_the_plan_covers_every_element_once_cutting_only_on_the_grid(hostile):
+    header = read_header(hostile.base_path)
+    sizes = {n: t.size for n, t in header.tensors.items()}
+    for of in (1, 2, 3, 7, 40):
+        plan = ShardPlan.of_header(header, of, GRID)
+        covered = {n: [] for n in sizes}
+        for i in range(of):
+            for p in plan.pieces(i):
+                assert p.start % GRID == 0
+                assert p.stop % GRID == 0 or p.stop == sizes[p.name]
+                covered[p.name].append((p.start, p.stop))
+        for name, runs in covered.items():
+            flat = [x for a, b in sorted(runs) for x in range(a, b)]
+            assert flat == list(range(sizes[name])), (of, name)
+        assert plan.id == ShardPlan.of_header(header, of, GRID).id
+    assert ShardPlan.of_header(header, 2, GRID).id != ShardPlan.of_header(header, 3, GRID).id
+
+
+class Counting(RangeFile):
+    """A RangeFile that records every range it serves."""
+
+    log: ClassVar[list[tuple[str, int, int]]] = []
+
+    def read(self, start: int, length: int) -> bytes:
+        Counting.log.append((self.path, start, length))
+        return super().read(start, length)
+
+
+def test_a_shard_reads_only_its_slice_of_each_update(hostile, tmp_path):
+    of, me = 3, 1
+    Counting.log = []
+    updates = [u for u in hostile.updates() if u.cluster.startswith("c")]
+    out = tmp_path / "s"
+    out.mkdir()
+    shards = [
+        Shard(hostile.base_path, updates, strategy="fedavg", round=1, shard=i, of=of, out=out,
+              chunk_elements=GRID, opener=Counting if i == me else RangeFile)
+        for i in range(of)
+    ]  # fmt: skip
+    for s in shards:
+        s.stats()
+    kept = [s.reduce() for s in shards]
+    for s, k in zip(shards, kept, strict=True):
+        shard_combine(s, k, wait=lambda paths: None)
+    pieces = shards[me].pieces
+    assert pieces
+    for u in updates:
+        header = read_header(u.path)
+        ranges = []
+        for p in pieces:
+            info = header.tensors[p.name]
+            item = info.np_dtype.itemsize
+            ranges.append((info.start + p.start * item, info.start + p.stop * item))
+        reads = [(a, n) for path, a, n in Counting.log if path == str(u.path)]
+        assert reads, u.cluster
+        for a, n in reads:
+            assert any(lo <= a and a + n <= hi for lo, hi in ranges), (u.cluster, a, n)
+        slice_bytes = sum(hi - lo for lo, hi in ranges)
+        # Once to check and measure, once to combine: never a byte outside the slice.
+        assert sum(n for _, n in reads) == 2 * slice_bytes
+
+
+def test_a_shard_of_another_round_in_the_directory_is_refused_naming_its_file(hostile, tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    mine = Shard(hostile.base_path, hostile.updates(), strategy="fedavg", round=1, shard=0,
+                 of=2, out=out, chunk_elements=GRID)  # fmt: skip
+    other = Shard(hostile.base_path, hostile.updates(), strategy="fedmedian", round=1,
+                  shard=1, of=2, out=out, chunk_elements=GRID)  # fmt: skip
+    mine.stats()
+    other.stats()
+    path = out / "shard-0001-of-0002.stats.json"
+    with pytest.raises(ShardDirError) as caught:
+        mine.reduce()
+    assert str(caught.value) == (
+        f"{path}: written for another round or plan (strategy differs: 'fedmedian', "
+        "expected 'fedavg')"
+    )
+
+
+def test_a_merge_with_a_shard_missing_names_it(hostile, tmp_path):
+    run_shards(hostile, tmp_path / "s", 3, strategy="fedavg", chunk_elements=GRID)
+    (tmp_path / "s" / "shard-0002-of-0003.decision.json").unlink()
+    with pytest.raises(ShardDirError) as caught:
+        merge_shards([tmp_path / "s"])
+    assert str(caught.value) == f"{tmp_path / 's'}: shard(s) 2 of 3 missing (no decision file)"
+
+
+def test_a_merge_refuses_shards_that_decided_differently(hostile, tmp_path):
+    run_shards(hostile, tmp_path / "s", 2, strategy="fedavg", chunk_elements=GRID)
+    path = tmp_path / "s" / "shard-0001-of-0002.decision.json"
+    doc = json.loads(path.read_text())
+    doc["weights"] = {k: 0.5 for k in doc["weights"]}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ShardDirError) as caught:
+        merge_shards([tmp_path / "s"])
+    assert str(caught.value) == f"{path}: its round or decision differs from shard 0's"
