@@ -4,6 +4,7 @@ the experiment's name in the title, and no plot at all for a run with no round."
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -144,3 +145,42 @@ def test_round_rows_say_whether_the_metrics_were_measured_on_held_out_data(
     assert fig.axes[0].get_title() == (
         "accuracy on held-out data where measured, else training data"
     )
+
+
+def test_an_axis_with_no_value_says_not_measured() -> None:
+    fig = plot_rounds([_row(1, None, 0.9), _row(2, None, 0.7)])
+    assert fig is not None
+    assert [t.get_text() for t in fig.axes[0].texts] == ["not measured"]
+    assert list(fig.axes[1].texts) == []
+
+
+def _png_text(path: Path) -> dict[str, str]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return {k: v for k, v in image.text.items() if k in ("Title", "Description")}
+
+
+def test_the_png_says_what_it_shows_in_its_text_chunks(tmp_path: Path) -> None:
+    out = tmp_path / "rounds.png"
+    plot_rounds([_row(1, 0.5, 2.0), _row(2, 0.9, 0.1)], out, title="digits", baseline=0.95)
+    assert _png_text(out) == {
+        "Title": "digits",
+        "Description": "2 round(s); measured on held-out data; centralized baseline 95.0%; "
+        "loss on a log scale",
+    }
+
+
+def test_simulate_draws_its_measured_centralized_baseline(tmp_path: Path) -> None:
+    # the simulation's own call site: the baseline it measured reaches rounds.png
+    from fl_gitops.cli import main
+
+    blueprint = Path(__file__).resolve().parents[2] / "blueprints" / "digits-fedavg.yaml"
+    work = tmp_path / "sim"
+    argv = ["simulate", str(blueprint), "--clusters", "3", "--rounds", "1", "--centralized"]
+    assert main([*argv, "--workdir", str(work), "-q"]) == 0
+    report = json.loads((work / "report.json").read_text())
+    shown = _png_text(work / "rounds.png")
+    assert shown["Title"] == "digits-fedavg"
+    baseline = f"centralized baseline {100 * report['centralized_accuracy']:.1f}%"
+    assert shown["Description"].startswith(f"1 round(s); measured on held-out data; {baseline};")
