@@ -177,7 +177,13 @@ def resolve_target(args: argparse.Namespace, *, quiet: bool = False) -> None:
     if args.repo is not None:
         args.branch = args.branch or DEFAULT_BRANCH
         return
-    cwd = Path.cwd()
+    try:
+        cwd = Path.cwd()
+    except OSError:  # the folder the shell stands in was removed
+        raise InputError(
+            f"--repo: not given, ${REPO_ENV} is not set and the current directory is gone; "
+            "expected --repo URL (a path, file://, https or ssh) or to run inside a clone"
+        ) from None
     tree = discover_work_tree(cwd)
     if tree is None:
         raise InputError(
