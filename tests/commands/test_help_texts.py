@@ -1,5 +1,6 @@
 """Every flag and argument of every command has a help text, and one that has a default
-says what it is: `fl-gitops <command> --help` is enough to use a command.
+says it (the real one, not a stale number): `fl-gitops <command> --help` is enough to use a
+command.
 
 Each command's parser is built the way the CLI builds it (its module's lazy
 ``add_arguments`` on its subparser), so a flag added tomorrow is checked tomorrow.
@@ -52,11 +53,28 @@ def _problems(parser: argparse.ArgumentParser) -> list[str]:
             problems.append(f"{_name(action)}: no help text")
             continue
         has_default = action.default not in (None, False, argparse.SUPPRESS, [], ())
-        if has_default and not isinstance(action, _FLAGS) and "default" not in shown.lower():
+        if not has_default or isinstance(action, _FLAGS):
+            continue
+        if "default" not in shown.lower():
             problems.append(
                 f"{_name(action)}: its default ({action.default!r}) is not said in its help"
             )
+        elif not any(text in shown for text in _spellings(action.default)):
+            problems.append(
+                f"{_name(action)}: its help says another default than the real one "
+                f"({action.default!r})"
+            )
     return problems
+
+
+def _spellings(default: object) -> list[str]:
+    """How a help may write ``default``: as it is, and 600.0 or "10.0" as 600 or 10."""
+    text = str(default)
+    try:
+        number = float(text)
+    except ValueError:
+        return [text]
+    return [text, str(int(number))] if number.is_integer() else [text]
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -71,7 +89,10 @@ def test_the_check_finds_a_missing_help_and_a_default_not_said() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="workers (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="only print")
     parser.add_argument("-v", action="count", default=0, help="more detail")
+    parser.add_argument("--wait", type=float, default=600.0, help="seconds (default 600)")
+    parser.add_argument("--clusters", type=int, default=10, help="fleet size (default: 5)")
     assert _problems(parser) == [
         "--rounds: its default (5) is not said in its help",
         "--seed: no help text",
+        "--clusters: its help says another default than the real one (10)",
     ]
