@@ -128,3 +128,39 @@ def test_bash_completes_through_register_python_argcomplete(tmp_path: Path) -> N
         pytest.skip("needs argcomplete's register-python-argcomplete script")
     register = "register-python-argcomplete fl-gitops"
     assert _bash_completes(tmp_path, register, ["fl-gitops", "render", "--ch"]) == ["--check"]
+
+
+def _zsh_completes(tmp_path: Path, typed: str, expected: str) -> None:
+    """A real interactive zsh (driven through zsh's own pty module) that evals
+    `fl-gitops completion zsh`, types ``typed`` and TAB, and shows ``expected``."""
+    zsh = shutil.which("zsh")
+    if zsh is None or not (BIN / "fl-gitops").exists():
+        pytest.skip("needs zsh and the fl-gitops console script")
+    # The prompt is spelled in two parts so that the echo of the command that sets it
+    # cannot match the pattern the script waits for.
+    script = (
+        "zmodload zsh/zpty\n"
+        "zpty z 'zsh -f -i'\n"
+        "zpty -w z 'autoload -U compinit; compinit -u; "
+        'eval "$(fl-gitops completion zsh)"; PS1="RE""ADY> "\'\n'
+        "zpty -r z out '*READY> '\n"
+        f"zpty -wn z $'{typed}\\t'\n"
+        f"zpty -r z out '*{expected}*'\n"
+        "print -r -- COMPLETED\n"
+        "zpty -d z\n"
+    )
+    env = {**os.environ, "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")])}
+    done = subprocess.run(
+        [zsh, "-f", "-c", script],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a completion that never comes blocks the pattern read: fail, not hang
+    )
+    assert done.stdout.splitlines()[-1:] == ["COMPLETED"], done.stderr
+
+
+def test_zsh_completes_through_fl_gitops_completion_zsh(tmp_path: Path) -> None:
+    _zsh_completes(tmp_path, "fl-gitops ren", "render")
+    _zsh_completes(tmp_path, "fl-gitops render --ch", "--check")
