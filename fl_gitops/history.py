@@ -165,7 +165,9 @@ def plot_rounds(
     climb from the floor to the ceiling); loss goes on a log scale when it spans a decade
     or more (:data:`LOG_SCALE_SPAN`); the centralized baseline, when it was measured, is a
     labelled dashed line on the accuracy axis; the axes say whether the numbers were
-    measured on held-out data; the figure's title names the experiment.
+    measured on held-out data (and an axis with no value says "not measured"); the
+    figure's title names the experiment. The PNG's text chunks repeat the title and what
+    the figure shows (``Description``), for an image viewer and for a check on the file.
 
     Args:
         rows: the aggregated rounds (:func:`round_rows`), oldest first.
