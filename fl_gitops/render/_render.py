@@ -135,6 +135,7 @@ def render_experiment(
         work_template = _template(env, "manifestwork.yaml.j2")
         report = _report_context(blueprint, names)
         config_text = _round_config_text(_round_config_base(blueprint, state), len(roster))
+        client_env = _ClientEnv(blueprint, names)
         for index, cluster in enumerate(roster):
             round_config = _fill_round_config(config_text, cluster, index)
             text = _render_template(
@@ -142,7 +143,7 @@ def render_experiment(
                 ctx,
                 cluster=YamlText(cluster),
                 round_config=round_config,
-                env=_client_env(blueprint, names, cluster),
+                env=client_env(cluster),
                 report=report,
             )
             rel = layout.work(cluster)
@@ -365,16 +366,33 @@ def _report_context(blueprint: Blueprint, names: Names) -> dict[str, Any]:
 
 
 def _client_env(blueprint: Blueprint, names: Names, cluster: str) -> list[dict[str, str]]:
-    env = [
-        {"name": "FL_ROUND_CONFIG", "value": _ROUND_CONFIG_PATH},
-        {"name": RESULT_CONFIGMAP_ENV, "value": f"{blueprint.client['namespace']}/{names.result}"},
-        {"name": "FL_CLUSTER", "value": cluster},
-        {"name": "FL_EXPERIMENT", "value": blueprint.name},
-        {"name": "FL_ROUND", "value": str(names.round)},
-        {"name": "HOME", "value": "/tmp"},
-    ]
-    env.extend(blueprint.client.get("env", []))
-    return env
+    return _ClientEnv(blueprint, names)(cluster)
+
+
+class _ClientEnv:
+    """The client container's env per cluster, its shared entries built once per render.
+
+    Every cluster's list holds the same entry objects but ``FL_CLUSTER``'s, so that the
+    environment's memoized ``yaml_block`` writes each shared entry once, not per cluster.
+    """
+
+    def __init__(self, blueprint: Blueprint, names: Names) -> None:
+        self._head = [
+            {"name": "FL_ROUND_CONFIG", "value": _ROUND_CONFIG_PATH},
+            {
+                "name": RESULT_CONFIGMAP_ENV,
+                "value": f"{blueprint.client['namespace']}/{names.result}",
+            },
+        ]
+        self._tail = [
+            {"name": "FL_EXPERIMENT", "value": blueprint.name},
+            {"name": "FL_ROUND", "value": str(names.round)},
+            {"name": "HOME", "value": "/tmp"},
+            *blueprint.client.get("env", []),
+        ]
+
+    def __call__(self, cluster: str) -> list[dict[str, str]]:
+        return [*self._head, {"name": "FL_CLUSTER", "value": cluster}, *self._tail]
 
 
 def _render_bootstrap(

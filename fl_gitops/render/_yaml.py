@@ -15,7 +15,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["YamlText", "quote_scalar", "yaml_block", "yaml_document", "yaml_inline"]
+__all__ = [
+    "YamlText",
+    "block_item",
+    "quote_scalar",
+    "yaml_block",
+    "yaml_document",
+    "yaml_inline",
+]
 
 
 class YamlText(str):
@@ -123,17 +130,32 @@ def _block(value: Any, indent: int, lines: list[str]) -> None:
             _entry(f"{pad}{quote_scalar(str(key))}:", item, indent, lines)
     else:
         for item in value:
-            if isinstance(item, Mapping) and item:
-                first = True
-                for key, sub in item.items():
-                    prefix = f"{pad}- " if first else f"{pad}  "
-                    _entry(f"{prefix}{quote_scalar(str(key))}:", sub, indent + 2, lines)
-                    first = False
-            elif isinstance(item, Sequence) and not isinstance(item, str) and item:
-                lines.append(f"{pad}-")
-                _block(item, indent + 2, lines)
-            else:
-                _entry(f"{pad}-", item, indent, lines, is_item=True)
+            _item(item, indent, pad, lines)
+
+
+def _item(item: Any, indent: int, pad: str, lines: list[str]) -> None:
+    if isinstance(item, Mapping) and item:
+        first = True
+        for key, sub in item.items():
+            prefix = f"{pad}- " if first else f"{pad}  "
+            _entry(f"{prefix}{quote_scalar(str(key))}:", sub, indent + 2, lines)
+            first = False
+    elif isinstance(item, Sequence) and not isinstance(item, str) and item:
+        lines.append(f"{pad}-")
+        _block(item, indent + 2, lines)
+    else:
+        _entry(f"{pad}-", item, indent, lines, is_item=True)
+
+
+def block_item(item: Any, indent: int) -> str:
+    """The lines one item of a block list takes (a list's block is its items' joined).
+
+    For the environment's memo: a list that differs per cluster in one item costs only
+    that item's lines.
+    """
+    lines: list[str] = []
+    _item(item, indent, " " * indent, lines)
+    return "\n".join(lines)
 
 
 def _entry(head: str, item: Any, indent: int, lines: list[str], *, is_item: bool = False) -> None:
