@@ -733,13 +733,24 @@ class _Round:
         partials = self.combiner.partials
         if partials is None:
             return None
+        # Summed in two levels: the blocks of each run of ``chunk`` elements of a tensor,
+        # then those runs in model order. A run never straddles a shard boundary, so a
+        # shard sends one sum per run (not per block) and the total is the same floats.
         total: F64 | None = None
         for name in sorted(self.header.tensors):
+            run: F64 | None = None
+            at = 0
             for block in self._blocks(cands, base, name):
                 part = partials(block)
-                if total is None:
-                    total = np.zeros_like(part)
-                total += part
+                if run is not None and block.slice.offset // self.chunk != at:
+                    total = run if total is None else total + run
+                    run = None
+                if run is None:
+                    run = np.zeros_like(part)
+                    at = block.slice.offset // self.chunk
+                run += part
+            if run is not None:
+                total = run if total is None else total + run
         return total
 
     def combine(

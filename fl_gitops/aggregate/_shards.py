@@ -346,6 +346,22 @@ class Shard:
             raise ShardDirError(f"{path}: written for other updates than this shard's")
         return doc
 
+    def load_cells(self, shard: int) -> dict[str, np.ndarray[Any, Any]]:
+        path = self.path(shard, "cells.safetensors")
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise ShardDirError(f"{path}: missing (has that shard run?)") from None
+        try:
+            meta = parse_header(data, len(data)).metadata
+            cells = load_bytes(data)
+        except HeaderError:
+            raise ShardDirError(f"{path}: not a shard's file") from None
+        if meta.get("ident") != json.dumps(self.ident(), sort_keys=True):
+            raise ShardDirError(f"{path}: written for another round or plan")
+        return cells
+
     def names(self) -> list[str]:
         return [c.cluster for c in self.cands]
 
@@ -359,14 +375,26 @@ class Shard:
         return min(BLOCK, step)
 
     def stats(self) -> str:
-        """Phase 1: check and measure this shard's slice of every update; hash its own."""
+        """Phase 1: check and measure this shard's slice of every update; hash its own.
+
+        Writes ``stats.json`` (digests, NaN/Inf, read errors) and ``cells.safetensors``
+        (per update and tensor, the float64 partial sums of its squared distance, one per
+        cell of the pod's grid, in offset order).
+        """
         updates: dict[str, Any] = {}
+        cells: dict[str, np.ndarray[Any, Any]] = {}
         base = self.opener(self.base_path)
         try:
             for j, cand in enumerate(self.cands):
-                updates[cand.cluster] = self._stats_of(cand, base, j % self.of == self.shard)
+                doc, mine = self._stats_of(cand, base, j % self.of == self.shard)
+                updates[cand.cluster] = doc
+                for name, values in mine.items():
+                    cells[f"{j}/{name}"] = np.array(values, dtype=np.float64)
         finally:
             base.close()
+        meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
+        write_atomic(self.path(self.shard, "cells.safetensors"), serialize(cells, meta))
+        # Written last: its presence says the shard's phase 1 is complete.
         path = self.path(self.shard, "stats.json")
         _write_json(
             path,
@@ -374,30 +402,34 @@ class Shard:
         )
         return path
 
-    def _stats_of(self, cand: _Candidate, base: RangeFile, owner: bool) -> dict[str, Any]:
-        doc: dict[str, Any] = {"digest": None, "bad": [], "cells": [], "error": None}
+    def _stats_of(
+        self, cand: _Candidate, base: RangeFile, owner: bool
+    ) -> tuple[dict[str, Any], dict[str, list[float]]]:
+        doc: dict[str, Any] = {"digest": None, "bad": [], "error": None}
+        cells: dict[str, list[float]] = {}
         if owner:
             try:
                 doc["digest"] = sha256_file(cand.path)
             except OSError as exc:
                 doc["error"] = f"update file cannot be read ({type(exc).__name__})"
-                return doc
+                return doc, cells
         try:
             f = self.opener(cand.path)
         except OSError as exc:
             doc["error"] = f"update file cannot be read ({type(exc).__name__})"
-            return doc
+            return doc, cells
         try:
             for piece in self.pieces:
                 info = cand.header.tensors[piece.name]
                 floating = _is_float(info.np_dtype)
                 binfo = self.header.tensors[piece.name]
                 width = self.cell_width(info)
+                sums = cells.setdefault(piece.name, []) if self.measure and floating else None
                 for start, count in _reads(piece, self.chunk):
                     values = _values(f, info, start, count)
                     if floating and piece.name not in doc["bad"] and not finite(values):
                         doc["bad"].append(piece.name)
-                    if not (self.measure and floating):
+                    if sums is None:
                         continue
                     b = _values(base, binfo, start, count)
                     scratch = distance_scratch(b.dtype, min(count, width))
@@ -405,21 +437,34 @@ class Shard:
                         part, bpart = values[off : off + width], b[off : off + width]
                         with np.errstate(over="ignore", invalid="ignore"):
                             if self.exact:
-                                v = squared_distance(part, bpart)
+                                sums.append(squared_distance(part, bpart))
                             else:
-                                v = squared_distance_bound(part, bpart, scratch)
-                        doc["cells"].append([piece.name, start + off, v])
+                                sums.append(squared_distance_bound(part, bpart, scratch))
         except HeaderError:
             doc["error"] = "file ended while it was read (truncated)"
         finally:
             f.close()
-        return doc
+        return doc, cells
+
+    def _norm(self, j: int, cand: _Candidate, cells: Sequence[Mapping[str, Any]]) -> float:
+        """The update's distance, its cells added one by one in the pod's order: the update
+        file's tensor order, then offset (shards hold consecutive runs of a tensor)."""
+        runs = [
+            part[key]
+            for name in sorted(cand.header.tensors, key=lambda n: cand.header.tensors[n].start)
+            for part in cells
+            if (key := f"{j}/{name}") in part
+        ]
+        flat = np.concatenate(runs) if runs else np.zeros(0)
+        # add.accumulate adds left to right, as ``sumsq += cell`` does (no pairwise sum).
+        return math.sqrt(float(np.add.accumulate(flat)[-1])) if flat.size else 0.0
 
     # ------------------------------------------------------------------ the reduce
 
     def reduce(self) -> list[_Candidate]:
         """The accepted updates, from every shard's statistics, as the pod decides them."""
         docs = [self.load(i, "stats.json") for i in range(self.of)]
+        cells = [self.load_cells(i) for i in range(self.of)] if self.measure else []
         ok = []
         for j, cand in enumerate(self.cands):
             parts = [d["updates"][cand.cluster] for d in docs]
@@ -440,12 +485,7 @@ class Shard:
                 ).reason
                 continue
             if self.measure:
-                cells = [c for p in parts for c in p["cells"]]
-                cells.sort(key=lambda c: (cand.header.tensors[c[0]].start, c[1]))
-                sumsq = 0.0
-                for _, _, v in cells:
-                    sumsq += float(v)
-                cand.norm = math.sqrt(sumsq)
+                cand.norm = self._norm(j, cand, cells)
             self.job.verified[cand.cluster] = cand.meta.sha256
             ok.append(cand)
         kept = self.job.bound(ok) if self.measure else ok
@@ -481,33 +521,37 @@ class Shard:
             base.close()
 
     def partials(self, kept: list[_Candidate]) -> str | None:
-        """Phase 2 (Krum): this shard's cells of the combiner's statistics, in model order."""
+        """Phase 2 (Krum): this shard's part of the combiner's statistics, one sum per run of
+        ``chunk`` elements of a tensor (its blocks added in order), in model order: the
+        first level of the pod's two-level sum (``_Round.partials``)."""
         partials = self.plan.combiner.partials
         if partials is None:
             return None
-        parts = [
-            partials(block)
-            for piece in self.pieces
-            for block in self._stack(kept, piece, len(kept))
-        ]
+        runs: list[F64] = []
+        for piece in self.pieces:
+            at = -1
+            for block in self._stack(kept, piece, len(kept)):
+                part = partials(block)
+                if block.slice.offset // self.chunk != at:
+                    runs.append(np.zeros_like(part))
+                    at = block.slice.offset // self.chunk
+                runs[-1] += part
         k = len(kept)
-        arr = np.stack(parts) if parts else np.zeros((0, k, k))
+        arr = np.stack(runs) if runs else np.zeros((0, k, k))
         path = self.path(self.shard, "partials.safetensors")
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
         write_atomic(path, serialize({"cells": arr}, meta))
         return path
 
     def summed(self, kept: list[_Candidate]) -> F64 | None:
+        """Every shard's runs added in model order: the pod's second level."""
         if self.plan.combiner.partials is None:
             return None
         total: F64 | None = None
         for i in range(self.of):
             path = self.path(i, "partials.safetensors")
-            cells = _read_partials(path, self.ident(), len(kept))
-            for part in cells:
-                if total is None:
-                    total = np.zeros_like(part)
-                total += part
+            for run in _read_partials(path, self.ident(), len(kept)):
+                total = run if total is None else total + run
         return total
 
     # ------------------------------------------------------------------ phase 3

@@ -269,3 +269,19 @@ def test_a_merge_refuses_shards_that_decided_differently(hostile, tmp_path):
     with pytest.raises(ShardDirError) as caught:
         merge_shards([tmp_path / "s"])
     assert str(caught.value) == f"{path}: its round or decision differs from shard 0's"
+
+
+@pytest.mark.parametrize("strategy", ["krum", "multikrum", "fedmedian"])
+def test_several_blocks_to_a_run_sum_the_same_in_shards(hostile, tmp_path, monkeypatch, strategy):
+    """A small stack budget: K x 64 blocks, four to each run of the 256-element grid."""
+    import fl_gitops.aggregate._engine as engine
+
+    monkeypatch.setattr(engine, "_STACK_BYTES", 8 * 9 * 64)
+    assert engine._stack_step(1200, 9, GRID) == 64
+    kwargs = {"strategy": strategy, "options": OPTIONS.get(strategy)}
+    pod = aggregate_round(
+        hostile.base_path, hostile.updates(), round=1, chunk_elements=GRID, **kwargs
+    )
+    merged = run_shards(hostile, tmp_path / "s", 3, chunk_elements=GRID, **kwargs)
+    assert merged.model == pod.model
+    assert merged.record == pod.record
