@@ -2,6 +2,8 @@
 
 - ``_engine``: ``aggregate_round`` (and ``aggregate_from_store`` over the model store),
   streaming the updates in a fixed order in bounded memory, deterministic to the byte;
+- ``_shards``: the same round in N shards by tensor slice (``aggregate_shard``,
+  ``merge_shards``), to the same bytes;
 - ``checks``: one ``UpdateRejected`` subclass per reason an update is refused;
 - ``strategies``: one module per strategy behind a small Protocol, and the ``STRATEGIES``
   table the blueprint's strategy name is checked against.
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
         aggregate_round,
         load_state,
     )
+    from fl_gitops.aggregate._shards import ShardPlan, aggregate_shard, merge_shards
     from fl_gitops.aggregate.checks import Limits
 
 # public name -> the module that defines it
@@ -38,6 +41,9 @@ _LAZY: dict[str, str] = {
     "aggregate_from_store": "fl_gitops.aggregate._engine",
     "aggregate_round": "fl_gitops.aggregate._engine",
     "load_state": "fl_gitops.aggregate._engine",
+    "ShardPlan": "fl_gitops.aggregate._shards",
+    "aggregate_shard": "fl_gitops.aggregate._shards",
+    "merge_shards": "fl_gitops.aggregate._shards",
     "Limits": "fl_gitops.aggregate.checks",
 }
 
@@ -45,10 +51,13 @@ __all__ = [
     "AggregateResult",
     "Limits",
     "NotEnoughUpdates",
+    "ShardPlan",
     "Update",
     "aggregate_from_store",
     "aggregate_round",
+    "aggregate_shard",
     "load_state",
+    "merge_shards",
 ]
 
 

@@ -16,10 +16,13 @@ side by side (a :class:`Block`), in three phases:
 3. ``choice.combine(block)`` for each slice, then ``choice.finish(...)`` for each tensor (the
    division, DP noise, a server step with explicit state).
 
-So a sharded aggregation can run phase 1 on each shard, add the partials, choose once, and
-run phase 3 on each shard. A choice whose combine is a weighted sum of its updates
-(``linear``) lets the engine build that sum update by update, as it reads each file once,
-instead of holding K slices side by side; the arithmetic (:mod:`._arith`) is the same.
+So a sharded aggregation (``fl_gitops.aggregate._shards``) runs phase 1 on each shard, adds
+the partials, chooses once, and runs phase 3 on each shard: ``combine`` must give each
+element from its own column, ``partials`` be a sum over the slice's elements, and
+``finish`` work element by element (a shard calls it on its slice of a tensor). A choice
+whose combine is a weighted sum of its updates (``linear``) lets the engine build that sum
+update by update, as it reads each file once, instead of holding K slices side by side;
+the arithmetic (:mod:`._arith`) is the same.
 
 Strategies share no base class: the Protocols are the seams, as pre-commit's ``Language``
 is; state is an explicit value, passed in and returned.
