@@ -17,9 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-import cel.stdlib
-
 from fl_gitops.errors import InputError
 from fl_gitops.placement._quantity import parse_quantity
 from fl_gitops.placement._semver import compare_versions
@@ -104,6 +101,8 @@ class CelPredicate:
     """The compiled ``celExpressions`` of one predicate, evaluated per cluster."""
 
     def __init__(self, compiled: Sequence[_Compiled], addon_scores: AddOnScores) -> None:
+        import cel.stdlib  # on first use: the package imports its CLI (prompt_toolkit), 0.3 s
+
         self._compiled = tuple(compiled)
         self._context = cel.Context()
         cel.stdlib.add_stdlib_to_context(self._context)
@@ -154,6 +153,8 @@ def compile_cel(expressions: Sequence[tuple[str, str]], addon_scores: AddOnScore
             CEL, its extensions nor OCM's library define offline. The message names the
             field path (predicate index) and the expression.
     """
+    import cel.stdlib  # on first use, as in CelPredicate
+
     compiled = []
     supported = _NATIVE_FUNCTIONS | set(_OCM_FUNCTIONS) | set(cel.stdlib.STDLIB_FUNCTIONS)
     for path, source in expressions:
