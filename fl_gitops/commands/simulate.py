@@ -1,40 +1,98 @@
-"""`fl-gitops simulate`: run an experiment's whole loop on this machine, and show it."""
+"""`fl-gitops simulate`: run an experiment's whole loop on this machine, and show it.
+
+What it prints fits where it goes (commands/_output): on a terminal, colour and a live
+progress display; to a pipe or a file, plain lines, never wrapped, and a reader that goes
+away (``| head -1``) ends the run quietly with 141. ``-o json|yaml`` prints the end-of-run
+summary as one document on stdout (keys in docs/cli.md), the running commentary going to
+stderr; ``-q`` prints only the final model's digest.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fl_gitops.commands._output import add_output_arguments, emit, is_terminal
+
+if TYPE_CHECKING:
+    from fl_gitops.simulate import SimulationReport
 
 __all__ = ["add_arguments", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("blueprint", metavar="BLUEPRINT")
-    parser.add_argument("--clusters", type=int, default=10, metavar="N", help="fleet size (10)")
-    parser.add_argument("--rounds", type=int, metavar="R", help="override spec.rounds")
+    parser.add_argument("blueprint", metavar="BLUEPRINT", help="the blueprint file (a YAML path)")
     parser.add_argument(
-        "--workdir", default="fl-sim", metavar="DIR", help="run here; run again to resume (fl-sim)"
-    )
-    parser.add_argument("--inventory", metavar="INV", help="ManagedClusters instead of generated")
-    parser.add_argument(
-        "--fail-rate", type=float, default=0.0, help="each Job fails with this chance"
+        "--clusters",
+        type=int,
+        default=10,
+        metavar="N",
+        help="size of the generated fleet, 1 to 10000 clusters (default: 10)",
     )
     parser.add_argument(
-        "--stragglers", type=int, default=0, metavar="K", help="K late clusters a round"
+        "--rounds",
+        type=int,
+        metavar="R",
+        help="number of rounds, at least 1 (default: the blueprint's spec.rounds)",
+    )
+    parser.add_argument(
+        "--workdir",
+        default="fl-sim",
+        metavar="DIR",
+        help="the directory the run keeps its repo, store and report in; run again with "
+        "the same DIR to resume (default: fl-sim)",
+    )
+    parser.add_argument(
+        "--inventory",
+        metavar="INV",
+        help="a YAML or JSON file of ManagedClusters to place on (default: a fleet of "
+        "--clusters generated to match the placement)",
+    )
+    parser.add_argument(
+        "--fail-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="the chance that each Job fails, a probability from 0 to below 1 (default: 0)",
+    )
+    parser.add_argument(
+        "--stragglers",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K clusters a round that finish late, 0 to --clusters (default: 0)",
     )
     parser.add_argument(
         "--straggler-delay",
-        help="with --stragglers: how late they are, in simulated time (60s)",
+        metavar="DURATION",
+        help="with --stragglers: how late they finish, in simulated time, a duration such "
+        "as 90s, 5m or 2h (default: 60s)",
     )
     parser.add_argument(
-        "--byzantine", type=int, default=0, metavar="K", help="K poisoning clusters"
+        "--byzantine",
+        type=int,
+        default=0,
+        metavar="K",
+        help="K clusters that poison their updates, 0 to --clusters (default: 0)",
     )
     parser.add_argument(
-        "--byzantine-kind", default="signflip", choices=["signflip", "scale"], help="the attack"
+        "--byzantine-kind",
+        default="signflip",
+        choices=["signflip", "scale"],
+        help="with --byzantine: the attack, signflip (the update negated and scaled) or "
+        "scale (the update scaled) (default: signflip)",
     )
     parser.add_argument(
-        "--byzantine-factor", type=float, help="with --byzantine: the attack's factor (10)"
+        "--byzantine-factor",
+        type=float,
+        metavar="X",
+        help="with --byzantine: the attack's multiplier, a number (default: 10)",
     )
     parser.add_argument(
         "--tamper-store",
@@ -43,16 +101,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="after K clusters report in a round, replace their updates in the store (with "
         "matching metadata), as a party with write access to the bucket would; the hub's "
-        "reports must reject them",
+        "reports must reject them; 0 to --clusters (default: 0)",
     )
     parser.add_argument(
-        "--centralized", action="store_true", help="also train centrally, for comparison"
+        "--centralized",
+        action="store_true",
+        help="also train the model centrally on all the data, as a baseline for the "
+        "report and the plot (default: off)",
     )
     parser.add_argument(
-        "--jobs", type=int, metavar="N", help="parallel Jobs, at least 1 (default: cores)"
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="Jobs run in parallel, at least 1 (default: the number of cores)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the generated fleet and of the simulated faults, an integer (default: 0)",
+    )
+    parser.add_argument(
+        "--no-plot",
+        action="store_true",
+        help="do not draw DIR/rounds.png (default: drawn when a round was aggregated)",
+    )
     parser.add_argument(
         "--hub",
         default="local",
@@ -61,9 +135,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "through the same client the reconcile job uses (see `fl-gitops dev-hub`)",
     )
     parser.add_argument(
-        "--kubeconfig", metavar="FILE", help="with --hub kubernetes: the API server to use"
+        "--kubeconfig",
+        metavar="FILE",
+        help="with --hub kubernetes: the kubeconfig file of the API server to use "
+        "(default: $KUBECONFIG, else ~/.kube/config)",
     )
-    parser.add_argument("--context", help="with --hub kubernetes: the kubeconfig context")
+    parser.add_argument(
+        "--context",
+        metavar="NAME",
+        help="with --hub kubernetes: the kubeconfig context (default: its current context)",
+    )
+    add_output_arguments(parser)
 
 
 def _refuse_ignored_flags(args: argparse.Namespace) -> None:
@@ -98,11 +180,101 @@ def _straggler_delay(text: str | None) -> float:
         ) from None
 
 
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """Within the block, the first Ctrl-C raises ``KeyboardInterrupt``; every later one,
+    to the end of the process, is ignored.
+
+    Why: the first Ctrl-C unwinds the run (the workers killed and joined, the work dir
+    left resumable) and ``cli.main`` answers "interrupted" with 130. The interpreter then
+    takes about a second to finalize with torch loaded, and once it has run its exit
+    handlers it puts SIGINT back to the system default: a second SIGINT then (a user
+    pressing Ctrl-C again, a terminal's signal to the process group after a direct one,
+    ``timeout -s INT``, which signals both the command and its group) killed the
+    process by SIGINT (-2 to Python's subprocess, 130 with no clean-up to a shell)
+    after it had printed "interrupted", or a second ``KeyboardInterrupt`` cut the
+    workers' clean-up short. An ignored SIGINT stays ignored through finalization.
+
+    A run that is not interrupted gets its previous handler back; where SIGINT was
+    ignored already (a shell's background job), it stays so.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        yield
+        return
+    interrupted = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # before anything can raise
+        interrupted = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        if not interrupted:
+            signal.signal(signal.SIGINT, previous)
+
+
+def summary(report: SimulationReport, workdir: Path) -> dict[str, Any]:
+    """The end-of-run document of ``-o json|yaml`` (keys in docs/cli.md, in this order).
+
+    ``final`` is the model the run ended with and the last round's metrics; a failed run
+    has its reason in ``message`` and ``final`` is null, as no model was finished.
+    """
+    last = report.rounds[-1] if report.rounds else {}
+    finished = report.phase == "Completed"
+    report_file = workdir / "report.json"
+    return {
+        "experiment": report.experiment,
+        "state": report.phase,
+        "message": report.message,
+        "already_finished": report.already_finished,
+        "rounds": [
+            {
+                "round": r["round"],
+                "accuracy": r["accuracy"],
+                "loss": r["loss"],
+                "contributors": r["contributors"],
+                "rejected": r["rejected"],
+                "seconds": r["seconds"],
+                "model": r["model"],
+            }
+            for r in report.rounds
+        ],
+        "final": {
+            "digest": report.final_model,
+            "path": report.final_model_path or None,
+            "accuracy": last.get("accuracy"),
+            "loss": last.get("loss"),
+        }
+        if finished
+        else None,
+        "centralized_accuracy": report.centralized_accuracy,
+        "tampered": report.tampered,
+        "workdir": str(workdir),
+        "report": str(report_file) if report_file.is_file() else None,
+        "plot": str(workdir / "rounds.png") if report.plotted else None,
+        "config_repo": report.config_repo,
+        "seconds": round(report.seconds, 3),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    with interrupt_once():  # from the start: Ctrl-C while importing torch counts too
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from fl_gitops.commands._output import console as make_console
     from fl_gitops.history import RoundRow, rounds_table
     from fl_gitops.simulate import SimulationOptions, run_simulation
     from fl_gitops.simulate._workers import stop_on_sigterm
@@ -128,7 +300,10 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
         context=args.context,
     )
-    console = Console()
+    document = args.output != "text"
+    # With -o json|yaml stdout is the document's alone: the commentary goes to stderr.
+    console = make_console(stderr=document)
+    chatty = not args.quiet
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -136,15 +311,20 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not (chatty and is_terminal(console.file)),  # a bar only on a terminal
     )
     tasks: dict[str, Any] = {}
+
+    def say(text: str) -> None:
+        if chatty:
+            console.print(text, soft_wrap=True)
 
     def on_event(kind: str, data: dict[str, Any]) -> None:
         if kind == "start":
             verb = "resuming" if data["resumed"] else "starting"
-            console.print(
-                f"{verb} [bold]{data['experiment']}[/bold]: {data['rounds']} rounds over "
-                f"{data['clusters']} clusters in {data['workdir']}"
+            say(
+                f"{verb} [bold]{escape(data['experiment'])}[/bold]: {data['rounds']} rounds "
+                f"over {data['clusters']} clusters in {escape(data['workdir'])}"
             )
             progress.start()  # only once something runs: a refusal prints its error alone
             tasks["rounds"] = progress.add_task("rounds", total=data["rounds"])
@@ -157,20 +337,20 @@ def run(args: argparse.Namespace) -> int:
                 description=f"round {data['round']}: clusters done",
             )
         elif kind == "skipped":
-            console.print(
-                f"[yellow]not synced[/yellow]: {data['object']}: {data['reason']} "
-                "(the rest of the loop does not need it)"
+            say(
+                f"[yellow]not synced[/yellow]: {escape(data['object'])}: "
+                f"{escape(data['reason'])} (the rest of the loop does not need it)"
             )
         elif kind == "tampered":
-            console.print(
-                f"[red]tampered[/red]: round {data['round']}: {data['cluster']}'s update "
-                "replaced in the store, metadata rewritten to match"
+            say(
+                f"[red]tampered[/red]: round {data['round']}: {escape(data['cluster'])}'s "
+                "update replaced in the store, metadata rewritten to match"
             )
         elif kind == "round":
             progress.update(tasks["rounds"], completed=data["round"])
             acc = f"{100 * data['accuracy']:.2f}%" if data["accuracy"] is not None else "-"
             loss = f"{data['loss']:.4f}" if data["loss"] is not None else "-"
-            console.print(
+            say(
                 f"round {data['round']:>3}: accuracy {acc}, loss {loss}, "
                 f"{data['contributors']} contributors, {data['rejected']} rejected, "
                 f"{data['seconds']:.2f}s"
@@ -183,17 +363,33 @@ def run(args: argparse.Namespace) -> int:
             if tasks:
                 progress.stop()
     workdir = Path(args.workdir)
+    code = 0 if report.phase == "Completed" else 1
+    if document:
+        if report.phase != "Completed" and report.message:
+            print(f"error: {report.experiment}: {report.phase}: {report.message}", file=sys.stderr)
+        emit(args, summary(report, workdir), lambda: None)
+        return code
+    if args.quiet:  # what a script needs: the final model's digest, or the reason on stderr
+        if report.phase == "Completed":
+            console.print(report.final_model, soft_wrap=True, markup=False, highlight=False)
+        else:
+            print(f"error: {report.experiment}: {report.phase}: {report.message}", file=sys.stderr)
+        return code
     if report.already_finished:
         # Nothing ran: the report the run wrote when it ended is kept as it was.
         said = "already completed" if report.phase == "Completed" else "already failed"
-        console.print(f"{report.experiment}: {said} in {workdir}", soft_wrap=True)
+        console.print(
+            f"{escape(report.experiment)}: {said} in {escape(str(workdir))}", soft_wrap=True
+        )
         if report.phase != "Completed" and report.message:
             console.print(f"reason: {escape(report.message)}", soft_wrap=True)
         if (workdir / "report.json").is_file():
-            console.print(f"report: {workdir / 'report.json'}", soft_wrap=True)
+            console.print(f"report: {escape(str(workdir / 'report.json'))}", soft_wrap=True)
         else:  # removed since: Git still holds every round (`fl-gitops history`)
-            console.print(f"report: none, {workdir / 'report.json'} was removed", soft_wrap=True)
-        return 0 if report.phase == "Completed" else 1
+            console.print(
+                f"report: none, {escape(str(workdir / 'report.json'))} was removed", soft_wrap=True
+            )
+        return code
     rows = [
         RoundRow(
             round=r["round"],
@@ -215,25 +411,27 @@ def run(args: argparse.Namespace) -> int:
     # Paths and digests are for copying: never wrap them.
     if report.phase == "Completed":
         console.print(f"final model: {report.final_model}", soft_wrap=True)
-        console.print(f"  {report.final_model_path}", soft_wrap=True)
+        console.print(f"  {escape(report.final_model_path)}", soft_wrap=True)
     else:
         console.print(
-            f"[red]{report.experiment}: {report.phase}[/red]: {escape(report.message)}",
+            f"[red]{escape(report.experiment)}: {report.phase}[/red]: {escape(report.message)}",
             soft_wrap=True,
         )
     if report.plotted:
-        console.print(f"plot: {workdir / 'rounds.png'}", soft_wrap=True)
+        console.print(f"plot: {escape(str(workdir / 'rounds.png'))}", soft_wrap=True)
     for item in report.tampered:
         if not item["aggregated"]:
             verdict = "its attempt was not aggregated (see the log for why)"
         elif item["rejected"]:
-            verdict = f"rejected ({item['rejected']})"
+            verdict = f"rejected ({escape(str(item['rejected']))})"
         else:
             verdict = "NOT rejected"
         console.print(
             f"tampered update of {item['cluster']} ({item['job']}): {verdict}", soft_wrap=True
         )
-    console.print(f"report: {workdir / 'report.json'}", soft_wrap=True)
-    console.print(f"history: git --git-dir {report.config_repo} log --stat main", soft_wrap=True)
+    console.print(f"report: {escape(str(workdir / 'report.json'))}", soft_wrap=True)
+    console.print(
+        f"history: git --git-dir {escape(report.config_repo)} log --stat main", soft_wrap=True
+    )
     console.print(f"took {report.seconds:.1f}s")
-    return 0 if report.phase == "Completed" else 1
+    return code
