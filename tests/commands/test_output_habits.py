@@ -132,6 +132,36 @@ def test_validate_dash_twice_is_refused() -> None:
     )
 
 
+def test_validate_rendered_json_names_the_file_document_object_and_field(
+    tmp_path: Path, inventory: Path
+) -> None:
+    tree = tmp_path / "repo"
+    assert main(["render", str(STOCK), "--inventory", str(inventory), "--out", str(tree)]) == 0
+    placement = tree / "experiments/digits-fedavg/placement.yaml"
+    placement.write_text(
+        placement.read_text().replace("kind: Placement\n", "kind: Placement\nbogus: 1\n")
+    )
+    done = _cli("validate", "--rendered", str(tree), "-o", "json")
+    assert done.returncode == 2
+    [rendered] = json.loads(done.stdout)["rendered"]
+    assert (rendered["dir"], rendered["valid"], rendered["files"]) == (str(tree), False, 19)
+    assert rendered["errors"] == [
+        {
+            "file": str(placement),
+            "line": None,
+            "column": None,
+            "document": 0,
+            "object": "Placement/digits-fedavg",
+            "field": "bogus",
+            "message": "unknown field; allowed: apiVersion, kind, metadata, spec, status",
+        }
+    ]
+    assert done.stderr == (
+        f"error: {placement}#0: Placement/digits-fedavg: bogus: unknown field; allowed: "
+        "apiVersion, kind, metadata, spec, status\n"
+    )
+
+
 def test_validate_quiet_prints_nothing_when_valid() -> None:
     done = _cli("validate", str(STOCK), "-q")
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
@@ -342,6 +372,19 @@ def test_simulate_json_summary_is_stdout_alone_and_the_commentary_goes_to_stderr
     )
     quiet = _cli(*argv, "--workdir", str(work), "--no-plot", "-q")
     assert (quiet.returncode, quiet.stdout) == (0, report["final_model"] + "\n")
+
+
+def test_simulate_json_of_a_failed_run_is_still_the_document_alone_and_exits_1(
+    tmp_path: Path,
+) -> None:
+    argv = ["simulate", str(_quick(tmp_path)), "--rounds", "2", "--fail-rate", "0.6"]
+    done = _cli(*argv, "--workdir", str(tmp_path / "sim"), "--no-plot", "-o", "json")
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    reason = "round 1: 4 of 10 clusters succeeded, 6 failed; quorum is 8"
+    assert (document["state"], document["message"]) == ("Failed", reason)
+    assert (document["rounds"], document["final"], document["plot"]) == ([], None, None)
+    assert done.stderr.endswith(f"error: digits-fedavg: Failed: {reason}\n")
 
 
 def test_simulate_into_a_closed_pipe_ends_quietly_with_141(tmp_path: Path) -> None:
