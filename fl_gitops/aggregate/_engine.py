@@ -43,7 +43,7 @@ import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -441,7 +441,16 @@ class _Round:
 
     # -------------------------------------------------------------- checks
 
-    def candidates(self, updates: Iterable[Update]) -> list[_Candidate]:
+    def candidates(
+        self,
+        updates: Iterable[Update],
+        check_file: Callable[[str, Any, Expectation], Header] | None = None,
+    ) -> list[_Candidate]:
+        """The updates that pass the metadata and header checks, in cluster order.
+
+        ``check_file`` reads and checks an update's header (default ``checks.check_file``;
+        a shard passes one that reads a store URI by byte range)."""
+        check_file = check_file or checks.check_file
         seen: dict[str, Update] = {}
         for u in updates:
             if u.cluster in seen:
@@ -452,7 +461,7 @@ class _Round:
             u = seen[cluster]
             try:
                 meta = checks.check_meta(cluster, _authoritative(u), self.expect)
-                header = checks.check_file(cluster, u.path, self.expect)
+                header = check_file(cluster, u.path, self.expect)
             except UpdateRejected as exc:
                 self.rejected[cluster] = exc.reason
                 continue

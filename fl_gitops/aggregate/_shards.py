@@ -77,6 +77,7 @@ from fl_gitops.aggregate.strategies.fedavg import MeanChoice
 from fl_gitops.errors import InputError, StoreError
 from fl_gitops.tensors import (
     DEFAULT_CHUNK,
+    MAX_HEADER_BYTES,
     Header,
     HeaderError,
     Layout,
@@ -95,8 +96,12 @@ __all__ = [
     "Shard",
     "ShardDirError",
     "ShardPlan",
+    "StoreRangeFile",
     "aggregate_shard",
+    "check_update_file",
+    "is_uri",
     "merge_shards",
+    "open_range",
     "parse_shard",
     "poll_for",
     "shard_combine",
@@ -226,6 +231,79 @@ class RangeFile:
         os.close(self._fd)
 
 
+def is_uri(path: str | os.PathLike[str]) -> bool:
+    """Whether an update's path is a store URI (``s3://...``, ``memory://...``)."""
+    return "://" in os.fspath(path)
+
+
+class StoreRangeFile(RangeFile):
+    """Byte ranges of a store URI through fsspec's ``cat_file(path, start, end)``: an object
+    store serves only those bytes (an HTTP range request), never the whole object."""
+
+    def __init__(self, path: str) -> None:
+        import fsspec  # the store's dependency; loaded only for a URI
+
+        self.path = path
+        self.fs, self._key = fsspec.core.url_to_fs(path)
+
+    def read(self, start: int, length: int) -> bytes:
+        data = bytes(self.fs.cat_file(self._key, start, start + length))
+        if len(data) < length:
+            raise HeaderError(f"file ended at byte {start + len(data)} (truncated)")
+        return data
+
+    def size(self) -> int:
+        return int(self.fs.size(self._key))
+
+    def sha256(self) -> str:
+        """The whole object's digest, streamed."""
+        h = hashlib.sha256()
+        with self.fs.open(self._key, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return "sha256:" + h.hexdigest()
+
+    def close(self) -> None:
+        pass
+
+
+def open_range(path: str) -> RangeFile:
+    """A local file by ``pread``, a store URI by fsspec's range reads."""
+    return StoreRangeFile(path) if is_uri(path) else RangeFile(path)
+
+
+def check_update_file(cluster: str, path: Any, expect: Expectation) -> Header:
+    """``checks.check_file`` for a local path; for a store URI the same checks, the header
+    read by range (its first 8 bytes, then its length, bounded)."""
+    if not is_uri(path):
+        return checks.check_file(cluster, path, expect)
+    f = StoreRangeFile(os.fspath(path))
+    try:
+        size = f.size()
+    except FileNotFoundError:
+        raise checks.UpdateFileMissing(
+            cluster, "metadata is present but the update file is not"
+        ) from None
+    except OSError as exc:
+        reason = f"update file cannot be read ({type(exc).__name__})"
+        raise checks.UnreadableUpdate(cluster, reason) from None
+    if size > expect.max_bytes:
+        raise checks.UpdateTooLarge(
+            cluster, f"update file is {size} bytes, larger than the bound of {expect.max_bytes}"
+        )
+    try:
+        first = f.read(0, min(size, 8))
+        n = int.from_bytes(first, "little") if len(first) == 8 else 0
+        header = parse_header(f.read(0, min(size, 8 + min(n, MAX_HEADER_BYTES))), size)
+    except HeaderError as exc:
+        reason = f"not a valid safetensors file: {exc}"
+        raise checks.NotSafetensors(cluster, reason) from None
+    except OSError as exc:
+        reason = f"update file cannot be read ({type(exc).__name__})"
+        raise checks.UnreadableUpdate(cluster, reason) from None
+    return checks.check_header(cluster, header, expect)
+
+
 def _values(f: RangeFile, info: TensorInfo, start: int, count: int) -> np.ndarray[Any, Any]:
     """Elements ``[start, start + count)`` of a tensor, read as one range."""
     item = info.np_dtype.itemsize
@@ -270,7 +348,7 @@ class Shard:
         seed: int = 0,
         base_digest: str | None = None,
         chunk_elements: int = DEFAULT_CHUNK,
-        opener: Callable[[str], RangeFile] = RangeFile,
+        opener: Callable[[str], RangeFile] = open_range,
         rejected: Mapping[str, str] | None = None,
     ) -> None:
         if not 0 <= shard < of:
@@ -297,7 +375,7 @@ class Shard:
             chunk_elements, None,
         )  # fmt: skip
         items = [u if isinstance(u, Update) else Update(*u) for u in updates]
-        self.cands = self.job.candidates(items)
+        self.cands = self.job.candidates(items, check_update_file)
         self.checked = dict(self.job.rejected)
         self.shard, self.of = shard, of
         self.chunk = chunk_elements
@@ -409,7 +487,10 @@ class Shard:
         cells: dict[str, list[float]] = {}
         if owner:
             try:
-                doc["digest"] = sha256_file(cand.path)
+                if is_uri(cand.path):
+                    doc["digest"] = StoreRangeFile(cand.path).sha256()
+                else:
+                    doc["digest"] = sha256_file(cand.path)
             except OSError as exc:
                 doc["error"] = f"update file cannot be read ({type(exc).__name__})"
                 return doc, cells
@@ -756,7 +837,7 @@ def aggregate_shard(
     base_digest: str | None = None,
     chunk_elements: int = DEFAULT_CHUNK,
     wait: Wait = poll_for,
-    opener: Callable[[str], RangeFile] = RangeFile,
+    opener: Callable[[str], RangeFile] = open_range,
     rejected: Mapping[str, str] | None = None,
 ) -> str:
     """Run shard ``shard`` of ``of`` of a round, every phase, into the shared dir ``out``.

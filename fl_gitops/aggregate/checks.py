@@ -53,6 +53,7 @@ __all__ = [
     "UpdateTooLarge",
     "WrongBaseModel",
     "check_file",
+    "check_header",
     "check_meta",
     "roster_set",
 ]
@@ -323,6 +324,18 @@ def check_file(cluster: str, path: str | os.PathLike[str], expect: Expectation) 
         raise NotSafetensors(cluster, f"not a valid safetensors file: {exc}") from None
     except OSError as exc:
         raise UnreadableUpdate(cluster, f"update file cannot be read ({_code(exc)})") from None
+    return check_header(cluster, header, expect)
+
+
+def check_header(cluster: str, header: Header, expect: Expectation) -> Header:
+    """Check an update's parsed header against the global model's: names, dtypes, shapes.
+
+    The part of :func:`check_file` after the header is read, for headers read elsewhere
+    (a shard reads a store's update by byte range).
+
+    Raises:
+        TensorNamesMismatch, DtypeMismatch, ShapeMismatch: with the reason.
+    """
     want = expect.base_header.tensors
     got = header.tensors
     if set(got) != set(want):

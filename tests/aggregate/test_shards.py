@@ -23,7 +23,9 @@ from fl_gitops.aggregate._shards import (
     Shard,
     ShardDirError,
     ShardPlan,
+    StoreRangeFile,
     merge_shards,
+    open_range,
     shard_combine,
 )
 from fl_gitops.aggregate.strategies import STRATEGIES
@@ -285,3 +287,71 @@ def test_several_blocks_to_a_run_sum_the_same_in_shards(hostile, tmp_path, monke
     merged = run_shards(hostile, tmp_path / "s", 3, chunk_elements=GRID, **kwargs)
     assert merged.model == pod.model
     assert merged.record == pod.record
+
+
+class CountingStore(StoreRangeFile):
+    """Ranges served from a store URI, each one recorded."""
+
+    log: ClassVar[list[tuple[str, int, int]]] = []
+
+    def read(self, start: int, length: int) -> bytes:
+        CountingStore.log.append((self.path, start, length))
+        return super().read(start, length)
+
+
+def slice_ranges(path: str, pieces) -> list[tuple[int, int]]:
+    """The byte ranges of a shard's pieces in one update file."""
+    header = read_header(path)
+    out = []
+    for p in pieces:
+        info = header.tensors[p.name]
+        item = info.np_dtype.itemsize
+        out.append((info.start + p.start * item, info.start + p.stop * item))
+    return out
+
+
+def test_updates_in_a_store_are_read_by_range_and_give_the_same_bytes(hostile, tmp_path):
+    """fsspec's memory store: a shard asks for its slices only, by cat_file ranges."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = f"/shards-{tmp_path.name}"
+    remote = []
+    for u in hostile.updates():
+        fs.pipe_file(f"{root}/{u.cluster}.safetensors", Path(u.path).read_bytes())
+        remote.append((u.cluster, f"memory://{root}/{u.cluster}.safetensors", u.meta))
+    kwargs = {
+        "strategy": "dp-fixed-clipping",
+        "options": OPTIONS["dp-fixed-clipping"],
+        "chunk_elements": GRID,
+    }
+    pod = aggregate_round(hostile.base_path, hostile.updates(), round=1, **kwargs)
+    of, me = 3, 2
+    CountingStore.log = []
+    out = tmp_path / "s"
+    out.mkdir()
+
+    def counting(path: str) -> RangeFile:
+        return CountingStore(path) if "://" in path else RangeFile(path)
+
+    shards = [
+        Shard(hostile.base_path, remote, round=1, shard=i, of=of, out=out,
+              opener=counting if i == me else open_range, **kwargs)
+        for i in range(of)
+    ]  # fmt: skip
+    for s in shards:
+        s.stats()
+    kept = [s.reduce() for s in shards]
+    for s, k in zip(shards, kept, strict=True):
+        shard_combine(s, k, wait=lambda paths: None)
+    merged = merge_shards([out])
+    assert merged.model == pod.model
+    assert merged.rejected == pod.rejected
+    for cluster, uri, _ in remote:
+        ranges = slice_ranges(hostile.written[cluster].path, shards[me].pieces)
+        reads = [(a, n) for p, a, n in CountingStore.log if p == uri]
+        for a, n in reads:
+            assert any(lo <= a and a + n <= hi for lo, hi in ranges), (cluster, a, n)
+        # Read to check it; read again to combine it only if it contributes.
+        times = 2 if cluster in merged.contributors else 1
+        assert sum(n for _, n in reads) == times * sum(hi - lo for lo, hi in ranges)
