@@ -385,6 +385,7 @@ class Shard:
         self.opener = opener
         # Refused before aggregation (unreadable metadata): merged into the result.
         self.before = dict(rejected or {})
+        self.inputs = self._inputs(state)
         combiner = self.plan.combiner
         self.folds = combiner.folds
         if self.folds:
@@ -405,7 +406,21 @@ class Shard:
             "round": self.job.expect.round,
             "base_model": self.base_digest,
             "strategy": self.plan.strategy,
+            "inputs": self.inputs,
         }
+
+    def _inputs(self, state: bytes | None) -> str:
+        """A digest of everything else the shards must agree on: the options, the bounds,
+        the seed, the prior state and each candidate's digest and examples."""
+        doc = {
+            "options": dict(self.plan.options),
+            "limits": self.limits.record(),
+            "seed": self.job.seed,
+            "state": None if state is None else hashlib.sha256(state).hexdigest(),
+            "updates": [[c.cluster, c.meta.sha256, c.meta.num_examples] for c in self.cands],
+            "rejected": sorted({**self.checked, **self.before}.items()),
+        }
+        return "sha256:" + hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def path(self, shard: int, kind: str) -> str:
         return _file(self.out, shard, self.of, kind)
@@ -416,9 +431,9 @@ class Shard:
         mine = self.ident()
         for key, want in mine.items():
             if doc.get(key) != want:
+                # The file's own value is not shown: only what this shard expected.
                 raise ShardDirError(
-                    f"{path}: written for another round or plan ({key} differs: "
-                    f"{doc.get(key)!r}, expected {want!r})"
+                    f"{path}: written for another round or plan (its {key} is not {want!r})"
                 )
         if doc.get("candidates") is not None and doc["candidates"] != self.names():
             raise ShardDirError(f"{path}: written for other updates than this shard's")
@@ -903,6 +918,15 @@ def merge_shards(dirs: Sequence[str | os.PathLike[str]]) -> AggregateResult:
         ShardDirError: a shard missing, or its files from another round, plan or decision.
     """
     files = _shard_files(dirs)
+    try:
+        return _merge(files)
+    except (KeyError, TypeError, ValueError, IndexError):
+        # A decision file that parses but lacks what a shard writes: not one of ours.
+        where = ", ".join(str(os.fspath(d)) for d in dirs)
+        raise ShardDirError(f"{where}: a shard's file is not what a shard writes") from None
+
+
+def _merge(files: Mapping[int, str]) -> AggregateResult:
     docs = [_read_json(files[i]) for i in sorted(files)]
     first = docs[0]
     for i, doc in enumerate(docs):
@@ -914,7 +938,8 @@ def merge_shards(dirs: Sequence[str | os.PathLike[str]]) -> AggregateResult:
     h = hashlib.sha256(layout.header)
     parts = [layout.header]
     states: dict[str, list[np.ndarray[Any, Any]]] = {}
-    ident = {k: first[k] for k in ("format", "plan", "of", "round", "base_model", "strategy")}
+    keys = ("format", "plan", "of", "round", "base_model", "strategy", "inputs")
+    ident = {k: first[k] for k in keys}
     want = json.dumps(ident, sort_keys=True)
     for i in sorted(files):
         path = files[i][: -len("decision.json")]

@@ -249,8 +249,7 @@ def test_a_shard_of_another_round_in_the_directory_is_refused_naming_its_file(ho
     with pytest.raises(ShardDirError) as caught:
         mine.reduce()
     assert str(caught.value) == (
-        f"{path}: written for another round or plan (strategy differs: 'fedmedian', "
-        "expected 'fedavg')"
+        f"{path}: written for another round or plan (its strategy is not 'fedavg')"
     )
 
 
@@ -355,3 +354,35 @@ def test_updates_in_a_store_are_read_by_range_and_give_the_same_bytes(hostile, t
         # Read to check it; read again to combine it only if it contributes.
         times = 2 if cluster in merged.contributors else 1
         assert sum(n for _, n in reads) == times * sum(hi - lo for lo, hi in ranges)
+
+
+def test_a_shard_run_with_another_seed_is_refused(hostile, tmp_path):
+    """Shards must agree on every input, not only the round: DP's noise depends on the seed."""
+    out = tmp_path / "s"
+    out.mkdir()
+    kwargs = {"strategy": "dp-fixed-clipping", "options": OPTIONS["dp-fixed-clipping"]}
+    shards = [
+        Shard(hostile.base_path, hostile.updates(), round=1, shard=i, of=2, out=out,
+              chunk_elements=GRID, seed=i, **kwargs)
+        for i in range(2)
+    ]  # fmt: skip
+    for s in shards:
+        s.stats()
+    with pytest.raises(ShardDirError) as caught:
+        shards[0].reduce()
+    assert str(caught.value) == (
+        f"{out / 'shard-0001-of-0002.stats.json'}: written for another round or plan "
+        f"(its inputs is not {shards[0].inputs!r})"
+    )
+
+
+def test_a_merge_of_a_decision_that_is_not_a_shards_is_refused(hostile, tmp_path):
+    run_shards(hostile, tmp_path / "s", 2, strategy="fedavg", chunk_elements=GRID)
+    for i in range(2):
+        path = tmp_path / "s" / f"shard-000{i}-of-0002.decision.json"
+        doc = json.loads(path.read_text())
+        del doc["tensors"]
+        path.write_text(json.dumps(doc))
+    with pytest.raises(ShardDirError) as caught:
+        merge_shards([tmp_path / "s"])
+    assert str(caught.value) == f"{tmp_path / 's'}: a shard's file is not what a shard writes"

@@ -147,7 +147,7 @@ def test_a_shard_of_another_round_in_the_directory_exits_2_naming_its_file(folde
     assert proc.returncode == 2
     assert proc.stderr == (
         f"error: --shard 0/2: {shards}/shard-0001-of-0002.stats.json: written for another "
-        "round or plan (strategy differs: 'fedavg', expected 'dp-fixed-clipping')\n"
+        "round or plan (its strategy is not 'dp-fixed-clipping')\n"
     )
 
 
