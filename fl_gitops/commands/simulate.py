@@ -79,14 +79,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="K",
-        help="K clusters that poison their updates, 0 to --clusters (default: 0)",
+        help="the last K clusters of the roster poison their updates every round, 0 to "
+        "--clusters (default: 0)",
     )
     parser.add_argument(
         "--byzantine-kind",
         default="signflip",
         choices=["signflip", "scale"],
-        help="with --byzantine: the attack, signflip (the update negated and scaled) or "
-        "scale (the update scaled) (default: signflip)",
+        help="with --byzantine: the attack, signflip (a step against the descent "
+        "direction, --byzantine-factor times the honest one) or scale (the honest step "
+        "--byzantine-factor times over) (default: signflip)",
     )
     parser.add_argument(
         "--byzantine-factor",
