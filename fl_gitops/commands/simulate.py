@@ -436,4 +436,15 @@ def _run(args: argparse.Namespace) -> int:
         f"history: git --git-dir {escape(report.config_repo)} log --stat main", soft_wrap=True
     )
     console.print(f"took {report.seconds:.1f}s")
+    if args.verbose:  # where the time went, and why each refused update was refused
+        spent = ", ".join(f"{k} {v:.1f}s" for k, v in sorted(report.timings.items()))
+        console.print(f"  time spent: {spent or 'none'}", soft_wrap=True, markup=False)
+        for r in report.rounds:
+            for cluster, reason in sorted((r.get("rejected_reasons") or {}).items()):
+                console.print(
+                    f"  round {r['round']}: {cluster} rejected: {reason}",
+                    soft_wrap=True,
+                    markup=False,
+                    highlight=False,
+                )
     return code

@@ -317,6 +317,10 @@ def test_render_text_to_a_pipe_is_one_unwrapped_line_without_colour(
         "10); 19 files written, 0 removed, 0 unchanged\n"
     )
     assert _cli(*argv, "-q").stdout == ""
+    placement = "experiments/digits-fedavg/placement.yaml"
+    (out / placement).write_text("# edited\n")
+    verbose = _cli(*argv, "-v").stdout.splitlines()
+    assert verbose[1:] == [f"  changed: {placement}"]
 
 
 # -- simulate ------------------------------------------------------------------------------
