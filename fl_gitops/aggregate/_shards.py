@@ -386,6 +386,9 @@ class Shard:
         # Refused before aggregation (unreadable metadata): merged into the result.
         self.before = dict(rejected or {})
         self.inputs = self._inputs(state)
+        # A folding combiner's slice sum from phase 1, and the updates it holds.
+        self.folded: dict[str, F64] | None = None
+        self.folded_from: list[str] = []
         combiner = self.plan.combiner
         self.folds = combiner.folds
         if self.folds:
@@ -476,11 +479,18 @@ class Shard:
         """
         updates: dict[str, Any] = {}
         cells: dict[str, np.ndarray[Any, Any]] = {}
+        # A folding combiner's sum is built as the slices are read, over every candidate,
+        # as one pod's pass does: kept when the reduce accepts them all, else rebuilt.
+        if self.folds:
+            self.folded = {p.name: np.zeros(p.size, dtype=np.float64) for p in self.pieces}
+            self.folded_from = []
         base = self.opener(self.base_path)
         try:
             for j, cand in enumerate(self.cands):
                 doc, mine = self._stats_of(cand, base, j % self.of == self.shard)
                 updates[cand.cluster] = doc
+                if self.folds and doc["error"] is None:
+                    self.folded_from.append(cand.cluster)
                 for name, values in mine.items():
                     cells[f"{j}/{name}"] = np.array(values, dtype=np.float64)
         finally:
@@ -521,10 +531,16 @@ class Shard:
                 binfo = self.header.tensors[piece.name]
                 width = self.cell_width(info)
                 sums = cells.setdefault(piece.name, []) if self.measure and floating else None
+                acc = self.folded[piece.name] if self.folded is not None else None
+                weight = [self.job.weight(cand)]
                 for start, count in _reads(piece, self.chunk):
                     values = _values(f, info, start, count)
                     if floating and piece.name not in doc["bad"] and not finite(values):
                         doc["bad"].append(piece.name)
+                    if acc is not None:
+                        seg = acc[start - piece.start : start - piece.start + count]
+                        tmp = np.empty(min(count, BLOCK), dtype=np.float64)
+                        add_weighted(seg, [values], weight, tmp)
                     if sums is None:
                         continue
                     b = _values(base, binfo, start, count)
@@ -712,6 +728,11 @@ class Shard:
         self, contributors: list[_Candidate], choice: Choice, piece: Piece, base: RangeFile
     ) -> F64:
         binfo = self.header.tensors[piece.name]
+        folded = self.folded
+        if folded is not None and self.folded_from == [c.cluster for c in contributors]:
+            # Phase 1 summed exactly these updates, unclipped, by these weights.
+            assert all(s == 1.0 for s in choice.scales)
+            return folded.pop(piece.name)
         if choice.linear:
             acc = np.zeros(piece.size, dtype=np.float64)
             tmp = np.empty(min(max(piece.size, 1), BLOCK), dtype=np.float64)
