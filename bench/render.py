@@ -1,17 +1,22 @@
 """Placement, rendering and writing at fleet scale, against bare Jinja in the same run.
 
-    python bench/render.py [--sizes 1000 10000] [--repeat 3] [--out-base DIR]
+    python bench/render.py [--sizes 1000 10000] [--repeat 3] [--cli-repeat 5] [--out-base DIR]
 
-For each fleet size, every cluster is feasible and placed (the reference blueprint with
-`numberOfClusters` removed), so each stage handles N clusters. Prints clusters/s per stage,
-the end-to-end time of `fl-gitops render` (inventory file in, tree on disk out; the
-target is under 5 s at 10,000 clusters), and the ratio of our rendering to bare Jinja
-rendering the same templates with the same values (no sandbox, no finalize check, no
-StrictUndefined). `fl-gitops render` is timed with the inventory as YAML and as JSON
-(`kubectl get managedclusters -o json`), and `validate --rendered` over the whole tree.
-Best of --repeat runs for each figure. Files are written under --out-base (default: the
-system temp dir): creating 10,000 files costs what the filesystem charges, so compare
-a disk with tmpfs (`--out-base /dev/shm`) to see it.
+For each fleet size, every cluster is feasible and placed, so each stage handles N
+clusters. Prints clusters/s per stage (in one process), and the ratio of our rendering
+to bare Jinja rendering the same templates with the same values (no sandbox, no finalize
+check, no StrictUndefined, no memo).
+
+Then, for the largest size, the figure the target is set on: `fl-gitops render` as a user
+runs it (a fresh process: imports, blueprint, the inventory file as `kubectl get -o yaml`
+and `-o json` print it, placement, render, sample validation, write), against a fresh
+process that renders the same ManifestWorks with bare Jinja and writes nothing. The runs
+are interleaved (CLI yaml, CLI json, bare; again) after one warm-up round (page cache,
+bytecode), so a machine that is busy for a while slows all three alike; the best of
+--cli-repeat runs of each is printed, with the ratio and the target (CLI under 3 s at
+10,000 clusters). Files are written under --out-base (default: the system temp dir):
+creating 10,000 files costs what the filesystem charges, so compare a disk with tmpfs
+(`--out-base /dev/shm`) to see it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from fl_gitops.render._offline import initial_round_state  # noqa: E402
 from fl_gitops.render._render import (  # noqa: E402
     _client_env,
     _fill_round_config,
+    _report_context,
     _round_config_base,
     _round_config_text,
     _shared_context,
@@ -89,6 +95,7 @@ def _bare_jinja(blueprint, state, roster) -> int:
     names = Names(blueprint.name, blueprint.namespace, state.round)
     ctx = _shared_context(blueprint, names, state)
     config_text = _round_config_text(_round_config_base(blueprint, state), len(roster))
+    report = _report_context(blueprint, names)
     total = 0
     for index, cluster in enumerate(roster):
         total += len(
@@ -97,6 +104,7 @@ def _bare_jinja(blueprint, state, roster) -> int:
                 cluster=YamlText(cluster),
                 round_config=_fill_round_config(config_text, cluster, index),
                 env=_client_env(blueprint, names, cluster),
+                report=report,
             )
         )
     return total
@@ -135,35 +143,6 @@ def bench(size: int, repeat: int, tmp: Path) -> dict[str, float]:
 
     t_write, _ = _best(write, repeat, setup=lambda: shutil.rmtree(out, ignore_errors=True))
 
-    cli_out = tmp / "cli-out"
-
-    def clear() -> None:
-        shutil.rmtree(cli_out, ignore_errors=True)
-
-    def cli(inv: Path) -> None:
-        out = cli_out
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "fl_gitops.cli",
-                "render",
-                str(blueprint_path),
-                "--inventory",
-                str(inv),
-                "--out",
-                str(out),
-                "--now",
-                NOW.isoformat(),
-            ],
-            check=True,
-            capture_output=True,
-        )
-
-    t_cli, _ = _best(lambda: cli(inventory), repeat, setup=clear)
-    t_cli_json, _ = _best(lambda: cli(inventory_json), repeat, setup=clear)
-    t_validate, problems = _best(lambda: validate_tree(tmp / "cli-out"), 1)
-    assert problems == [], problems[:3]
     return {
         "size": size,
         "load": t_load,
@@ -171,40 +150,117 @@ def bench(size: int, repeat: int, tmp: Path) -> dict[str, float]:
         "render": t_render,
         "bare": t_bare,
         "write": t_write,
-        "cli": t_cli,
-        "cli_json": t_cli_json,
-        "validate": t_validate,
     }
 
 
+def _cli(blueprint: Path, inventory: Path, out: Path) -> list[str]:
+    return [
+        *(sys.executable, "-m", "fl_gitops.cli", "render", str(blueprint)),
+        *("--inventory", str(inventory), "--out", str(out), "--now", NOW.isoformat()),
+    ]
+
+
+def _process_seconds(argv: list[str], out: Path | None = None) -> float:
+    """Wall time of one whole process; ``out`` is removed first (outside the timing)."""
+    if out is not None:
+        shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, capture_output=True, cwd=REPO)
+    return time.perf_counter() - start
+
+
+def cli_against_bare(size: int, repeat: int, tmp: Path) -> dict[str, float]:
+    """Best of ``repeat`` interleaved runs: the CLI (YAML, JSON inventory), bare Jinja."""
+    blueprint_path = _blueprint_without_cluster_limit(tmp)
+    blueprint = load_blueprint(blueprint_path)
+    listing = inventory_list(generate_inventory(size, spec=blueprint.placement, seed=1))
+    inventory = tmp / f"cli-inventory-{size}.yaml"
+    # as `fl-gitops inventory` writes it: kubectl's shape, block style
+    inventory.write_text(yaml.dump(listing, Dumper=yaml.CSafeDumper, sort_keys=False))
+    inventory_json = tmp / f"cli-inventory-{size}.json"
+    inventory_json.write_text(json.dumps(listing, indent=1))
+    out = tmp / "cli-out"
+    runs = {
+        "cli": lambda: _process_seconds(_cli(blueprint_path, inventory, out), out),
+        "cli_json": lambda: _process_seconds(_cli(blueprint_path, inventory_json, out), out),
+        "bare": lambda: _process_seconds(
+            [sys.executable, __file__, "--bare-process", str(blueprint_path), str(size)]
+        ),
+    }
+    best = dict.fromkeys(runs, float("inf"))
+    for round_ in range(repeat + 1):  # round 0 warms the cache and is not counted
+        for name, run in runs.items():
+            seconds = run()
+            if round_:
+                best[name] = min(best[name], seconds)
+    problems = validate_tree(out)
+    assert problems == [], problems[:3]
+    return {"size": size, **best}
+
+
+def _bare_process(blueprint_path: str, size: int) -> None:
+    """The baseline process: import, then the ManifestWorks of ``size`` clusters, bare."""
+    blueprint = load_blueprint(blueprint_path)
+    roster = [f"cluster-{i:05d}" for i in range(1, size + 1)]
+    _bare_jinja(blueprint, initial_round_state(blueprint), roster)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--bare-process"]:
+        _bare_process(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out-base", default=None, help="where to write (default: temp dir)")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1000, 10000],
+        metavar="N",
+        help="fleet sizes, in clusters; the CLI is timed at the largest (default: 1000 10000)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="in-process runs per stage, best kept (default: 3)"
+    )
+    parser.add_argument(
+        "--cli-repeat",
+        type=int,
+        default=5,
+        help="interleaved whole-process runs of the CLI and bare Jinja, best kept (default: 5)",
+    )
+    parser.add_argument(
+        "--out-base", default=None, help="a directory to write under (default: the temp dir)"
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(dir=args.out_base) as tmp:
         for size in args.sizes:
             rows.append(bench(size, args.repeat, Path(tmp)))
+        cli = cli_against_bare(max(args.sizes), args.cli_repeat, Path(tmp))
     head = (
         f"{'clusters':>9} {'load inv/s':>11} {'place/s':>10} {'render/s':>10} "
-        f"{'bare jinja/s':>13} {'write/s':>10} {'validate/s':>11} {'render÷bare':>12} "
-        f"{'CLI s (yaml)':>13} {'CLI s (json)':>13}"
+        f"{'bare jinja/s':>13} {'write/s':>10} {'render÷bare':>12}"
     )
     print(head)
     for r in rows:
         n = r["size"]
         print(
             f"{n:>9} {n / r['load']:>11,.0f} {n / r['place']:>10,.0f} {n / r['render']:>10,.0f} "
-            f"{n / r['bare']:>13,.0f} {n / r['write']:>10,.0f} {n / r['validate']:>11,.0f} "
-            f"{r['render'] / r['bare']:>12.2f} {r['cli']:>13.2f} {r['cli_json']:>13.2f}"
+            f"{n / r['bare']:>13,.0f} {n / r['write']:>10,.0f} {r['render'] / r['bare']:>12.2f}"
         )
+    n, target = cli["size"], 3.0
     print(
-        "CLI s = `fl-gitops render` in a fresh process: imports, blueprint, inventory file, "
-        "placement, render, sample validation, write (target: < 5 s at 10,000 clusters). "
-        f"Written under {args.out_base or tempfile.gettempdir()}."
+        f"\nwhole processes at {n:,} clusters, best of {args.cli_repeat} interleaved runs "
+        f"(written under {args.out_base or tempfile.gettempdir()}):"
     )
+    print(f"  fl-gitops render, YAML inventory  {cli['cli']:6.2f} s")
+    print(f"  fl-gitops render, JSON inventory  {cli['cli_json']:6.2f} s")
+    print(f"  bare Jinja, same works, no write  {cli['bare']:6.2f} s")
+    print(f"  CLI (YAML) ÷ bare Jinja           {cli['cli'] / cli['bare']:6.2f}")
+    if n >= 10_000:
+        verdict = "met" if cli["cli"] < target else "NOT met"
+        print(f"  target: CLI under {target:.0f} s at 10,000 clusters: {verdict}")
+    else:
+        print(f"  (the target, under {target:.0f} s, is set at 10,000 clusters)")
 
 
 if __name__ == "__main__":
