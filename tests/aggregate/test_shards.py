@@ -383,3 +383,18 @@ def test_a_merge_of_a_decision_that_is_not_a_shards_is_refused(hostile, tmp_path
     with pytest.raises(ShardDirError) as caught:
         merge_shards([tmp_path / "s"])
     assert str(caught.value) == f"{tmp_path / 's'}: a shard's file is not what a shard writes"
+
+
+@pytest.mark.parametrize("strategy", ["dp-fixed-clipping", "krum"])
+def test_more_shards_than_grid_cells_leaves_some_empty_and_the_bytes_the_same(
+    hostile, tmp_path, strategy
+):
+    plan = ShardPlan.of_header(read_header(hostile.base_path), 40, GRID)
+    assert any(not plan.pieces(i) for i in range(40))
+    kwargs = {"strategy": strategy, "options": OPTIONS.get(strategy), "seed": 1}
+    pod = aggregate_round(
+        hostile.base_path, hostile.updates(), round=1, chunk_elements=GRID, **kwargs
+    )
+    merged = run_shards(hostile, tmp_path / "s", 40, chunk_elements=GRID, **kwargs)
+    assert merged.model == pod.model
+    assert merged.record == pod.record
