@@ -11,14 +11,22 @@ in phases, each shard's files written to one shared directory:
    NaN/Inf check of its slice, and each update's squared distance to the global model over
    its slice, as the partial float sums one pod's round adds up (one value per cell of the
    grid the engine reads on, see below); plus the whole-file SHA-256 of the updates it owns
-   (update j belongs to shard j mod N): a digest cannot be checked from a slice.
+   (update j belongs to shard j mod N): a digest cannot be checked from a slice. A folding
+   combiner (FedAvg and its server optimizers) also sums the slice in the same read, kept
+   when the reduce accepts every update in it, as one pod's pass does. Slices are read by
+   ``pread``, or for a store URI by fsspec's ``cat_file(path, start, end)``.
 2. The reduce, run by every shard (and checked by the merge) the same way: the digests,
    the NaN/Inf checks and the distances (the cells added in the order one pod adds them),
    then the engine's own bound, quorum and ``choose``. Krum first needs its pairwise
-   distances over the accepted updates: a phase ``partials`` per shard, summed cell by cell
-   in model order, then ``choose``.
+   distances over the accepted updates: a phase ``partials`` per shard (one K x K sum per
+   chunk run of a tensor), the runs summed in model order, then ``choose``.
 3. ``combine``: the shard's slice of the combined values, finished (division, DP noise,
-   server step with its state) and written as the slice of the new model's data bytes.
+   server step with its state) and written as the slice of the new model's data bytes,
+   with the decision (the result and the round record) every shard reaches alike.
+
+Every file carries the plan's id, N, the round, the base model, the strategy and a digest
+of the other inputs (options, bounds, seed, prior state, each candidate's digest): a shard
+refuses another's file written for anything else, naming it.
 
 :func:`merge_shards` then writes the global model (the layout's header and the shards'
 bytes in order), its digest, the state and the result as ``aggregate_round`` returns it.
