@@ -398,3 +398,36 @@ def test_more_shards_than_grid_cells_leaves_some_empty_and_the_bytes_the_same(
     merged = run_shards(hostile, tmp_path / "s", 40, chunk_elements=GRID, **kwargs)
     assert merged.model == pod.model
     assert merged.record == pod.record
+
+
+def test_a_shard_killed_between_phases_and_run_again_gives_the_same_files_and_bytes(
+    hostile, tmp_path
+):
+    """Shard 1 dies after phase 1; a fresh process for it redoes every phase: its files are
+    rewritten to the same bytes, and the merge is one pod's round."""
+    kwargs = {"strategy": "krum", "options": {"f": 1}, "chunk_elements": GRID}
+    pod = aggregate_round(hostile.base_path, hostile.updates(), round=1, **kwargs)
+    out = tmp_path / "s"
+    out.mkdir()
+
+    def shard(i: int) -> Shard:
+        return Shard(hostile.base_path, hostile.updates(), round=1, shard=i, of=2, out=out,
+                     **kwargs)  # fmt: skip
+
+    first = [shard(0), shard(1)]
+    for s in first:
+        s.stats()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    kept0 = first[0].reduce()
+    first[0].partials(kept0)
+    # Shard 1 is killed here. Its replacement starts over.
+    again = shard(1)
+    again.stats()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name in before} == before
+    kept1 = again.reduce()
+    again.partials(kept1)
+    shard_combine(first[0], kept0, wait=lambda paths: None)
+    shard_combine(again, kept1, wait=lambda paths: None)
+    merged = merge_shards([out])
+    assert merged.model == pod.model
+    assert merged.record == pod.record
