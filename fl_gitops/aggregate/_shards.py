@@ -51,6 +51,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -275,6 +276,11 @@ class StoreRangeFile(RangeFile):
         pass
 
 
+def _whole_digest(path: str) -> str:
+    """An update's ``sha256:<hex>`` over the whole file, local or at a store URI."""
+    return StoreRangeFile(path).sha256() if is_uri(path) else sha256_file(path)
+
+
 def open_range(path: str) -> RangeFile:
     """A local file by ``pread``, a store URI by fsspec's range reads."""
     return StoreRangeFile(path) if is_uri(path) else RangeFile(path)
@@ -492,17 +498,31 @@ class Shard:
         if self.folds:
             self.folded = {p.name: np.zeros(p.size, dtype=np.float64) for p in self.pieces}
             self.folded_from = []
+        # The updates this shard owns are hashed whole on a helper thread (hashlib releases
+        # the GIL) while the slices are read, checked and summed here.
+        hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fl-gitops-shard-hash")
+        owned = {
+            cand.cluster: hasher.submit(_whole_digest, cand.path)
+            for j, cand in enumerate(self.cands)
+            if j % self.of == self.shard
+        }
         base = self.opener(self.base_path)
         try:
             for j, cand in enumerate(self.cands):
-                doc, mine = self._stats_of(cand, base, j % self.of == self.shard)
+                doc, mine = self._stats_of(cand, base)
                 updates[cand.cluster] = doc
+                if cand.cluster in owned:
+                    try:
+                        doc["digest"] = owned[cand.cluster].result()
+                    except OSError as exc:
+                        doc["error"] = f"update file cannot be read ({type(exc).__name__})"
                 if self.folds and doc["error"] is None:
                     self.folded_from.append(cand.cluster)
                 for name, values in mine.items():
                     cells[f"{j}/{name}"] = np.array(values, dtype=np.float64)
         finally:
             base.close()
+            hasher.shutdown(cancel_futures=True)
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
         write_atomic(self.path(self.shard, "cells.safetensors"), serialize(cells, meta))
         # Written last: its presence says the shard's phase 1 is complete.
@@ -514,19 +534,10 @@ class Shard:
         return path
 
     def _stats_of(
-        self, cand: _Candidate, base: RangeFile, owner: bool
+        self, cand: _Candidate, base: RangeFile
     ) -> tuple[dict[str, Any], dict[str, list[float]]]:
         doc: dict[str, Any] = {"digest": None, "bad": [], "error": None}
         cells: dict[str, list[float]] = {}
-        if owner:
-            try:
-                if is_uri(cand.path):
-                    doc["digest"] = StoreRangeFile(cand.path).sha256()
-                else:
-                    doc["digest"] = sha256_file(cand.path)
-            except OSError as exc:
-                doc["error"] = f"update file cannot be read ({type(exc).__name__})"
-                return doc, cells
         try:
             f = self.opener(cand.path)
         except OSError as exc:
