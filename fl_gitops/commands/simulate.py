@@ -185,17 +185,19 @@ def _straggler_delay(text: str | None) -> float:
 @contextlib.contextmanager
 def interrupt_once() -> Iterator[None]:
     """Within the block, the first Ctrl-C raises ``KeyboardInterrupt``; every later one,
-    to the end of the process, is ignored.
+    to the end of the process, is ignored; and the interpreter is kept from killing the
+    process by SIGINT once ``cli.main`` has answered "interrupted" with 130.
 
-    Why: the first Ctrl-C unwinds the run (the workers killed and joined, the work dir
-    left resumable) and ``cli.main`` answers "interrupted" with 130. The interpreter then
-    takes about a second to finalize with torch loaded, and once it has run its exit
-    handlers it puts SIGINT back to the system default: a second SIGINT then (a user
-    pressing Ctrl-C again, a terminal's signal to the process group after a direct one,
-    ``timeout -s INT``, which signals both the command and its group) killed the
-    process by SIGINT (-2 to Python's subprocess, 130 with no clean-up to a shell)
-    after it had printed "interrupted", or a second ``KeyboardInterrupt`` cut the
-    workers' clean-up short. An ignored SIGINT stays ignored through finalization.
+    Two ways an interrupted run used to die by SIGINT (-2 to Python's subprocess) after
+    printing "interrupted":
+
+    - A second SIGINT (a user pressing Ctrl-C again, a terminal's signal to the process
+      group after a direct one, ``timeout -s INT``, which signals both the command and
+      its group). Finalizing with torch loaded takes 1.5 to 2.5 s after "interrupted",
+      and once CPython has run its exit handlers it puts SIGINT back to the system
+      default. An ignored SIGINT stays ignored through finalization.
+    - One SIGINT that landed in code compiled from a string (see
+      :func:`_forget_unhandled_interrupt`), under ``python -m``.
 
     A run that is not interrupted gets its previous handler back; where SIGINT was
     ignored already (a shell's background job), it stays so.
@@ -218,9 +220,27 @@ def interrupt_once() -> Iterator[None]:
     signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
+    except KeyboardInterrupt:
+        _forget_unhandled_interrupt()  # cli.main handles it: exit 130
+        raise
     finally:
         if not interrupted:
             signal.signal(signal.SIGINT, previous)
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Clear CPython's note that a ``KeyboardInterrupt`` went unhandled.
+
+    CPython 3.11 (``run_eval_code_obj`` in Python/pythonrun.c) notes an interrupt that
+    escapes code compiled from a string (``exec``/``eval`` of a string, which
+    dataclasses and namedtuple run for every class they make: thousands while torch
+    imports) as unhandled, and does not clear the note when the interrupt is caught
+    further up. Under ``python -m`` (Modules/main.c's ``Py_RunMain``) the process then
+    kills itself by SIGINT after finalizing, whatever exit code it chose; strace shows
+    the ``kill(self, SIGINT)`` about a second after the one SIGINT received. That same
+    function clears the note each time it starts, so running one string clears it.
+    """
+    exec("pass")
 
 
 def summary(report: SimulationReport, workdir: Path) -> dict[str, Any]:

@@ -472,6 +472,44 @@ def test_simulate_interrupted_twice_exits_130_not_killed_by_sigint(
     assert (proc.returncode, err) == (130, "interrupted\n")
 
 
+INTERRUPTED_IN_STRING_CODE = """
+import os, signal, sys, threading
+from fl_gitops.commands.simulate import interrupt_once
+
+def main():
+    try:
+        with interrupt_once():
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+            while True:  # code compiled from a string, as dataclasses runs it per class
+                exec("for _ in range(100_000): pass")
+    except KeyboardInterrupt:  # as cli.main does
+        print("interrupted", file=sys.stderr)
+        return 130
+
+sys.exit(main())
+"""
+
+
+def test_one_ctrl_c_landing_in_code_compiled_from_a_string_still_exits_130(
+    tmp_path: Path,
+) -> None:
+    """Under ``python -m`` (how the tests and `python -m fl_gitops.cli` run it), CPython
+    killed the process by SIGINT at exit when the one KeyboardInterrupt had escaped an
+    ``exec`` of a string, however it was caught later: the random -2 after "interrupted"
+    of an interrupt during imports. Deterministic here: the loop is all exec'd code."""
+    (tmp_path / "interrupted_in_exec.py").write_text(INTERRUPTED_IN_STRING_CODE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-m", "interrupted_in_exec"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert (done.returncode, done.stderr) == (130, "interrupted\n")
+
+
 # -- help ----------------------------------------------------------------------------------
 
 
