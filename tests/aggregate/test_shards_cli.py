@@ -166,3 +166,27 @@ def test_without_merge_the_round_flags_are_required(folder):
         "error: --model, --updates, --round, --strategy: required (or --merge DIR to merge "
         "shards)\n"
     )
+
+
+def test_merge_writes_the_strategy_state_one_pod_writes(folder):
+    plain_store, shard_store = folder / "one-store", folder / "shard-store"
+    args = round_args(folder, "fedadam")
+    plain = aggregate(*args, "--state", plain_store, "--out", folder / "one.safetensors")
+    assert plain.returncode == 0, plain.stderr
+    shards = folder / "shards"
+    procs = [
+        subprocess.Popen(
+            command(*args, "--state", shard_store, "--shard", f"{i}/2", "--out", shards),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    merged = aggregate("--merge", shards, "--state", shard_store, "--out", folder / "m.st")
+    assert merged.stdout == plain.stdout
+    state = Path("state") / "fedadam" / "round-1.safetensors"
+    assert (shard_store / state).read_bytes() == (plain_store / state).read_bytes()
