@@ -403,6 +403,7 @@ class Shard:
         # A folding combiner's slice sum from phase 1, and the updates it holds.
         self.folded: dict[str, F64] | None = None
         self.folded_from: list[str] = []
+        self.slice_digest = ""
         combiner = self.plan.combiner
         self.folds = combiner.folds
         if self.folds:
@@ -723,7 +724,9 @@ class Shard:
                     states[f"{s}/{piece.name}"] = arr.astype(info.np_dtype)
         finally:
             base.close()
-        write_atomic(self.path(self.shard, "model.bin"), buf.tobytes())
+        raw = memoryview(buf)  # type: ignore[arg-type]
+        write_atomic(self.path(self.shard, "model.bin"), raw)
+        self.slice_digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
         write_atomic(self.path(self.shard, "state.safetensors"), serialize(states, meta))
 
@@ -869,6 +872,8 @@ def shard_combine(shard: Shard, kept: list[_Candidate], wait: Wait = poll_for) -
         "tensors": [[n, header.tensors[n].np_dtype.str, list(header.tensors[n].shape)]
                     for n in sorted(header.tensors)],
         "record": record,
+        # This shard's model bytes, checked by the merge (a stale .model.bin is refused).
+        "slice": shard.slice_digest,
     }  # fmt: skip
     path = shard.path(shard.shard, "decision.json")
     _write_json(path, decision)
@@ -969,9 +974,10 @@ def merge_shards(dirs: Sequence[str | os.PathLike[str]]) -> AggregateResult:
 def _merge(files: Mapping[int, str]) -> AggregateResult:
     docs = [_read_json(files[i]) for i in sorted(files)]
     first = docs[0]
+    own = ("shard", "slice")
     for i, doc in enumerate(docs):
-        same = {k: v for k, v in doc.items() if k != "shard"}
-        if same != {k: v for k, v in first.items() if k != "shard"} or doc.get("shard") != i:
+        same = {k: v for k, v in doc.items() if k not in own}
+        if same != {k: v for k, v in first.items() if k not in own} or doc.get("shard") != i:
             raise ShardDirError(f"{files[i]}: its round or decision differs from shard 0's")
     specs = {n: (np.dtype(d), tuple(s)) for n, d, s in first["tensors"]}
     layout = Layout.plan(specs)
@@ -997,6 +1003,8 @@ def _merge(files: Mapping[int, str]) -> AggregateResult:
             raise ShardDirError(f"{path}state.safetensors: not a shard's file") from None
         if meta.get("ident") != want:
             raise ShardDirError(f"{path}state.safetensors: written for another round or plan")
+        if "sha256:" + hashlib.sha256(data).hexdigest() != docs[i]["slice"]:
+            raise ShardDirError(f"{path}model.bin: not the bytes its decision file names")
         h.update(data)
         parts.append(data)
         for key in sorted(pieces):

@@ -431,3 +431,14 @@ def test_a_shard_killed_between_phases_and_run_again_gives_the_same_files_and_by
     merged = merge_shards([out])
     assert merged.model == pod.model
     assert merged.record == pod.record
+
+
+def test_a_merge_refuses_a_shards_model_bytes_its_decision_does_not_name(hostile, tmp_path):
+    run_shards(hostile, tmp_path / "s", 2, strategy="fedavg", chunk_elements=GRID)
+    path = tmp_path / "s" / "shard-0001-of-0002.model.bin"
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(ShardDirError) as caught:
+        merge_shards([tmp_path / "s"])
+    assert str(caught.value) == f"{path}: not the bytes its decision file names"
