@@ -34,6 +34,13 @@ _DECIMAL = {
 }
 
 
+# Kubernetes keeps a quantity within int64 at nano scale (about 9.2e18 down to 1e-9): an
+# exponent beyond this range is no real quantity, and 10**1e9 would take the process's
+# whole life to compute. Digits are bounded likewise.
+_MAX_EXPONENT = 64
+_MAX_DIGITS = 64
+
+
 def parse_quantity(value: object) -> Fraction:
     """Parse a Kubernetes quantity into an exact fraction.
 
@@ -63,8 +70,8 @@ def _parse_text(value: str) -> Fraction:
     """A quantity string, parsed once: a fleet repeats a few ("7500m", "32Gi") per cluster,
     and building Fractions was most of checking a 10,000-cluster inventory."""
     match = _QUANTITY.match(value.strip())
-    if match is None:
-        raise ValueError(f"{value!r} is not a quantity (expected e.g. 500m, 4, 16Gi, 1e3)")
+    if match is None or len(match["number"]) > _MAX_DIGITS:
+        raise ValueError(f"{value[:80]!r} is not a quantity (expected e.g. 500m, 4, 16Gi, 1e3)")
     number = Fraction(match["number"])
     if match["sign"] == "-":
         number = -number
@@ -76,5 +83,10 @@ def _parse_text(value: str) -> Fraction:
         exponent = Fraction(match["exponent"])
         if exponent.denominator != 1:
             raise ValueError(f"{value!r} has a fractional exponent")
+        if abs(exponent) > _MAX_EXPONENT:
+            raise ValueError(
+                f"{value[:80]!r}: exponent out of range (expected at most "
+                f"{_MAX_EXPONENT} either way, as a Kubernetes quantity is)"
+            )
         return number * Fraction(10) ** int(exponent)
     return number

@@ -5,7 +5,10 @@ each file a document preceded by ``# Source: <path>``, as ``helm template`` prin
 
 Only paths the renderer owns are rewritten or removed (the blueprint, round records and a
 team's own files are never touched). Unchanged files are not rewritten, so a no-op render
-leaves mtimes and the Git index alone; each changed file is replaced atomically.
+leaves mtimes and the Git index alone; each changed file is replaced atomically (whole,
+never half) but not flushed to disk one by one: the tree is a Git work tree, whose files
+git itself never flushes, and on a disk the 2 fsyncs per file took most of a
+10,000-cluster render.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def plan_changes(out: Path, tree: RenderedTree) -> Changes:
 def apply_changes(out: Path, tree: RenderedTree, changes: Changes) -> None:
     """Write added and changed files atomically, then remove stale owned files."""
     for rel in [*changes.added, *changes.changed]:
-        write_atomic(out / rel, tree.files[rel])
+        write_atomic(out / rel, tree.files[rel], durable=False)
     for rel in changes.removed:
         (out / rel).unlink(missing_ok=True)
         _prune_empty_dirs((out / rel).parent, stop=out)

@@ -188,3 +188,12 @@ def test_a_cluster_listed_twice_is_an_inventory_error(cluster: Make, now: dateti
 )
 def test_kubernetes_quantities_parse_exactly(text: str, value: float) -> None:
     assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["1e999999999", "1e-999999999", "1" * 65])
+def test_a_quantity_out_of_kubernetes_range_is_refused_at_once(text):
+    # An inventory's "1e999999999" once made the parser compute 10**999999999: a render
+    # that never ended. Kubernetes keeps quantities within int64 at nano scale.
+    with pytest.raises(ValueError) as exc:
+        parse_quantity(text)
+    assert "out of range" in str(exc.value) or "not a quantity" in str(exc.value)
