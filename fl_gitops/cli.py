@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fl_gitops import __version__
+from fl_gitops.commands._interrupt import interrupt_once
 from fl_gitops.errors import FlGitopsError, InputError
 
 __all__ = ["COMMANDS", "main"]
@@ -85,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_INPUT
     try:
-        code = _dispatch(parser, args_list)
+        # The first Ctrl-C raises KeyboardInterrupt (exit 130 below), later ones are
+        # ignored to the end of the process (commands/_interrupt.py says why).
+        with interrupt_once():
+            code = _dispatch(parser, args_list)
         sys.stdout.flush()  # a closed pipe is found here, not at interpreter exit
         return code
     except SystemExit:  # argparse's --help and usage errors: their output flushed quietly

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     plot = _check_plot_path(args.plot) if args.plot else None
     resolve_target(args, quiet=args.quiet)
     repo = open_repo(args)
-    path, _ = locate_experiment(repo, args)
+    path, folder = locate_experiment(repo, args)
     rows = round_rows(repo, path)
     document = history_document(path, rows)
     if args.json:
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             print("plot: none drawn, no round has been aggregated yet", file=note)
             return 0
         try:
-            plot_rounds(rows, plot, title=path)
+            plot_rounds(rows, plot, title=_experiment_name(folder, path))
         except ModuleNotFoundError as exc:
             raise InputError(f"--plot needs {exc.name}: pip install 'fl-gitops[train]'") from None
         except OSError as exc:
@@ -115,3 +115,15 @@ def history_document(path: str, rows: list[RoundRow]) -> dict[str, Any]:
             for r in rows
         ],
     }
+
+
+def _experiment_name(folder: Path, path: str) -> str:
+    """The experiment's name for the plot's title (its blueprint's ``metadata.name``), or
+    its path when the blueprint does not load: the plot of a history never fails on it."""
+    from fl_gitops.blueprint import load_blueprint
+    from fl_gitops.errors import FlGitopsError
+
+    try:
+        return load_blueprint(folder / "blueprint.yaml").name
+    except (FlGitopsError, OSError):
+        return path

@@ -474,7 +474,7 @@ def test_simulate_interrupted_twice_exits_130_not_killed_by_sigint(
 
 INTERRUPTED_IN_STRING_CODE = """
 import os, signal, sys, threading
-from fl_gitops.commands.simulate import interrupt_once
+from fl_gitops.commands._interrupt import interrupt_once
 
 def main():
     try:

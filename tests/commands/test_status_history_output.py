@@ -215,3 +215,17 @@ def test_history_quiet_prints_a_round_and_its_model_per_line(
     doc = json.loads(_out(capsys, _argv(experiment, "history", "-o", "json")))
     model = doc["rounds"][0]["model"]
     assert _out(capsys, _argv(experiment, "history", "-q")) == f"1 {model}\n"
+
+
+def test_history_plot_is_titled_with_the_experiments_name_not_its_path(
+    experiment: Experiment, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    plot = tmp_path / "h.png"
+    assert main(_argv(experiment, "history", "--plot", str(plot))) == 0
+    with Image.open(plot) as image:
+        title = image.text["Title"]
+    assert title != PATH and "/" not in title
+    assert title == "digits-small"  # the blueprint's metadata.name
