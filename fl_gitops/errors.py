@@ -13,6 +13,7 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     │   ├── TemplateError           a user template that does not render
     │   ├── WorkTooLarge            a round whose ManifestWork OCM would refuse for its size
     │   ├── StrategyOptionsError    strategy options that do not fit the strategy
+    │   ├── ShardDirError           a shard's file missing, or of another round or plan [aggregate]
     │   └── HubConfigError          no kubeconfig or context, a bad selector (also a HubError)
     ├── RenderedObjectError         a rendered object fails its schema (a bug or a bad template)
     ├── HeaderError                 not a well-formed safetensors file [tensors] (a ValueError)
