@@ -21,9 +21,10 @@ from fl_gitops.blueprint import Blueprint
 from fl_gitops.contracts import API_VERSION
 from fl_gitops.errors import TemplateError
 from fl_gitops.labels import EXPERIMENT_LABEL, ROUND_LABEL
-from fl_gitops.render._env import make_env
+from fl_gitops.render._env import SHIPPED_TEMPLATES, make_env
 from fl_gitops.render._names import Layout, Names, model_uri
 from fl_gitops.render._size import check_work_sizes
+from fl_gitops.render._stamp import stamped_works
 from fl_gitops.render._yaml import YamlText, yaml_document
 from fl_gitops.reports import REPORT_KEYS, RESULT_CONFIGMAP_ENV
 
@@ -136,16 +137,21 @@ def render_experiment(
         report = _report_context(blueprint, names)
         config_text = _round_config_text(_round_config_base(blueprint, state), len(roster))
         client_env = _ClientEnv(blueprint, names)
-        for index, cluster in enumerate(roster):
-            round_config = _fill_round_config(config_text, cluster, index)
-            text = _render_template(
+
+        def render_work(cluster: str, index: int) -> str:
+            return _render_template(
                 work_template,
                 ctx,
                 cluster=YamlText(cluster),
-                round_config=round_config,
+                round_config=_fill_round_config(config_text, cluster, index),
                 env=client_env(cluster),
                 report=report,
             )
+
+        shipped = Path(work_template.filename or "").parent == SHIPPED_TEMPLATES
+        for cluster, text in zip(
+            roster, stamped_works(render_work, roster, shipped=shipped), strict=True
+        ):
             rel = layout.work(cluster)
             put(rel, text)
             resources.append(rel)
