@@ -8,6 +8,7 @@ from fl_gitops.blueprint._load import (
     with_defaults,
 )
 from fl_gitops.blueprint._model import (
+    Aggregation,
     ArgoCD,
     Blueprint,
     Completion,
@@ -25,6 +26,7 @@ __all__ = [
     "DEFAULT_NAME",
     "KIND",
     "STRATEGY_NAMES",
+    "Aggregation",
     "ArgoCD",
     "Blueprint",
     "Completion",

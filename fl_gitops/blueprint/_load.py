@@ -15,6 +15,7 @@ from typing import Any
 
 from fl_gitops.blueprint._messages import collect_errors, dotted, make_validator, raise_first
 from fl_gitops.blueprint._model import (
+    Aggregation,
     ArgoCD,
     Blueprint,
     Completion,
@@ -403,6 +404,13 @@ def with_defaults(data: dict[str, Any]) -> dict[str, Any]:
         influence.get("numExamples", {}), ("spec", "influence", "numExamples"), "max", "above"
     )
     spec["influence"] = influence
+    spec["aggregation"] = _filled(
+        spec.get("aggregation", {}),
+        ("spec", "aggregation"),
+        "shards",
+        "activeDeadlineSeconds",
+        "backoffLimitPerIndex",
+    )
     spec["gitops"] = _filled(spec["gitops"], ("spec", "gitops"), "branch", "mode")
     spec["reconcile"] = _filled(
         spec.get("reconcile", {}), ("spec", "reconcile"), "schedule", "activeDeadlineSeconds"
@@ -430,6 +438,7 @@ def _build(data: dict[str, Any], written: dict[str, Any], doc: Document, digest:
     examples = spec["influence"]["numExamples"]
     argocd = spec["argocd"]
     evaluation = spec["evaluation"]
+    aggregation = spec["aggregation"]
     name, options, dp = _effective_strategy(strategy)
     return Blueprint(
         file=doc.file,
@@ -485,6 +494,12 @@ def _build(data: dict[str, Any], written: dict[str, Any], doc: Document, digest:
             median_distance_multiple=distance["medianMultiple"],
             max_num_examples=examples["max"],
             above_max_num_examples=examples["above"],
+        ),
+        aggregation=Aggregation(
+            shards=aggregation["shards"],
+            resources=dict(aggregation.get("resources", {})),
+            active_deadline_seconds=aggregation["activeDeadlineSeconds"],
+            backoff_limit_per_index=aggregation["backoffLimitPerIndex"],
         ),
         raw=written,
     )

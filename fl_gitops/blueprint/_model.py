@@ -17,6 +17,7 @@ from fl_gitops.blueprint._schema import default
 # the same values for code that builds a section by hand.
 
 __all__ = [
+    "Aggregation",
     "ArgoCD",
     "Blueprint",
     "Completion",
@@ -77,6 +78,18 @@ class Influence:
 
 
 @dataclass(frozen=True)
+class Aggregation:
+    """How a round is aggregated on the hub: in the reconcile pod (one shard), or split by
+    tensor slice over an Indexed Job's pods when one pod's disk, memory or cores are not
+    enough (``fl_gitops.aggregate._shards``)."""
+
+    shards: int = default("spec", "aggregation", "shards")
+    resources: dict[str, Any] = field(default_factory=dict)
+    active_deadline_seconds: int = default("spec", "aggregation", "activeDeadlineSeconds")
+    backoff_limit_per_index: int = default("spec", "aggregation", "backoffLimitPerIndex")
+
+
+@dataclass(frozen=True)
 class GitOps:
     """The config repo and how rounds reach it."""
 
@@ -133,4 +146,5 @@ class Blueprint:
     reconcile: Reconcile
     argocd: ArgoCD
     influence: Influence = field(default_factory=Influence)
+    aggregation: Aggregation = field(default_factory=Aggregation)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)

@@ -538,6 +538,37 @@ _INFLUENCE = _obj(
     description="Bounds on one cluster's influence on the global model (on by default).",
 )
 
+_AGGREGATION = _obj(
+    {
+        "shards": _int(
+            1,
+            64,
+            default=1,
+            description=(
+                "Split each round's aggregation into this many shards by tensor slice, run "
+                "as one Kubernetes Indexed Job on the hub (1: in the reconcile pod)."
+            ),
+        ),
+        "resources": _obj(
+            {"requests": _RESOURCE_LIST, "limits": _RESOURCE_LIST},
+            description="Requests and limits of each shard's pod.",
+        ),
+        "activeDeadlineSeconds": _int(
+            60,
+            86400,
+            default=3600,
+            description="Seconds the shards' Job may run before Kubernetes stops it.",
+        ),
+        "backoffLimitPerIndex": _int(
+            0,
+            10,
+            default=2,
+            description="Retries of one failed shard, alone, before the round's Job fails.",
+        ),
+    },
+    description="How each round is aggregated on the hub.",
+)
+
 _EVALUATION = _obj(
     {
         "server": {
@@ -696,6 +727,7 @@ def _base_schema() -> dict[str, Any]:
                     "client": _CLIENT,
                     "evaluation": _EVALUATION,
                     "influence": _INFLUENCE,
+                    "aggregation": _AGGREGATION,
                     "store": _STORE,
                     "gitops": _GITOPS,
                     "reconcile": _RECONCILE,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from fl_gitops._lazy import lazy_getattr
 from fl_gitops.hub._local import LocalHub
-from fl_gitops.hub._protocol import ChangeWatcher, Hub
+from fl_gitops.hub._protocol import ChangeWatcher, Hub, ShardJobSpec, ShardJobState, ShardRunner
 from fl_gitops.hub._status import (
     ClusterStatus,
     JobState,
@@ -76,6 +76,9 @@ __all__ = [
     "KubernetesHub",
     "LocalHub",
     "RoundProgress",
+    "ShardJobSpec",
+    "ShardJobState",
+    "ShardRunner",
     "feedback_values",
     "interpret_work",
     "missing_work",

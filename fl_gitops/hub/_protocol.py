@@ -8,12 +8,13 @@ return the same types and raise the same ``HubError`` family.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from fl_gitops.hub._status import ClusterStatus
 
-__all__ = ["ChangeWatcher", "Hub"]
+__all__ = ["ChangeWatcher", "Hub", "ShardJobSpec", "ShardJobState", "ShardRunner"]
 
 
 class Hub(Protocol):
@@ -63,4 +64,84 @@ class ChangeWatcher(Protocol):
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block until what the last answers came from changes (True) or ``timeout`` (False)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ShardJobSpec:
+    """One round's sharded aggregation as the hub runs it: a ``batch/v1`` Indexed Job.
+
+    Built by the reconcile pass from the blueprint and the round; everything a shard pod
+    needs beyond it is in the store, in the inputs document whose digest ``args`` carries
+    (``fl-gitops aggregate --inputs URI --inputs-digest sha256:... --shard auto/N --out
+    URI``): the Job's spec is written through the API server, the store is not trusted.
+
+    ``name`` is a function of the round's inputs (experiment, round, attempt, the inputs'
+    digest), so that a pass that was killed finds the Job the last one created, and a Job
+    made for other inputs is never mistaken for this round's.
+    """
+
+    namespace: str
+    name: str
+    experiment: str
+    round: int
+    shards: int
+    image: str
+    args: tuple[str, ...]
+    service_account: str
+    active_deadline_seconds: int
+    backoff_limit_per_index: int
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    image_pull_secrets: tuple[str, ...] = ()
+    # The Secret holding the store's credentials, given to the shard container whole as
+    # ``envFrom`` (as the reconcile CronJob gets it); never a secret's value.
+    store_secret: str | None = None
+    # Further environment of the shard container, in the Kubernetes EnvVar form.
+    env: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ShardJobState:
+    """How far a round's shards have got, read level-triggered from the hub.
+
+    ``exists`` False: there is no such Job (never created, or deleted). ``complete``: every
+    index succeeded. ``failed``: the Job failed as a whole (its deadline passed, or an index
+    used up its retries); ``reason`` says which, in the hub's words, never a pod's output.
+    """
+
+    exists: bool
+    succeeded: frozenset[int] = frozenset()
+    failed_indexes: frozenset[int] = frozenset()
+    active: int = 0
+    complete: bool = False
+    failed: bool = False
+    reason: str = ""
+
+
+@runtime_checkable
+class ShardRunner(Protocol):
+    """A hub that can run a round's aggregation shards (``spec.aggregation.shards > 1``).
+
+    The one write the reconcile pass makes to the hub, besides nothing: the shards' Job is
+    ephemeral compute, a pure function of the round's inputs, not desired state in Git
+    (see docs/architecture.md). ``KubernetesHub`` creates a real Indexed Job; ``LocalHub``
+    runs the same ``fl-gitops aggregate --shard`` entrypoint in local worker processes.
+    """
+
+    def shard_job(self, spec: ShardJobSpec, *, create: bool = True) -> ShardJobState:
+        """The state of ``spec``'s Job, creating it first when it does not exist and
+        ``create`` is true. Idempotent: calling it again with the same spec never makes a
+        second Job.
+
+        Raises:
+            HubError: a subclass saying why the hub could not answer (or refused the Job).
+        """
+        ...
+
+    def delete_shard_job(self, namespace: str, name: str) -> bool:
+        """Delete the Job and its pods (background propagation); False if there was none.
+
+        Raises:
+            HubError: a subclass saying why the hub could not answer.
+        """
         ...
