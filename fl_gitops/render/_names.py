@@ -65,6 +65,19 @@ class Names:
         return f"{self.experiment}-reconcile"
 
     @property
+    def aggregation(self) -> str:
+        """The ServiceAccount of the shards' pods (``spec.aggregation.shards > 1``): its own,
+        with no Role, since a shard needs only the store."""
+        return f"{self.experiment}-aggregate"
+
+    def aggregation_job(self, inputs_digest: str) -> str:
+        """The Indexed Job of this round's shards, named by the inputs it aggregates
+        (``sha256:<hex>`` of the inputs document): a killed pass finds it again, and a Job
+        made for other inputs (another attempt, other updates) is never taken for it."""
+        suffix = f"-a{self.attempt}" if self.attempt > 1 else ""
+        return f"{self.experiment}-agg-r{self.round}{suffix}-{inputs_digest[7:15]}"
+
+    @property
     def works_reader(self) -> str:
         """Cluster-scoped, so the hub namespace is part of it."""
         return f"fl-gitops-{self.namespace}-{self.experiment}-read-works"
