@@ -42,6 +42,9 @@ _SPECIAL = "-+._0-9yYnNoO~=<"
 _AFTER_COLON = re.compile(f":[ ]+([{_SPECIAL}][^\n]*)")
 _LINE_START = re.compile(f"\n[ ]*(?:-[ ]+)*+([{_SPECIAL}](?:[^:\n]|:(?![ \n]))*)")
 _PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
+# A UUID (a ManagedCluster's clusterID claim, one per cluster) is a string in both YAML
+# versions: four inner dashes rule out every number and timestamp form of either.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _RESOLVER = yaml.resolver.Resolver()
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _STR_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp")
@@ -127,7 +130,12 @@ def _scalars_agree(text: str, loads: Any) -> bool:
     tokens = set(_AFTER_COLON.findall(text))
     tokens.update(_LINE_START.findall("\n" + text))
     scalars = sorted(
-        {c for t in tokens for c in _candidates(t) if c and not _PLAIN_INT.fullmatch(c)}
+        {
+            c
+            for t in tokens
+            for c in _candidates(t)
+            if c and not _PLAIN_INT.fullmatch(c) and not _UUID.fullmatch(c)
+        }
     )
     if not scalars:
         return True

@@ -7,6 +7,7 @@ comes from the tree itself (or round 1 with round 0's model, whose digest is kno
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -152,13 +153,16 @@ def check_rendered_sample(tree: RenderedTree, *, user_templates: bool = False) -
             if sampled_work:
                 continue
             sampled_work = True
+        documents = (o for o in yaml.load_all(data, Loader=yaml.CSafeLoader) if o is not None)
         try:
-            objects = [o for o in yaml.load_all(data, Loader=yaml.CSafeLoader) if o is not None]
+            if rel == f"{tree.experiment_dir}/{tree.layout.preview}":
+                # The first page only, and only it parsed: the loader reads lazily.
+                objects = list(itertools.islice(documents, 1))
+            else:
+                objects = list(documents)
         except yaml.YAMLError as exc:
             problems.append(f"{rel}: not valid YAML: {exc}")
             continue
-        if rel == f"{tree.experiment_dir}/{tree.layout.preview}":
-            objects = objects[:1]
         for index, obj in enumerate(objects):
             problems += [str(p) for p in validate_object(obj, where=f"{rel}#{index}")]
     if problems:

@@ -67,6 +67,9 @@ def test_the_fast_path_agrees_with_the_walker_on_kubectl_shaped_values() -> None
         ("x: .Nan\n", ".Nan"),
         ("x: 190:20:30\n", 685230),  # 1.1 sexagesimal
         ("x: 2026-01-05T10:00:00Z\n", "2026-01-05T10:00:00Z"),  # timestamps stay text
+        # UUIDs (clusterID claims) skip the scalar check: text in both versions
+        ("x: 12345678-1234-1234-1234-123456789012\n", "12345678-1234-1234-1234-123456789012"),
+        ("x: 1E000000-0000-0000-0000-00000000000A\n", "1E000000-0000-0000-0000-00000000000A"),
     ],
 )
 def test_yaml_1_1_readings_are_kept(tmp_path: Path, text: str, value: object) -> None:
