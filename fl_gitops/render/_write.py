@@ -8,8 +8,9 @@ team's own files are never touched). Unchanged files are not rewritten, so a no-
 leaves mtimes and the Git index alone; each changed file is replaced atomically (whole,
 never half) but not flushed to disk one by one: the tree is a Git work tree, whose files
 git itself never flushes, and on a disk the 2 fsyncs per file took most of a
-10,000-cluster render. The files are written by a few threads (a file's syscalls release
-the GIL, and the file system's own work is most of their cost), each directory made once.
+10,000-cluster render. Each directory is made once, and each file costs one open, write,
+close and rename (threads were measured and gained nothing: the file system's own work on
+one directory is the cost).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import contextlib
 import difflib
 import itertools
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,29 +92,17 @@ def apply_changes(out: Path, tree: RenderedTree, changes: Changes) -> None:
     ]
     for parent in sorted({os.path.dirname(path) for path, _ in writes}):
         os.makedirs(parent, exist_ok=True)
-    if len(writes) < _THREADED_FROM:
-        _write_files(writes)
-    else:
-        step = -(-len(writes) // _WRITERS)
-        with ThreadPoolExecutor(_WRITERS, thread_name_prefix="fl-gitops-write") as pool:
-            # list(): the first failure is raised here, after every writer has stopped.
-            list(
-                pool.map(_write_files, [writes[i : i + step] for i in range(0, len(writes), step)])
-            )
+    for path, data in writes:
+        _replace(path, data)
     for rel in changes.removed:
         (out / rel).unlink(missing_ok=True)
         _prune_empty_dirs((out / rel).parent, stop=out)
 
 
-# Threads for a large write (a first render of a fleet), and the count from which they pay.
-_WRITERS = 4
-_THREADED_FROM = 256
+# Temporary names: one random token per process (a container's pid repeats from run to
+# run, and a killed run's file must not block the next), then a counter.
+_TOKEN = uuid.uuid4().hex[:12]
 _serial = itertools.count()
-
-
-def _write_files(files: Sequence[tuple[str, bytes]]) -> None:
-    for path, data in files:
-        _replace(path, data)
 
 
 def _replace(path: str, data: bytes, mode: int = 0o644) -> None:
@@ -121,7 +110,7 @@ def _replace(path: str, data: bytes, mode: int = 0o644) -> None:
     reader or a crash sees the old file or the whole new one, never half (not flushed, as
     the module docstring says). The directory exists already."""
     head, name = os.path.split(path)
-    tmp = os.path.join(head, f".{name}.{os.getpid()}-{next(_serial)}.tmp")
+    tmp = os.path.join(head, f".{name}.{_TOKEN}-{next(_serial)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         try:

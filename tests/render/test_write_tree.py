@@ -1,5 +1,5 @@
 """Writing a rendered tree: whole files with a manifest's mode, whatever the umask, and
-nothing left behind when a write fails (the threaded writer a fleet's first render uses)."""
+nothing left behind when a write fails."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _tree(count: int) -> RenderedTree:
     return RenderedTree(experiment_dir=EXP, files=dict(sorted(files.items())), roster=())
 
 
-@pytest.mark.parametrize("count", [3, 600])  # one writer, and the threaded path
+@pytest.mark.parametrize("count", [3, 600])
 def test_every_file_whole_with_a_manifests_mode_under_a_strict_umask(
     tmp_path: Path, count: int
 ) -> None:
@@ -43,7 +43,7 @@ def test_a_failed_write_leaves_no_temporary_file_and_the_old_file_whole(tmp_path
     tree = _tree(600)
     apply_changes(tmp_path, tree, plan_changes(tmp_path, tree))
     changed = {rel: data + b"x: 1\n" for rel, data in tree.files.items()}
-    # A directory where one file must go: its rename fails, the writers stop.
+    # A directory where one file must go: its rename fails, and the write stops there.
     blocked = f"{EXP}/works/cluster-00300.yaml"
     (tmp_path / blocked).unlink()
     (tmp_path / blocked).mkdir()
