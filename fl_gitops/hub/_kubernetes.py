@@ -7,6 +7,10 @@ subclasses with short, redacted messages; nothing above it sees a client excepti
 
 Reading many clusters costs one paged, cluster-wide list by the experiment's label
 instead of one GET per cluster namespace.
+
+The one write is the sharded round's Indexed Job (``shard_job``): ephemeral compute the
+reconcile pass creates, finds again by its name on every later pass, and deletes after
+the merge (docs/architecture.md, "The shards' Job").
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from fl_gitops.hub._jobstatus import is_same_job, shard_job_state
+from fl_gitops.hub._protocol import ShardJobSpec, ShardJobState
 from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
 from fl_gitops.hub.errors import (
     HubConfigError,
@@ -37,6 +43,11 @@ from fl_gitops.hub.errors import (
 )
 from fl_gitops.labels import EXPERIMENT_LABEL
 from fl_gitops.placement import PLACEMENT_LABEL
+from fl_gitops.render import (
+    INDEXED_JOBS,
+    SHARD_CONTAINER,
+    shard_job_manifest,
+)
 from fl_gitops.validate import check_label_value
 
 __all__ = [
@@ -59,6 +70,7 @@ RETRIES = urllib3.Retry(
     total=2, backoff_factor=0.2, status_forcelist=(), respect_retry_after_header=False
 )
 
+_VERSION_PART = re.compile(r"\d{1,4}")
 _OBJECT_REPR = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
 _ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
 
@@ -169,6 +181,10 @@ class KubernetesHub:
             local server; ``from_config`` builds one from a kubeconfig or the pod).
         page_size: ``limit`` of each list call; the ``continue`` token fetches the rest.
         request_timeout: seconds for each request before it counts as unavailable.
+        min_indexed_version: the oldest Kubernetes (major, minor) that runs the shards'
+            Indexed Job; 1.22, where Indexed Jobs are beta and on by default. Tests
+            against an older API server lower it (there is no Job controller there
+            anyway, only the API).
     """
 
     def __init__(
@@ -177,10 +193,15 @@ class KubernetesHub:
         *,
         page_size: int = 500,
         request_timeout: float = 30.0,
+        min_indexed_version: tuple[int, int] = INDEXED_JOBS,
     ) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         self._api = k8s.CustomObjectsApi(api_client)
+        self._batch = k8s.BatchV1Api(api_client)
+        self._version_api = k8s.VersionApi(api_client)
+        self.min_indexed_version = tuple(min_indexed_version)
+        self._server_version: tuple[int, int] | None = None
         self._page_size = int(page_size)
         self._timeout = request_timeout
         self._host = trim_detail(api_client.configuration.host, 120)
@@ -462,6 +483,119 @@ class KubernetesHub:
             if isinstance(work, Mapping):
                 found[cluster] = work
         return found
+
+    # -- ShardRunner ----------------------------------------------------------------------
+
+    def server_version(self) -> tuple[int, int]:
+        """The hub's Kubernetes (major, minor), read from ``/version`` once per hub object.
+
+        A minor such as ``27+`` (as managed offerings write it) counts as 27.
+
+        Raises:
+            HubError: a subclass saying why the hub could not answer, or an answer that
+                names no version.
+        """
+        if self._server_version is None:
+            answer = self._json("get /version", self._version_api.get_code)
+            parts = [answer.get("major"), answer.get("minor")]
+            matches = [_VERSION_PART.match(p) if isinstance(p, str) else None for p in parts]
+            if matches[0] is None or matches[1] is None:
+                raise HubError(f"hub {self._host}: /version names no Kubernetes version")
+            self._server_version = (int(matches[0].group()), int(matches[1].group()))
+        return self._server_version
+
+    def _check_indexed(self) -> tuple[int, int]:
+        version = self.server_version()
+        if version < self.min_indexed_version:
+            need = ".".join(str(part) for part in self.min_indexed_version)
+            raise HubConfigError(
+                f"spec.aggregation.shards > 1 needs Kubernetes {need} or newer for Indexed "
+                f"Jobs; this hub serves {version[0]}.{version[1]}"
+            )
+        return version
+
+    def shard_job(self, spec: ShardJobSpec, *, create: bool = True) -> ShardJobState:
+        """See ``ShardRunner.shard_job``.
+
+        The Job is read by its name; absent and ``create``, it is created from
+        ``shard_job_manifest`` (a 409 means another pass created it meanwhile: it is read
+        again). A Job of that name whose labels or shard arguments are not this spec's is
+        refused, never adopted.
+
+        Raises:
+            HubConfigError: the hub is older than ``min_indexed_version``.
+            HubConflict: a Job of this name exists that was not made for this spec.
+            HubError: a subclass saying why the hub could not answer.
+        """
+        version = self._check_indexed()
+        manifest = shard_job_manifest(spec, server_version=version)
+        where = f"{spec.namespace}/{spec.name}"
+        job = self._get_job(spec.namespace, spec.name)
+        if job is None:
+            if not create:
+                return ShardJobState(exists=False)
+            try:
+                job = self._json(
+                    f"create job {where}",
+                    self._batch.create_namespaced_job,
+                    spec.namespace,
+                    manifest,
+                )
+            except HubConflict:
+                job = self._get_job(spec.namespace, spec.name)
+                if job is None:  # created and deleted between the two calls
+                    raise
+        if not is_same_job(job, manifest, SHARD_CONTAINER):
+            raise HubConflict(
+                f"hub {self._host}: job {where} exists but was not made for round "
+                f"{spec.round}'s {spec.shards} shards of experiment {spec.experiment} (its "
+                "labels or the shard container's image, command or arguments differ); "
+                "fl-gitops neither adopts nor replaces it: delete it or find what made it"
+            )
+        return shard_job_state(job, spec.shards)
+
+    def delete_shard_job(self, namespace: str, name: str) -> bool:
+        """See ``ShardRunner.delete_shard_job``: background propagation, so the Job goes
+        at once and the garbage collector removes its pods after it."""
+        what = f"delete job {namespace}/{name}"
+        try:
+            self._json(
+                what,
+                self._batch.delete_namespaced_job,
+                name,
+                namespace,
+                body={"propagationPolicy": "Background"},
+            )
+        except HubNotFound as exc:
+            if _object_not_found(exc.__cause__, name):
+                return False
+            raise
+        return True
+
+    def _get_job(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        try:
+            job = self._json(
+                f"get job {namespace}/{name}", self._batch.read_namespaced_job, name, namespace
+            )
+        except HubNotFound as exc:
+            if _object_not_found(exc.__cause__, name):
+                return None
+            raise
+        return job
+
+    def _json(
+        self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Mapping[str, Any]:
+        """The JSON object a call answers, as the server sent it (camelCase, with fields
+        this client's models may not know), through ``_call``'s error translation."""
+        response = self._call(what, fn, *args, _preload_content=False, **kwargs)
+        try:
+            answer = json.loads(response.data)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise HubError(f"hub {self._host}: {what}: the answer is not JSON") from exc
+        if not isinstance(answer, Mapping):
+            raise HubError(f"hub {self._host}: {what}: the answer is not an object")
+        return answer
 
 
 def _object_not_found(exc: BaseException | None, name: str) -> bool:
