@@ -44,7 +44,7 @@ before its slice, so its noise is the pod's whatever N, at the cost of drawing t
 from __future__ import annotations
 
 import bisect
-import glob
+import fnmatch
 import hashlib
 import json
 import math
@@ -113,8 +113,10 @@ __all__ = [
     "open_range",
     "parse_shard",
     "poll_for",
+    "read_shortfall",
     "shard_combine",
     "shard_partials",
+    "shard_plan_of",
     "shard_stats",
 ]
 
@@ -250,10 +252,8 @@ class StoreRangeFile(RangeFile):
     store serves only those bytes (an HTTP range request), never the whole object."""
 
     def __init__(self, path: str) -> None:
-        import fsspec  # the store's dependency; loaded only for a URI
-
         self.path = path
-        self.fs, self._key = fsspec.core.url_to_fs(path)
+        self.fs, self._key = _remote(path)
 
     def read(self, start: int, length: int) -> bytes:
         data = bytes(self.fs.cat_file(self._key, start, start + length))
@@ -334,12 +334,78 @@ def _reads(piece: Piece, chunk: int) -> Iterator[tuple[int, int]]:
         pos = end
 
 
+def _local_path(path: str) -> str | None:
+    """A shard file's local path (a plain path or a ``file://`` URI); None for a remote URI."""
+    if path.startswith("file://"):
+        return path[len("file://") :]
+    return None if is_uri(path) else path
+
+
+def _remote(uri: str) -> tuple[Any, str]:
+    """The fsspec filesystem and key of a remote shard file, with the store's options
+    (``FL_STORE_OPTIONS_FILE``, as the model store reads them: credentials never in argv)."""
+    import fsspec
+
+    from fl_gitops.store import storage_options_from_env
+
+    fs, key = fsspec.core.url_to_fs(uri, **storage_options_from_env(os.environ))
+    return fs, key
+
+
+def _join(out: str, name: str) -> str:
+    return os.path.join(out, name) if _local_path(out) == out else f"{out.rstrip('/')}/{name}"
+
+
+def _put(path: str, data: bytes | memoryview) -> None:
+    """Write a shard's file whole: a local file atomically (rename), an object by one PUT
+    (an object store never shows a partial object)."""
+    local = _local_path(path)
+    if local is not None:
+        write_atomic(local, data)
+        return
+    fs, key = _remote(path)
+    fs.pipe_file(key, bytes(data))
+
+
+def _get(path: str) -> bytes:
+    """A shard's file, whole. Raises FileNotFoundError when it is not there."""
+    local = _local_path(path)
+    if local is not None:
+        with open(local, "rb") as f:
+            return f.read()
+    fs, key = _remote(path)
+    return bytes(fs.cat_file(key))
+
+
+def _exists(path: str) -> bool:
+    local = _local_path(path)
+    if local is not None:
+        return os.path.exists(local)
+    fs, key = _remote(path)
+    fs.invalidate_cache(key.rsplit("/", 1)[0])  # a listing cached earlier must not hide it
+    return bool(fs.exists(key))
+
+
+def _names(directory: str) -> list[str] | None:
+    """The file names in a shard directory, or None when it is not one."""
+    local = _local_path(directory)
+    if local is not None:
+        return sorted(os.listdir(local)) if os.path.isdir(local) else None
+    fs, key = _remote(directory)
+    fs.invalidate_cache(key)
+    try:
+        found = fs.ls(key, detail=False)
+    except FileNotFoundError:
+        return None
+    return sorted(str(name).rstrip("/").rsplit("/", 1)[-1] for name in found)
+
+
 def _file(out: str, shard: int, of: int, kind: str) -> str:
-    return os.path.join(out, f"shard-{shard:04d}-of-{of:04d}.{kind}")
+    return _join(out, f"shard-{shard:04d}-of-{of:04d}.{kind}")
 
 
 def _write_json(path: str, doc: Mapping[str, Any]) -> None:
-    write_atomic(path, (json.dumps(doc, indent=1) + "\n").encode())
+    _put(path, (json.dumps(doc, indent=1) + "\n").encode())
 
 
 class Shard:
@@ -460,8 +526,7 @@ class Shard:
     def load_cells(self, shard: int) -> dict[str, np.ndarray[Any, Any]]:
         path = self.path(shard, "cells.safetensors")
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = _get(path)
         except FileNotFoundError:
             raise ShardDirError(f"{path}: missing (has that shard run?)") from None
         try:
@@ -525,7 +590,7 @@ class Shard:
             base.close()
             hasher.shutdown(cancel_futures=True)
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
-        write_atomic(self.path(self.shard, "cells.safetensors"), serialize(cells, meta))
+        _put(self.path(self.shard, "cells.safetensors"), serialize(cells, meta))
         # Written last: its presence says the shard's phase 1 is complete.
         path = self.path(self.shard, "stats.json")
         _write_json(
@@ -672,7 +737,7 @@ class Shard:
         arr = np.stack(runs) if runs else np.zeros((0, k, k))
         path = self.path(self.shard, "partials.safetensors")
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
-        write_atomic(path, serialize({"cells": arr}, meta))
+        _put(path, serialize({"cells": arr}, meta))
         return path
 
     def summed(self, kept: list[_Candidate]) -> F64 | None:
@@ -725,10 +790,10 @@ class Shard:
         finally:
             base.close()
         raw = memoryview(buf)  # type: ignore[arg-type]
-        write_atomic(self.path(self.shard, "model.bin"), raw)
+        _put(self.path(self.shard, "model.bin"), raw)
         self.slice_digest = "sha256:" + hashlib.sha256(raw).hexdigest()
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
-        write_atomic(self.path(self.shard, "state.safetensors"), serialize(states, meta))
+        _put(self.path(self.shard, "state.safetensors"), serialize(states, meta))
 
     def _noise_from_here(self, choice: Choice) -> Choice:
         """DP's generator advanced past the noise of every element before this shard's."""
@@ -779,8 +844,7 @@ class Shard:
 
 def _read_json(path: str) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read())
+        doc = json.loads(_get(path))
     except FileNotFoundError:
         raise ShardDirError(f"{path}: missing (has that shard run?)") from None
     except (OSError, ValueError) as exc:
@@ -792,8 +856,7 @@ def _read_json(path: str) -> dict[str, Any]:
 
 def _read_partials(path: str, ident: Mapping[str, Any], k: int) -> F64:
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = _get(path)
     except FileNotFoundError:
         raise ShardDirError(f"{path}: missing (has that shard run?)") from None
     try:
@@ -817,7 +880,7 @@ def poll_for(paths: Sequence[str], timeout: float = 600.0, every: float = 0.2) -
     """
     deadline = time.monotonic() + timeout
     while True:
-        missing = [p for p in paths if not os.path.exists(p)]
+        missing = [p for p in paths if not _exists(p)]
         if not missing:
             return
         if time.monotonic() >= deadline:
@@ -899,6 +962,7 @@ def aggregate_shard(
     wait: Wait = poll_for,
     opener: Callable[[str], RangeFile] = open_range,
     rejected: Mapping[str, str] | None = None,
+    record_shortfall: bool = False,
 ) -> str:
     """Run shard ``shard`` of ``of`` of a round, every phase, into the shared dir ``out``.
 
@@ -908,14 +972,19 @@ def aggregate_shard(
     ``rejected`` holds the updates refused before aggregation (the caller could not read
     their metadata), merged into the result.
 
+    With ``record_shortfall`` (the Job's shards), too few valid updates is an outcome,
+    not a failure: written as ``shard-I-of-N.shortfall.json`` (see :func:`read_shortfall`),
+    so that the reconcile pass retries or fails the round with the reasons one pod gives.
+
     Returns:
-        The path of this shard's decision file.
+        The path of this shard's decision file (or of its shortfall file).
 
     Raises:
         NotEnoughUpdates, StrategyOptionsError, StoreError: as ``aggregate_round``.
         ShardDirError: another shard's file is missing, or from another round or plan.
     """
-    os.makedirs(out, exist_ok=True)
+    if _local_path(os.fspath(out)) is not None:
+        os.makedirs(_local_path(os.fspath(out)) or ".", exist_ok=True)
     job = Shard(
         base, updates, strategy=strategy, round=round, shard=shard, of=of, out=out,
         options=options, state=state, roster=roster, limits=limits, seed=seed,
@@ -923,8 +992,56 @@ def aggregate_shard(
         rejected=rejected,
     )  # fmt: skip
     shard_stats(job)
-    kept = shard_partials(job, wait)
+    try:
+        kept = shard_partials(job, wait)
+    except NotEnoughUpdates as exc:
+        if not record_shortfall:
+            raise
+        path = job.path(job.shard, "shortfall.json")
+        _write_json(
+            path,
+            {
+                **job.ident(),
+                "shard": job.shard,
+                "valid": exc.valid,
+                "needed": exc.needed,
+                "rejected": exc.rejected,
+                "requirement": exc.requirement,
+            },
+        )
+        return path
     return shard_combine(job, kept, wait)
+
+
+def read_shortfall(directory: str, of: int) -> NotEnoughUpdates | None:
+    """The round's shortfall, when its shards found too few valid updates (every shard
+    reaches the same reduce, so shard 0's file says it for all); None when they did not.
+
+    Raises:
+        ShardDirError: the file is there but is not what a shard writes.
+    """
+    path = _file(directory, 0, of, "shortfall.json")
+    if not _exists(path):
+        return None
+    doc = _read_json(path)
+    try:
+        return NotEnoughUpdates(
+            int(doc["round"]),
+            valid=int(doc["valid"]),
+            needed=int(doc["needed"]),
+            rejected={str(k): str(v) for k, v in dict(doc["rejected"]).items()},
+            requirement=None if doc["requirement"] is None else str(doc["requirement"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ShardDirError(f"{path}: not a shard's file") from None
+
+
+def shard_plan_of(directory: str, of: int) -> str:
+    """The id of the plan the shards in ``directory`` ran (shard 0's decision names it)."""
+    plan = _read_json(_file(directory, 0, of, "decision.json")).get("plan")
+    if not isinstance(plan, str):
+        raise ShardDirError(f"{_file(directory, 0, of, 'decision.json')}: not a shard's file")
+    return plan
 
 
 def _shard_files(dirs: Sequence[str | os.PathLike[str]]) -> dict[int, str]:
@@ -934,14 +1051,17 @@ def _shard_files(dirs: Sequence[str | os.PathLike[str]]) -> dict[int, str]:
     ofs: set[int] = set()
     for d in dirs:
         here = str(os.fspath(d))
-        if not os.path.isdir(here):
+        names = _names(here)
+        if names is None:
             raise ShardDirError(f"{here}: not a directory")
-        for path in sorted(
-            glob.glob(os.path.join(glob.escape(here), "shard-*-of-*.decision.json"))
-        ):
-            name = os.path.basename(path)
-            i, of = int(name[6:10]), int(name[14:18])
-            found[i] = path
+        for name in names:
+            if not fnmatch.fnmatchcase(name, "shard-*-of-*.decision.json"):
+                continue
+            try:
+                i, of = int(name[6:10]), int(name[14:18])
+            except ValueError:
+                continue
+            found[i] = _join(here, name)
             ofs.add(of)
     if not found:
         raise ShardDirError(f"{where}: no shard's decision file")
@@ -990,12 +1110,13 @@ def _merge(files: Mapping[int, str]) -> AggregateResult:
     for i in sorted(files):
         path = files[i][: -len("decision.json")]
         try:
-            with open(path + "model.bin", "rb") as f:
-                data = f.read()
-            with open(path + "state.safetensors", "rb") as f:
-                sdata = f.read()
-        except FileNotFoundError as exc:
-            raise ShardDirError(f"{exc.filename}: missing (has that shard run?)") from None
+            data = _get(path + "model.bin")
+        except FileNotFoundError:
+            raise ShardDirError(f"{path}model.bin: missing (has that shard run?)") from None
+        try:
+            sdata = _get(path + "state.safetensors")
+        except FileNotFoundError:
+            raise ShardDirError(f"{path}state.safetensors: missing (has that shard run?)") from None
         try:
             meta = parse_header(sdata, len(sdata)).metadata
             pieces = load_bytes(sdata)

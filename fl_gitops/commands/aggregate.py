@@ -8,7 +8,14 @@ Exit codes (set in ``cli.py``): 0 a model was written, 1 too few valid updates, 
 Sharded by hand, the same code an Indexed Job's pods run: ``--shard I/N --out DIR`` runs
 shard I of N into DIR (shared by the N shards, which run at the same time and wait for
 each other's files between phases), then ``--merge DIR --out NEW.safetensors`` writes the
-model, to the bytes one ``aggregate`` writes (``fl_gitops.aggregate._shards``).
+model, to the bytes one ``aggregate`` writes (``fl_gitops.aggregate._shards``). DIR may be a
+store URI (``s3://...``): the shards' files are then written, polled and listed there.
+
+What an Indexed Job's pod runs: ``--inputs URI --inputs-digest sha256:... --shard auto/N
+--out URI``: the round from the inputs document the reconcile pass wrote into the store
+(``fl_gitops.aggregate._inputs``), refused unless its bytes hash to the digest given, shard
+I from ``JOB_COMPLETION_INDEX``. Too few valid updates is then written down for the pass
+(exit 0), which retries or fails the round as it does for one pod.
 """
 
 from __future__ import annotations
@@ -136,9 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shard",
         metavar="I/N",
-        help="run only shard I of N (0 <= I < N) into the shard directory --out DIR, which "
-        "the N shards share and run at the same time; then --merge DIR (default: one pod, "
-        "the whole round)",
+        help="run only shard I of N (0 <= I < N; auto/N: I from JOB_COMPLETION_INDEX, as an "
+        "Indexed Job sets it) into the shard directory --out DIR, which the N shards share "
+        "and run at the same time; then --merge DIR (default: one pod, the whole round)",
     )
     parser.add_argument(
         "--wait",
@@ -147,6 +154,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="with --shard: how long to wait for the other shards' files at each phase, "
         "in seconds (default 600)",
+    )
+    parser.add_argument(
+        "--inputs",
+        metavar="URI",
+        help="run a shard of the round the reconcile pass wrote down in this inputs document "
+        "(a path or store URI; with --inputs-digest and --shard; the round's flags are then "
+        "not used) (default: the round from --model, --updates and the flags)",
+    )
+    parser.add_argument(
+        "--inputs-digest",
+        metavar="sha256:HEX",
+        help="with --inputs: the digest the document's bytes must hash to, else it is refused",
     )
     parser.add_argument(
         "--merge",
@@ -160,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="PATH",
         help="where to write the new global model (a safetensors path); with --shard, the "
-        "shard directory (created if missing)",
+        "shard directory (a local one is created if missing; or a store URI)",
     )
 
 
@@ -245,6 +264,8 @@ _ROUND_FLAGS = ("model", "updates", "round", "strategy")
 
 def run(args: argparse.Namespace) -> int:
     """Aggregate the round (or a shard of it, or merge its shards); return 0 when done."""
+    if args.inputs is not None or args.inputs_digest is not None:
+        return _from_inputs(args)
     if args.merge:
         return _merge(args)
     missing = [f"--{name}" for name in _ROUND_FLAGS if getattr(args, name) is None]
@@ -252,11 +273,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{', '.join(missing)}: required (or --merge DIR to merge shards)")
     shard = None
     if args.shard is not None:
-        from fl_gitops.aggregate._shards import parse_shard
+        from fl_gitops.aggregate._inputs import shard_index
 
-        shard = parse_shard(args.shard)
-        if not args.wait >= 0:
-            raise InputError(f"--wait: expected seconds >= 0, got {args.wait:g}")
+        shard = shard_index(args.shard, os.environ)
+        _check_wait(args)
     if args.round < 0:
         raise InputError(f"--round: expected an integer >= 0, got {args.round}")
     try:
@@ -282,6 +302,79 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--model {args.model}: not a safetensors file: {exc}") from None
     with contextlib.ExitStack() as stack:  # holds the update files open
         return _aggregate(args, options, limits, stack, shard)
+
+
+def _check_wait(args: argparse.Namespace) -> None:
+    if not args.wait >= 0:
+        raise InputError(f"--wait: expected seconds >= 0, got {args.wait:g}")
+
+
+def _from_inputs(args: argparse.Namespace) -> int:
+    """One shard of the round an inputs document holds: what the shards' Job runs."""
+    from fl_gitops.aggregate._inputs import opened_round, read_inputs, shard_index
+    from fl_gitops.aggregate._shards import ShardDirError, aggregate_shard, poll_for
+
+    if args.inputs is None:
+        raise InputError("--inputs-digest: only with --inputs URI")
+    if args.inputs_digest is None:
+        raise InputError(f"--inputs {args.inputs}: needs --inputs-digest sha256:<hex>")
+    given = [f"--{name}" for name in _ROUND_FLAGS if getattr(args, name) is not None]
+    if args.merge:
+        given.append("--merge")
+    if given:
+        raise InputError(
+            f"--inputs: {', '.join(given)} not used (the inputs document holds the round); "
+            "drop them"
+        )
+    if args.shard is None:
+        raise InputError("--inputs: needs --shard I/N (or auto/N in an Indexed Job)")
+    index, of = shard_index(args.shard, os.environ)
+    _check_wait(args)
+    inputs = read_inputs(args.inputs, args.inputs_digest)
+    _shard_dir(args.out)
+
+    def wait(paths: Sequence[str]) -> None:
+        poll_for(paths, timeout=args.wait)
+
+    with opened_round(inputs, os.environ) as (base, updates, state):
+        try:
+            path = aggregate_shard(
+                base,
+                updates,
+                strategy=inputs.strategy,
+                round=inputs.round,
+                shard=index,
+                of=of,
+                out=args.out,
+                options=inputs.options,
+                state=state,
+                roster=inputs.roster,
+                limits=inputs.limits,
+                seed=inputs.seed,
+                base_digest=inputs.base_digest,
+                chunk_elements=inputs.chunk,
+                wait=wait,
+                rejected=inputs.rejected,
+                record_shortfall=True,
+            )
+        except ShardDirError as exc:
+            raise InputError(f"--shard {args.shard}: {exc}") from None
+    print(f"shard {index}/{of}: done", file=sys.stderr)
+    print(path)
+    return 0
+
+
+def _shard_dir(out: str) -> None:
+    """A local shard directory made when missing (a store URI needs none)."""
+    if "://" in out and not out.startswith("file://"):
+        return
+    local = out.removeprefix("file://")
+    if os.path.exists(local) and not os.path.isdir(local):
+        raise InputError(f"--out {out}: with --shard, a directory (this is a file)")
+    try:
+        os.makedirs(local, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create: {exc.strerror}") from None
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -378,12 +471,7 @@ def _shard(
     from fl_gitops.aggregate._shards import ShardDirError, aggregate_shard, poll_for
 
     index, of = shard
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        raise InputError(f"--out {args.out}: with --shard, a directory (this is a file)")
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {args.out}: cannot create: {exc.strerror}") from None
+    _shard_dir(args.out)
 
     def wait(paths: Sequence[str]) -> None:
         poll_for(paths, timeout=args.wait)

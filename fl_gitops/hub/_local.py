@@ -10,15 +10,34 @@ same ``Hub`` methods and the same ``interpret_work`` as a real hub.
 With a directory, every change is written there (one JSON file per ManifestWork, each
 replaced atomically by rename), so a simulation that is stopped resumes with the hub as
 it was; ``batch()`` defers the writes to the end of a group of changes.
+
+It is also a ``ShardRunner``: the local implementation of what the hub's Job controller
+and kubelet do for a round's Indexed Job of aggregation shards (not a fake of OCM's
+agents, as the rest is). Each index runs the Job's own command line (``fl-gitops
+aggregate --inputs ... --shard auto/N``) in a detached local worker process with
+``JOB_COMPLETION_INDEX`` set, all N at a time; the worker records its exit in the hub's
+state directory (``shard-jobs/<namespace>/<name>/``), so that another process's LocalHub
+over the same directory (a later reconcile pass) sees it. A failed index (an exit other
+than 0, or a worker that died without one) is run again alone, up to the Job's
+``backoff_limit_per_index``; exit 2 (an input error) fails the Job at once, as the Job's
+pod failure policy does; the deadline is enforced on each look. Levels, not events: the
+Job advances when ``shard_job`` looks at it, as a controller's resync would.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -27,6 +46,7 @@ from typing import Any
 
 import fl_gitops.hub._agent as _agent
 from fl_gitops.contracts import API_VERSION
+from fl_gitops.hub._protocol import ShardJobSpec, ShardJobState
 from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
 from fl_gitops.hub.errors import HubError, HubNotFound, trim_detail
 from fl_gitops.labels import EXPERIMENT_LABEL
@@ -48,6 +68,11 @@ _SERVER_FIELDS = (
     "selfLink",
 )
 _UID_NAMESPACE = uuid.UUID("5f0c1a52-8b7e-4d0e-9a7c-3b1f2f6c0d11")
+_SHARD_JOBS = "shard-jobs"
+_INDEX_ENV = "JOB_COMPLETION_INDEX"
+# An input error (exit 2): running the shard again reads the same inputs (the Job's
+# podFailurePolicy FailJob rule on a real hub).
+_EXIT_INPUT = 2
 
 
 def _utc_now() -> datetime:
@@ -77,6 +102,8 @@ class LocalHub:
         self._decisions: dict[tuple[str, str], list[str]] = {}
         self._works: dict[tuple[str, str], dict[str, Any]] = {}
         self._resource_version = 0
+        self._shard_root: Path | None = None
+        self._workers: dict[int, subprocess.Popen[bytes]] = {}  # reaped when they end
         if self._path is not None:
             self._load(self._path)
 
@@ -219,6 +246,179 @@ class LocalHub:
                     self._works[key] = incoming
                     self._changed(("work", *key))
         return changed
+
+    # -- the Job controller and kubelet, for the shards' Indexed Job ----------------------
+
+    def shard_job(self, spec: ShardJobSpec, *, create: bool = True) -> ShardJobState:
+        """See ``ShardRunner.shard_job``: the Job's state, its failed indexes run again
+        alone (within their retries), created with all its N workers when it is new.
+
+        Raises:
+            HubError: the state directory cannot be written, or a worker not started.
+        """
+        problem = check_dns1123_label(spec.namespace) or check_dns1123_subdomain(spec.name)
+        if problem:
+            raise HubError(f"local hub: cannot run Job {spec.namespace}/{spec.name}: {problem}")
+        where = self._shard_dir(spec.namespace, spec.name)
+        try:
+            if not where.exists() and not create:
+                return ShardJobState(exists=False)
+            where.mkdir(parents=True, exist_ok=True)
+            with _locked(where):
+                return self._advance(spec, where)
+        except OSError as exc:
+            raise HubError(f"local hub: Job {spec.namespace}/{spec.name}: {exc}") from exc
+
+    def delete_shard_job(self, namespace: str, name: str) -> bool:
+        """See ``ShardRunner.delete_shard_job``: its workers killed, its state forgotten."""
+        where = self._shard_dir(namespace, name)
+        if not (where / "job.json").exists():
+            return False
+        try:
+            with _locked(where):
+                for file in sorted(where.glob("index-*.json")):
+                    state = _read_json(file)
+                    if state and _alive(int(state["pid"]), str(state["start"])):
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(int(state["pid"]), signal.SIGKILL)
+                        self._reap(int(state["pid"]))
+                shutil.rmtree(where)
+        except OSError as exc:
+            raise HubError(f"local hub: cannot delete Job {namespace}/{name}: {exc}") from exc
+        return True
+
+    def shard_workers(self, namespace: str, name: str) -> dict[int, int]:
+        """The process id of each index's worker that is running now (for tests)."""
+        out = {}
+        for file in sorted(self._shard_dir(namespace, name).glob("index-*.json")):
+            state = _read_json(file)
+            if state and _alive(int(state["pid"]), str(state["start"])):
+                out[int(file.name[len("index-") : -len(".json")])] = int(state["pid"])
+        return out
+
+    def _shard_dir(self, namespace: str, name: str) -> Path:
+        if self._shard_root is None:
+            if self._path is not None:
+                if not (self._path / _INDEX).exists():
+                    self._changed(("decisions",))  # the directory stays a hub's
+                self._shard_root = self._path / _SHARD_JOBS
+            else:
+                self._shard_root = Path(tempfile.mkdtemp(prefix="fl-gitops-local-jobs-"))
+        return self._shard_root / namespace / name
+
+    def _advance(self, spec: ShardJobSpec, where: Path) -> ShardJobState:
+        """One look at the Job: what each index did since the last, and what it does next."""
+        job = _read_json(where / "job.json")
+        if job is None:
+            job = {"created": time.time(), "failed": False, "reason": "", "args": spec.args}
+            _write_json(where / "job.json", job)
+        succeeded: set[int] = set()
+        failed: set[int] = set()
+        reason = str(job.get("reason", ""))
+        active = 0
+        for i in range(spec.shards):
+            state = _read_json(where / f"index-{i}.json")
+            if state is None:
+                if not job["failed"]:
+                    self._launch(spec, where, i, attempt=1, failures=0)
+                    active += 1
+                continue
+            code = _exit_code(where, i, int(state["attempt"]))
+            if code == 0:
+                succeeded.add(i)
+                continue
+            if code is None and _alive(int(state["pid"]), str(state["start"])):
+                active += 1
+                continue
+            if job["failed"]:
+                failed.add(i)
+                continue
+            failures = int(state["failures"]) + 1
+            if code == _EXIT_INPUT:
+                failed.add(i)
+                reason = reason or (
+                    f"PodFailurePolicy: shard index {i} exited {_EXIT_INPUT} (an input error; "
+                    "a retry would read the same inputs)"
+                )
+            elif failures > spec.backoff_limit_per_index:
+                failed.add(i)
+                reason = reason or (
+                    f"FailedIndexes: shard index {i} failed {failures} times "
+                    f"(backoffLimitPerIndex {spec.backoff_limit_per_index})"
+                )
+            else:
+                self._launch(spec, where, i, attempt=int(state["attempt"]) + 1, failures=failures)
+                active += 1
+        complete = len(succeeded) == spec.shards
+        if not complete and not reason:
+            elapsed = time.time() - float(job["created"])
+            if elapsed > spec.active_deadline_seconds:
+                reason = (
+                    "DeadlineExceeded: the Job was active longer than its "
+                    f"activeDeadlineSeconds ({spec.active_deadline_seconds})"
+                )
+        if reason and not complete and not job["failed"]:
+            job.update(failed=True, reason=reason)
+            _write_json(where / "job.json", job)
+            self._stop_workers(where)
+            active = 0
+        is_failed = bool(job["failed"]) and not complete
+        return ShardJobState(
+            exists=True,
+            succeeded=frozenset(succeeded),
+            failed_indexes=frozenset(failed),
+            active=0 if is_failed else active,
+            complete=complete,
+            failed=is_failed,
+            reason=reason if is_failed else "",
+        )
+
+    def _launch(
+        self, spec: ShardJobSpec, where: Path, index: int, *, attempt: int, failures: int
+    ) -> None:
+        """Start index ``index``'s worker, detached: it outlives this pass."""
+        # This process's environment (the store's options file, PATH), then the Job's own
+        # variables but HOME (a pod's read-only root wants /tmp; here the user's stays).
+        env = dict(os.environ)
+        env.update(
+            {
+                str(e["name"]): str(e["value"])
+                for e in spec.env
+                if "value" in e and e["name"] != "HOME"
+            }
+        )
+        env[_INDEX_ENV] = str(index)
+        argv = [sys.executable, "-c", _WORKER, str(where), str(index), str(attempt), *spec.args]
+        log = where / f"index-{index}.attempt-{attempt}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                env=env, start_new_session=True, close_fds=True,
+            )  # fmt: skip
+        self._workers[proc.pid] = proc
+        state: dict[str, Any] = {"attempt": attempt, "failures": failures, "pid": proc.pid}
+        state["start"] = _start_time(proc.pid)
+        _write_json(where / f"index-{index}.json", state)
+
+    def _stop_workers(self, where: Path) -> None:
+        for file in sorted(where.glob("index-*.json")):
+            state = _read_json(file)
+            if state and _alive(int(state["pid"]), str(state["start"])):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(state["pid"]), signal.SIGKILL)
+                self._reap(int(state["pid"]))
+
+    def _reap(self, pid: int) -> None:
+        proc = self._workers.pop(pid, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+    def close(self) -> None:
+        """Reap the workers this hub started that have ended (running ones go on)."""
+        for pid, proc in list(self._workers.items()):
+            if proc.poll() is not None:
+                del self._workers[pid]
 
     @staticmethod
     def _check_work(work: Mapping[str, Any]) -> tuple[str, str]:
@@ -396,6 +596,89 @@ def _write_json(path: Path, document: Any) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(document, sort_keys=True, separators=(",", ":")), "utf-8")
     os.replace(temporary, path)
+
+
+# A shard's worker: the Job's command line in this interpreter, its exit recorded (by
+# rename: never half a file) for whichever pass looks next. Killed, it records nothing,
+# and the hub sees a dead process with no exit: a failed attempt.
+_WORKER = """
+import os, sys
+where, index, attempt, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+code = 1
+try:
+    from fl_gitops.cli import main
+    code = main(args)
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else 1
+finally:
+    path = os.path.join(where, f"index-{index}.attempt-{attempt}.exit")
+    with open(path + ".tmp", "w") as f:
+        f.write(str(code))
+    os.replace(path + ".tmp", path)
+sys.exit(code)
+"""
+
+
+@contextlib.contextmanager
+def _locked(where: Path) -> Iterator[None]:
+    """One look at a Job at a time, across processes (two passes racing)."""
+    with open(where / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise HubError(f"local hub state {path}: cannot read it: {trim_detail(exc)}") from exc
+    return doc if isinstance(doc, dict) else None
+
+
+def _exit_code(where: Path, index: int, attempt: int) -> int | None:
+    try:
+        return int((where / f"index-{index}.attempt-{attempt}.exit").read_text().strip())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return 1
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _start_time(pid: int) -> str:
+    """When the process started (in clock ticks since boot): with its pid, names it even
+    after the pid is reused."""
+    fields = _stat(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else ""
+
+
+def _alive(pid: int, start: str) -> bool:
+    """Whether the worker ``pid`` that started at ``start`` is still running (a zombie is
+    not: it ended, and only its parent has not reaped it yet)."""
+    fields = _stat(pid)
+    if fields is None:
+        if os.path.exists("/proc/self/stat"):
+            return False
+        try:  # no /proc: the pid alone
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return fields[0] not in ("Z", "X") and (not start or fields[19] == start)
 
 
 def _labels(work: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -33,7 +33,7 @@ from fl_gitops.gitops import (
     round_branch_name,
     round_trailers,
 )
-from fl_gitops.hub import Hub, JobState
+from fl_gitops.hub import Hub, JobState, ShardJobState, ShardRunner
 from fl_gitops.models import initial_model_bytes
 from fl_gitops.reconcile._decide import (
     Action,
@@ -47,6 +47,7 @@ from fl_gitops.reconcile._decide import (
     decide,
     roster_statuses,
 )
+from fl_gitops.reconcile._sharded import ShardsFailed, aggregate_sharded
 from fl_gitops.render import (
     Layout,
     Names,
@@ -68,6 +69,7 @@ __all__ = ["PassHooks", "PassResult", "reconcile_once"]
 class PassHooks:
     """Points where a test can stop a pass, to prove it resumes (each may raise)."""
 
+    after_shard_job: Callable[[], None] = lambda: None
     after_aggregate: Callable[[], None] = lambda: None
     after_model_written: Callable[[], None] = lambda: None
     after_commit: Callable[[], None] = lambda: None
@@ -85,6 +87,8 @@ class PassResult:
         publish: the commit published, or None when the pass waited.
         model_digest: the new global model, after an aggregation.
         record: the round record written to ``.history/``, after an aggregation.
+        shards: the shards' Job as the hub reported it, while a sharded round's
+            aggregation runs (the action is then a ``Wait``).
     """
 
     action: Action
@@ -92,6 +96,7 @@ class PassResult:
     publish: PublishResult | None = None
     model_digest: str | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    shards: ShardJobState | None = None
 
 
 def _strategy(blueprint: Blueprint) -> tuple[str, dict[str, Any]]:
@@ -125,6 +130,10 @@ class _Pass:
         # Aggregation is the expensive step; a re-derive after a rejected push reuses it.
         self._aggregated: dict[tuple[Any, ...], AggregateResult] = {}
         self._planned: tuple[str, Blueprint, Observed, Action] | None = None
+        # A sharded round's Job: its state while it runs; (namespace, name) once it is
+        # done with (merged or failed), deleted after the pass has published.
+        self.shards: ShardJobState | None = None
+        self.finished_job: tuple[str, str] | None = None
 
     # -- observing -----------------------------------------------------------------------
 
@@ -207,6 +216,7 @@ class _Pass:
         self.result = PassResult(action=action, message="")
         if isinstance(action, Wait):
             self.result.message = action.reason
+            self.result.shards = self.shards
             return None
         if isinstance(action, StartRound):
             self._write(root, blueprint, state, action.roster)
@@ -269,22 +279,39 @@ class _Pass:
             reported, problems = _reports(seen)
             seed = int((blueprint.strategy.dp or {}).get("seed", 0)) + state.round
             try:
-                result = aggregate_from_store(
-                    store,
-                    state.round,
-                    state.model_digest,
-                    strategy=name,
-                    options=options,
-                    roster=seen.roster,
-                    limits=limits,
-                    seed=seed,
-                    clusters=action.clusters,
-                    reported=reported,
-                )
+                if blueprint.aggregation.shards > 1:
+                    sharded = aggregate_sharded(
+                        self.hub, store, blueprint, state, strategy=name, options=options,
+                        roster=seen.roster, limits=limits, seed=seed,
+                        clusters=action.clusters, reported=reported,
+                        after_job=self.hooks.after_shard_job,
+                    )  # fmt: skip
+                    if sharded.running is not None:
+                        self.shards = sharded.running.job
+                        return Wait(sharded.running.message)
+                    self.finished_job = (sharded.job.namespace, sharded.job.name)
+                    assert sharded.result is not None
+                    result = sharded.result
+                else:
+                    result = aggregate_from_store(
+                        store,
+                        state.round,
+                        state.model_digest,
+                        strategy=name,
+                        options=options,
+                        roster=seen.roster,
+                        limits=limits,
+                        seed=seed,
+                        clusters=action.clusters,
+                        reported=reported,
+                    )
             except NotEnoughUpdates as exc:
                 rejected = _explained(exc.rejected, problems)
                 reasons = "; ".join(f"{c}: {r}" for c, r in sorted(rejected.items()))
                 return below_quorum(seen, f"{exc}" + (f" (rejected {reasons})" if reasons else ""))
+            except ShardsFailed as exc:
+                self.finished_job = exc.job
+                return below_quorum(seen, str(exc))
             result = dataclasses.replace(result, rejected=_explained(result.rejected, problems))
             self._aggregated[key] = result
         self.hooks.after_aggregate()
@@ -362,6 +389,10 @@ class _Pass:
             "timedOut": action.timed_out,
             "metrics": {k: round(v, 6) for k, v in sorted(result.metrics.items())},
         }
+        shards = result.record.get("shards")
+        if shards is not None:
+            # Which shards made the model (the same bytes as one pod: the plan says how).
+            record["aggregation"] = {"shards": shards["of"], "plan": shards["plan"]}
         if blueprint.strategy.dp:
             record["dp"] = {
                 "clipNorm": blueprint.strategy.dp["clipNorm"],
@@ -513,6 +544,10 @@ def reconcile_once(
     )
     assert work.result is not None  # publish derives at least once
     work.result.publish = result
+    if work.finished_job is not None:
+        # Merged (or failed) and published: the shards' Job is done with.
+        assert isinstance(hub, ShardRunner)
+        hub.delete_shard_job(*work.finished_job)
     return work.result
 
 

@@ -73,6 +73,7 @@ MAX_METADATA_DEPTH = 8
 # Cluster names are Kubernetes object names (ManagedCluster): a DNS subdomain. The pattern
 # also keeps them safe as one path component: no "/", and no leading "." (so not "..").
 _CLUSTER_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+_AGGREGATION_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,127}")
 _STRATEGY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
@@ -747,11 +748,39 @@ class ModelStore:
             raise StoreError(f"{_redact(self._uri(rel))}: not a JSON object")
         return record
 
+    # ---------------------------------------------------------------- a round's aggregation
+
+    @staticmethod
+    def _aggregation_rel(round_: int, name: str) -> str:
+        _check_round(round_)
+        if not _AGGREGATION_NAME_RE.fullmatch(name):
+            raise StoreError(f"aggregation file name {name!r}: expected [a-z0-9.-] names")
+        return f"rounds/{round_}/aggregation/{name}"
+
+    def aggregation_uri(self, round_: int, name: str) -> str:
+        """The URI of ``rounds/<N>/aggregation/<name>``: a sharded round's inputs document
+        and its shards' directory (``fl_gitops.aggregate._inputs``)."""
+        return self._uri(self._aggregation_rel(round_, name))
+
+    def put_aggregation_file(
+        self, round_: int, name: str, data: bytes | bytearray | memoryview
+    ) -> str:
+        """Write ``rounds/<N>/aggregation/<name>`` unless it already holds these bytes
+        (idempotent; a file changed in the store since is written again); return its URI."""
+        rel = self._aggregation_rel(round_, name)
+        if not (self._exists(rel) and self._read(rel) == bytes(data)):
+            self._write(rel, data)
+        return self._uri(rel)
+
     # ---------------------------------------------------------------- strategy state
 
     def put_state(self, strategy: str, round_: int, data: bytes | bytearray | memoryview) -> None:
         """Store a strategy's server-side state after ``round_`` (safetensors bytes)."""
         self._write(self._state_rel(strategy, round_), data)
+
+    def state_uri(self, strategy: str, round_: int) -> str:
+        """The URI of a strategy's state after ``round_`` (it may not exist)."""
+        return self._uri(self._state_rel(strategy, round_))
 
     def get_state(self, strategy: str, round_: int) -> bytes | None:
         """Return a strategy's state after ``round_``, or None when there is none."""

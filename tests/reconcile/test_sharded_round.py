@@ -1,0 +1,207 @@
+"""A round aggregated by the hub's shards (``spec.aggregation.shards: 3``), level-triggered.
+
+The real parts: the reconcile pass, Git (a bare remote), a file store, and ``LocalHub``'s
+Job runner, which runs the shard entrypoint (``fl-gitops aggregate --inputs ... --shard
+auto/3``) in real detached processes. The clusters are the fleet's deterministic ones
+(``fleet.py``; no torch). The round's model and record must be one pod's, bit for bit,
+whatever is killed on the way: a pass after it created the Job, a shard's worker.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fl_gitops.gitops import ConfigRepo
+from fl_gitops.hub import LocalHub
+from fl_gitops.reconcile import Aggregate, PassHooks, PassResult, RetryRound, Wait, reconcile_once
+from fl_gitops.render import Names
+
+from .fleet import EXP, PATH, Fleet, blueprint_text, git, make_remote
+
+CLUSTERS = ["cluster-a", "cluster-b", "cluster-c", "cluster-d"]
+
+
+class Killed(Exception):
+    """Stands for the pass's process dying at a step."""
+
+
+def _blueprint(store: Path, shards: int, **changes: Any) -> str:
+    text = blueprint_text(store, rounds=2, **changes)
+    if shards == 1:
+        return text
+    extra = f"  aggregation:\n    shards: {shards}\n    backoffLimitPerIndex: 2\n"
+    return text.replace("spec:\n", "spec:\n" + extra, 1)
+
+
+class Run:
+    """One experiment: its remote, store, fleet (with a LocalHub over a state dir)."""
+
+    def __init__(self, base: Path, shards: int, **changes: Any) -> None:
+        base.mkdir(parents=True)
+        self.base = base
+        self.store = base / "store"
+        self.remote = make_remote(base, _blueprint(self.store, shards, **changes))
+        self.fleet = Fleet(base, self.remote, self.store, CLUSTERS, hub_dir=base / "hub")
+        self.seen: set[str] = set()  # the Jobs' files seen while a pass waited for them
+
+    def hub(self) -> LocalHub:
+        """A fresh LocalHub over the same directory: a later pass in another process."""
+        return LocalHub(self.base / "hub")
+
+    def reconcile(self, hooks: PassHooks | None = None, hub: LocalHub | None = None) -> PassResult:
+        repo = ConfigRepo.open(str(self.remote), branch="main", workdir=self.base / "reconciler")
+        return reconcile_once(
+            repo, hub or self.fleet.hub, path=PATH, now=datetime.now(UTC), hooks=hooks,
+            sleep=lambda s: None,
+        )  # fmt: skip
+
+    def until_aggregated(self, timeout: float = 120.0) -> PassResult:
+        """Passes (each with a fresh hub object) until one is not waiting for the shards."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.reconcile(hub=self.hub())
+            if result.shards is None:
+                return result
+            assert isinstance(result.action, Wait)
+            self.seen |= {p.name for p in (self.base / "hub" / "shard-jobs").glob("*/*/*")}
+            assert result.message.startswith("aggregating round ")
+            assert result.message.endswith(" of 3 shards done")
+            assert time.monotonic() < deadline, result.message
+            time.sleep(0.2)
+
+    def show(self, rel: str) -> dict[str, Any]:
+        return yaml.safe_load(git(self.remote, "show", f"main:{PATH}/{rel}"))
+
+    def final(self) -> tuple[str, list[dict[str, Any]]]:
+        state = self.show("hub/round-state.yaml")["data"]
+        records = [self.show(f".history/round-{r}.yaml") for r in (1, 2)]
+        return state["globalModelDigest"], records
+
+
+def _comparable(record: dict[str, Any]) -> dict[str, Any]:
+    """A round record without what only a sharded round says (its shards and plan)."""
+    return {k: v for k, v in record.items() if k != "aggregation"}
+
+
+def _two_rounds(run: Run) -> None:
+    run.reconcile()  # round 1's roster
+    for _ in range(2):
+        run.fleet.run_jobs()
+        result = run.until_aggregated()
+        assert isinstance(result.action, Aggregate), result.message
+
+
+@pytest.fixture(scope="module")
+def one_pod(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[dict[str, Any]]]:
+    run = Run(tmp_path_factory.mktemp("one-pod") / "run", shards=1)
+    _two_rounds(run)
+    return run.final()
+
+
+def test_a_round_in_three_shards_commits_one_pods_model_and_record(one_pod, tmp_path):
+    run = Run(tmp_path / "run", shards=3)
+    _two_rounds(run)
+    digest, records = run.final()
+    assert digest == one_pod[0]
+    assert [_comparable(r) for r in records] == [_comparable(r) for r in one_pod[1]]
+    for record in records:  # the record names the shards that made it
+        assert record["aggregation"]["shards"] == 3
+        assert record["aggregation"]["plan"].startswith("sha256:")
+    # Merged and published: the shards' Job is deleted, its workers gone.
+    assert not list((run.base / "hub" / "shard-jobs" / "fl-system").iterdir())
+
+
+def test_a_pass_killed_after_creating_the_job_and_a_killed_shard_still_give_one_pods_model(
+    one_pod, tmp_path
+):
+    run = Run(tmp_path / "run", shards=3)
+    run.reconcile()
+    run.fleet.run_jobs()
+
+    def die() -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        run.reconcile(PassHooks(after_shard_job=die))
+    # The Job the killed pass created runs on: its three workers are there.
+    (job,) = (run.base / "hub" / "shard-jobs" / "fl-system").iterdir()
+    workers = run.hub().shard_workers("fl-system", job.name)
+    assert sorted(workers) == [0, 1, 2]
+    os.killpg(workers[1], signal.SIGKILL)  # one shard's pod dies mid-round
+    result = run.until_aggregated()
+    assert isinstance(result.action, Aggregate), result.message
+    # Index 1 ran again, alone: a second attempt, none for the others.
+    assert "index-1.attempt-2.log" in run.seen
+    assert not {"index-0.attempt-2.log", "index-2.attempt-2.log"} & run.seen
+    run.fleet.run_jobs()
+    assert isinstance(run.until_aggregated().action, Aggregate)
+    digest, records = run.final()
+    assert digest == one_pod[0]
+    assert [_comparable(r) for r in records] == [_comparable(r) for r in one_pod[1]]
+
+
+def test_a_shard_job_out_of_retries_retries_the_round_with_the_hubs_reason(tmp_path):
+    run = Run(tmp_path / "run", shards=3, min_clusters=4)
+    run.reconcile()
+    run.fleet.run_jobs()
+    result = run.reconcile()
+    assert isinstance(result.action, Wait) and result.shards is not None
+    (job,) = (run.base / "hub" / "shard-jobs" / "fl-system").iterdir()
+    # Shard 2 keeps dying: its first run and both retries (backoffLimitPerIndex 2).
+    deadline = time.monotonic() + 60
+    while True:
+        result = run.reconcile(hub=run.hub())
+        if result.shards is None:
+            break
+        for index, pid in run.hub().shard_workers("fl-system", job.name).items():
+            if index == 2:
+                os.killpg(pid, signal.SIGKILL)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert isinstance(result.action, RetryRound)
+    assert "the aggregation shards failed: FailedIndexes: shard index 2 failed 3 times" in (
+        result.message
+    )
+    assert not job.exists()  # the failed Job is deleted once the retry is committed
+
+
+def test_shards_on_a_hub_that_cannot_run_them_is_a_clear_error(tmp_path):
+    from fl_gitops.errors import InputError
+
+    run = Run(tmp_path / "run", shards=3)
+    run.reconcile()
+    run.fleet.run_jobs()
+
+    class ReadOnlyHub:
+        """A hub that answers the pass's questions and runs no Job."""
+
+        def __init__(self, hub: LocalHub) -> None:
+            self.decided_clusters = hub.decided_clusters
+            self.job_statuses = hub.job_statuses
+
+    with pytest.raises(InputError, match=r"spec.aggregation.shards: 3 shards need a hub"):
+        run.reconcile(hub=ReadOnlyHub(run.fleet.hub))  # type: ignore[arg-type]
+
+
+def test_the_shards_job_is_named_by_the_round_and_its_inputs_digest(tmp_path):
+    run = Run(tmp_path / "run", shards=3)
+    run.reconcile()
+    run.fleet.run_jobs()
+    result = run.reconcile()
+    assert result.shards is not None
+    (job,) = (run.base / "hub" / "shard-jobs" / "fl-system").iterdir()
+    (inputs,) = (run.store / "rounds" / "1" / "aggregation").glob("inputs-*.json")
+    digest = "sha256:" + inputs.name[len("inputs-") : -len(".json")]
+    assert job.name == Names(EXP, "fl-system", 1).aggregation_job(digest)
+    # A second pass (another process's hub) finds that Job: no second one.
+    run.reconcile(hub=run.hub())
+    assert len(list((run.base / "hub" / "shard-jobs" / "fl-system").iterdir())) == 1
+    run.until_aggregated()
