@@ -546,7 +546,8 @@ _AGGREGATION = _obj(
             default=1,
             description=(
                 "Split each round's aggregation into this many shards by tensor slice, run "
-                "as one Kubernetes Indexed Job on the hub (1: in the reconcile pod)."
+                "as one Kubernetes Indexed Job on the hub (1: in the reconcile pod). More "
+                "than 1 needs a hub serving Kubernetes 1.22 or newer."
             ),
         ),
         "resources": _obj(
@@ -563,7 +564,10 @@ _AGGREGATION = _obj(
             0,
             10,
             default=2,
-            description="Retries of one failed shard, alone, before the round's Job fails.",
+            description=(
+                "Retries of one failed shard, alone, before the round's Job fails (Kubernetes "
+                "1.29 or newer; on an older hub the Job gets shards x this retries, shared)."
+            ),
         ),
     },
     description="How each round is aggregated on the hub.",
