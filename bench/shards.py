@@ -40,8 +40,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
+import math
 import os
 import re
 import shutil
@@ -534,6 +536,81 @@ def _s3(
                 )
 
 
+# ------------------------------------------------------------------ per-core rates
+
+
+def _best(fn: Callable[[], Any], repeat: int = 5) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def rates(k: int) -> None:
+    """The per-core rates of the kernels a shard runs, in this process, one core: what
+    docs/architecture.md's estimate of a large round divides its bytes by."""
+    import hashlib
+
+    import numpy as np
+
+    from fl_gitops.aggregate._engine import _stack_step
+    from fl_gitops.aggregate.strategies import plan
+    from fl_gitops.aggregate.strategies._arith import (
+        BLOCK,
+        add_weighted,
+        distance_scratch,
+        finite,
+        squared_distance_bound,
+    )
+    from fl_gitops.aggregate.strategies.base import Block, Pool, Slice
+    from fl_gitops.tensors import DEFAULT_CHUNK
+
+    rng = np.random.default_rng(0)
+    n = DEFAULT_CHUNK
+    print(f"per-core rates (best of 5, one core; load average {os.getloadavg()[0]:.2f}):")
+    for dtype in (np.float16, np.float32):
+        x = rng.standard_normal(n).astype(dtype)
+        b = rng.standard_normal(n).astype(dtype)
+        acc = np.zeros(n)
+        tmp = np.empty(BLOCK)
+        scratch = distance_scratch(x.dtype, n)
+        nbytes = x.nbytes
+        name = np.dtype(dtype).name
+        t_add = _best(functools.partial(add_weighted, acc, [x], [3.0], tmp))
+        t_dist = _best(functools.partial(squared_distance_bound, x, b, scratch))
+        t_fin = _best(functools.partial(finite, x))
+        print(
+            f"  {name}: add_weighted {nbytes / t_add / 1e9:.2f} GB/s, squared_distance_bound "
+            f"{nbytes / t_dist / 1e9:.2f} GB/s, finite {nbytes / t_fin / 1e9:.2f} GB/s "
+            f"(of the update's bytes, a chunk of {n:,} elements)"
+        )
+    data = rng.bytes(64 << 20)
+    t_sha = _best(lambda: hashlib.sha256(data).digest(), 3)
+    print(f"  SHA-256 {len(data) / t_sha / 1e9:.2f} GB/s")
+    step = _stack_step(1 << 40, k, DEFAULT_CHUNK)
+    stack = rng.standard_normal((k, step))
+    block = Block(Slice("t", 0, step), stack, lambda: np.zeros(step))
+    partials = plan("krum", {"f": 1}).combiner.partials
+    assert partials is not None
+    t_krum = _best(functools.partial(partials, block), 3)
+    pairs = k * (k - 1) / 2 * step
+    median = plan("fedmedian", {}).combiner.choose(
+        Pool(clusters=tuple(map(str, range(k))), weights=(1.0,) * k, norms=None, stats=None,
+             seed=0)
+    )  # fmt: skip
+    t_med = _best(functools.partial(median.combine, block), 3)
+    print(
+        f"  Krum's pairwise distances: {pairs / t_krum / 1e9:.2f} G element-pairs/s "
+        f"(K={k}: a {k} x {step:,} block in {t_krum * 1e3:.0f} ms)"
+    )
+    print(
+        f"  FedMedian's combine: {k * step / t_med / 1e9:.3f} G elements/s "
+        f"(K={k}: a {k} x {step:,} block in {t_med * 1e3:.0f} ms)"
+    )
+
+
 # ------------------------------------------------------------------ the driver
 
 
@@ -626,6 +703,12 @@ def main() -> int:
         default="fedavg,krum",
         help="strategies whose shards run against S3 (default fedavg,krum)",
     )
+    parser.add_argument(
+        "--rates",
+        action="store_true",
+        help="print the per-core rates of the kernels a shard runs (for K = --k, default "
+        "100) and exit: the divisors of docs/architecture.md's estimate",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -634,6 +717,9 @@ def main() -> int:
         print(json.dumps(worker(args.worker, json.loads(args.spec or "{}"))))
         return 0
 
+    if args.rates:
+        rates(args.k or 100)
+        return 0
     k0, params0, strategies0 = PRESETS[args.preset]
     k = args.k or k0
     params = args.params or params0
