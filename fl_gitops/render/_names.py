@@ -75,7 +75,12 @@ class Names:
         (``sha256:<hex>`` of the inputs document): a killed pass finds it again, and a Job
         made for other inputs (another attempt, other updates) is never taken for it."""
         suffix = f"-a{self.attempt}" if self.attempt > 1 else ""
-        return f"{self.experiment}-agg-r{self.round}{suffix}-{inputs_digest[7:15]}"
+        rest = f"-agg-r{self.round}{suffix}-{inputs_digest[7:15]}"
+        # At most 60 characters: the Job controller labels its pods with the Job's name
+        # (a label value, 63 at most) and names each pod's host `<name>-<index>`, which
+        # Kubernetes keeps within 63 for an Indexed Job's indexes (up to 63 for 64
+        # shards). A long experiment name is cut; the Job's labels name it whole.
+        return f"{self.experiment[: max(1, 60 - len(rest))]}{rest}"
 
     @property
     def works_reader(self) -> str:

@@ -214,6 +214,23 @@ def test_the_same_spec_renders_the_same_job():
     )
 
 
+@pytest.mark.parametrize(
+    ("experiment", "round_", "attempt"),
+    [("digits-fedavg", 3, 1), ("e" * 40, 100_000, 1), ("e" * 40, 100_000, 123), ("x", 1, 2)],
+)
+def test_the_job_name_leaves_room_for_every_index_in_a_pods_host_name(experiment, round_, attempt):
+    names = Names(experiment, "fl-system", round_, attempt)
+    name = names.aggregation_job(DIGEST)
+    job = shard_job_manifest(
+        spec(64, name=name, experiment=experiment, round=round_), server_version=(1, 30)
+    )
+
+    assert len(f"{name}-63") <= 63  # the host name of index 63, the last of 64 shards
+    assert name.endswith(f"-agg-r{round_}{f'-a{attempt}' if attempt > 1 else ''}-0123abcd")
+    assert validate_object(job) == []
+    assert job["metadata"]["labels"][EXPERIMENT_LABEL] == experiment  # whole, even if cut
+
+
 def test_a_spec_without_shards_is_refused():
     with pytest.raises(ValueError, match="at least one shard, got 0"):
         shard_job_manifest(spec(0), server_version=(1, 30))
