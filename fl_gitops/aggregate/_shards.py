@@ -256,7 +256,8 @@ class StoreRangeFile(RangeFile):
         self.fs, self._key = _remote(path)
 
     def read(self, start: int, length: int) -> bytes:
-        data = bytes(self.fs.cat_file(self._key, start, start + length))
+        # By keyword: s3fs's third positional parameter is version_id, not start.
+        data = bytes(self.fs.cat_file(self._key, start=start, end=start + length))
         if len(data) < length:
             raise HeaderError(f"file ended at byte {start + len(data)} (truncated)")
         return data
