@@ -102,6 +102,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reports must reject them; 0 to --clusters (default: 0)",
     )
     parser.add_argument(
+        "--aggregation-shards",
+        type=int,
+        metavar="N",
+        help="aggregate each round in N shards by tensor slice (the blueprint's "
+        "spec.aggregation.shards, overridden), run as the hub's shard Job would run them, "
+        "in local worker processes; 1 to 64 (default: the blueprint's, 1 unless set)",
+    )
+    parser.add_argument(
         "--centralized",
         action="store_true",
         help="also train the model centrally on all the data, as a baseline for the "
@@ -245,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
         byzantine_kind=args.byzantine_kind,
         byzantine_factor=10.0 if args.byzantine_factor is None else args.byzantine_factor,
         tamper_store=args.tamper_store,
+        aggregation_shards=args.aggregation_shards,
         centralized=args.centralized,
         jobs=args.jobs or 0,
         seed=args.seed,
@@ -298,6 +307,13 @@ def run(args: argparse.Namespace) -> int:
             say(
                 f"[red]tampered[/red]: round {data['round']}: {escape(data['cluster'])}'s "
                 "update replaced in the store, metadata rewritten to match"
+            )
+        elif kind == "shards":
+            progress.update(
+                tasks["jobs"],
+                total=data["shards"],
+                completed=data["done"],
+                description=f"round {data['round']}: shards done",
             )
         elif kind == "round":
             progress.update(tasks["rounds"], completed=data["round"])

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["SimulationOptions", "SimulationReport", "run_simulation"]
 
 BYZANTINE_KINDS = ("signflip", "scale")
+# How often a waiting simulation looks at its round's shards again, in wall seconds.
+_SHARD_POLL_SECONDS = 0.2
 HUB_KINDS = ("local", "kubernetes")
 
 
@@ -66,6 +68,7 @@ class SimulationOptions:
     byzantine_kind: str = "signflip"
     byzantine_factor: float = 10.0
     tamper_store: int = 0
+    aggregation_shards: int | None = None  # None: the blueprint's spec.aggregation.shards
     centralized: bool = False
     jobs: int = 0  # 0: one worker per core
     seed: int = 0
@@ -90,6 +93,10 @@ class SimulationOptions:
         ):
             if not 0 <= value <= self.clusters:
                 raise InputError(f"{name}: expected 0 to {self.clusters}, got {value}")
+        if self.aggregation_shards is not None and not 1 <= self.aggregation_shards <= 64:
+            raise InputError(
+                f"--aggregation-shards: expected 1 to 64, got {self.aggregation_shards}"
+            )
         if self.straggler_delay < 0:
             raise InputError(
                 f"--straggler-delay: expected seconds >= 0, got {self.straggler_delay}"
@@ -208,6 +215,8 @@ class _Loop:
 
     def tick(self, last: PassResult) -> PassResult:
         """Sync, launch the round's Jobs (or let time pass), report, reconcile."""
+        if last.shards is not None:
+            return self.wait_for_shards(last)
         works = self.sync()
         current = self.round_of(works)
         todo = pending(works, self.agent.hub, self.agent.experiment)
@@ -235,6 +244,22 @@ class _Loop:
             self.measured[row["round"]] = row["seconds"]
             self.emit("round", row)
         return result
+
+    def wait_for_shards(self, last: PassResult) -> PassResult:
+        """The round's aggregation shards run (the hub's Job, in local workers): wall time
+        passes, not simulated time (the Job's deadline is real), then the next pass."""
+        assert last.shards is not None and self.current is not None
+        state = self._state()
+        self.emit(
+            "shards",
+            {
+                "round": state.round if state else 1,
+                "done": len(last.shards.succeeded),
+                "shards": self.world.blueprint.aggregation.shards,
+            },
+        )
+        time.sleep(_SHARD_POLL_SECONDS)
+        return self.reconcile()
 
     def running(self) -> bool:
         """Whether the experiment is still running, as the last pass left it in Git."""
@@ -439,7 +464,11 @@ def run_simulation(
     emit = on_event or (lambda kind, data: None)
     wall_start = time.perf_counter()
     world = open_world(
-        blueprint_file, options.workdir, clusters=options.clusters, rounds=options.rounds
+        blueprint_file,
+        options.workdir,
+        clusters=options.clusters,
+        rounds=options.rounds,
+        aggregation_shards=options.aggregation_shards,
     )
     blueprint = world.blueprint
     repo = ConfigRepo.open(

@@ -68,9 +68,17 @@ class World:
 
 
 def simulated_blueprint(
-    source: bytes, file: str, *, store_uri: str, repo_uri: str, clusters: int, rounds: int | None
+    source: bytes,
+    file: str,
+    *,
+    store_uri: str,
+    repo_uri: str,
+    clusters: int,
+    rounds: int | None,
+    aggregation_shards: int | None = None,
 ) -> str:
-    """The user's blueprint, pointed at the local repo and store and sized to the fleet.
+    """The user's blueprint, pointed at the local repo and store and sized to the fleet
+    (and its aggregation split in ``aggregation_shards``, when given).
 
     Comments and order are kept (ruamel round-trip), so `git show` in the work directory
     reads like the original. Secrets are dropped: nothing leaves the machine.
@@ -82,6 +90,10 @@ def simulated_blueprint(
     if rounds is not None:
         spec["rounds"] = rounds
     spec["placement"]["numberOfClusters"] = clusters
+    if aggregation_shards is not None:
+        if spec.get("aggregation") is None:
+            spec["aggregation"] = {}
+        spec["aggregation"]["shards"] = aggregation_shards
     quorum = (spec.get("completion") or {}).get(
         "minClusters", default("spec", "completion", "minClusters")
     )
@@ -113,6 +125,7 @@ def open_world(
     *,
     clusters: int,
     rounds: int | None,
+    aggregation_shards: int | None = None,
 ) -> World:
     """Create the world in ``workdir``, or reopen the one already there.
 
@@ -147,6 +160,7 @@ def open_world(
         repo_uri=remote.resolve().as_uri(),
         clusters=clusters,
         rounds=rounds,
+        aggregation_shards=aggregation_shards,
     )
     first = {
         "files": {f"{original.gitops.path}/blueprint.yaml": text.encode()},
@@ -187,6 +201,7 @@ def open_world(
             repo_uri=blueprint.gitops.repo,
             clusters=clusters,
             rounds=rounds,
+            aggregation_shards=aggregation_shards,
         )
         if data == there.encode():  # the same run, its blueprint pointing where it was made
             raise InputError(
@@ -228,6 +243,11 @@ def _difference(there: Blueprint, asked: Blueprint) -> str:
     started, now = (b.placement.get("numberOfClusters") for b in (there, asked))
     if started != now:
         return f"was started with --clusters {started}, not {now}{again}"
+    if there.aggregation.shards != asked.aggregation.shards:
+        return (
+            f"was started with --aggregation-shards {there.aggregation.shards}, "
+            f"not {asked.aggregation.shards}{again}"
+        )
     return f"was started from another version of {asked.file}{again}"
 
 
