@@ -95,7 +95,10 @@ def shard_job_manifest(
     if spec.shards < 1:
         raise ValueError(f"a shard Job needs at least one shard, got {spec.shards}")
     per_index = tuple(server_version) >= BACKOFF_LIMIT_PER_INDEX
-    env = [{"name": "HOME", "value": "/tmp"}, *(dict(e) for e in spec.env)]
+    env = [_plain(entry) for entry in spec.env]
+    if not any(entry.get("name") == "HOME" for entry in env):
+        # the root filesystem is read-only: HOME is the writable /tmp, as in the CronJob
+        env.insert(0, {"name": "HOME", "value": "/tmp"})
     job = {
         "name": spec.name,
         "namespace": spec.namespace,

@@ -178,6 +178,14 @@ def test_optional_parts_are_left_out_when_the_spec_has_none():
     assert container["env"] == [{"name": "HOME", "value": "/tmp"}]
 
 
+def test_home_is_set_once_whether_or_not_the_spec_sets_it():
+    for env in ((), ({"name": "HOME", "value": "/tmp"},), ({"name": "HOME", "value": "/work"},)):
+        job = shard_job_manifest(spec(env=env), server_version=(1, 30))
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        homes = [e["value"] for e in container["env"] if e["name"] == "HOME"]
+        assert homes == [env[0]["value"] if env else "/tmp"]
+
+
 def test_the_job_carries_the_experiment_and_round_labels_and_nothing_argo_cd_tracks():
     job = shard_job_manifest(spec(), server_version=(1, 30))
     labels = job["metadata"]["labels"]
