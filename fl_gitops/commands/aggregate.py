@@ -312,7 +312,6 @@ def _check_wait(args: argparse.Namespace) -> None:
 def _from_inputs(args: argparse.Namespace) -> int:
     """One shard of the round an inputs document holds: what the shards' Job runs."""
     from fl_gitops.aggregate._inputs import opened_round, read_inputs, shard_index
-    from fl_gitops.aggregate._shards import ShardDirError, aggregate_shard, poll_for
 
     if args.inputs is None:
         raise InputError("--inputs-digest: only with --inputs URI")
@@ -331,37 +330,14 @@ def _from_inputs(args: argparse.Namespace) -> int:
     index, of = shard_index(args.shard, os.environ)
     _check_wait(args)
     inputs = read_inputs(args.inputs, args.inputs_digest)
-    _shard_dir(args.out)
-
-    def wait(paths: Sequence[str]) -> None:
-        poll_for(paths, timeout=args.wait)
-
     with opened_round(inputs, os.environ) as (base, updates, state):
-        try:
-            path = aggregate_shard(
-                base,
-                updates,
-                strategy=inputs.strategy,
-                round=inputs.round,
-                shard=index,
-                of=of,
-                out=args.out,
-                options=inputs.options,
-                state=state,
-                roster=inputs.roster,
-                limits=inputs.limits,
-                seed=inputs.seed,
-                base_digest=inputs.base_digest,
-                chunk_elements=inputs.chunk,
-                wait=wait,
-                rejected=inputs.rejected,
-                record_shortfall=True,
-            )
-        except ShardDirError as exc:
-            raise InputError(f"--shard {args.shard}: {exc}") from None
-    print(f"shard {index}/{of}: done", file=sys.stderr)
-    print(path)
-    return 0
+        return _run_shard(
+            args, (index, of), base, updates,
+            strategy=inputs.strategy, round=inputs.round, options=inputs.options,
+            state=state, roster=inputs.roster, limits=inputs.limits, seed=inputs.seed,
+            base_digest=inputs.base_digest, chunk_elements=inputs.chunk,
+            rejected=inputs.rejected, record_shortfall=True,
+        )  # fmt: skip
 
 
 def _shard_dir(out: str) -> None:
@@ -468,6 +444,25 @@ def _shard(
     unreadable: dict[str, str],
 ) -> int:
     """Run one shard into the shared directory ``--out``; print its decision file's path."""
+    try:
+        return _run_shard(
+            args, shard, args.model, updates,
+            strategy=args.strategy, round=args.round, options=options, state=state,
+            roster=roster, limits=limits, seed=args.seed, rejected=unreadable,
+        )  # fmt: skip
+    except StoreError as exc:
+        raise InputError(f"--state {args.state}: {exc}") from None
+
+
+def _run_shard(
+    args: argparse.Namespace,
+    shard: tuple[int, int],
+    base: str,
+    updates: list[Update],
+    **round_args: Any,
+) -> int:
+    """Shard I of N into ``--out`` (the round as ``aggregate_shard`` takes it), waiting at
+    most ``--wait`` for the others; print its file's path."""
     from fl_gitops.aggregate._shards import ShardDirError, aggregate_shard, poll_for
 
     index, of = shard
@@ -478,23 +473,8 @@ def _shard(
 
     try:
         path = aggregate_shard(
-            args.model,
-            updates,
-            strategy=args.strategy,
-            round=args.round,
-            shard=index,
-            of=of,
-            out=args.out,
-            options=options,
-            state=state,
-            roster=roster,
-            limits=limits,
-            seed=args.seed,
-            wait=wait,
-            rejected=unreadable,
+            base, updates, shard=index, of=of, out=args.out, wait=wait, **round_args
         )
-    except StoreError as exc:
-        raise InputError(f"--state {args.state}: {exc}") from None
     except ShardDirError as exc:
         raise InputError(f"--shard {args.shard}: {exc}") from None
     print(f"shard {index}/{of}: done", file=sys.stderr)

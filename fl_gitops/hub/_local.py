@@ -276,12 +276,7 @@ class LocalHub:
             return False
         try:
             with _locked(where):
-                for file in sorted(where.glob("index-*.json")):
-                    state = _read_json(file)
-                    if state and _alive(int(state["pid"]), str(state["start"])):
-                        with contextlib.suppress(ProcessLookupError, PermissionError):
-                            os.killpg(int(state["pid"]), signal.SIGKILL)
-                        self._reap(int(state["pid"]))
+                self._stop_workers(where)
                 shutil.rmtree(where)
         except OSError as exc:
             raise HubError(f"local hub: cannot delete Job {namespace}/{name}: {exc}") from exc
