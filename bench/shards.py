@@ -5,6 +5,7 @@
     python bench/shards.py --preset fedavg       # the issue's FedAvg size: K=24 x 50 MB
     python bench/shards.py --preset robust       # the issue's FedMedian/Krum size: K=16 x 100 MB
     python bench/shards.py --skip-s3             # the local comparison only
+    python bench/shards.py --rates               # per-core kernel rates, for the estimate
 
 Why: issue 12's targets for sharded aggregation are ratios measured in one run, the way a
 user meets them: whole processes (interpreter start-up and imports included), the page
@@ -34,6 +35,14 @@ printed against its slice and the whole files: ``shard I of N read X MB of Y MB 
 MB)``, split into the bytes inside its slice, the whole-file reads of the updates whose
 SHA-256 it owns (update j by shard j mod N) and the headers. moto is a Python server on
 the same cores: its times say nothing about S3's speed, only its byte counts are figures.
+A probe first checks that ``StoreRangeFile.read`` gets the range it asks s3fs for; when it
+does not, that is printed as NOT working and the shards run with the range passed by
+keyword (patched in their processes only), so that the bytes are still counted.
+
+``--rates`` prints the per-core rates of the kernels a shard runs (the sum, the distance
+bound and the NaN check in float16 and float32, SHA-256, DP's noise, Krum's pairwise
+distances and FedMedian's combine on a K x c block): what docs/architecture.md's estimate
+of a 100 x 14 GB round divides its bytes by.
 """
 
 from __future__ import annotations
@@ -589,6 +598,9 @@ def rates(k: int) -> None:
     data = rng.bytes(64 << 20)
     t_sha = _best(lambda: hashlib.sha256(data).digest(), 3)
     print(f"  SHA-256 {len(data) / t_sha / 1e9:.2f} GB/s")
+    # DP's noise: a shard draws (and drops) the noise of every element before its slice.
+    t_noise = _best(functools.partial(rng.normal, 0.0, 1.0, size=n), 3)
+    print(f"  DP noise drawn (rng.normal, float64): {n / t_noise / 1e6:.0f} M elements/s")
     step = _stack_step(1 << 40, k, DEFAULT_CHUNK)
     stack = rng.standard_normal((k, step))
     block = Block(Slice("t", 0, step), stack, lambda: np.zeros(step))
