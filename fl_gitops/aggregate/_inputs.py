@@ -81,7 +81,9 @@ class Candidate:
     def as_update(self) -> Update:
         """The ``Update`` the engine checks: the store's metadata, the hub's report over it."""
         report = HubReport(self.digest, self.num_examples, dict(self.metrics))
-        return Update(self.cluster, self.update, dict(self.meta), report)
+        # A file store's update is read as a local file (pread), not through fsspec.
+        path = self.update.removeprefix("file://")
+        return Update(self.cluster, path, dict(self.meta), report)
 
 
 @dataclass(frozen=True)
