@@ -107,9 +107,9 @@ def worker(mode: str, spec: Mapping[str, Any]) -> dict[str, Any]:
 
     from fl_gitops.aggregate.strategies import plan
 
-    # The strategy's options are validated (and what that loads, loaded) before the
-    # baseline, in every mode alike.
-    plan(spec.get("strategy", "fedavg"), OPTIONS.get(spec.get("strategy", "fedavg")))
+    # Options are validated once (and what that loads, loaded) before the baseline, in
+    # every mode alike.
+    plan("fedavg", {})
     helpers = _helpers()
     rss = helpers._status("VmRSS")
     if mode == "idle":
@@ -129,7 +129,11 @@ def worker(mode: str, spec: Mapping[str, Any]) -> dict[str, Any]:
             Update(cluster, where, meta, HubReport(meta["sha256"], meta["num_examples"]))
         )
     strategy = spec["strategy"]
-    options = OPTIONS.get(strategy, {})
+    options = dict(OPTIONS.get(strategy, {}))
+    if strategy == "dp-fixed-clipping":
+        # As bench/aggregate.py: the updates are about 0.01 * sqrt(params) from the base,
+        # so this clips about half of them.
+        options["clipping_norm"] = 0.01 * (base.stat().st_size / 4) ** 0.5
     start = time.perf_counter()
     digest = rejected = None
     if mode == "pod":
@@ -730,11 +734,15 @@ def main() -> int:
         return 0
 
     if args.rates:
-        rates(args.k or 100)
+        k = args.k if args.k is not None else 100
+        if k < 2:
+            print(f"--k: expected an integer >= 2 with --rates, got {k}", file=sys.stderr)
+            return 2
+        rates(k)
         return 0
     k0, params0, strategies0 = PRESETS[args.preset]
-    k = args.k or k0
-    params = args.params or params0
+    k = args.k if args.k is not None else k0
+    params = args.params if args.params is not None else params0
     strategies = [s for s in (args.strategies or strategies0).split(",") if s]
     s3_strategies = [s for s in args.s3_strategies.split(",") if s]
     bounds = [
