@@ -134,6 +134,7 @@ class _Pass:
         # done with (merged or failed), deleted after the pass has published.
         self.shards: ShardJobState | None = None
         self.finished_job: tuple[str, str] | None = None
+        self.finished_dir: tuple[ModelStore, int, str] | None = None
 
     # -- observing -----------------------------------------------------------------------
 
@@ -290,6 +291,7 @@ class _Pass:
                         self.shards = sharded.running.job
                         return Wait(sharded.running.message)
                     self.finished_job = (sharded.job.namespace, sharded.job.name)
+                    self.finished_dir = (store, state.round, sharded.out)
                     assert sharded.result is not None
                     result = sharded.result
                 else:
@@ -311,6 +313,7 @@ class _Pass:
                 return below_quorum(seen, f"{exc}" + (f" (rejected {reasons})" if reasons else ""))
             except ShardsFailed as exc:
                 self.finished_job = exc.job
+                self.finished_dir = (store, state.round, exc.out)
                 return below_quorum(seen, str(exc))
             result = dataclasses.replace(result, rejected=_explained(result.rejected, problems))
             self._aggregated[key] = result
@@ -545,9 +548,13 @@ def reconcile_once(
     assert work.result is not None  # publish derives at least once
     work.result.publish = result
     if work.finished_job is not None:
-        # Merged (or failed) and published: the shards' Job is done with.
+        # Merged (or failed) and published: the shards' Job is done with, and so are
+        # their files (the merged model is in the store; their slices add up to one).
         assert isinstance(hub, ShardRunner)
         hub.delete_shard_job(*work.finished_job)
+    if work.finished_dir is not None:
+        shard_store, round_, name = work.finished_dir
+        shard_store.remove_aggregation(round_, name)
     return work.result
 
 

@@ -28,7 +28,14 @@ from fl_gitops.render import Names, RoundState
 from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore
 
-__all__ = ["ShardsFailed", "ShardsRunning", "aggregate_sharded", "shard_job_spec"]
+__all__ = [
+    "ShardedRound",
+    "ShardsFailed",
+    "ShardsRunning",
+    "aggregate_sharded",
+    "shard_dir_name",
+    "shard_job_spec",
+]
 
 # The shard container's own environment, as the reconcile CronJob's (a read-only root).
 _ENV: tuple[Mapping[str, Any], ...] = ({"name": "HOME", "value": "/tmp"},)
@@ -38,9 +45,10 @@ class ShardsFailed(FlGitopsError):
     """The shards' Job failed (its deadline, or a shard out of retries): the round's
     aggregation failed, with the hub's reason. ``job``: its (namespace, name)."""
 
-    def __init__(self, message: str, job: tuple[str, str]) -> None:
+    def __init__(self, message: str, job: tuple[str, str], out: str) -> None:
         super().__init__(message)
         self.job = job
+        self.out = out
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class ShardedRound:
     job: ShardJobSpec
     running: ShardsRunning | None = None
     result: AggregateResult | None = None
+    # The shards' directory in the round's aggregation folder: removed once published.
+    out: str = ""
 
 
 def shard_job_spec(
@@ -143,7 +153,8 @@ def aggregate_sharded(
     )  # fmt: skip
     digest = inputs.digest
     uri = store.put_aggregation_file(state.round, inputs_name(digest), inputs.to_bytes())
-    out = store.aggregation_uri(state.round, f"shards-a{state.attempt}-{digest[7:23]}")
+    name = shard_dir_name(state, digest)
+    out = store.aggregation_uri(state.round, name)
     spec = shard_job_spec(blueprint, state, inputs_uri=uri, inputs_digest=digest, out=out)
     job = hub.shard_job(spec)
     if after_job is not None:
@@ -153,9 +164,10 @@ def aggregate_sharded(
         raise ShardsFailed(
             f"round {state.round}: the aggregation shards failed: {reason}",
             (spec.namespace, spec.name),
+            name,
         )
     if not job.complete:
-        return ShardedRound(spec, running=ShardsRunning(job, shards, state.round))
+        return ShardedRound(spec, running=ShardsRunning(job, shards, state.round), out=name)
     shortfall = read_shortfall(out, shards)
     if shortfall is not None:
         raise NotEnoughUpdates(
@@ -171,4 +183,9 @@ def aggregate_sharded(
         "authority": "hub",
         "shards": {"of": shards, "plan": shard_plan_of(out, shards)},
     }
-    return ShardedRound(spec, result=dataclasses.replace(result, record=record))
+    return ShardedRound(spec, result=dataclasses.replace(result, record=record), out=name)
+
+
+def shard_dir_name(state: RoundState, inputs_digest: str) -> str:
+    """The shards' directory in ``rounds/<N>/aggregation/``: per attempt and inputs."""
+    return f"shards-a{state.attempt}-{inputs_digest[7:23]}"

@@ -772,6 +772,18 @@ class ModelStore:
             self._write(rel, data)
         return self._uri(rel)
 
+    def remove_aggregation(self, round_: int, name: str) -> None:
+        """Remove ``rounds/<N>/aggregation/<name>`` and what it holds (a merged round's
+        shard directory: its slices add up to a whole model); nothing there is no error."""
+        rel = self._aggregation_rel(round_, name)
+        try:
+            if self._exists(rel):
+                self.fs.rm(self._path(rel), recursive=True)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise StoreError(f"cannot remove {_redact(self._uri(rel))}: {_describe(exc)}") from exc
+
     # ---------------------------------------------------------------- strategy state
 
     def put_state(self, strategy: str, round_: int, data: bytes | bytearray | memoryview) -> None:

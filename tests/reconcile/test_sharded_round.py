@@ -115,8 +115,12 @@ def test_a_round_in_three_shards_commits_one_pods_model_and_record(one_pod, tmp_
     for record in records:  # the record names the shards that made it
         assert record["aggregation"]["shards"] == 3
         assert record["aggregation"]["plan"].startswith("sha256:")
-    # Merged and published: the shards' Job is deleted, its workers gone.
+    # Merged and published: the shards' Job is deleted, its workers gone, and their files
+    # (slices of a model the store now holds whole); the inputs document stays.
     assert not list((run.base / "hub" / "shard-jobs" / "fl-system").iterdir())
+    for round_ in (1, 2):
+        left = [p.name for p in (run.store / "rounds" / str(round_) / "aggregation").iterdir()]
+        assert len(left) == 1 and left[0].startswith("inputs-"), left
 
 
 def test_a_pass_killed_after_creating_the_job_and_a_killed_shard_still_give_one_pods_model(
