@@ -504,10 +504,9 @@ def _s3(
         if patched:
             print(
                 "NOT working: fl_gitops's StoreRangeFile.read on s3:// does not return the "
-                f"range asked for ({probe['detail']}): s3fs's cat_file(path, version_id, "
-                "start, end) takes cat_file(key, start, end)'s start as a version id; "
-                "below, the shards run with the range passed as start=/end= keywords "
-                "(patched in the bench's shard processes only)"
+                f"range asked for ({probe['detail']}); below, the shards run with the "
+                "range passed to s3fs's cat_file as start=/end= keywords (patched in the "
+                "bench's shard processes only)"
             )
         for strategy in strategies:
             log.clear()
