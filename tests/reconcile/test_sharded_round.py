@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -23,6 +24,7 @@ from fl_gitops.gitops import ConfigRepo
 from fl_gitops.hub import LocalHub
 from fl_gitops.reconcile import Aggregate, PassHooks, PassResult, RetryRound, Wait, reconcile_once
 from fl_gitops.render import Names
+from fl_gitops.tensors import serialize
 
 from .fleet import EXP, PATH, Fleet, blueprint_text, git, make_remote
 
@@ -209,3 +211,90 @@ def test_the_shards_job_is_named_by_the_round_and_its_inputs_digest(tmp_path):
     run.reconcile(hub=run.hub())
     assert len(list((run.base / "hub" / "shard-jobs" / "fl-system").iterdir())) == 1
     run.until_aggregated()
+
+
+def test_too_few_valid_updates_in_the_shards_retry_the_round_as_one_pod_does(tmp_path):
+    """An update replaced in the store after its cluster reported: quorum 4 is missed; the
+    sharded round's retry gives one pod's reasons, word for word."""
+    messages = []
+    for shards in (1, 3):
+        run = Run(tmp_path / f"run-{shards}", shards=shards, min_clusters=4)
+        run.reconcile()
+        run.fleet.run_jobs()
+        meta = run.fleet.store.read_update_meta(1, "cluster-b")
+        data = bytearray(run.fleet.store.get_update(1, "cluster-b"))
+        data[-1] ^= 1  # one bit of its last tensor
+        keep = {k: v for k, v in meta.items() if k not in ("sha256", "round", "cluster")}
+        run.fleet.store.put_update(1, "cluster-b", bytes(data), keep)
+        result = run.until_aggregated()
+        assert isinstance(result.action, RetryRound), result.message
+        messages.append(result.message)
+    assert messages[0] == messages[1]
+    assert "rejected cluster-b: the store's update hashes to sha256:" in messages[1]
+
+
+def _spec(args: tuple[str, ...], **changes: Any) -> Any:
+    from fl_gitops.hub import ShardJobSpec
+
+    fields: dict[str, Any] = {
+        "namespace": "fl-system", "name": "exp-agg-r1-0123abcd", "experiment": "exp",
+        "round": 1, "shards": 2, "image": "unused", "args": args,
+        "service_account": "exp-aggregate", "active_deadline_seconds": 3600,
+        "backoff_limit_per_index": 1,
+    }  # fmt: skip
+    return ShardJobSpec(**{**fields, **changes})
+
+
+def _look_until(hub: LocalHub, spec: Any, done: Any, timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = hub.shard_job(spec)
+        if done(state):
+            return state
+        assert time.monotonic() < deadline, state
+        time.sleep(0.1)
+
+
+def test_a_local_shard_job_past_its_deadline_fails_and_its_workers_are_killed(tmp_path):
+    # Both indexes run shard 0 of 2 by hand: each waits for a shard 1 that never comes.
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(serialize({"w": np.zeros(4, dtype=np.float32)}))
+    (tmp_path / "updates").mkdir()
+    args = (
+        "aggregate", "--model", str(model), "--updates", str(tmp_path / "updates"),
+        "--round", "1", "--strategy", "fedavg", "--shard", "0/2", "--wait", "120",
+        "--out", str(tmp_path / "shards"),
+    )  # fmt: skip
+    hub = LocalHub(tmp_path / "hub")
+    spec = _spec(args, active_deadline_seconds=2)
+    first = hub.shard_job(spec)
+    assert first.exists and first.active == 2 and not first.failed
+    pids = hub.shard_workers(spec.namespace, spec.name)
+    assert sorted(pids) == [0, 1]
+    state = _look_until(hub, spec, lambda s: s.failed)
+    assert state.reason == (
+        "DeadlineExceeded: the Job was active longer than its activeDeadlineSeconds (2)"
+    )
+    assert state.active == 0 and not state.complete
+    assert hub.shard_workers(spec.namespace, spec.name) == {}
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # Another process's hub over the directory sees the same failed Job; deleting forgets it.
+    again = LocalHub(tmp_path / "hub").shard_job(spec)
+    assert again.failed and again.reason == state.reason
+    assert hub.delete_shard_job(spec.namespace, spec.name)
+    assert not hub.delete_shard_job(spec.namespace, spec.name)
+    assert hub.shard_job(spec, create=False).exists is False
+
+
+def test_a_local_shard_exiting_2_fails_the_job_at_once_without_a_retry(tmp_path):
+    hub = LocalHub(tmp_path / "hub")
+    spec = _spec(("aggregate", "--no-such-flag"), backoff_limit_per_index=3)
+    state = _look_until(hub, spec, lambda s: s.failed or s.complete)
+    assert state.failed and state.reason.startswith("PodFailurePolicy: shard index ")
+    assert "exited 2 (an input error; a retry would read the same inputs)" in state.reason
+    where = tmp_path / "hub" / "shard-jobs" / "fl-system" / spec.name
+    assert not list(where.glob("index-*.attempt-2.log"))  # never run again
+    log = (where / "index-0.attempt-1.log").read_text()
+    assert "error: the following arguments are required: --out" in log
