@@ -586,14 +586,16 @@ def run_simulation(
 def _open_hub(options: SimulationOptions, world: World) -> tuple[Players, Any]:
     """The hub's players and the ``Hub`` the reconcile pass reads, for ``options.hub``."""
     if options.hub == "kubernetes":
-        from fl_gitops.hub import KubernetesHub
-        from fl_gitops.simulate._kube import KubePlayers
+        from fl_gitops.hub import KubernetesHub, LocalHub
+        from fl_gitops.simulate._kube import KubeJobController, KubePlayers, KubeShardHub
 
         hub = KubernetesHub.from_config(kubeconfig=options.kubeconfig, context=options.context)
         admin = KubernetesHub.api_client_from_config(
             kubeconfig=options.kubeconfig, context=options.context
         )
-        return KubePlayers(admin, hub), hub
+        # the shards' Job is created on the server; the simulation plays its Job controller
+        jobs = KubeJobController(admin, LocalHub(world.hub))
+        return KubePlayers(admin, hub), KubeShardHub(hub, jobs)
     from fl_gitops.hub import LocalHub
 
     local = LocalHub(world.hub)
