@@ -296,5 +296,6 @@ def test_a_local_shard_exiting_2_fails_the_job_at_once_without_a_retry(tmp_path)
     assert "exited 2 (an input error; a retry would read the same inputs)" in state.reason
     where = tmp_path / "hub" / "shard-jobs" / "fl-system" / spec.name
     assert not list(where.glob("index-*.attempt-2.log"))  # never run again
-    log = (where / "index-0.attempt-1.log").read_text()
+    index = state.reason.split("shard index ", 1)[1].split()[0]  # the one that exited first
+    log = (where / f"index-{index}.attempt-1.log").read_text()
     assert "error: the following arguments are required: --out" in log
