@@ -122,7 +122,10 @@ def shard_job_manifest(
     try:
         manifest = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise TemplateError(f"{TEMPLATE}: the rendered Job is not YAML: {exc}") from None
+        # where, never what: the text holds the spec's values
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise TemplateError(f"{TEMPLATE}: the rendered Job is not YAML{where}") from None
     if not isinstance(manifest, dict) or manifest.get("kind") != "Job":
         raise TemplateError(f"{TEMPLATE}: the template did not render one Job")
     return manifest

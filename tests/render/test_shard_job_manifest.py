@@ -239,6 +239,30 @@ def test_the_job_name_leaves_room_for_every_index_in_a_pods_host_name(experiment
     assert job["metadata"]["labels"][EXPERIMENT_LABEL] == experiment  # whole, even if cut
 
 
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("kind: Job\nspec: [\n", "aggregation-job.yaml.j2: the rendered Job is not YAML (line 3)"),
+        ("kind: ConfigMap\n", "aggregation-job.yaml.j2: the template did not render one Job"),
+        (
+            "kind: Job\nname: {{ job.name }}\n",
+            "aggregation-job.yaml.j2: a template inserted str 'digits-fedavg-agg-r3-0123abcd' "
+            "without a YAML filter; write {{ value | yaml }} or "
+            "key:{{ value | yaml_block(indent) }}",
+        ),
+    ],
+    ids=["not-yaml", "not-a-job", "no-filter"],
+)
+def test_a_users_template_that_does_not_render_a_job_is_refused(tmp_path, template, message):
+    from fl_gitops.errors import TemplateError
+
+    (tmp_path / "aggregation-job.yaml.j2").write_text(template)
+
+    with pytest.raises(TemplateError) as caught:
+        shard_job_manifest(spec(), server_version=(1, 30), template_dir=tmp_path)
+    assert str(caught.value) == message
+
+
 def test_a_spec_without_shards_is_refused():
     with pytest.raises(ValueError, match="at least one shard, got 0"):
         shard_job_manifest(spec(0), server_version=(1, 30))
