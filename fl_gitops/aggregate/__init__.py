@@ -3,7 +3,9 @@
 - ``_engine``: ``aggregate_round`` (and ``aggregate_from_store`` over the model store),
   streaming the updates in a fixed order in bounded memory, deterministic to the byte;
 - ``_shards``: the same round in N shards by tensor slice (``aggregate_shard``,
-  ``merge_shards``), to the same bytes;
+  ``merge_shards``), to the same bytes, their shared directory a path or a store URI;
+- ``_inputs``: a sharded round's inputs document (``RoundInputs``, ``collect_inputs``,
+  ``read_inputs``), what the reconcile pass hands the shards' Job through the store;
 - ``checks``: one ``UpdateRejected`` subclass per reason an update is refused;
 - ``strategies``: one module per strategy behind a small Protocol, and the ``STRATEGIES``
   table the blueprint's strategy name is checked against.
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
         aggregate_round,
         load_state,
     )
+    from fl_gitops.aggregate._inputs import RoundInputs, collect_inputs, read_inputs
     from fl_gitops.aggregate._shards import ShardPlan, aggregate_shard, merge_shards
     from fl_gitops.aggregate.checks import Limits
 
@@ -41,6 +44,9 @@ _LAZY: dict[str, str] = {
     "aggregate_from_store": "fl_gitops.aggregate._engine",
     "aggregate_round": "fl_gitops.aggregate._engine",
     "load_state": "fl_gitops.aggregate._engine",
+    "RoundInputs": "fl_gitops.aggregate._inputs",
+    "collect_inputs": "fl_gitops.aggregate._inputs",
+    "read_inputs": "fl_gitops.aggregate._inputs",
     "ShardPlan": "fl_gitops.aggregate._shards",
     "aggregate_shard": "fl_gitops.aggregate._shards",
     "merge_shards": "fl_gitops.aggregate._shards",
@@ -51,13 +57,16 @@ __all__ = [
     "AggregateResult",
     "Limits",
     "NotEnoughUpdates",
+    "RoundInputs",
     "ShardPlan",
     "Update",
     "aggregate_from_store",
     "aggregate_round",
     "aggregate_shard",
+    "collect_inputs",
     "load_state",
     "merge_shards",
+    "read_inputs",
 ]
 
 
