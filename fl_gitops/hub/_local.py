@@ -303,6 +303,7 @@ class LocalHub:
 
     def _advance(self, spec: ShardJobSpec, where: Path) -> ShardJobState:
         """One look at the Job: what each index did since the last, and what it does next."""
+        self.close()  # the workers this hub started that ended are reaped, not left zombies
         job = _read_json(where / "job.json")
         if job is None:
             job = {"created": time.time(), "failed": False, "reason": "", "args": spec.args}
