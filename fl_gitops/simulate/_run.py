@@ -48,10 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["SimulationOptions", "SimulationReport", "run_simulation"]
 
 BYZANTINE_KINDS = ("signflip", "scale")
-_SHARDS_NEED_LOCAL = (
-    "{flag}: the shards' Job needs a Job controller and kubelets to run its pods, which "
-    "--hub kubernetes (an API server alone) does not have; use --hub local"
-)
 # How often a waiting simulation looks at its round's shards again, in wall seconds.
 _SHARD_POLL_SECONDS = 0.2
 HUB_KINDS = ("local", "kubernetes")
@@ -101,8 +97,6 @@ class SimulationOptions:
             raise InputError(
                 f"--aggregation-shards: expected 1 to 64, got {self.aggregation_shards}"
             )
-        if self.hub == "kubernetes" and (self.aggregation_shards or 1) > 1:
-            raise InputError(_SHARDS_NEED_LOCAL.format(flag="--aggregation-shards"))
         if self.straggler_delay < 0:
             raise InputError(
                 f"--straggler-delay: expected seconds >= 0, got {self.straggler_delay}"
@@ -477,10 +471,6 @@ def run_simulation(
         aggregation_shards=options.aggregation_shards,
     )
     blueprint = world.blueprint
-    if options.hub == "kubernetes" and blueprint.aggregation.shards > 1:
-        raise InputError(
-            _SHARDS_NEED_LOCAL.format(flag=f"{blueprint_file}: spec.aggregation.shards")
-        )
     repo = ConfigRepo.open(
         world.remote.resolve().as_uri(),
         branch=BRANCH,

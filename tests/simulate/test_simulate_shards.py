@@ -72,15 +72,3 @@ def test_aggregation_shards_out_of_range_exits_2(tmp_path, capsys, value):
     assert f"--aggregation-shards: expected 1 to 64, got {value}" in err
     assert "Traceback" not in err
 
-
-def test_shards_on_the_kubernetes_dev_hub_are_refused_naming_why(tmp_path, capsys):
-    work = tmp_path / "sim"
-    code = main(
-        ["simulate", str(STOCK), "--workdir", str(work), "--hub", "kubernetes",
-         "--aggregation-shards", "2"]
-    )  # fmt: skip
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "--aggregation-shards: the shards' Job needs a Job controller and kubelets" in err
-    assert "use --hub local" in err
-    assert not work.exists()
