@@ -71,4 +71,3 @@ def test_aggregation_shards_out_of_range_exits_2(tmp_path, capsys, value):
     err = capsys.readouterr().err
     assert f"--aggregation-shards: expected 1 to 64, got {value}" in err
     assert "Traceback" not in err
-
