@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fl_gitops.errors import FlGitopsError
-from fl_gitops.tensors._digest import DIGEST_PATTERN
+from fl_gitops.tensors._digest import UPDATE_DIGEST_PATTERN
 
 __all__ = [
     "DIGEST_KEY",
@@ -63,7 +63,7 @@ MAX_METRICS = 16
 MAX_METRICS_BYTES = 2048
 MAX_METRIC_MAGNITUDE = 1e15
 METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
-_DIGEST_RE = re.compile(DIGEST_PATTERN)
+_DIGEST_RE = re.compile(UPDATE_DIGEST_PATTERN)
 _INT_RE = re.compile(r"0|[1-9][0-9]{0,15}")
 
 
@@ -153,7 +153,7 @@ def parse_report(values: Mapping[str, object]) -> HubReport:
         texts[key] = value
     digest = texts[DIGEST_KEY]
     if len(digest) > 128 or not _DIGEST_RE.fullmatch(digest):
-        raise ReportError(f"{DIGEST_KEY}: expected sha256:<64 lowercase hex>")
+        raise ReportError(f"{DIGEST_KEY}: expected blake3: or sha256: and 64 lowercase hex")
     count = texts[NUM_EXAMPLES_KEY]
     if not _INT_RE.fullmatch(count) or int(count) > MAX_NUM_EXAMPLES:
         raise ReportError(f"{NUM_EXAMPLES_KEY}: expected an integer from 0 to 2^53 - 1")

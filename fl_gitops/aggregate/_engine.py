@@ -83,6 +83,7 @@ from fl_gitops.tensors import (
     Lockstep,
     ReadFailed,
     TensorReader,
+    new_hasher,
     parse_header,
     read_ahead,
     read_header,
@@ -294,7 +295,7 @@ class _Scan:
 
     def run(self) -> float | None:
         cand = self.cand
-        h = hashlib.sha256()
+        h = new_hasher(cand.meta.sha256)
         bad_tensor: str | None = None
         sumsq = 0.0
         with TensorReader(cand.path, cand.header) as reader:
@@ -321,7 +322,7 @@ class _Scan:
                     finally:
                         if pending is not None:
                             pending.result()
-        digest = "sha256:" + h.hexdigest()
+        digest = f"{cand.meta.sha256.partition(':')[0]}:{h.hexdigest()}"
         if digest != cand.meta.sha256:
             raise _digest_mismatch(cand, digest)
         if bad_tensor is not None:
@@ -676,6 +677,7 @@ class _Round:
                     depth=_DEPTH,
                     buffers=buffers,
                     hashed=len(group),
+                    algorithms=[c.meta.sha256.partition(":")[0] for c in group],
                 ) as lockstep,
             ):
                 for name, offset, views in lockstep.chunks():
@@ -695,7 +697,7 @@ class _Round:
                     for i in add_weighted(segment, views, weights, tmp, None, b, measured, d):
                         if bad_tensor[i] is None:
                             bad_tensor[i] = name
-                hexdigests = lockstep.hexdigests()
+                digests = lockstep.digests()
         except ReadFailed as exc:
             if exc.index >= len(group):  # the global model's lane: not a cluster's fault
                 raise StoreError(f"global model {self.base_path}: {exc}") from None
@@ -706,10 +708,9 @@ class _Round:
             reason = f"file ended at byte {exc.offset} while it was read (truncated)"
             return {cand.cluster: checks.NotSafetensors(cand.cluster, reason).reason}
         rejected = {}
-        for cand, hexdigest, bad, sq in zip(group, hexdigests, bad_tensor, sumsq, strict=True):
+        for cand, digest, bad, sq in zip(group, digests, bad_tensor, sumsq, strict=True):
             if base is not None:
                 cand.norm = math.sqrt(sq)
-            digest = "sha256:" + hexdigest
             if digest != cand.meta.sha256:
                 rejected[cand.cluster] = _digest_mismatch(cand, digest).reason
             elif bad is not None:

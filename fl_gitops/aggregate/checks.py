@@ -26,7 +26,7 @@ from typing import Any
 from fl_gitops.errors import UpdateRejected
 from fl_gitops.reports import MAX_METRIC_MAGNITUDE, MAX_METRICS, METRIC_NAME
 from fl_gitops.store import MalformedMetadata, UnreadableUpdate
-from fl_gitops.tensors import Header, HeaderError, is_digest, read_header
+from fl_gitops.tensors import Header, HeaderError, is_digest, is_update_digest, read_header
 
 __all__ = [
     "DEFAULT_MAX_NUM_EXAMPLES",
@@ -245,8 +245,10 @@ def check_meta(cluster: str, meta: Mapping[str, Any], expect: Expectation) -> Up
         shown = f"round {round_}" if _bounded_int(round_, 2**31) else "another round"
         raise StaleRound(cluster, f"update is for {shown}, expected round {expect.round}")
     digest = meta["sha256"]
-    if not is_digest(digest):
-        raise MalformedMetadata(cluster, "sha256: expected 'sha256:<64 lowercase hex>'")
+    if not is_update_digest(digest):
+        raise MalformedMetadata(
+            cluster, "sha256: expected 'blake3:' or 'sha256:' and 64 lowercase hex digits"
+        )
     base = meta["base_model"]
     if base != expect.base_digest:
         shown = base if is_digest(base) else "another model"

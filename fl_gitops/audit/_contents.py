@@ -11,7 +11,7 @@ from __future__ import annotations
 from fl_gitops.audit._walk import Aggregation, Walk
 from fl_gitops.errors import FlGitopsError
 from fl_gitops.store import ModelStore
-from fl_gitops.tensors import sha256_file
+from fl_gitops.tensors import digest_file
 
 __all__ = ["check_models", "check_updates"]
 
@@ -43,7 +43,7 @@ def check_updates(store: ModelStore, agg: Aggregation) -> None:
             continue
         try:
             with store.update_file(agg.round, cluster) as path:
-                actual = sha256_file(path)
+                actual = digest_file(path, reported)
         except (FlGitopsError, OSError):
             agg.entry.problem(
                 f"no readable update of round {agg.round} in the store", cluster=cluster

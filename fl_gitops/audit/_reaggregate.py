@@ -11,7 +11,7 @@ model's digest.
 
 from __future__ import annotations
 
-from fl_gitops.audit._values import as_count, as_digest
+from fl_gitops.audit._values import as_count, as_update_digest
 from fl_gitops.audit._walk import Aggregation
 from fl_gitops.errors import FlGitopsError
 from fl_gitops.store import ModelStore
@@ -98,7 +98,7 @@ def _store_meta(store: ModelStore, round_: int, cluster: str) -> tuple[str, int]
         meta = store.read_update_meta(round_, cluster)
     except FlGitopsError:
         return None
-    digest, count = as_digest(meta.get("sha256")), as_count(meta.get("num_examples"))
+    digest, count = as_update_digest(meta.get("sha256")), as_count(meta.get("num_examples"))
     if digest is None or count is None:
         return None
     return digest, count

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from fl_gitops.store import is_cluster_name
-from fl_gitops.tensors import is_digest
+from fl_gitops.tensors import is_digest, is_update_digest
 
 __all__ = [
     "RoundStateView",
@@ -24,6 +24,7 @@ __all__ = [
     "as_count",
     "as_digest",
     "as_name",
+    "as_update_digest",
     "parse_mapping",
     "parse_round_state",
     "safe_author",
@@ -41,6 +42,11 @@ _MAX_FILE = 1 << 20  # a record or a round state is a few KiB; refuse to parse m
 def as_digest(value: object) -> str | None:
     """``sha256:<64 hex>``, or None."""
     return value if is_digest(value) else None
+
+
+def as_update_digest(value: object) -> str | None:
+    """An update's digest (``blake3:`` or ``sha256:`` and 64 hex), or None."""
+    return value if is_update_digest(value) else None
 
 
 def as_cluster(value: object) -> str | None:

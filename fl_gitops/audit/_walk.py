@@ -29,6 +29,7 @@ from fl_gitops.audit._values import (
     as_count,
     as_digest,
     as_name,
+    as_update_digest,
     parse_mapping,
     parse_round_state,
     safe_author,
@@ -494,7 +495,7 @@ class _Walker:
                 if n is not None:
                     counts.setdefault(cluster, n)
                 value = value.get("digest", value.get("sha256"))
-            digest = as_digest(value)
+            digest = as_update_digest(value)
             if digest is None:
                 entry.problem("the record's hub digest is not a digest", cluster=cluster)
                 continue

@@ -7,17 +7,26 @@ it imports numpy and the standard library, and nothing of fl_gitops but ``fl_git
 
 - ``_safetensors``: the header (parsed with bounds before it is trusted), bounded-memory
   readers (``TensorReader``, ``Lockstep``), the output ``Layout`` and ``serialize``.
-- ``_digest``: ``sha256:<hex>`` of bytes or of a local file, and what a digest looks like.
+- ``_digest``: ``sha256:<hex>`` (models) and ``blake3:<hex>`` (updates) of bytes or of a
+  local file, and what a digest looks like.
 - ``_atomic``: the one way files are written (temporary name, fsync, rename).
 """
 
 from fl_gitops.tensors._atomic import replaced_atomically, write_atomic
 from fl_gitops.tensors._digest import (
     DIGEST_PATTERN,
+    UPDATE_ALGORITHM,
+    UPDATE_DIGEST_PATTERN,
+    Hasher,
+    digest_file,
     is_digest,
+    is_update_digest,
     model_path,
+    new_hasher,
     sha256_digest,
     sha256_file,
+    update_digest,
+    update_digest_file,
 )
 from fl_gitops.tensors._safetensors import (
     DEFAULT_CHUNK,
@@ -44,6 +53,9 @@ __all__ = [
     "DIGEST_PATTERN",
     "DTYPES",
     "MAX_HEADER_BYTES",
+    "UPDATE_ALGORITHM",
+    "UPDATE_DIGEST_PATTERN",
+    "Hasher",
     "Header",
     "HeaderError",
     "Layout",
@@ -51,10 +63,13 @@ __all__ = [
     "ReadFailed",
     "TensorInfo",
     "TensorReader",
+    "digest_file",
     "is_digest",
+    "is_update_digest",
     "load",
     "load_bytes",
     "model_path",
+    "new_hasher",
     "parse_header",
     "read_ahead",
     "read_header",
@@ -63,5 +78,7 @@ __all__ = [
     "serialize",
     "sha256_digest",
     "sha256_file",
+    "update_digest",
+    "update_digest_file",
     "write_atomic",
 ]

@@ -1,7 +1,11 @@
-"""How models, updates and checkpoints are named: ``sha256:<hex>`` of their bytes.
+"""How models, updates and checkpoints are named: ``<algorithm>:<hex>`` of their bytes.
 
-The store addresses global models by this digest, the checks compare an update's bytes
-with the digest its metadata names, and aggregation names the model it writes by it.
+The store addresses global models by ``sha256:<hex>`` (the ecosystem's convention for
+content addresses), and aggregation names the model it writes by it. An update's digest
+names its algorithm: ``blake3:<hex>`` for what a cluster reports now (BLAKE3 hashes about
+3.5x faster per core than SHA-256 here, and the hub hashes every byte of every update
+each round), ``sha256:<hex>`` for updates reported before; the checks hash the bytes
+with the algorithm the reported digest names.
 """
 
 from __future__ import annotations
@@ -9,14 +13,33 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import TypeGuard
+from typing import Protocol, TypeGuard, cast
 
-__all__ = ["DIGEST_PATTERN", "is_digest", "model_path", "sha256_digest", "sha256_file"]
+__all__ = [
+    "DIGEST_PATTERN",
+    "UPDATE_ALGORITHM",
+    "UPDATE_DIGEST_PATTERN",
+    "Hasher",
+    "digest_file",
+    "is_digest",
+    "is_update_digest",
+    "model_path",
+    "new_hasher",
+    "sha256_digest",
+    "sha256_file",
+    "update_digest",
+    "update_digest_file",
+]
 
 # What a digest looks like, written once: the blueprint schema uses the pattern (JSON
 # Schema's dialect), the store and the round config test values with ``is_digest``.
 DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
 _DIGEST = re.compile(DIGEST_PATTERN)
+# An update's digest: the algorithm it names, then 64 lowercase hex digits.
+UPDATE_DIGEST_PATTERN = r"^(?:sha256|blake3):[0-9a-f]{64}$"
+_UPDATE_DIGEST = re.compile(UPDATE_DIGEST_PATTERN)
+#: The algorithm a cluster names its update by.
+UPDATE_ALGORITHM = "blake3"
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -24,6 +47,60 @@ _CHUNK = 8 * 1024 * 1024
 def is_digest(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a ``sha256:<64 lowercase hex>`` string, nothing before or after."""
     return isinstance(value, str) and _DIGEST.fullmatch(value) is not None
+
+
+def is_update_digest(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is an update's digest: ``sha256:`` or ``blake3:`` and 64 hex."""
+    return isinstance(value, str) and _UPDATE_DIGEST.fullmatch(value) is not None
+
+
+class Hasher(Protocol):
+    """What :func:`new_hasher` returns: hashlib's interface, for either algorithm."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> object: ...
+
+    def hexdigest(self) -> str: ...
+
+
+def new_hasher(digest: str) -> Hasher:
+    """A fresh hasher of the algorithm ``digest`` names (``sha256:...``, ``blake3:...``,
+    or the bare name). BLAKE3 on one thread: the readers already hash one file each.
+
+    Raises:
+        ValueError: another algorithm (callers check digests with ``is_update_digest``).
+    """
+    algorithm = digest.partition(":")[0]
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    if algorithm == "blake3":
+        import blake3  # a compiled core dependency; imported where a digest is checked
+
+        return cast(Hasher, blake3.blake3(max_threads=1))
+    raise ValueError(f"not a digest algorithm fl-gitops knows: {algorithm[:16]!r}")
+
+
+def digest_file(path: str | os.PathLike[str], algorithm: str) -> str:
+    """``<algorithm>:<hex>`` of a local file, read in chunks (``algorithm`` as
+    :func:`new_hasher` takes it)."""
+    h = new_hasher(algorithm)
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(view):
+            h.update(view[:n])
+    return f"{algorithm.partition(':')[0]}:{h.hexdigest()}"
+
+
+def update_digest(data: bytes | bytearray | memoryview) -> str:
+    """The digest a cluster reports for its update's bytes: ``blake3:<hex>``."""
+    h = new_hasher(UPDATE_ALGORITHM)
+    h.update(data)
+    return f"{UPDATE_ALGORITHM}:{h.hexdigest()}"
+
+
+def update_digest_file(path: str | os.PathLike[str]) -> str:
+    """:func:`update_digest` of a local file."""
+    return digest_file(path, UPDATE_ALGORITHM)
 
 
 def model_path(digest: str) -> str:
@@ -42,10 +119,4 @@ def sha256_digest(data: bytes | bytearray | memoryview) -> str:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Return ``sha256:<hex>`` of a local file, reading it in chunks."""
-    h = hashlib.sha256()
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(view):
-            h.update(view[:n])
-    return "sha256:" + h.hexdigest()
+    return digest_file(path, "sha256")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import io
 import json
 import math
@@ -39,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from fl_gitops.errors import FlGitopsError
+from fl_gitops.tensors._digest import new_hasher
 
 __all__ = [
     "DTYPES",
@@ -411,8 +411,9 @@ class Lockstep:
 
     Use as a context manager. A step's views are valid until the next step. ``buffers``
     (``depth`` per file, ``slot_bytes`` each) lets a caller reuse memory across instances.
-    After the last step, :meth:`hexdigests` gives each file's SHA-256 over all its bytes,
-    header included: the bytes hashed are exactly the bytes handed out.
+    After the last step, :meth:`digests` gives each file's digest over all its bytes,
+    header included (``algorithms``: one per hashed file, ``sha256`` or ``blake3``, default
+    ``sha256``): the bytes hashed are exactly the bytes handed out.
     """
 
     def __init__(
@@ -427,6 +428,7 @@ class Lockstep:
         buffers: Sequence[np.ndarray[Any, Any]] | None = None,
         hashed: int | None = None,
         readers: int | None = None,
+        algorithms: Sequence[str] | None = None,
     ) -> None:
         if not paths or len(paths) != len(headers):
             raise ValueError("Lockstep needs one header per path, and at least one path")
@@ -437,6 +439,9 @@ class Lockstep:
         # The first ``hashed`` files are hashed; any after them are only read (the global
         # model beside its updates, on the reader threads rather than the caller's).
         self.hashed = len(self.paths) if hashed is None else hashed
+        self.algorithms = list(algorithms) if algorithms is not None else ["sha256"] * self.hashed
+        if len(self.algorithms) != self.hashed:
+            raise ValueError("Lockstep needs one digest algorithm per hashed file")
         self.threaded = threaded
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         self.readers = max(1, min(len(paths), readers or cores or os.cpu_count() or 1))
@@ -473,7 +478,12 @@ class Lockstep:
                 read_ahead(fd, 0, start + 2 * self._slot_bytes)
                 head = memoryview(bytearray(start))
                 _pread_exact(fd, head, 0, i, path)
-                self._hashes.append(hashlib.sha256(head) if i < self.hashed else None)
+                if i < self.hashed:
+                    h = new_hasher(self.algorithms[i])
+                    h.update(head)
+                    self._hashes.append(h)
+                else:
+                    self._hashes.append(None)
         except BaseException:
             self._close()
             raise
@@ -625,11 +635,15 @@ class Lockstep:
         finally:
             self._stop_readers()
 
-    def hexdigests(self) -> list[str]:
-        """Each file's SHA-256 (hex), once :meth:`chunks` has gone through every step."""
+    def digests(self) -> list[str]:
+        """Each hashed file's ``<algorithm>:<hex>``, once :meth:`chunks` has gone through
+        every step."""
         if not self._finished:
             raise RuntimeError("the files have not been read to the end")
-        return [h.hexdigest() for h in self._hashes[: self.hashed]]
+        return [
+            f"{a}:{h.hexdigest()}"
+            for a, h in zip(self.algorithms, self._hashes[: self.hashed], strict=True)
+        ]
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:

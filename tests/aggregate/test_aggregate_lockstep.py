@@ -61,13 +61,13 @@ def test_lockstep_hands_out_every_byte_of_files_with_different_headers(tmp_path)
                 for i, view in enumerate(views):
                     assert sum(p.size for p in got[i].get(name, [])) == offset
                     got[i].setdefault(name, []).append(view.copy())
-            digests = lockstep.hexdigests()
+            digests = lockstep.digests()
         for i, seed in enumerate((1, 2)):
             for name, want in model(seed).items():
                 np.testing.assert_array_equal(np.concatenate(got[i][name]), want.reshape(-1))
         assert digests == [
-            hashlib.sha256(plain.read_bytes()).hexdigest(),
-            hashlib.sha256(tagged.read_bytes()).hexdigest(),
+            "sha256:" + hashlib.sha256(plain.read_bytes()).hexdigest(),
+            "sha256:" + hashlib.sha256(tagged.read_bytes()).hexdigest(),
         ]
 
 
@@ -108,7 +108,7 @@ def test_stopping_early_stops_the_readers_and_closes_the_files(tmp_path):
             assert len(readers()) == 3  # one serves two files
             break
         with pytest.raises(RuntimeError) as exc:
-            lockstep.hexdigests()
+            lockstep.digests()
         assert str(exc.value) == "the files have not been read to the end"
     assert readers() == []
     if open_before is not None:
@@ -124,12 +124,12 @@ def test_lockstep_reads_with_no_more_threads_than_cores(tmp_path):
         for i, _ in enumerate(lockstep.chunks()):
             if i == 0:
                 assert len(readers()) == min(9, cores)
-        one_thread = lockstep.hexdigests()
+        one_thread = lockstep.digests()
     with Lockstep(paths, headers, slot_bytes=256, readers=9) as lockstep:
         for _ in lockstep.chunks():
             pass
-        assert lockstep.hexdigests() == one_thread
-    assert one_thread == [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+        assert lockstep.digests() == one_thread
+    assert one_thread == ["sha256:" + hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
 
 
 def test_lockstep_refuses_files_of_different_layouts(tmp_path):
@@ -275,6 +275,25 @@ def test_files_past_the_hashed_ones_are_read_beside_them_and_not_hashed(tmp_path
         with Lockstep([a, base], headers, slot_bytes=1000, threaded=threaded, hashed=1) as lockstep:
             for name, _, views in lockstep.chunks():
                 seen.setdefault(name, []).append(views[1].copy())
-            assert lockstep.hexdigests() == [hashlib.sha256(a.read_bytes()).hexdigest()]
+            assert lockstep.digests() == ["sha256:" + hashlib.sha256(a.read_bytes()).hexdigest()]
         for name, want in model(0).items():
             np.testing.assert_array_equal(np.concatenate(seen[name]), want.reshape(-1))
+
+
+def test_each_file_is_hashed_with_the_algorithm_its_digest_names(tmp_path):
+    import blake3
+
+    paths = [write(tmp_path / f"u{i}.safetensors", serialize(model(i))) for i in range(3)]
+    headers = [read_header(p) for p in paths]
+    with Lockstep(
+        paths, headers, slot_bytes=256, algorithms=["blake3", "sha256", "blake3"]
+    ) as lockstep:
+        for _ in lockstep.chunks():
+            pass
+        got = lockstep.digests()
+    data = [p.read_bytes() for p in paths]
+    assert got == [
+        "blake3:" + blake3.blake3(data[0]).hexdigest(),
+        "sha256:" + hashlib.sha256(data[1]).hexdigest(),
+        "blake3:" + blake3.blake3(data[2]).hexdigest(),
+    ]

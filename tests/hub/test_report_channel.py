@@ -23,6 +23,8 @@ RESULT = f"{R1}-result"
 DIGEST = "sha256:" + "ab" * 32
 EVIL = "EVIL-BYTES-\u202e-from-the-cluster"
 
+BAD_DIGEST = "digest: expected blake3: or sha256: and 64 lowercase hex"
+
 
 class Clock:
     def __init__(self) -> None:
@@ -90,8 +92,8 @@ def test_a_job_without_a_result_yet_is_not_asked_for_a_report(hub):
 @pytest.mark.parametrize(
     ("change", "problem"),
     [
-        ({"digest": EVIL}, "digest: expected sha256:<64 lowercase hex>"),
-        ({"digest": "sha256:" + "AB" * 32}, "digest: expected sha256:<64 lowercase hex>"),
+        ({"digest": EVIL}, BAD_DIGEST),
+        ({"digest": "sha256:" + "AB" * 32}, BAD_DIGEST),
         ({"numExamples": EVIL}, "numExamples: expected an integer from 0 to 2^53 - 1"),
         ({"numExamples": str(2**53)}, "numExamples: expected an integer from 0 to 2^53 - 1"),
         ({"numExamples": "-1"}, "numExamples: expected an integer from 0 to 2^53 - 1"),
@@ -141,5 +143,5 @@ def test_kubernetes_hub_reads_the_same_reports(api_server, api_client, hub):
     assert [(s.report, s.report_problem) for s in statuses.values()] == [
         (HubReport(DIGEST, 7, {"train_loss": 0.125}), ""),
         (None, f"result ConfigMap {RESULT}: digest: not reported"),
-        (None, f"result ConfigMap {RESULT}: digest: expected sha256:<64 lowercase hex>"),
+        (None, f"result ConfigMap {RESULT}: {BAD_DIGEST}"),
     ]
