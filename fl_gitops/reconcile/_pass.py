@@ -547,6 +547,11 @@ def reconcile_once(
     )
     assert work.result is not None  # publish derives at least once
     work.result.publish = result
+    if mode == "pull-request":
+        # The round is committed only once its pull request is merged: until then each
+        # pass aggregates it again, from the Job found by name and its files (the Job's
+        # ttlSecondsAfterFinished removes it on a real hub).
+        return work.result
     if work.finished_job is not None:
         # Merged (or failed) and published: the shards' Job is done with, and so are
         # their files (the merged model is in the store; their slices add up to one).
