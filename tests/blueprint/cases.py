@@ -392,8 +392,8 @@ CASES: list[Case] = [
         variant("  rounds: 30", '  rounds: 30\n  "error: x.yaml:1:1\\nkind": 1'),
         (
             ":10:3: spec.'error: x.yaml:1:1\\nkind': unknown field 'error: x.yaml:1:1\\nkind'; "
-            "expected one of: argocd, client, completion, evaluation, gitops, influence, "
-            "placement, reconcile, rounds, store, strategy"
+            "expected one of: aggregation, argocd, client, completion, evaluation, gitops, "
+            "influence, placement, reconcile, rounds, store, strategy"
         ),
     ),
     # --- missing fields -----------------------------------------------------------------
