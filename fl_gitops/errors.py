@@ -48,6 +48,9 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     ├── JsonPathError               a JSONPath the local agent cannot evaluate [hub] (a ValueError)
     ├── ReportError                 a cluster's report through the hub is off-contract [reports]
     ├── GitError                    the config repo
+    ├── SecAggError                 secure aggregation could not go on, nothing unmasked [secagg]
+    │   ├── NotEnoughShares         too many dropped: a secret below the threshold [secagg]
+    │   └── BadMessage              a protocol message that does not open or parse [secagg]
     └── DevHubError                 the development hub did not start or stopped answering [devhub]
 """
 
