@@ -91,7 +91,9 @@ from fl_gitops.tensors import (
     HeaderError,
     Layout,
     TensorInfo,
+    digest_file,
     load_bytes,
+    new_hasher,
     parse_header,
     read_header,
     serialize,
@@ -265,21 +267,23 @@ class StoreRangeFile(RangeFile):
     def size(self) -> int:
         return int(self.fs.size(self._key))
 
-    def sha256(self) -> str:
-        """The whole object's digest, streamed."""
-        h = hashlib.sha256()
+    def digest(self, algorithm: str = "sha256") -> str:
+        """The whole object's ``<algorithm>:<hex>``, streamed."""
+        h = new_hasher(algorithm)
         with self.fs.open(self._key, "rb") as f:
             while block := f.read(1 << 20):
                 h.update(block)
-        return "sha256:" + h.hexdigest()
+        return f"{algorithm}:{h.hexdigest()}"
 
     def close(self) -> None:
         pass
 
 
-def _whole_digest(path: str) -> str:
-    """An update's ``sha256:<hex>`` over the whole file, local or at a store URI."""
-    return StoreRangeFile(path).sha256() if is_uri(path) else sha256_file(path)
+def _whole_digest(path: str, expected: str) -> str:
+    """An update's digest over the whole file, local or at a store URI, by the algorithm
+    of the digest it must match (``blake3:`` or ``sha256:``)."""
+    algorithm = expected.partition(":")[0]
+    return StoreRangeFile(path).digest(algorithm) if is_uri(path) else digest_file(path, algorithm)
 
 
 def open_range(path: str) -> RangeFile:
@@ -569,7 +573,7 @@ class Shard:
         # the GIL) while the slices are read, checked and summed here.
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fl-gitops-shard-hash")
         owned = {
-            cand.cluster: hasher.submit(_whole_digest, cand.path)
+            cand.cluster: hasher.submit(_whole_digest, cand.path, cand.meta.sha256)
             for j, cand in enumerate(self.cands)
             if j % self.of == self.shard
         }

@@ -42,6 +42,8 @@ from fl_gitops.tensors import (
     replaced_atomically,
     sha256_digest,
     sha256_file,
+    update_digest,
+    update_digest_file,
     write_atomic,
 )
 
@@ -586,8 +588,9 @@ class ModelStore:
             cluster: the cluster's name.
             data: the safetensors bytes of the trained weights.
             meta: at least ``base_model`` and ``num_examples``; ``metrics`` defaults to
-                ``{}``. ``round``, ``cluster``, ``sha256`` and ``fl_gitops_version`` are
-                filled in here.
+                ``{}``. ``round``, ``cluster``, ``sha256`` (the update's digest, named by
+                its algorithm: ``blake3:<hex>``) and ``fl_gitops_version`` are filled in
+                here.
 
         Returns:
             The metadata record as written.
@@ -595,7 +598,7 @@ class ModelStore:
         Raises:
             StoreError: a bad name or field, or the write failed.
         """
-        record = self._update_record(round_, cluster, sha256_digest(data), meta)
+        record = self._update_record(round_, cluster, update_digest(data), meta)
         self._write(self._update_rel(round_, cluster, "safetensors"), data)
         self._put_update_meta(round_, cluster, record)
         return record
@@ -608,7 +611,7 @@ class ModelStore:
         meta: Mapping[str, Any],
     ) -> dict[str, Any]:
         """Like :meth:`put_update`, from a local safetensors file (no copy in memory)."""
-        record = self._update_record(round_, cluster, sha256_file(path), meta)
+        record = self._update_record(round_, cluster, update_digest_file(path), meta)
         self._write_file(self._update_rel(round_, cluster, "safetensors"), os.fspath(path))
         self._put_update_meta(round_, cluster, record)
         return record

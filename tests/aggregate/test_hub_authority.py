@@ -8,6 +8,7 @@ through the hub, and play that party: bytes replaced, metadata rewritten.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from fl_gitops.aggregate import NotEnoughUpdates, aggregate_from_store
 from fl_gitops.aggregate.checks import Limits
 from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore
-from fl_gitops.tensors import serialize, sha256_digest
+from fl_gitops.tensors import serialize, sha256_digest, update_digest
 
 SHAPES = {"a.weight": (6, 5), "b.bias": (5,)}
 
@@ -72,7 +73,7 @@ def test_an_update_replaced_with_rewritten_metadata_is_rejected_naming_both_dige
     store.put_update(1, "c2", forged, {"base_model": base, "num_examples": 10_000})
     result = aggregate_from_store(store, 1, base, strategy="fedavg", reported=reported)
     assert result.rejected == {
-        "c2": f"the store's update hashes to {sha256_digest(forged)}, "
+        "c2": f"the store's update hashes to {update_digest(forged)}, "
         f"the hub reported {reported['c2'].digest}"
     }
     assert result.contributors == ["c0", "c1", "c3"]
@@ -113,7 +114,9 @@ def test_below_the_quorum_the_rejections_say_which_digest_failed(store):
         aggregate_from_store(
             store, 1, base, strategy="fedavg", reported=reported, limits=Limits(min_updates=2)
         )
-    actual = store.read_update_meta(1, "c0")["sha256"]
+    # Hashed by the algorithm the hub's digest names (sha256 here), not the store's.
+    with store.update_file(1, "c0") as path:
+        actual = sha256_digest(Path(path).read_bytes())
     assert exc.value.rejected == {
         "c0": f"the store's update hashes to {actual}, the hub reported sha256:{'0' * 64}"
     }

@@ -18,7 +18,7 @@ from fl_gitops.errors import InputError, StoreError
 from fl_gitops.models import bytes_to_tensors, initial_model_bytes
 from fl_gitops.reports import parse_report
 from fl_gitops.store import ModelStore
-from fl_gitops.tensors import sha256_digest
+from fl_gitops.tensors import sha256_digest, update_digest
 
 MODEL = {"builtin": "mlp", "args": {"hidden": 32}, "seed": 0}
 DATA = {
@@ -85,7 +85,7 @@ def test_client_subprocess_writes_a_verified_update(store, tmp_path: Path) -> No
 
     meta = json.loads((tmp_path / "store/rounds/1/updates/cluster-007.json").read_text())
     update_bytes = (tmp_path / "store/rounds/1/updates/cluster-007.safetensors").read_bytes()
-    assert meta["sha256"] == sha256_digest(update_bytes)
+    assert meta["sha256"] == update_digest(update_bytes)
     assert meta["base_model"] == digest
     assert (meta["round"], meta["cluster"]) == (1, "cluster-007")
     assert meta["num_examples"] == load_local_data(DATA, 3, 10).num_examples

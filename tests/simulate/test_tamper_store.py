@@ -21,7 +21,7 @@ from fl_gitops.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 STOCK = REPO / "blueprints" / "digits-fedavg.yaml"
-DIGEST = r"sha256:[0-9a-f]{64}"
+DIGEST = r"(?:blake3|sha256):[0-9a-f]{64}"
 
 
 def _blueprint(tmp: Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError
 from fl_gitops.store import MalformedMetadata, ModelStore, storage_options_from_env
-from fl_gitops.tensors import sha256_digest
+from fl_gitops.tensors import sha256_digest, update_digest
 
 MODEL = b"not really safetensors, the store does not care"
 DIGEST = "sha256:" + hashlib.sha256(MODEL).hexdigest()
@@ -77,7 +77,7 @@ def test_update_round_trip_fills_in_digest_round_cluster_and_version(
         "metrics": {},
         "num_examples": 12,
         "round": 3,
-        "sha256": sha256_digest(b"weights"),
+        "sha256": update_digest(b"weights"),  # an update's digest names its algorithm
     }
     assert any_store.list_updates(3) == ["cluster-a"]
     assert any_store.read_update_meta(3, "cluster-a") == record
@@ -111,7 +111,7 @@ def test_put_update_file_streams_from_a_local_file(any_store: ModelStore, tmp_pa
     src = tmp_path / "update.safetensors"
     src.write_bytes(b"big weights")
     record = any_store.put_update_file(2, "c1", src, {"base_model": DIGEST, "num_examples": 5})
-    assert record["sha256"] == sha256_digest(b"big weights")
+    assert record["sha256"] == update_digest(b"big weights")
     assert any_store.get_update(2, "c1") == b"big weights"
 
 
