@@ -1060,6 +1060,37 @@ def aggregate_round(
     )
 
 
+def stored_meta(
+    store: ModelStore,
+    round: int,
+    cluster: str,
+    reported: Mapping[str, HubReport] | None,
+) -> tuple[Mapping[str, Any], HubReport | None, str] | tuple[None, None, str]:
+    """A cluster's update metadata and its report through the hub, or the reason it is
+    refused before aggregation (no report when reports are the authority, no metadata or
+    unreadable metadata): one pod's round and a sharded round's inputs refuse alike.
+
+    Returns:
+        ``(meta, report, "")``, or ``(None, None, reason)``.
+    """
+    report = None
+    if reported is not None:
+        report = reported.get(cluster)
+        if report is None:
+            return (
+                None,
+                None,
+                checks.NotReported(cluster, "no result reported through the hub").reason,
+            )
+    try:
+        return store.read_update_meta(round, cluster), report, ""
+    except UpdateRejected as exc:
+        return None, None, exc.reason
+    except NotInStore:
+        # Its Job reported success but no update arrived: permanent for this round.
+        return None, None, "no update in the store (its Job reported success)"
+
+
 def aggregate_from_store(
     store: ModelStore,
     round: int,
@@ -1108,22 +1139,9 @@ def aggregate_from_store(
         )
         updates = []
         for cluster in names:
-            report = None
-            if reported is not None:
-                report = reported.get(cluster)
-                if report is None:
-                    rejected[cluster] = checks.NotReported(
-                        cluster, "no result reported through the hub"
-                    ).reason
-                    continue
-            try:
-                meta = store.read_update_meta(round, cluster)
-            except UpdateRejected as exc:
-                rejected[cluster] = exc.reason
-                continue
-            except NotInStore:
-                # Its Job reported success but no update arrived: permanent for this round.
-                rejected[cluster] = "no update in the store (its Job reported success)"
+            meta, report, reason = stored_meta(store, round, cluster, reported)
+            if meta is None:
+                rejected[cluster] = reason
                 continue
             try:
                 path = stack.enter_context(store.update_file(round, cluster, max_bytes))

@@ -25,18 +25,16 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fl_gitops.aggregate import checks
-from fl_gitops.aggregate._engine import Update
+from fl_gitops.aggregate._engine import Update, stored_meta
 from fl_gitops.aggregate.checks import Limits
-from fl_gitops.errors import InputError, StoreError, UpdateRejected
+from fl_gitops.errors import InputError, StoreError
 from fl_gitops.reports import HubReport
-from fl_gitops.store import ModelStore, NotInStore
-from fl_gitops.tensors import DEFAULT_CHUNK
+from fl_gitops.store import ModelStore
+from fl_gitops.tensors import DEFAULT_CHUNK, is_digest
 
 __all__ = [
     "FORMAT",
@@ -58,9 +56,6 @@ FORMAT = "fl-gitops/aggregation-inputs/v1"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
 #: The largest inputs document read (10,000 candidates with their metadata fit well within).
 MAX_INPUTS_BYTES = 64 * 1024 * 1024
-
-
-_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 class InputsError(InputError):
@@ -182,18 +177,9 @@ def collect_inputs(
     rejected: dict[str, str] = {}
     candidates = []
     for cluster in sorted(clusters):
-        report = reported.get(cluster)
-        if report is None:
-            reason = checks.NotReported(cluster, "no result reported through the hub").reason
+        meta, report, reason = stored_meta(store, round, cluster, reported)
+        if meta is None or report is None:
             rejected[cluster] = reason
-            continue
-        try:
-            meta = store.read_update_meta(round, cluster)
-        except UpdateRejected as exc:
-            rejected[cluster] = exc.reason
-            continue
-        except NotInStore:
-            rejected[cluster] = "no update in the store (its Job reported success)"
             continue
         candidates.append(
             Candidate(
@@ -231,7 +217,7 @@ def read_inputs(uri: str, digest: str, flag: str = "--inputs") -> RoundInputs:
     Raises:
         InputsError: unreadable, too large, another digest, or not an inputs document.
     """
-    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+    if not is_digest(digest):
         raise InputsError(f"--inputs-digest: expected sha256:<64 hex digits>, got {digest!r}")
     try:
         data = _read_bounded(uri)
