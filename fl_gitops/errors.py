@@ -14,6 +14,7 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     │   ├── WorkTooLarge            a round whose ManifestWork OCM would refuse for its size
     │   ├── StrategyOptionsError    strategy options that do not fit the strategy
     │   ├── ShardDirError           a shard's file missing, or of another round or plan [aggregate]
+    │   ├── InputsError             a sharded round's inputs: unreadable, not its digest [aggregate]
     │   └── HubConfigError          no kubeconfig or context, a bad selector (also a HubError)
     ├── RenderedObjectError         a rendered object fails its schema (a bug or a bad template)
     ├── HeaderError                 not a well-formed safetensors file [tensors] (a ValueError)
@@ -39,6 +40,7 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     │   ├── UnreadableUpdate        a link, FIFO, directory, device or unreadable file [store]
     │   └── MalformedMetadata       metadata that cannot be read or lacks a field [store]
     ├── NotEnoughUpdates            too few valid updates to aggregate the round [aggregate]
+    ├── ShardsFailed                a round's shard Job failed (deadline, retries) [reconcile]
     ├── HubError                    the hub (Kubernetes API or the local hub)
     │   ├── HubNotFound             the object, its namespace or its CRD is not there [hub]
     │   ├── HubConflict             a write conflicted with another writer (409) [hub]

@@ -4,7 +4,6 @@ key roster, and the neighbour graph drawn from them."""
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,7 +14,7 @@ from fl_gitops.secagg._params import SecAggParams
 
 __all__ = ["Advertisement", "RoundContext"]
 
-_KEY_HEX = re.compile(r"[0-9a-f]{64}")
+_HEX = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Advertisement:
         BadMessage: not two 32-byte hex keys (the value is not shown).
         """
         keys = [doc.get("shareKey"), doc.get("maskKey")]
-        if not all(isinstance(k, str) and _KEY_HEX.fullmatch(k) for k in keys):
+        if not all(isinstance(k, str) and len(k) == 64 and set(k) <= _HEX for k in keys):
             raise BadMessage(f"{cluster}: a key advertisement that is not two X25519 keys")
         return cls(cluster, bytes.fromhex(str(keys[0])), bytes.fromhex(str(keys[1])))
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import fl_gitops
 
 ROOT = Path(fl_gitops.__file__).resolve().parent
-# Runs the envtest binaries (etcd, kube-apiserver), never git.
-ALLOWED = {"devhub/_server.py"}
+# Run the envtest binaries (etcd, kube-apiserver), and the local Job controller's
+# `fl-gitops aggregate` shard workers: never git.
+ALLOWED = {"devhub/_server.py", "hub/_local.py"}
 
 
 def _imports(path: Path) -> set[str]:
