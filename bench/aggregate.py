@@ -13,7 +13,9 @@ the interpreter's baseline (VmHWM after the work minus VmRSS after the imports; 
 high-water mark is reset before the work where the kernel allows it):
 
 - ``floor``: read every update file once, in 8 MB chunks, doing nothing else;
-- ``floor+sha256``: the same, hashing the bytes on one thread;
+- ``floor+sha256``: the same, hashing the bytes on one thread (with the algorithm the
+  files' metadata names: ``sha256`` here, ``blake3`` for files written as clusters report
+  now; the variants keep their names);
 - ``floor+sha256-par``: the same on one thread per core (the least a verified read of these
   files can cost on this machine);
 - ``stream-fedavg``: ``aggregate_round(strategy="fedavg")``, the whole call: the base
@@ -104,11 +106,20 @@ def _updates(directory: Path, k: int) -> list[tuple[str, Path, dict[str, Any]]]:
     return out
 
 
+def _hasher(path: Path) -> Any:
+    """A hasher of the algorithm the update's metadata names (``blake3:`` as clusters
+    report now, ``sha256:`` in files written before), as the aggregation checks it."""
+    from fl_gitops.tensors import new_hasher
+
+    meta = json.loads(path.with_suffix(".json").read_text())
+    return new_hasher(str(meta["sha256"]))
+
+
 def _floor(paths: list[Path], hashed: bool) -> None:
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     for path in paths:
-        h = hashlib.sha256() if hashed else None
+        h = _hasher(path) if hashed else None
         with open(path, "rb", buffering=0) as f:
             while n := f.readinto(view):
                 if h is not None:
@@ -137,7 +148,9 @@ def _loadall(directory: Path, updates: list[tuple[str, Path, dict[str, Any]]]) -
     weights = []
     for cluster, path, meta in updates:
         data = path.read_bytes()
-        if "sha256:" + hashlib.sha256(data).hexdigest() != meta["sha256"]:
+        h = _hasher(path)
+        h.update(data)
+        if f"{meta['sha256'].partition(':')[0]}:{h.hexdigest()}" != meta["sha256"]:
             raise SystemExit(f"{cluster}: digest mismatch")
         tensors = safetensors.numpy.load(data)
         del data
