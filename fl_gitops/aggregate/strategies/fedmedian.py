@@ -25,8 +25,8 @@ __all__ = ["STRATEGY", "FedMedian", "Median", "coordinate_median"]
 def coordinate_median(stack: F64, weights: F64) -> F64:
     """Median over axis 0 of a K x c stack (weights are ignored), to ``np.median``'s bits.
 
-    By a sort of each column rather than ``np.median``'s partition: for the K of a round
-    (tens of rows) the sort is about 4x faster, and the median is the same float (the
+    By a sort of each coordinate's values rather than ``np.median``'s partition: for the K
+    of a round (tens of rows) the sort is about 6x faster, and the median is the same float (the
     middle value, or the two middle values added and halved, as ``np.median`` does), since
     equal values other than zeros have the same bits. Zeros do not: -0.0 and 0.0 are equal,
     and which one lands in the middle depends on the algorithm. So the columns whose median
@@ -34,11 +34,14 @@ def coordinate_median(stack: F64, weights: F64) -> F64:
     round's model stays the bytes the rounds before this change recorded."""
     del weights
     k = stack.shape[0]
-    ordered = np.sort(stack, axis=0)
+    # Each coordinate's K values side by side in memory (a c x K copy), sorted in place:
+    # about 1.7x faster than sorting along the stack's columns.
+    ordered = np.ascontiguousarray(stack.T)
+    ordered.sort(axis=1)
     if k % 2:
-        middle: F64 = ordered[k // 2].copy()
+        middle: F64 = ordered[:, k // 2].copy()
     else:
-        middle = ordered[k // 2 - 1] + ordered[k // 2]
+        middle = ordered[:, k // 2 - 1] + ordered[:, k // 2]
         middle *= 0.5
     zeros = np.flatnonzero(middle == 0.0)
     if zeros.size:
