@@ -579,8 +579,9 @@ class Shard:
         }
         base = self.opener(self.base_path)
         try:
+            measured = self._stats_all(base)
             for j, cand in enumerate(self.cands):
-                doc, mine = self._stats_of(cand, base)
+                doc, mine = measured[j]
                 updates[cand.cluster] = doc
                 if cand.cluster in owned:
                     try:
@@ -604,49 +605,75 @@ class Shard:
         )
         return path
 
-    def _stats_of(
-        self, cand: _Candidate, base: RangeFile
-    ) -> tuple[dict[str, Any], dict[str, list[float]]]:
-        doc: dict[str, Any] = {"digest": None, "bad": [], "error": None}
-        cells: dict[str, list[float]] = {}
+    def _stats_all(self, base: RangeFile) -> list[tuple[dict[str, Any], dict[str, list[float]]]]:
+        """Every candidate's checks and distance cells over this shard's slice, chunk by
+        chunk with the updates side by side: the global model's chunk is read once for all
+        of them (not once per update), and each element of a folded sum still adds the
+        updates in cluster order, as one pod's pass does."""
+        docs: list[dict[str, Any]] = [
+            {"digest": None, "bad": [], "error": None} for _ in self.cands
+        ]
+        cells: list[dict[str, list[float]]] = [{} for _ in self.cands]
+        files: list[RangeFile | None] = []
         try:
-            f = self.opener(cand.path)
-        except OSError as exc:
-            doc["error"] = f"update file cannot be read ({type(exc).__name__})"
-            return doc, cells
-        try:
+            for j, cand in enumerate(self.cands):
+                try:
+                    files.append(self.opener(cand.path))
+                except OSError as exc:
+                    docs[j]["error"] = f"update file cannot be read ({type(exc).__name__})"
+                    files.append(None)
             for piece in self.pieces:
-                info = cand.header.tensors[piece.name]
-                floating = _is_float(info.np_dtype)
                 binfo = self.header.tensors[piece.name]
-                width = self.cell_width(info)
-                sums = cells.setdefault(piece.name, []) if self.measure and floating else None
                 acc = self.folded[piece.name] if self.folded is not None else None
-                weight = [self.job.weight(cand)]
                 for start, count in _reads(piece, self.chunk):
-                    values = _values(f, info, start, count)
-                    if floating and piece.name not in doc["bad"] and not finite(values):
-                        doc["bad"].append(piece.name)
-                    if acc is not None:
-                        seg = acc[start - piece.start : start - piece.start + count]
-                        tmp = np.empty(min(count, BLOCK), dtype=np.float64)
-                        add_weighted(seg, [values], weight, tmp)
-                    if sums is None:
-                        continue
-                    b = _values(base, binfo, start, count)
-                    scratch = distance_scratch(b.dtype, min(count, width))
-                    for off in range(0, count, width):
-                        part, bpart = values[off : off + width], b[off : off + width]
-                        with np.errstate(over="ignore", invalid="ignore"):
-                            if self.exact:
-                                sums.append(squared_distance(part, bpart))
-                            else:
-                                sums.append(squared_distance_bound(part, bpart, scratch))
-        except HeaderError:
-            doc["error"] = "file ended while it was read (truncated)"
+                    b: np.ndarray[Any, Any] | None = None
+                    tmp = np.empty(min(count, BLOCK), dtype=np.float64) if acc is not None else None
+                    scratches: dict[int, np.ndarray[Any, Any]] = {}
+                    for j, (cand, f) in enumerate(zip(self.cands, files, strict=True)):
+                        doc = docs[j]
+                        if f is None or doc["error"] is not None:
+                            continue
+                        info = cand.header.tensors[piece.name]
+                        floating = _is_float(info.np_dtype)
+                        try:
+                            values = _values(f, info, start, count)
+                        except HeaderError:
+                            doc["error"] = "file ended while it was read (truncated)"
+                            continue
+                        if floating and piece.name not in doc["bad"] and not finite(values):
+                            doc["bad"].append(piece.name)
+                        if acc is not None and tmp is not None:
+                            seg = acc[start - piece.start : start - piece.start + count]
+                            add_weighted(seg, [values], [self.job.weight(cand)], tmp)
+                        if not (self.measure and floating):
+                            continue
+                        sums = cells[j].setdefault(piece.name, [])
+                        if b is None:
+                            try:
+                                b = _values(base, binfo, start, count)
+                            except HeaderError:
+                                raise StoreError(
+                                    f"global model {self.base_path}: file ended while it was "
+                                    "read (truncated)"
+                                ) from None
+                        width = self.cell_width(info)
+                        scratch = scratches.get(width)
+                        if scratch is None:
+                            scratch = scratches[width] = distance_scratch(
+                                b.dtype, min(count, width)
+                            )
+                        for off in range(0, count, width):
+                            part, bpart = values[off : off + width], b[off : off + width]
+                            with np.errstate(over="ignore", invalid="ignore"):
+                                if self.exact:
+                                    sums.append(squared_distance(part, bpart))
+                                else:
+                                    sums.append(squared_distance_bound(part, bpart, scratch))
         finally:
-            f.close()
-        return doc, cells
+            for f in files:
+                if f is not None:
+                    f.close()
+        return list(zip(docs, cells, strict=True))
 
     def _norm(self, j: int, cand: _Candidate, cells: Sequence[Mapping[str, Any]]) -> float:
         """The update's distance, its cells added one by one in the pod's order: the update

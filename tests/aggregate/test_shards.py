@@ -442,3 +442,47 @@ def test_a_merge_refuses_a_shards_model_bytes_its_decision_does_not_name(hostile
     with pytest.raises(ShardDirError) as caught:
         merge_shards([tmp_path / "s"])
     assert str(caught.value) == f"{path}: not the bytes its decision file names"
+
+
+class _Truncating(RangeFile):
+    """One update's file that ends while a shard reads it (as if it shrank mid-round)."""
+
+    victim = ""
+
+    def read(self, start: int, length: int) -> bytes:
+        if self.path == self.victim and start > 0:
+            from fl_gitops.tensors import HeaderError
+
+            raise HeaderError("file ended")
+        return super().read(start, length)
+
+
+def test_an_update_that_ends_mid_read_is_refused_alone_and_the_base_is_read_once(hostile, tmp_path):
+    honest = [u for u in hostile.updates() if u.cluster.startswith("c")]
+    victim = next(u for u in honest if u.cluster == "c3")
+    _Truncating.victim = str(victim.path)
+    Counting.log = []
+
+    def opener(path: str) -> RangeFile:
+        return _Truncating(path) if path == str(victim.path) else Counting(path)
+
+    out = tmp_path / "s"
+    out.mkdir()
+    shard = Shard(hostile.base_path, honest, strategy="fedavg", round=1, shard=0, of=1,
+                  out=out, chunk_elements=GRID, opener=opener)  # fmt: skip
+    shard.stats()
+    kept = shard.reduce()
+    assert "c3" not in [c.cluster for c in kept]
+    assert shard.checked.get("c3") is None or "truncated" in shard.checked["c3"]
+    # The global model's slice of each float tensor (the distances need it) was read once
+    # for all the updates, not once per update.
+    floats = [p for p in shard.pieces if p.name != "d.count"]
+    base_reads = sum(n for path, _, n in Counting.log if path == str(hostile.base_path))
+    assert base_reads == sum(hi - lo for lo, hi in slice_ranges(hostile.base_path, floats))
+    shard_combine(shard, kept, wait=lambda paths: None)
+    merged = merge_shards([out])
+    assert "truncated" in merged.rejected["c3"]
+    others = [u for u in honest if u.cluster != "c3"]
+    pod = aggregate_round(hostile.base_path, others, strategy="fedavg", round=1,
+                          chunk_elements=GRID)  # fmt: skip
+    assert merged.model == pod.model
