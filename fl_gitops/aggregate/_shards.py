@@ -44,6 +44,7 @@ before its slice, so its noise is the pod's whatever N, at the cost of drawing t
 from __future__ import annotations
 
 import bisect
+import contextlib
 import fnmatch
 import hashlib
 import json
@@ -96,6 +97,7 @@ from fl_gitops.tensors import (
     new_hasher,
     parse_header,
     read_header,
+    replaced_atomically,
     serialize,
     sha256_file,
     write_atomic,
@@ -370,6 +372,27 @@ def _put(path: str, data: bytes | memoryview) -> None:
         return
     fs, key = _remote(path)
     fs.pipe_file(key, bytes(data))
+
+
+@contextlib.contextmanager
+def _put_stream(path: str) -> Iterator[Any]:
+    """A shard's file written piece by piece, so that its bytes are never all in memory:
+    a local file under a temporary name renamed when whole, an object by a multipart
+    upload committed when whole (and abandoned, never committed, on an error)."""
+    local = _local_path(path)
+    if local is not None:
+        with replaced_atomically(local) as tmp, open(tmp, "wb") as f:
+            yield f
+        return
+    fs, key = _remote(path)
+    f = fs.open(key, "wb")
+    try:
+        yield f
+    except BaseException:
+        with contextlib.suppress(Exception):
+            f.discard()
+        raise
+    f.close()
 
 
 def _get(path: str) -> bytes:
@@ -789,43 +812,57 @@ class Shard:
         """This shard's slice of the new model's data bytes, and of the new state."""
         contributors = [kept[i] for i in choice.keep]
         layout = Layout.plan({n: (t.np_dtype, t.shape) for n, t in self.header.tensors.items()})
-        nbytes = sum(p.size * self.header.tensors[p.name].np_dtype.itemsize for p in self.pieces)
-        buf = np.zeros(nbytes, dtype=np.uint8)
         states: dict[str, np.ndarray[Any, Any]] = {}
         choice = self._noise_from_here(choice)
-        pos = 0
+        h = hashlib.sha256()
         base = self.opener(self.base_path)
+        # The slice's bytes go out piece by piece as each is finished (hashed on the way),
+        # never all in memory beside the float64 sums they are made from.
         try:
-            for piece in self.pieces:
-                info = self.header.tensors[piece.name]
-                dtype = layout.entries[piece.name][0]
-                out = buf[pos : pos + piece.size * dtype.itemsize].view(dtype)
-                pos += out.nbytes
-                values = self._combined(contributors, choice, piece, base)
-                prev = {
-                    s: (
-                        self.prior[f"{s}/{piece.name}"].reshape(-1)[piece.start : piece.stop]
-                        if f"{s}/{piece.name}" in self.prior
-                        else None
-                    )
-                    for s in self.plan.state_names
-                }
-
-                def read_base(p: Piece = piece, i: TensorInfo = info) -> F64:
-                    return _values(base, i, p.start, p.size).astype(np.float64)
-
-                st = choice.finish(
-                    piece.name, values, out, _is_float(info.np_dtype), read_base, prev
-                )
-                for s, arr in st.items():
-                    states[f"{s}/{piece.name}"] = arr.astype(info.np_dtype)
+            with _put_stream(self.path(self.shard, "model.bin")) as sink:
+                for piece in self.pieces:
+                    self._finish_piece(piece, layout, contributors, choice, base, states, sink, h)
         finally:
             base.close()
-        raw = memoryview(buf)  # type: ignore[arg-type]
-        _put(self.path(self.shard, "model.bin"), raw)
-        self.slice_digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+        self.slice_digest = "sha256:" + h.hexdigest()
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
         _put(self.path(self.shard, "state.safetensors"), serialize(states, meta))
+
+    def _finish_piece(
+        self,
+        piece: Piece,
+        layout: Layout,
+        contributors: list[_Candidate],
+        choice: Choice,
+        base: RangeFile,
+        states: dict[str, np.ndarray[Any, Any]],
+        sink: Any,
+        h: Any,
+    ) -> None:
+        """One piece of the slice: combined, finished into the model's dtype, written."""
+        info = self.header.tensors[piece.name]
+        dtype = layout.entries[piece.name][0]
+        out = np.zeros(piece.size, dtype=dtype)
+        values = self._combined(contributors, choice, piece, base)
+        prev = {
+            s: (
+                self.prior[f"{s}/{piece.name}"].reshape(-1)[piece.start : piece.stop]
+                if f"{s}/{piece.name}" in self.prior
+                else None
+            )
+            for s in self.plan.state_names
+        }
+
+        def read_base(p: Piece = piece, i: TensorInfo = info) -> F64:
+            return _values(base, i, p.start, p.size).astype(np.float64)
+
+        st = choice.finish(piece.name, values, out, _is_float(info.np_dtype), read_base, prev)
+        for s, arr in st.items():
+            states[f"{s}/{piece.name}"] = arr.astype(info.np_dtype)
+        del values
+        raw = memoryview(out.view(np.uint8))  # type: ignore[arg-type]
+        sink.write(raw)
+        h.update(raw)
 
     def _noise_from_here(self, choice: Choice) -> Choice:
         """DP's generator advanced past the noise of every element before this shard's."""
