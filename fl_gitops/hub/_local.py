@@ -282,6 +282,17 @@ class LocalHub:
             raise HubError(f"local hub: cannot delete Job {namespace}/{name}: {exc}") from exc
         return True
 
+    def delete_all_shard_jobs(self) -> int:
+        """Delete every shard Job this hub's directory holds, its workers killed: what a
+        simulation stopped by Ctrl-C (or an error) does, so that no detached worker outlives
+        it; a resumed run creates the round's Job again. Returns how many were deleted."""
+        root = self._shard_jobs_root()
+        deleted = 0
+        for job in sorted(root.glob("*/*/job.json")) if root.is_dir() else ():
+            namespace, name = job.parent.parent.name, job.parent.name
+            deleted += self.delete_shard_job(namespace, name)
+        return deleted
+
     def shard_workers(self, namespace: str, name: str) -> dict[int, int]:
         """The process id of each index's worker that is running now (for tests)."""
         out = {}
@@ -292,6 +303,9 @@ class LocalHub:
         return out
 
     def _shard_dir(self, namespace: str, name: str) -> Path:
+        return self._shard_jobs_root() / namespace / name
+
+    def _shard_jobs_root(self) -> Path:
         if self._shard_root is None:
             if self._path is not None:
                 if not (self._path / _INDEX).exists():
@@ -299,7 +313,7 @@ class LocalHub:
                 self._shard_root = self._path / _SHARD_JOBS
             else:
                 self._shard_root = Path(tempfile.mkdtemp(prefix="fl-gitops-local-jobs-"))
-        return self._shard_root / namespace / name
+        return self._shard_root
 
     def _advance(self, spec: ShardJobSpec, where: Path) -> ShardJobState:
         """One look at the Job: what each index did since the last, and what it does next."""

@@ -16,6 +16,7 @@ pass must reject them, naming both digests; ``report.json`` lists them with the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -533,20 +534,24 @@ def run_simulation(
         base_env=base_env,
     )
     warm_parent()  # imported once here, shared by every forked worker
-    with WorkerPool(options.jobs or os.cpu_count() or 1) as pool:
-        world_loop = _Loop(
-            options=options,
-            world=world,
-            repo=repo,
-            hub=hub,
-            agent=agent,
-            pool=pool,
-            emit=emit,
-            byzantine=_byzantine(options, roster),
-        )
-        result = world_loop.reconcile()
-        while world_loop.running():
-            result = world_loop.tick(result)
+    try:
+        with WorkerPool(options.jobs or os.cpu_count() or 1) as pool:
+            world_loop = _Loop(
+                options=options,
+                world=world,
+                repo=repo,
+                hub=hub,
+                agent=agent,
+                pool=pool,
+                emit=emit,
+                byzantine=_byzantine(options, roster),
+            )
+            result = world_loop.reconcile()
+            while world_loop.running():
+                result = world_loop.tick(result)
+    except BaseException:
+        _stop_shard_workers(world)
+        raise
     timings, measured = world_loop.timings, world_loop.measured
     centralized = world_loop.centralized
     rows = _report_rows(repo, world.path, measured)
@@ -581,6 +586,16 @@ def run_simulation(
             baseline=centralized,  # the centralized baseline, drawn when it was measured
         )
     return report
+
+
+def _stop_shard_workers(world: World) -> None:
+    """A run stopped (Ctrl-C, SIGTERM, an error) leaves no shard worker behind: the local
+    Job controller's detached workers are killed and their Jobs forgotten, and a resumed
+    run creates the round's Job again (its name comes from the same inputs)."""
+    from fl_gitops.hub import HubError, LocalHub
+
+    with contextlib.suppress(HubError, OSError):
+        LocalHub(world.hub).delete_all_shard_jobs()
 
 
 def _open_hub(options: SimulationOptions, world: World) -> tuple[Players, Any]:
