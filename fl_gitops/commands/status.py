@@ -76,8 +76,10 @@ def status_document(
 
     Keys, in order: experiment, path, repo, branch, state (a round-state phase, or
     ``NotStarted``), round, rounds, attempt, model, message, clusters (``[{name, state,
-    reason}]``), metrics (the last aggregated round: ``{round, contributors, rejected,
-    accuracy, loss, held_out, values}``, or null), hub (``{kind, read, hint}``).
+    reason}]``), aggregation (the round's shards' Job when ``spec.aggregation.shards`` > 1:
+    ``{job, shards, done, active, complete, failed, reason}``, or null), metrics (the last
+    aggregated round: ``{round, contributors, rejected, accuracy, loss, held_out,
+    values}``, or null), hub (``{kind, read, hint}``).
     """
     import yaml
 
@@ -131,6 +133,9 @@ def status_document(
             ]
     else:
         clusters = [{"name": c, "state": "-", "reason": ""} for c in roster]
+    aggregation = None
+    if state is not None and state.phase == "Running" and hub is not None:
+        aggregation = _shards(hub, blueprint, state)
     rows = round_rows(repo, path)
     metrics = None
     if rows:
@@ -156,12 +161,40 @@ def status_document(
         "model": state.model_digest if state is not None else None,
         "message": (state.message or None) if state is not None else None,
         "clusters": clusters,
+        "aggregation": aggregation,
         "metrics": metrics,
         "hub": {
             "kind": hub_kind,
             "read": read,
             "hint": None if hub_kind != "none" or args.no_hub else HUB_HINT,
         },
+    }
+
+
+def _shards(hub: Any, blueprint: Any, state: Any) -> dict[str, Any] | None:
+    """The round's shards' Job (``spec.aggregation.shards`` > 1) as the hub has it, or None
+    when there is none: how many shards are done and running, and its failure if it failed."""
+    from fl_gitops.reconcile._sharded import shards_in_progress
+    from fl_gitops.store import ModelStore
+
+    try:
+        found = shards_in_progress(
+            hub, ModelStore.from_env(blueprint.store.uri, os.environ), blueprint, state
+        )
+    except (FlGitopsError, OSError, ValueError) as exc:
+        print(f"warning: the shards' Job was not read: {exc}", file=sys.stderr)
+        return None
+    if found is None:
+        return None
+    spec, job = found
+    return {
+        "job": f"{spec.namespace}/{spec.name}",
+        "shards": spec.shards,
+        "done": len(job.succeeded),
+        "active": job.active,
+        "complete": job.complete,
+        "failed": job.failed,
+        "reason": job.reason or None,
     }
 
 
@@ -204,6 +237,15 @@ def _print_text(args: argparse.Namespace, doc: dict[str, Any]) -> None:
         for cluster in doc["clusters"]:
             table.add_row(cluster["name"], cluster["state"], escape(cluster["reason"]))
         out.print(table)
+    shards = doc["aggregation"]
+    if shards is not None and not args.quiet:
+        how = (
+            f"failed: {escape(shards['reason'] or 'the Job failed')}"
+            if shards["failed"]
+            else f"{shards['done']} of {shards['shards']} shards done, {shards['active']} running"
+        )
+        out.print(f"aggregating round {doc['round']} in {shards['shards']} shards: {how} "
+                  f"(Job {escape(shards['job'])})")  # fmt: skip
     last = doc["metrics"]
     if last is not None and not args.quiet:
         measured = []

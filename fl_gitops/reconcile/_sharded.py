@@ -35,6 +35,7 @@ __all__ = [
     "aggregate_sharded",
     "shard_dir_name",
     "shard_job_spec",
+    "shards_in_progress",
 ]
 
 # The shard container's own environment, as the reconcile CronJob's (a read-only root).
@@ -184,6 +185,31 @@ def aggregate_sharded(
         "shards": {"of": shards, "plan": shard_plan_of(out, shards)},
     }
     return ShardedRound(spec, result=dataclasses.replace(result, record=record), out=name)
+
+
+def shards_in_progress(
+    hub: Any, store: ModelStore, blueprint: Blueprint, state: RoundState
+) -> tuple[ShardJobSpec, ShardJobState] | None:
+    """The round's shards' Job as the hub has it now, for ``status``: found by the inputs
+    documents the passes wrote for this round (the Job is named by their digest), never
+    created. None when shards are not in use, the hub cannot run them, or there is no Job.
+
+    Raises:
+        HubError, StoreError: a side could not be read.
+    """
+    if blueprint.aggregation.shards <= 1 or not isinstance(hub, ShardRunner):
+        return None
+    for name in reversed(store.list_aggregation(state.round)):
+        if not (name.startswith("inputs-") and name.endswith(".json")):
+            continue
+        digest = "sha256:" + name[len("inputs-") : -len(".json")]
+        out = store.aggregation_uri(state.round, shard_dir_name(state, digest))
+        uri = store.aggregation_uri(state.round, name)
+        spec = shard_job_spec(blueprint, state, inputs_uri=uri, inputs_digest=digest, out=out)
+        job = hub.shard_job(spec, create=False)
+        if job.exists:
+            return spec, job
+    return None
 
 
 def shard_dir_name(state: RoundState, inputs_digest: str) -> str:

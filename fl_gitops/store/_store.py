@@ -775,6 +775,21 @@ class ModelStore:
             self._write(rel, data)
         return self._uri(rel)
 
+    def list_aggregation(self, round_: int) -> list[str]:
+        """The names in ``rounds/<N>/aggregation/`` (inputs documents, shard directories),
+        sorted; none when the folder is not there."""
+        directory = self._path(f"rounds/{_check_round(round_)}/aggregation")
+        try:
+            entries = self.fs.ls(directory, detail=False)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise StoreError(
+                f"cannot list {_redact(self._uri(directory))}: {_describe(exc)}"
+            ) from exc
+        names = {str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries}
+        return sorted(n for n in names if _AGGREGATION_NAME_RE.fullmatch(n))
+
     def remove_aggregation(self, round_: int, name: str) -> None:
         """Remove ``rounds/<N>/aggregation/<name>`` and what it holds (a merged round's
         shard directory: its slices add up to a whole model); nothing there is no error."""

@@ -28,6 +28,7 @@ STATUS_KEYS = [
     "model",
     "message",
     "clusters",
+    "aggregation",
     "metrics",
     "hub",
 ]

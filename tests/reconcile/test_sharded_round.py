@@ -299,3 +299,36 @@ def test_a_local_shard_exiting_2_fails_the_job_at_once_without_a_retry(tmp_path)
     index = state.reason.split("shard index ", 1)[1].split()[0]  # the one that exited first
     log = (where / f"index-{index}.attempt-1.log").read_text()
     assert "error: the following arguments are required: --out" in log
+
+
+def test_status_shows_the_rounds_shards_while_they_run(tmp_path, capsys):
+    import json
+
+    from fl_gitops.cli import main
+
+    run = Run(tmp_path / "run", shards=3)
+    run.reconcile()
+    run.fleet.run_jobs()
+    result = run.reconcile()
+    assert isinstance(result.action, Wait) and result.shards is not None
+    args = [
+        "status",
+        "--repo",
+        str(run.remote),
+        "--path",
+        PATH,
+        "--local-hub",
+        str(run.base / "hub"),
+    ]
+    capsys.readouterr()
+    assert main([*args, "-o", "json"]) == 0
+    shards = json.loads(capsys.readouterr().out)["aggregation"]
+    (job,) = (run.base / "hub" / "shard-jobs" / "fl-system").iterdir()
+    assert shards["job"] == f"fl-system/{job.name}" and shards["shards"] == 3
+    assert not shards["failed"] and shards["done"] + shards["active"] <= 3
+    assert main(args) == 0
+    assert "aggregating round 1 in 3 shards: " in capsys.readouterr().out
+    # Once the round is merged and committed, there is no Job to show.
+    assert isinstance(run.until_aggregated().action, Aggregate)
+    assert main([*args, "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["aggregation"] is None
