@@ -622,25 +622,25 @@ class ModelStore:
         On a local store the listing never follows a link: a cluster whose JSON is a link
         (or a FIFO...) is listed, and reading it refuses it with the reason.
         """
-        rel = f"rounds/{_check_round(round_)}/updates"
-        directory = self._path(rel)
-        if self._local:
-            bases = self._list_local(rel)
-        else:
-            try:
-                names = self.fs.ls(directory, detail=False)
-            except FileNotFoundError:
-                return []
-            except Exception as exc:
-                raise StoreError(
-                    f"cannot list {_redact(self._uri(rel))}: {_describe(exc)}"
-                ) from exc
-            bases = [str(name).rstrip("/").rsplit("/", 1)[-1] for name in names]
+        bases = self._names_in(f"rounds/{_check_round(round_)}/updates")
         clusters = set()
         for base in bases:
             if base.endswith(".json") and _CLUSTER_RE.fullmatch(base[: -len(".json")]):
                 clusters.add(base[: -len(".json")])
         return sorted(clusters)
+
+    def _names_in(self, rel: str) -> list[str]:
+        """The names in a directory under the root (none when it is not there); on a local
+        store reached without following a link."""
+        if self._local:
+            return self._list_local(rel)
+        try:
+            names = self.fs.ls(self._path(rel), detail=False)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise StoreError(f"cannot list {_redact(self._uri(rel))}: {_describe(exc)}") from exc
+        return [str(name).rstrip("/").rsplit("/", 1)[-1] for name in names]
 
     def _list_local(self, rel: str) -> list[str]:
         """The names in a directory under the root, reached without following a link."""
@@ -778,16 +778,7 @@ class ModelStore:
     def list_aggregation(self, round_: int) -> list[str]:
         """The names in ``rounds/<N>/aggregation/`` (inputs documents, shard directories),
         sorted; none when the folder is not there."""
-        directory = self._path(f"rounds/{_check_round(round_)}/aggregation")
-        try:
-            entries = self.fs.ls(directory, detail=False)
-        except FileNotFoundError:
-            return []
-        except Exception as exc:
-            raise StoreError(
-                f"cannot list {_redact(self._uri(directory))}: {_describe(exc)}"
-            ) from exc
-        names = {str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries}
+        names = set(self._names_in(f"rounds/{_check_round(round_)}/aggregation"))
         return sorted(n for n in names if _AGGREGATION_NAME_RE.fullmatch(n))
 
     def remove_aggregation(self, round_: int, name: str) -> None:
