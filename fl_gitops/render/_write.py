@@ -8,23 +8,20 @@ team's own files are never touched). Unchanged files are not rewritten, so a no-
 leaves mtimes and the Git index alone; each changed file is replaced atomically (whole,
 never half) but not flushed to disk one by one: the tree is a Git work tree, whose files
 git itself never flushes, and on a disk the 2 fsyncs per file took most of a
-10,000-cluster render. Each directory is made once, and each file costs one open, write,
-close and rename (threads were measured and gained nothing: the file system's own work on
-one directory is the cost).
+10,000-cluster render (threads were measured too and gained nothing: the file system's
+own work on one directory is the cost).
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import itertools
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from fl_gitops.render._render import RenderedTree
+from fl_gitops.tensors import write_atomic
 
 __all__ = ["Changes", "apply_changes", "diff_text", "manifest_stream", "plan_changes"]
 
@@ -87,44 +84,11 @@ def plan_changes(out: Path, tree: RenderedTree) -> Changes:
 
 def apply_changes(out: Path, tree: RenderedTree, changes: Changes) -> None:
     """Write added and changed files atomically, then remove stale owned files."""
-    writes = [
-        (os.path.join(out, rel), tree.files[rel]) for rel in [*changes.added, *changes.changed]
-    ]
-    for parent in sorted({os.path.dirname(path) for path, _ in writes}):
-        os.makedirs(parent, exist_ok=True)
-    for path, data in writes:
-        _replace(path, data)
+    for rel in [*changes.added, *changes.changed]:
+        write_atomic(os.path.join(out, rel), tree.files[rel], durable=False)
     for rel in changes.removed:
         (out / rel).unlink(missing_ok=True)
         _prune_empty_dirs((out / rel).parent, stop=out)
-
-
-# Temporary names: one random token per process (a container's pid repeats from run to
-# run, and a killed run's file must not block the next), then a counter.
-_TOKEN = uuid.uuid4().hex[:12]
-_serial = itertools.count()
-
-
-def _replace(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` beside ``path`` under a hidden name, then rename it over ``path``: a
-    reader or a crash sees the old file or the whole new one, never half (not flushed, as
-    the module docstring says). The directory exists already."""
-    head, name = os.path.split(path)
-    tmp = os.path.join(head, f".{name}.{_TOKEN}-{next(_serial)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        try:
-            os.fchmod(fd, mode)  # the umask does not decide a manifest's mode
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def diff_text(out: Path, tree: RenderedTree, changes: Changes, *, max_lines: int = 400) -> str:

@@ -12,12 +12,19 @@ package graph, with the format and the digests, so that every side may use it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["replaced_atomically", "write_atomic"]
+
+# Temporary names: one random token per process (a container's pid repeats from run to
+# run, and a killed run's file must not block the next), then a counter: no random bytes
+# drawn per file.
+_TOKEN = uuid.uuid4().hex[:12]
+_serial = itertools.count()
 
 
 @contextlib.contextmanager
@@ -41,16 +48,19 @@ def replaced_atomically(
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    tmp = target.with_name(f".{target.name}.{_TOKEN}-{next(_serial)}.tmp")
     try:
         yield tmp
         if durable:
             _fsync(tmp, os.O_RDONLY)
-        os.chmod(tmp, mode)
+        os.chmod(tmp, mode)  # the umask does not decide the file's mode
         os.replace(tmp, target)
-    finally:
+    except BaseException:
+        # Removed only when the write failed: after the rename there is nothing to remove
+        # (a tree of 10,000 files paid a failing unlink per file).
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
     if not durable:
         return
     # Make the rename itself durable; a file system that cannot flush a directory
@@ -66,16 +76,37 @@ def write_atomic(
     mode: int = 0o644,
     durable: bool = True,
 ) -> None:
-    """Write ``data`` to ``path`` through :func:`replaced_atomically`.
+    """Write ``data`` to ``path`` as :func:`replaced_atomically` does, with the fewest
+    system calls (one open, write, close and rename per file; the directory made only when
+    it is missing): a render writes 10,000 of these.
 
     Raises:
         OSError: the file cannot be written, flushed or renamed.
     """
-    with (
-        replaced_atomically(path, mode=mode, durable=durable) as tmp,
-        open(tmp, "wb") as handle,
-    ):
-        handle.write(data)
+    target = os.fspath(path)
+    head, name = os.path.split(target)
+    if head and not os.path.isdir(head):
+        os.makedirs(head, exist_ok=True)
+    tmp = os.path.join(head, f".{name}.{_TOKEN}-{next(_serial)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # the umask does not decide the file's mode
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        with contextlib.suppress(OSError):
+            _fsync(Path(head or "."), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
 
 
 def _fsync(path: Path, flags: int) -> None:
