@@ -65,12 +65,10 @@ def advertise(cluster: str) -> tuple[ClientKeys, Advertisement]:
     )
 
 
-def _share_key(ctx: RoundContext, private: bytes, sender: str, holder: str) -> bytes:
-    return agree(private, ctx.roster[holder].share_key, ctx.info("share", sender, holder))
-
-
-def _share_key_from(ctx: RoundContext, private: bytes, sender: str, holder: str) -> bytes:
-    return agree(private, ctx.roster[sender].share_key, ctx.info("share", sender, holder))
+def _share_key(ctx: RoundContext, private: bytes, peer: str, sender: str, holder: str) -> bytes:
+    """The key sealing ``sender``'s shares to ``holder``: either end's private key with the
+    other end's (``peer``'s) advertised public key."""
+    return agree(private, ctx.roster[peer].share_key, ctx.info("share", sender, holder))
 
 
 def share_keys(keys: ClientKeys, ctx: RoundContext) -> tuple[ClientKeys, dict[str, bytes]]:
@@ -86,7 +84,7 @@ def share_keys(keys: ClientKeys, ctx: RoundContext) -> tuple[ClientKeys, dict[st
         aad = ctx.info("share", keys.cluster, holder)
         body = bytes([i]) + seed_shares[i] + key_shares[i]
         sealed[holder] = encrypt(
-            _share_key(ctx, keys.share_private, keys.cluster, holder), body, aad
+            _share_key(ctx, keys.share_private, holder, keys.cluster, holder), body, aad
         )
     return replace(keys, self_seed=seed), sealed
 
@@ -145,7 +143,7 @@ def open_share(
     if keys.cluster not in holders:
         raise BadMessage(f"{sender}: a share for a cluster that does not hold its shares")
     body = decrypt(
-        _share_key_from(ctx, keys.share_private, sender, keys.cluster),
+        _share_key(ctx, keys.share_private, sender, sender, keys.cluster),
         sealed,
         ctx.info("share", sender, keys.cluster),
     )

@@ -85,22 +85,20 @@ def unmask(
         )
     dropped = tuple(sorted(c for c in sharers if c not in masked and c in ctx.roster))
     shares = _collect(ctx, reveals, set(survivors))
-    seeds: dict[str, bytes] = {}
-    for cluster in survivors:
-        got = shares.get((cluster, SELF_SEED), {})
+
+    def rebuilt(cluster: str, kind: str, what: str) -> bytes:
+        got = shares.get((cluster, kind), {})
         if len(got) < params.threshold:
             raise NotEnoughShares(
-                f"{cluster}: {len(got)} shares of its self-mask, {params.threshold} needed"
+                f"{what}: {len(got)} shares of its {kind_names[kind]}, {params.threshold} needed"
             )
-        seeds[cluster] = combine(got, params.threshold)
+        return combine(got, params.threshold)
+
+    kind_names = {SELF_SEED: "self-mask", MASK_KEY: "mask key"}
+    seeds = {c: rebuilt(c, SELF_SEED, c) for c in survivors}
     mask_keys: dict[str, bytes] = {}
     for cluster in dropped:
-        got = shares.get((cluster, MASK_KEY), {})
-        if len(got) < params.threshold:
-            raise NotEnoughShares(
-                f"{cluster} dropped: {len(got)} shares of its mask key, {params.threshold} needed"
-            )
-        key = combine(got, params.threshold)
+        key = rebuilt(cluster, MASK_KEY, f"{cluster} dropped")
         if public_bytes(key) != ctx.roster[cluster].mask_key:
             raise BadMessage(f"{cluster}: its shares rebuild a key it did not advertise")
         mask_keys[cluster] = key
