@@ -109,20 +109,21 @@ def _updates(directory: Path, k: int) -> list[tuple[str, Path, dict[str, Any]]]:
     return out
 
 
-def _hasher(path: Path) -> Any:
-    """A hasher of the algorithm the update's metadata names (``blake3:`` as clusters
-    report now, ``sha256:`` in files written before), as the aggregation checks it."""
+def _hasher(digest: str) -> Any:
+    """A hasher of the algorithm an update's digest names (``blake3:`` as clusters report
+    now, ``sha256:`` in files written before), as the aggregation checks it."""
     from fl_gitops.tensors import new_hasher
 
-    meta = json.loads(path.with_suffix(".json").read_text())
-    return new_hasher(str(meta["sha256"]))
+    return new_hasher(digest)
 
 
-def _floor(paths: list[Path], hashed: bool) -> None:
+def _floor(paths: list[Path], digests: list[str] | None) -> None:
+    """Read every file in chunks; with ``digests``, hash each by the algorithm its digest
+    names (known before the timing starts: nothing else is read here)."""
     buf = bytearray(CHUNK)
     view = memoryview(buf)
-    for path in paths:
-        h = _hasher(path) if hashed else None
+    for i, path in enumerate(paths):
+        h = _hasher(digests[i]) if digests is not None else None
         with open(path, "rb", buffering=0) as f:
             while n := f.readinto(view):
                 if h is not None:
@@ -134,12 +135,12 @@ def _cores() -> int:
     return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
 
 
-def _floor_parallel(paths: list[Path]) -> None:
+def _floor_parallel(paths: list[Path], digests: list[str]) -> None:
     """Read and hash the files on every core at once, one file per thread at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=_cores()) as pool:
-        list(pool.map(lambda p: _floor([p], hashed=True), paths))
+        list(pool.map(lambda pd: _floor([pd[0]], [pd[1]]), zip(paths, digests, strict=True)))
 
 
 def _loadall(directory: Path, updates: list[tuple[str, Path, dict[str, Any]]]) -> str:
@@ -151,7 +152,7 @@ def _loadall(directory: Path, updates: list[tuple[str, Path, dict[str, Any]]]) -
     weights = []
     for cluster, path, meta in updates:
         data = path.read_bytes()
-        h = _hasher(path)
+        h = _hasher(meta["sha256"])
         h.update(data)
         if f"{meta['sha256'].partition(':')[0]}:{h.hexdigest()}" != meta["sha256"]:
             raise SystemExit(f"{cluster}: digest mismatch")
@@ -198,6 +199,7 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
 
     updates = _updates(directory, k)
     paths = [p for _, p, _ in updates]
+    digests = [str(m["sha256"]) for _, _, m in updates]
     base = directory / "base.safetensors"
     baseline = _status("VmRSS")
     reset = _reset_peak()
@@ -206,11 +208,11 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
     start = time.perf_counter()
     digest = None
     if variant == "floor":
-        _floor(paths, hashed=False)
+        _floor(paths, None)
     elif variant == "floor+sha256":
-        _floor(paths, hashed=True)
+        _floor(paths, digests)
     elif variant == "floor+sha256-par":
-        _floor_parallel(paths)
+        _floor_parallel(paths, digests)
     elif variant == "loadall-fedavg":
         digest = _loadall(directory, updates)
     elif variant == "flower-fedavg":
