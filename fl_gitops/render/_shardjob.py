@@ -15,12 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
 import yaml
 
 from fl_gitops.errors import TemplateError
 from fl_gitops.labels import EXPERIMENT_LABEL, ROUND_LABEL
 from fl_gitops.render._env import make_env
+from fl_gitops.render._render import _render
 
 if TYPE_CHECKING:
     from fl_gitops.hub import ShardJobSpec
@@ -118,7 +118,8 @@ def shard_job_manifest(
         "store_secret": spec.store_secret or "",
         "resources": _plain(spec.resources),
     }
-    text = _render(make_env(template_dir), job)
+    # The shipped templates' own rendering and its error mapping (render._render).
+    text = _render(make_env(template_dir), TEMPLATE, {"job": job})
     try:
         manifest = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -138,18 +139,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def _render(env: jinja2.Environment, job: dict[str, Any]) -> str:
-    try:
-        return str(env.get_template(TEMPLATE).render(job=job))
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"{exc.filename or TEMPLATE}:{exc.lineno}: {exc.message}") from None
-    except jinja2.TemplateNotFound:
-        raise TemplateError(f"template {TEMPLATE!r} not found") from None
-    except TemplateError as exc:
-        raise TemplateError(f"{TEMPLATE}: {exc}") from None
-    except jinja2.UndefinedError as exc:
-        raise TemplateError(f"{TEMPLATE}: {exc.message}") from None
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"{TEMPLATE}: {exc}") from None
