@@ -13,10 +13,10 @@ the interpreter's baseline (VmHWM after the work minus VmRSS after the imports; 
 high-water mark is reset before the work where the kernel allows it):
 
 - ``floor``: read every update file once, in 8 MB chunks, doing nothing else;
-- ``floor+sha256``: the same, hashing the bytes on one thread (with the algorithm the
-  files' metadata names: ``sha256`` here, ``blake3`` for files written as clusters report
-  now; the variants keep their names);
-- ``floor+sha256-par``: the same on one thread per core (the least a verified read of these
+- ``floor+hash``: the same, hashing the bytes on one thread with the algorithm the
+  files' metadata names (``--digest``: ``blake3``, as clusters name their updates now, or
+  ``sha256``, as they did before);
+- ``floor+hash-par``: the same on one thread per core (the least a verified read of these
   files can cost on this machine);
 - ``stream-fedavg``: ``aggregate_round(strategy="fedavg")``, the whole call: the base
   model's digest, every update's digest, NaN/Inf and shape checks, the weighted mean and
@@ -51,10 +51,10 @@ written) unless ``--cache cold`` (or ``--cold``), which evicts each file with
 ``posix_fadvise(DONTNEED)`` before every run so that reads hit the disk; ``--cache both``
 runs the plan warm, then cold.
 
-Every byte of every update is hashed (SHA-256, as its metadata requires). The report says
-how fast SHA-256 runs here per CPU second and what that allows on this machine's cores:
-with a warm page cache the plain floor copies bytes several times faster than all the
-cores can hash them, so no verified read can come near it.
+Every byte of every update is hashed (with the algorithm its metadata names). The report
+says how fast that hash runs here per CPU second and what that allows on this machine's
+cores: with a warm page cache the plain floor copies bytes faster than all the cores can
+hash them, so no verified read can come near it.
 """
 
 from __future__ import annotations
@@ -209,9 +209,9 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
     digest = None
     if variant == "floor":
         _floor(paths, None)
-    elif variant == "floor+sha256":
+    elif variant == "floor+hash":
         _floor(paths, digests)
-    elif variant == "floor+sha256-par":
+    elif variant == "floor+hash-par":
         _floor_parallel(paths, digests)
     elif variant == "loadall-fedavg":
         digest = _loadall(directory, updates)
@@ -269,13 +269,16 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
         "baseline": baseline,
         "hwm_reset": reset,
         "digest": digest,
+        "algorithm": digests[0].partition(":")[0] if digests else "",
     }
 
 
 # ------------------------------------------------------------------ the driver
 
 
-def _write_files(directory: Path, k: int, params: int, tensors: int, seed: int) -> int:
+def _write_files(
+    directory: Path, k: int, params: int, tensors: int, seed: int, algorithm: str
+) -> int:
     from fl_gitops.tensors import serialize, sha256_digest
 
     sizes = [params // tensors] * tensors
@@ -302,11 +305,20 @@ def _write_files(directory: Path, k: int, params: int, tensors: int, seed: int) 
             "base_model": base_digest,
             "num_examples": 100 + 7 * i,
             "metrics": {},
-            "sha256": sha256_digest(data),
+            "sha256": _named_digest(algorithm, data),
         }
         (directory / f"{cluster}.json").write_text(json.dumps(meta))
         del data
     return len(base_bytes)
+
+
+def _named_digest(algorithm: str, data: bytes) -> str:
+    """``<algorithm>:<hex>`` of an update's bytes, as a cluster names it."""
+    from fl_gitops.tensors import new_hasher
+
+    h = new_hasher(algorithm)
+    h.update(data)
+    return f"{algorithm}:{h.hexdigest()}"
 
 
 def _evict(directory: Path) -> None:
@@ -360,6 +372,13 @@ def main() -> int:
     )
     parser.add_argument("--tensors", type=int, default=4, help="tensors per model (default 4)")
     parser.add_argument(
+        "--digest",
+        choices=["blake3", "sha256"],
+        default="blake3",
+        help="the algorithm the updates are named by: blake3 (as clusters report now, the "
+        "default) or sha256 (as they reported before)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -395,7 +414,13 @@ def main() -> int:
 
     k_robust = min(args.k_robust, args.k)
     cache = "cold" if args.cold else args.cache
-    manifest = {"k": args.k, "params": args.params, "tensors": args.tensors, "seed": 0}
+    manifest = {
+        "k": args.k,
+        "params": args.params,
+        "tensors": args.tensors,
+        "seed": 0,
+        "digest": args.digest,
+    }
     if args.data:
         directory = Path(args.data)
         directory.mkdir(parents=True, exist_ok=True)
@@ -423,7 +448,9 @@ def main() -> int:
             action = "reusing"
         else:
             (directory / "bench.json").unlink(missing_ok=True)
-            model_bytes = _write_files(directory, args.k, args.params, args.tensors, seed=0)
+            model_bytes = _write_files(
+                directory, args.k, args.params, args.tensors, seed=0, algorithm=args.digest
+            )
             (directory / "bench.json").write_text(json.dumps(manifest))
             action = f"wrote in {time.perf_counter() - t0:.1f} s"
         print(
@@ -434,8 +461,8 @@ def main() -> int:
         )
         plan = [
             ("floor", args.k),
-            ("floor+sha256", args.k),
-            ("floor+sha256-par", args.k),
+            ("floor+hash", args.k),
+            ("floor+hash-par", args.k),
             ("stream-fedavg", args.k),
             ("stream-fedavg-nobound", args.k),
             ("loadall-fedavg", args.k),
@@ -529,7 +556,7 @@ def _report(
 
     print()
     stream, floor = speed("stream-fedavg"), speed("floor")
-    floor_h, floor_p = speed("floor+sha256"), speed("floor+sha256-par")
+    floor_h, floor_p = speed("floor+hash"), speed("floor+hash-par")
     loadall = results.get(("loadall-fedavg", k))
     s = results.get(("stream-fedavg", k))
     if stream and floor:
@@ -539,20 +566,21 @@ def _report(
             f"(target >= 60%: {verdict})"
         )
     if stream and floor_h:
-        print(f"stream-fedavg reads at {stream / floor_h:.0%} of floor+sha256's speed (1 core)")
+        print(f"stream-fedavg reads at {stream / floor_h:.0%} of floor+hash's speed (1 core)")
     if stream and floor_p:
         print(
-            f"stream-fedavg reads at {stream / floor_p:.0%} of floor+sha256-par's speed "
+            f"stream-fedavg reads at {stream / floor_p:.0%} of floor+hash-par's speed "
             "(every core hashing)"
         )
-    h = results.get(("floor+sha256", k))
+    h = results.get(("floor+hash", k))
     if floor and h:
-        # What verification alone allows: SHA-256 on every core, doing nothing else.
+        # What verification alone allows: the hash on every core, doing nothing else.
         per_core = h["bytes"] / h["cpu"]
         cores = h["cores"]
         bound = min(floor, per_core * cores)
         print(
-            f"SHA-256 runs at {per_core / 1e9:.2f} GB/s per CPU second here; on {cores} cores "
+            f"{h['algorithm']} runs at {per_core / 1e9:.2f} GB/s per CPU second here; "
+            f"on {cores} cores "
             f"a verified read can reach at most {bound / 1e9:.2f} GB/s, "
             f"{bound / floor:.0%} of the floor's {floor / 1e9:.2f} GB/s"
             + (
