@@ -54,6 +54,11 @@ class RoundRow:
     held_out: bool = False
     """Whether accuracy and loss were measured on held-out data (the server's evaluation
     or the clusters' test data), not on the data the model was trained on."""
+    epsilon: float | None = None
+    """The DP budget spent after this round (epsilon at the record's ``delta``), or None
+    when the experiment runs without DP (or a round had no noise)."""
+    delta: float | None = None
+    target_epsilon: float | None = None
 
 
 def round_metric(record: dict[str, Any], name: str) -> float | None:
@@ -108,6 +113,7 @@ def round_rows(repo: _Log, path: str) -> list[RoundRow]:
         seconds = (when - begin).total_seconds() if when and begin else None
         accuracy, accuracy_held_out = _metric(record, "accuracy")
         loss, loss_held_out = _metric(record, "loss")
+        eps, delta, target = _privacy(record)
         rows.append(
             RoundRow(
                 round=round_,
@@ -122,9 +128,27 @@ def round_rows(repo: _Log, path: str) -> list[RoundRow]:
                 metrics=dict(record.get("metrics") or {}),
                 rejected_reasons=dict(record.get("rejected") or {}),
                 held_out=accuracy_held_out if accuracy is not None else loss_held_out,
+                epsilon=eps,
+                delta=delta,
+                target_epsilon=target,
             )
         )
     return rows
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _privacy(record: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    """The epsilon spent after the round, its delta and the target, as the record's ``dp``
+    says."""
+    dp = record.get("dp")
+    if not isinstance(dp, dict):
+        return None, None, None
+    return _number(dp.get("epsilon")), _number(dp.get("delta")), _number(dp.get("targetEpsilon"))
 
 
 def rounds_table(rows: list[RoundRow], *, title: str = "") -> Any:
@@ -132,10 +156,15 @@ def rounds_table(rows: list[RoundRow], *, title: str = "") -> Any:
     from rich.table import Table
 
     table = Table(title=title or None)
-    for name in ("round", "accuracy", "loss", "contributors", "rejected", "seconds", "model"):
+    # The epsilon column only for a DP experiment: the others have none to show.
+    private = any(row.epsilon is not None for row in rows)
+    names = ["round", "accuracy", "loss", "contributors", "rejected", "seconds", "model"]
+    if private:
+        names.insert(names.index("seconds"), "epsilon")
+    for name in names:
         table.add_column(name, justify="left" if name == "model" else "right")
     for row in rows:
-        table.add_row(
+        cells = [
             str(row.round),
             f"{100 * row.accuracy:.2f}%" if row.accuracy is not None else "-",
             f"{row.loss:.4f}" if row.loss is not None else "-",
@@ -143,7 +172,12 @@ def rounds_table(rows: list[RoundRow], *, title: str = "") -> Any:
             str(row.rejected),
             f"{row.seconds:.1f}" if row.seconds is not None else "-",
             row.model.removeprefix("sha256:")[:12],
-        )
+        ]
+        if private:
+            cells.insert(
+                names.index("epsilon"), f"{row.epsilon:.3f}" if row.epsilon is not None else "-"
+            )
+        table.add_row(*cells)
     return table
 
 
@@ -159,7 +193,8 @@ def plot_rounds(
     title: str = "",
     baseline: float | None = None,
 ) -> Figure | None:
-    """Accuracy and loss per round, drawn so that a reader can trust them at a glance.
+    """Accuracy and loss per round (and, for a DP experiment, the epsilon spent), drawn so
+    that a reader can trust them at a glance.
 
     Accuracy sits on a fixed 0-100% axis (a rise from 91% to 92% is not drawn as a
     climb from the floor to the ceiling); loss goes on a log scale when it spans a decade
@@ -189,8 +224,10 @@ def plot_rounds(
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(10, 4.2))
-    acc_ax, loss_ax = fig.subplots(1, 2)
+    private = [r for r in rows if r.epsilon is not None]
+    fig = Figure(figsize=(15, 4.2) if private else (10, 4.2))
+    axes = fig.subplots(1, 3 if private else 2)
+    acc_ax, loss_ax = axes[0], axes[1]
     rounds = [r.round for r in rows]
     acc = [100 * r.accuracy if r.accuracy is not None else float("nan") for r in rows]
     loss = [r.loss if r.loss is not None else float("nan") for r in rows]
@@ -217,6 +254,27 @@ def plot_rounds(
         xlabel="round", ylabel="loss (log scale)" if log else "loss", title=f"loss on {where}"
     )
 
+    if private:
+        # The privacy budget spent, beside what it bought: epsilon after each round.
+        eps_ax = axes[2]
+        deltas = sorted({r.delta for r in private if r.delta is not None})
+        at = f" at delta {deltas[0]:g}" if len(deltas) == 1 else ""
+        eps_ax.plot(
+            [r.round for r in private],
+            [r.epsilon for r in private],
+            marker="o",
+            color="tab:purple",
+        )
+        target = private[-1].target_epsilon
+        if target is not None:
+            eps_ax.axhline(
+                target, linestyle="--", color="tab:gray", label=f"targetEpsilon ({target:g})"
+            )
+            eps_ax.legend(loc="lower right")
+        eps_ax.set_ylim(bottom=0)
+        eps_ax.set(xlabel="round", ylabel="epsilon", title=f"privacy spent (epsilon{at})")
+        eps_ax.grid(alpha=0.3)
+        eps_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax, values in ((acc_ax, acc), (loss_ax, loss)):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no round 1.5
@@ -235,6 +293,9 @@ def plot_rounds(
             else "no centralized baseline"
         )
         summary.append("loss on a log scale" if log else "loss on a linear scale")
+        if private:
+            last = private[-1]
+            summary.append(f"epsilon {last.epsilon:.4g} after round {last.round}")
         metadata = {"Title": title or "rounds", "Description": "; ".join(summary)}
         fig.savefig(out, dpi=100, format="png", metadata=metadata)
     return fig

@@ -11,8 +11,12 @@ model's digest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fl_gitops.audit._values import as_count, as_update_digest
 from fl_gitops.audit._walk import Aggregation
+from fl_gitops.blueprint import Strategy
 from fl_gitops.errors import FlGitopsError
 from fl_gitops.store import ModelStore
 
@@ -66,7 +70,7 @@ def reaggregate(store: ModelStore, agg: Aggregation) -> None:
             agg.round,
             agg.base,
             strategy=blueprint.strategy.effective_name,
-            options=dict(blueprint.strategy.effective_options),
+            options=_options(blueprint.strategy, agg.dp),
             roster=agg.roster,
             limits=limits,
             seed=int(dp.get("seed", 0)) + agg.round,
@@ -90,6 +94,41 @@ def reaggregate(store: ModelStore, agg: Aggregation) -> None:
         )
     if result.digest != agg.model:
         entry.problem(f"re-aggregated model is {result.digest}, the round committed {agg.model}")
+    chosen = (agg.dp or {}).get("nextClipNorm")
+    redone = result.record.get("dp", {}).get("next_clipping_norm")
+    if chosen is not None and chosen != redone:
+        entry.problem(f"the record's nextClipNorm is {chosen}, re-aggregation chose {redone}")
+    _check_epsilon(agg)
+
+
+def _check_epsilon(agg: Aggregation) -> None:
+    """The record's epsilon against the accountant run on the record's own rounds."""
+    from fl_gitops.aggregate.strategies._accountant import epsilon_of_runs
+    from fl_gitops.reconcile._privacy import spent_runs
+
+    dp = agg.dp or {}
+    said, delta = dp.get("epsilon"), dp.get("delta")
+    runs = spent_runs(dp)
+    if not isinstance(said, int | float) or not isinstance(delta, int | float) or not runs:
+        return
+    try:
+        spent = round(epsilon_of_runs(runs, float(delta)), 6)
+    except ValueError:
+        agg.entry.problem("the record's dp accounting cannot be read")
+        return
+    if spent != said:
+        agg.entry.problem(f"the record's epsilon is {said}, its accounting gives {spent}")
+
+
+def _options(strategy: Strategy, dp: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options the round ran with: the blueprint's, with adaptive clipping's clip for
+    that round as its record says (a wrong one shows in the model's digest)."""
+    options = dict(strategy.effective_options)
+    clip = (dp or {}).get("clipNorm")
+    adaptive = (strategy.dp or {}).get("adaptive") is not None
+    if adaptive and isinstance(clip, int | float) and not isinstance(clip, bool) and clip > 0:
+        options["clipping_norm"] = float(clip)
+    return options
 
 
 def _store_meta(store: ModelStore, round_: int, cluster: str) -> tuple[str, int] | None:

@@ -79,6 +79,8 @@ class Aggregation:
         entry: the report's line for this round, where problems go.
         superseded: a later rollback went back to this round or an earlier one, so the
             store may hold a later attempt's updates of this round, not these.
+        dp: the record's ``dp`` block (the clip the round used, with adaptive clipping),
+            or None.
     """
 
     round: int
@@ -93,6 +95,7 @@ class Aggregation:
     blueprint: Blueprint | None
     entry: Entry
     superseded: bool = False
+    dp: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -459,6 +462,7 @@ class _Walker:
                 num_examples=counts,
                 blueprint=blueprint,
                 entry=entry,
+                dp=record.get("dp") if isinstance(record.get("dp"), Mapping) else None,
             )
         )
 

@@ -310,6 +310,10 @@ def _strategy_errors(
                 f"expected one of {', '.join(DP_INNER)}, or no dp block",
             )
         ]
+    if strategy.get("dp") is not None:
+        errors = _dp_errors(spec, doc)
+        if errors:
+            return errors
     byzantine = resolved.get("f") if name in ("krum", "multikrum") else None
     quorum = spec["completion"]["minClusters"]
     if isinstance(byzantine, int) and quorum < 2 * byzantine + 3:
@@ -326,6 +330,67 @@ def _strategy_errors(
     return []
 
 
+def _dp_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
+    """The dp block's rules beyond the schema: the count's noise must leave budget for the
+    sum (adaptive clipping), and one round must fit in targetEpsilon."""
+    from fl_gitops.aggregate.strategies import dp as dp_strategy
+    from fl_gitops.aggregate.strategies._accountant import epsilon
+
+    where = ("spec", "strategy", "dp")
+    dp = _dp_block(spec)
+    assert dp is not None
+    z = float(dp["noiseMultiplier"])
+    adaptive = dp.get("adaptive")
+    if adaptive is not None:
+        said = "clippedCountStddev" in (spec["strategy"]["dp"].get("adaptive") or {})
+        try:
+            dp_strategy.sum_noise_multiplier(z, adaptive["clippedCountStddev"])
+        except ValueError as exc:
+            return [
+                _error(
+                    doc,
+                    (*where, "adaptive", "clippedCountStddev") if said else (*where, "adaptive"),
+                    f"{exc}{'' if said else ' (the default: expected clusters per round / 20)'}; "
+                    "raise clippedCountStddev or noiseMultiplier",
+                )
+            ]
+    target = dp.get("targetEpsilon")
+    if target is not None:
+        one = epsilon([(z, float(dp["samplingRate"]))], float(dp["delta"]))
+        if one > target:
+            return [
+                _error(
+                    doc,
+                    (*where, "targetEpsilon"),
+                    f"one round already spends epsilon {one:.4g} > targetEpsilon {target:g} "
+                    f"(noiseMultiplier {z:g}, samplingRate {dp['samplingRate']:g}, "
+                    f"delta {dp['delta']:g}); raise targetEpsilon or noiseMultiplier",
+                )
+            ]
+    return []
+
+
+def _dp_block(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """``spec.strategy.dp`` with every default filled (None when there is no dp block):
+    ``adaptive.clippedCountStddev`` defaults to the expected clusters per round / 20
+    (Andrew et al. 2021), the placement's numberOfClusters, else completion.minClusters.
+    """
+    raw = spec["strategy"].get("dp")
+    if raw is None:
+        return None
+    where = ("spec", "strategy", "dp")
+    dp = _filled(raw, where, "noiseMultiplier", "delta", "samplingRate")
+    if dp.get("adaptive") is not None:
+        adaptive = _filled(dp["adaptive"], (*where, "adaptive"), "targetQuantile", "learningRate")
+        if "clippedCountStddev" not in adaptive:
+            expected = spec["placement"].get("numberOfClusters")
+            if not isinstance(expected, int) or expected < 1:
+                expected = spec["completion"]["minClusters"]
+            adaptive["clippedCountStddev"] = expected / 20
+        dp["adaptive"] = adaptive
+    return dp
+
+
 def _filled(section: dict[str, Any], path: tuple[str, ...], *keys: str) -> dict[str, Any]:
     """A copy of ``section`` with the schema's defaults for ``keys`` where they are absent."""
     out = dict(section)
@@ -336,7 +401,7 @@ def _filled(section: dict[str, Any], path: tuple[str, ...], *keys: str) -> dict[
 
 
 def _effective_strategy(
-    strategy: dict[str, Any],
+    spec: dict[str, Any],
 ) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     """The strategy the aggregation runs, built once: the named one, or the DP wrapper
     around it when ``dp`` is set (its defaults filled from the schema).
@@ -347,17 +412,25 @@ def _effective_strategy(
     """
     from fl_gitops.aggregate.strategies import validate_options
 
+    strategy = spec["strategy"]
     name = strategy["name"]
     options = validate_options(name, strategy.get("options") or {})
-    if strategy.get("dp") is None:
+    dp = _dp_block(spec)
+    if dp is None:
         return name, options, None
-    dp = _filled(strategy["dp"], ("spec", "strategy", "dp"), "noiseMultiplier")
+    adaptive = dp.get("adaptive")
     wrapper = {
         "clipping_norm": dp["clipNorm"],
         "noise_multiplier": dp["noiseMultiplier"],
         "inner": name,
         "inner_options": options,
     }
+    if adaptive is not None:
+        wrapper["adaptive"] = {
+            "target_quantile": adaptive["targetQuantile"],
+            "learning_rate": adaptive["learningRate"],
+            "clipped_count_stddev": adaptive["clippedCountStddev"],
+        }
     return DP_STRATEGY, validate_options(DP_STRATEGY, wrapper), dp
 
 
@@ -439,7 +512,7 @@ def _build(data: dict[str, Any], written: dict[str, Any], doc: Document, digest:
     argocd = spec["argocd"]
     evaluation = spec["evaluation"]
     aggregation = spec["aggregation"]
-    name, options, dp = _effective_strategy(strategy)
+    name, options, dp = _effective_strategy(spec)
     return Blueprint(
         file=doc.file,
         digest=f"sha256:{digest}",

@@ -719,9 +719,76 @@ def _base_schema() -> dict[str, Any]:
                                         "description": "Gaussian noise, in units of clipNorm.",
                                     },
                                     "seed": _int(0, 2**31 - 1, description="Seed of the noise."),
+                                    "delta": {
+                                        "type": "number",
+                                        "exclusiveMinimum": 0,
+                                        "exclusiveMaximum": 1,
+                                        "default": 1e-5,
+                                        "description": (
+                                            "The delta the epsilon is reported at (well below "
+                                            "1 / the number of clusters)."
+                                        ),
+                                    },
+                                    "samplingRate": {
+                                        "type": "number",
+                                        "exclusiveMinimum": 0,
+                                        "maximum": 1,
+                                        "default": 1.0,
+                                        "description": (
+                                            "The chance each eligible cluster takes part in a "
+                                            "round, for the accountant; below 1 only honest when "
+                                            "the placement really samples clusters at random "
+                                            "at that rate."
+                                        ),
+                                    },
+                                    "targetEpsilon": {
+                                        "type": "number",
+                                        "exclusiveMinimum": 0,
+                                        "description": (
+                                            "Stop the experiment (Completed) before a round "
+                                            "would take epsilon above this."
+                                        ),
+                                    },
+                                    "adaptive": _obj(
+                                        {
+                                            "targetQuantile": {
+                                                "type": "number",
+                                                "minimum": 0,
+                                                "maximum": 1,
+                                                "default": 0.5,
+                                                "description": (
+                                                    "The fraction of updates the clip should "
+                                                    "leave unclipped."
+                                                ),
+                                            },
+                                            "learningRate": {
+                                                "type": "number",
+                                                "exclusiveMinimum": 0,
+                                                "default": 0.2,
+                                                "description": (
+                                                    "How fast the clip moves (geometric)."
+                                                ),
+                                            },
+                                            "clippedCountStddev": {
+                                                "type": "number",
+                                                "exclusiveMinimum": 0,
+                                                "description": (
+                                                    "Noise on the count of unclipped updates; "
+                                                    "default: the expected clusters per round "
+                                                    "/ 20 (placement numberOfClusters, else "
+                                                    "completion.minClusters)."
+                                                ),
+                                            },
+                                        },
+                                        description=(
+                                            "Adaptive clipping (Andrew et al. 2021): clipNorm is "
+                                            "the first round's clip, then it follows "
+                                            "targetQuantile of the updates' norms."
+                                        ),
+                                    ),
                                 },
                                 required=("clipNorm",),
-                                description="Server-side fixed clipping DP around the strategy.",
+                                description="Server-side clipping DP around the strategy.",
                             ),
                         },
                         required=("name",),

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--plot",
         metavar="PNG",
-        help="also draw accuracy and loss per round into this PNG file (default: no plot)",
+        help="also draw accuracy and loss (and epsilon, with DP) per round into this PNG file "
+        "(default: no plot)",
     )
     add_output_arguments(parser)
     # The old spelling, kept for scripts: the bare list of rows it always printed (the
@@ -93,7 +94,8 @@ def history_document(path: str, rows: list[RoundRow]) -> dict[str, Any]:
 
     Keys, in order: experiment (its path in the repo), rounds: ``[{round, commit,
     committed_at, model, accuracy, loss, held_out, contributors, rejected, seconds,
-    metrics, rejected_reasons}]``, oldest first.
+    epsilon, delta, metrics, rejected_reasons}]``, oldest first; ``epsilon`` is the DP
+    budget spent after the round at ``delta`` (both None without DP).
     """
     return {
         "experiment": path,
@@ -109,6 +111,8 @@ def history_document(path: str, rows: list[RoundRow]) -> dict[str, Any]:
                 "contributors": r.contributors,
                 "rejected": r.rejected,
                 "seconds": r.seconds,
+                "epsilon": r.epsilon,
+                "delta": r.delta,
                 "metrics": {k: r.metrics[k] for k in sorted(r.metrics)},
                 "rejected_reasons": {k: r.rejected_reasons[k] for k in sorted(r.rejected_reasons)},
             }

@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from fl_gitops.aggregate.strategies._accountant import Run
 from fl_gitops.blueprint import Blueprint
 from fl_gitops.hub import ClusterStatus, JobState
+from fl_gitops.reconcile._privacy import budget_stop
 from fl_gitops.render import RoundState
 
 __all__ = [
@@ -39,6 +41,8 @@ class Observed:
     decided: tuple[str, ...]  # the hub's PlacementDecisions now
     statuses: Mapping[str, ClusterStatus]  # roster cluster -> its Job's status
     elapsed_seconds: float  # since the roster was committed
+    # The DP budget spent by the rounds aggregated so far (the last round record's runs).
+    spent: tuple[Run, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,8 @@ class RetryRound:
 
 @dataclass(frozen=True)
 class Finish:
-    """The experiment ends here (Failed; Completed comes after the last aggregation)."""
+    """The experiment ends here: Failed, or Completed when the privacy budget would not
+    cover the next round (Completed also comes after the last aggregation)."""
 
     phase: str
     reason: str
@@ -97,6 +102,9 @@ def decide(seen: Observed) -> Action:
         # No roster yet, or only an offline preview's: the hub's decisions win.
         if not seen.decided:
             return Wait("the hub has no PlacementDecisions for this experiment yet")
+        stop = budget_stop(blueprint, seen.spent, state.round if state else 1)
+        if stop is not None:
+            return Finish("Completed", stop)
         return StartRound(tuple(seen.decided))
     roster = seen.roster
     statuses = seen.statuses

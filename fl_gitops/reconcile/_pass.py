@@ -47,6 +47,14 @@ from fl_gitops.reconcile._decide import (
     decide,
     roster_statuses,
 )
+from fl_gitops.reconcile._privacy import (
+    Prior,
+    budget_stop,
+    dp_record,
+    read_prior,
+    round_options,
+    spent_runs,
+)
 from fl_gitops.reconcile._sharded import ShardsFailed, aggregate_sharded
 from fl_gitops.render import (
     Layout,
@@ -135,6 +143,8 @@ class _Pass:
         self.shards: ShardJobState | None = None
         self.finished_job: tuple[str, str] | None = None
         self.finished_dir: tuple[ModelStore, int, str] | None = None
+        # The previous round record's DP budget and adaptive clip, read by observe.
+        self.prior = Prior()
 
     # -- observing -----------------------------------------------------------------------
 
@@ -166,6 +176,9 @@ class _Pass:
                 )
         started = self.repo.last_change_time(f"{self.path}/{self.layout.roster}")
         elapsed = (self.now - started).total_seconds() if started is not None else 0.0
+        self.prior = Prior()
+        if blueprint.strategy.dp:
+            self.prior = read_prior(experiment_dir, current[0], self.layout)
         return blueprint, Observed(
             blueprint=blueprint,
             state=state,
@@ -174,6 +187,7 @@ class _Pass:
             decided=decided,
             statuses=statuses,
             elapsed_seconds=max(elapsed, 0.0),
+            spent=self.prior.runs,
         )
 
     # -- acting --------------------------------------------------------------------------
@@ -265,7 +279,8 @@ class _Pass:
         store: ModelStore,
     ) -> AggregateResult | Action:
         name, options = _strategy(blueprint)
-        key = (state.round, state.attempt, state.model_digest, action.clusters)
+        options = round_options(blueprint, options, self.prior)
+        key = (state.round, state.attempt, state.model_digest, action.clusters, repr(options))
         result = self._aggregated.get(key)
         if result is None:
             influence = blueprint.influence
@@ -338,12 +353,15 @@ class _Pass:
         history = root / self.path / self.layout.history(state.round)
         history.parent.mkdir(parents=True, exist_ok=True)
         history.write_text(yaml_document(record), encoding="utf-8")
-        if state.round >= blueprint.rounds:
+        stop = None
+        if state.round < blueprint.rounds and "dp" in record:
+            stop = budget_stop(blueprint, spent_runs(record["dp"]), state.round + 1)
+        if state.round >= blueprint.rounds or stop is not None:
             final = RoundState(
                 round=state.round,
                 model_digest=result.digest,
                 phase="Completed",
-                message=f"completed {blueprint.rounds} rounds",
+                message=stop or f"completed {blueprint.rounds} rounds",
             )
             self._write(root, blueprint, final, ())
             subject = f"fl({exp}): round {state.round} -> completed"
@@ -355,11 +373,13 @@ class _Pass:
             subject = f"fl({exp}): round {state.round} -> {state.round + 1}"
         self.result = PassResult(
             action=action,
-            message=f"round {state.round} aggregated from {len(result.contributors)} clusters",
+            message=f"round {state.round} aggregated from {len(result.contributors)} clusters"
+            + (f"; experiment Completed: {stop}" if stop else ""),
             model_digest=result.digest,
             record=record,
         )
-        return self._change(blueprint, subject, nxt, body=_body(record), model=result.digest)
+        body = _body(record) + (f"\n{stop}" if stop else "")
+        return self._change(blueprint, subject, nxt, body=body, model=result.digest)
 
     def _record(
         self,
@@ -397,10 +417,9 @@ class _Pass:
             # Which shards made the model (the same bytes as one pod: the plan says how).
             record["aggregation"] = {"shards": shards["of"], "plan": shards["plan"]}
         if blueprint.strategy.dp:
-            record["dp"] = {
-                "clipNorm": blueprint.strategy.dp["clipNorm"],
-                "noiseMultiplier": blueprint.strategy.dp.get("noiseMultiplier", 0.0),
-            }
+            # What the round's noise was and the budget spent so far: the epsilon can be
+            # recomputed from this record alone (reconcile/_privacy.py).
+            record["dp"] = dp_record(blueprint, result.record.get("dp", {}), self.prior)
         if blueprint.evaluation_server:
             record["evaluation"] = _evaluate(blueprint, result.model)
         return record

@@ -48,7 +48,13 @@ def test_a_dp_block_is_built_into_the_wrapper_once_at_load(tmp_path):
         wrapper,
     )
     # The blueprint's own block carries the same default, for the round record.
-    assert blueprint.strategy.dp == {"clipNorm": 2.0, "noiseMultiplier": 1.0, "seed": 3}
+    assert blueprint.strategy.dp == {
+        "clipNorm": 2.0,
+        "noiseMultiplier": 1.0,
+        "seed": 3,
+        "delta": 1e-5,
+        "samplingRate": 1.0,
+    }
     # The reconcile pass runs exactly what was loaded.
     assert _strategy(blueprint) == ("dp-fixed-clipping", wrapper)
 

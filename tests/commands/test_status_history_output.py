@@ -43,6 +43,8 @@ ROUND_KEYS = [
     "contributors",
     "rejected",
     "seconds",
+    "epsilon",
+    "delta",
     "metrics",
     "rejected_reasons",
 ]

@@ -1,19 +1,33 @@
-"""Server-side fixed-clipping differential privacy around a mean-based strategy.
+"""Server-side clipping differential privacy around a mean-based strategy, fixed or adaptive.
 
 McMahan, Ramage, Talwar, Zhang, "Learning Differentially Private Recurrent Language
-Models", ICLR 2018 (arXiv:1710.06963): DP-FedAvg with fixed clipping.
+Models", ICLR 2018 (arXiv:1710.06963): DP-FedAvg with fixed clipping. Andrew, Thakkar,
+McMahan, Ramaswamy, "Differentially Private Learning with Adaptive Clipping", NeurIPS 2021
+(arXiv:1905.03871): the clip follows a quantile of the updates' norms.
 
 Each update's distance to the global model is clipped to L2 norm ``clipping_norm`` (an update
 u becomes base + (u − base)·min(1, C / ‖u − base‖)), the clipped updates are averaged with
 equal weights (so one cluster's influence is bounded by C / K), and Gaussian noise of standard
 deviation ``noise_multiplier · C / K`` is added to the mean before the inner strategy's server
 step. The noise is drawn from a seed the caller passes in; the clipping norm, the noise
-multiplier, the noise's standard deviation and the seed go into the round record. Accounting
-the privacy budget over rounds is left to the user (the record has what an accountant needs).
+multiplier, the noise's standard deviation and the seed go into the round record; the
+reconcile pass adds the epsilon spent so far (``_accountant``).
+
+Adaptive clipping (``adaptive`` set): ``clipping_norm`` is this round's clip C. The fraction
+of updates with norm <= C is counted, noised with Gaussian noise of standard deviation
+``clipped_count_stddev`` (sigma_b) and divided by n; the next round's clip is
+``C * exp(-learning_rate * (b_noisy - target_quantile))``. The count is a second query on
+the same clusters, so the noise on the sum uses the paper's effective multiplier
+``z_sum = (z^-2 - (2 sigma_b)^-2)^(-1/2)``: both queries together cost what one Gaussian
+query of multiplier z costs, and the accountant charges z. The count's noise is drawn from
+its own stream of the round's seed, so a re-aggregation draws the same numbers; only the
+noisy fraction is published (the true one is a statistic of the clusters' updates), and so
+is no list of which clusters were clipped.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,7 +46,7 @@ from fl_gitops.aggregate.strategies.base import F64, Block, Plan, Pool, Strategy
 from fl_gitops.aggregate.strategies.fedavg import MeanChoice, WeightedMean
 from fl_gitops.errors import StrategyOptionsError
 
-__all__ = ["INNER", "STRATEGY", "Clipped", "DPFixedClipping"]
+__all__ = ["INNER", "STRATEGY", "Adaptive", "Clipped", "DPFixedClipping", "sum_noise_multiplier"]
 
 # Strategies whose combination is a mean: the only ones the noise calibration holds for.
 # Imported from their own modules, not from the STRATEGIES table, which imports this one.
@@ -50,6 +64,39 @@ _INNER: dict[str, Strategy] = {
 INNER = tuple(_INNER)
 
 
+def sum_noise_multiplier(noise_multiplier: float, count_stddev: float) -> float:
+    """The multiplier of the noise on the sum when the clipped count is noised with
+    ``count_stddev``, so that the two queries cost what ``noise_multiplier`` alone costs
+    (Andrew et al. 2021, Theorem 1): ``(z^-2 - (2 sigma_b)^-2)^(-1/2)``.
+
+    Raises:
+        ValueError: ``count_stddev`` is not above ``noise_multiplier / 2`` (the count would
+            spend the whole budget), or ``noise_multiplier`` is not above 0.
+    """
+    z, sigma = float(noise_multiplier), float(count_stddev)
+    if z <= 0 or 2 * sigma <= z:
+        raise ValueError(
+            f"clippedCountStddev {sigma:g} must be above noiseMultiplier / 2 = {z / 2:g}: "
+            "the noisy count would spend the whole privacy budget"
+        )
+    return float((z**-2 - (2 * sigma) ** -2) ** -0.5)
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """Adaptive clipping's parameters (Andrew et al. 2021): where the clip goes, how fast,
+    and how noisy the count of unclipped updates is."""
+
+    target_quantile: float
+    learning_rate: float
+    clipped_count_stddev: float
+
+
+# The count's noise stream, apart from the sum's (which draws from the round's seed alone,
+# as fixed clipping always has): the two never share a draw.
+_COUNT_STREAM = 1
+
+
 @dataclass(frozen=True)
 class Clipped:
     """The DP combiner around an inner mean-based one: clip, average equally, add noise,
@@ -63,6 +110,7 @@ class Clipped:
     inner: WeightedMean
     clipping_norm: float
     noise_multiplier: float
+    adaptive: Adaptive | None = None
     weighted: bool = False
     folds: bool = False
     needs_norms: bool = True
@@ -80,21 +128,33 @@ class Clipped:
         clip = self.clipping_norm
         n = len(pool.clusters)
         scales = tuple(clip_scale(norm, clip) for norm in pool.norms)
-        clipped = [c for c, norm in zip(pool.clusters, pool.norms, strict=True) if norm > clip]
+        multiplier = self.noise_multiplier
+        dp: dict[str, Any] = {"clipping_norm": clip, "noise_multiplier": multiplier}
+        record: dict[str, Any] = {"dp": dp}
+        if self.adaptive is None:
+            record["clipped"] = [
+                c for c, norm in zip(pool.clusters, pool.norms, strict=True) if norm > clip
+            ]
+        else:
+            a = self.adaptive
+            multiplier = sum_noise_multiplier(multiplier, a.clipped_count_stddev)
+            unclipped = sum(1 for norm in pool.norms if norm <= clip)
+            count_rng = np.random.default_rng([pool.seed, _COUNT_STREAM])
+            noisy = (unclipped + float(count_rng.normal(0.0, a.clipped_count_stddev))) / n
+            dp.update(
+                sum_noise_multiplier=multiplier,
+                clipped_count_stddev=a.clipped_count_stddev,
+                noisy_unclipped_fraction=noisy,
+                target_quantile=a.target_quantile,
+                learning_rate=a.learning_rate,
+                next_clipping_norm=clip * math.exp(-a.learning_rate * (noisy - a.target_quantile)),
+            )
         std = 0.0
         rng = None
-        if self.noise_multiplier > 0:
-            std = self.noise_multiplier * clip / n
+        if multiplier > 0:
+            std = multiplier * clip / n
             rng = np.random.default_rng(pool.seed)
-        record = {
-            "clipped": clipped,
-            "dp": {
-                "clipping_norm": clip,
-                "noise_multiplier": self.noise_multiplier,
-                "noise_std": std,
-                "seed": pool.seed,
-            },
-        }
+        dp.update(noise_std=std, seed=pool.seed)
         inner = self.inner.choose(pool)
         return replace(inner, scales=scales, noise_std=std, rng=rng, record=record)
 
@@ -109,6 +169,16 @@ class DPFixedClipping:
                 "clipping_norm": {"type": "number", "exclusiveMinimum": 0},
                 "noise_multiplier": {"type": "number", "minimum": 0, "default": 1.0},
                 "inner": {"enum": list(INNER), "default": "fedavg"},
+                "adaptive": {
+                    "type": "object",
+                    "properties": {
+                        "target_quantile": {"type": "number", "minimum": 0, "maximum": 1},
+                        "learning_rate": {"type": "number", "exclusiveMinimum": 0},
+                        "clipped_count_stddev": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                    "required": ["target_quantile", "learning_rate", "clipped_count_stddev"],
+                    "additionalProperties": False,
+                },
                 "inner_options": {"type": "object", "default": {}},
             },
             required=("clipping_norm",),
@@ -132,10 +202,27 @@ class DPFixedClipping:
                 f"strategy {self.name!r}: options.inner: {inner_name!r} does not combine by a mean"
             )
         resolved = dict(options, inner_options=inner_options)
+        adaptive = None
+        raw = options.get("adaptive")
+        if raw is not None:
+            adaptive = Adaptive(
+                target_quantile=float(raw["target_quantile"]),
+                learning_rate=float(raw["learning_rate"]),
+                clipped_count_stddev=float(raw["clipped_count_stddev"]),
+            )
+            try:
+                sum_noise_multiplier(
+                    float(options["noise_multiplier"]), adaptive.clipped_count_stddev
+                )
+            except ValueError as exc:
+                raise StrategyOptionsError(
+                    f"strategy {self.name!r}: options.adaptive: {exc}"
+                ) from None
         combiner = Clipped(
             inner=replace(inner, weighted=False),
             clipping_norm=float(options["clipping_norm"]),
             noise_multiplier=float(options["noise_multiplier"]),
+            adaptive=adaptive,
         )
         return Plan(strategy=self.name, options=resolved, combiner=combiner)
 

@@ -1,0 +1,145 @@
+"""A DP experiment's privacy budget and adaptive clip, carried from round to round in Git.
+
+Each round record's ``dp`` block holds what that round did (its clip, its noise) and what
+the experiment has spent so far: ``accounting``, the runs of ``(noiseMultiplier,
+samplingRate, rounds)`` of every aggregated round, and the ``epsilon`` they add up to at
+``delta``. So one record is enough to recompute the epsilon (``_accountant``), and the next
+round starts from the previous record alone: its spent budget, and, with adaptive
+clipping, its ``nextClipNorm`` as this round's clip. The reconcile pass reads the previous
+record here, passes the clip to the aggregation, and stops the experiment before a round
+would take epsilon above ``targetEpsilon``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fl_gitops.aggregate.strategies._accountant import Run, epsilon_of_runs, extend_runs
+from fl_gitops.blueprint import Blueprint
+from fl_gitops.render import Layout
+
+__all__ = ["Prior", "budget_stop", "dp_record", "read_prior", "round_options", "spent_runs"]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What the previous round's record says: the budget spent and the clip it chose."""
+
+    runs: tuple[Run, ...] = ()
+    next_clip: float | None = None
+
+
+def _runs(value: object) -> tuple[Run, ...]:
+    """The record's ``accounting`` runs, or none when it holds anything else."""
+    if not isinstance(value, list):
+        return ()
+    out: list[Run] = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 3):
+            return ()
+        z, q, n = item
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in item):
+            return ()
+        out.append((float(z), float(q), int(n)))
+    return tuple(out)
+
+
+def spent_runs(dp: Mapping[str, Any]) -> tuple[Run, ...]:
+    """The budget a round record's ``dp`` block says is spent, as accountant runs."""
+    return _runs(dp.get("accounting"))
+
+
+def read_prior(experiment_dir: Path, round_: int, layout: Layout | None = None) -> Prior:
+    """The budget spent and the clip chosen by round ``round_ - 1``, from its record.
+
+    Returns:
+        An empty ``Prior`` for round 1, or when that record is missing or has no ``dp``.
+    """
+    if round_ <= 1:
+        return Prior()
+    path = experiment_dir / (layout or Layout()).history(round_ - 1)
+    try:
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return Prior()
+    dp = record.get("dp") if isinstance(record, Mapping) else None
+    if not isinstance(dp, Mapping):
+        return Prior()
+    clip = dp.get("nextClipNorm")
+    next_clip = None
+    if isinstance(clip, int | float) and not isinstance(clip, bool) and clip > 0:
+        next_clip = float(clip)
+    return Prior(runs=_runs(dp.get("accounting")), next_clip=next_clip)
+
+
+def round_options(blueprint: Blueprint, options: Mapping[str, Any], prior: Prior) -> dict[str, Any]:
+    """The aggregation's options for this round: with adaptive clipping, the clip the
+    previous round chose (the blueprint's clipNorm for the first round)."""
+    out = dict(options)
+    dp = blueprint.strategy.dp
+    if dp and dp.get("adaptive") is not None and prior.next_clip is not None:
+        out["clipping_norm"] = prior.next_clip
+    return out
+
+
+def _rate(dp: Mapping[str, Any]) -> tuple[float, float, float]:
+    return float(dp["noiseMultiplier"]), float(dp["samplingRate"]), float(dp["delta"])
+
+
+def dp_record(blueprint: Blueprint, done: Mapping[str, Any], prior: Prior) -> dict[str, Any]:
+    """The round record's ``dp`` block: what the aggregation did (``done``, its record's
+    ``dp``) and the budget spent after this round.
+
+    ``epsilon`` is None when a round had no noise (no guarantee at all).
+    """
+    dp = blueprint.strategy.dp
+    assert dp is not None
+    z, q, delta = _rate(dp)
+    runs = extend_runs(prior.runs, z, q)
+    eps = epsilon_of_runs(runs, delta)
+    out: dict[str, Any] = {
+        "clipNorm": done.get("clipping_norm", dp["clipNorm"]),
+        "noiseMultiplier": z,
+        "noiseStd": done.get("noise_std"),
+        "seed": done.get("seed"),
+    }
+    if "next_clipping_norm" in done:
+        out.update(
+            nextClipNorm=done["next_clipping_norm"],
+            noisyUnclippedFraction=done["noisy_unclipped_fraction"],
+            sumNoiseMultiplier=done["sum_noise_multiplier"],
+            clippedCountStddev=done["clipped_count_stddev"],
+            targetQuantile=done["target_quantile"],
+            learningRate=done["learning_rate"],
+        )
+    out.update(
+        samplingRate=q,
+        delta=delta,
+        accounting=[[rz, rq, n] for rz, rq, n in runs],
+        epsilon=None if eps == float("inf") else round(eps, 6),
+    )
+    if dp.get("targetEpsilon") is not None:
+        out["targetEpsilon"] = dp["targetEpsilon"]
+    return out
+
+
+def budget_stop(blueprint: Blueprint, runs: Sequence[Run], next_round: int) -> str | None:
+    """Why round ``next_round`` must not start (the reason for the Completed state), or
+    None when it fits the blueprint's ``targetEpsilon`` (or there is none)."""
+    dp = blueprint.strategy.dp
+    if not dp or dp.get("targetEpsilon") is None:
+        return None
+    target = float(dp["targetEpsilon"])
+    z, q, delta = _rate(dp)
+    eps = epsilon_of_runs(extend_runs(runs, z, q), delta)
+    if eps <= target:
+        return None
+    return (
+        f"privacy budget reached: round {next_round} would spend epsilon {eps:.4g} "
+        f"> targetEpsilon {target:g}"
+    )
