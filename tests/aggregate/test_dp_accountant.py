@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +82,26 @@ def test_bad_arguments_are_refused_by_name(rounds, delta, message):
     with pytest.raises(ValueError) as err:
         epsilon(rounds, delta)
     assert str(err.value) == message
+
+
+def test_the_cli_and_loading_a_dp_blueprint_without_a_target_do_not_import_dp_accounting(
+    tmp_path,
+):
+    stock = Path(__file__).resolve().parents[2] / "blueprints" / "digits-fedavg.yaml"
+    path = tmp_path / "dp.yaml"
+    path.write_text(
+        stock.read_text().replace("    options: {}\n", "    options: {}\n    dp: {clipNorm: 1.0}\n")
+    )
+    code = (
+        "import sys\n"
+        "from fl_gitops.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "from fl_gitops.blueprint import load_blueprint\n"
+        f"load_blueprint({str(path)!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dp_accounting'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

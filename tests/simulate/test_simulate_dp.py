@@ -140,3 +140,18 @@ def test_history_shows_the_epsilon_in_its_table_json_and_plot(run, capsys):
     assert main(base) == 0
     table = capsys.readouterr().out
     assert "epsilon" in table and f"{eps[-1]:.3f}" in table
+
+
+def test_sharded_aggregation_makes_the_same_models_and_dp_records(run, tmp_path):
+    tmp, work, report = run
+    sharded = tmp_path / "sim"
+    args = ["simulate", str(tmp / "digits-dp.yaml"), "--clusters", "4", "--rounds", "10"]
+    args += ["--aggregation-shards", "2", "--workdir", str(sharded), "--no-plot"]
+    assert main(args) == 0
+    again = json.loads((sharded / "report.json").read_text())
+    assert (again["phase"], again["message"]) == (report["phase"], report["message"])
+    assert again["final_model"] == report["final_model"]
+    for n in range(1, 5):
+        one = yaml.safe_load(_show(work / "config-repo.git", f".history/round-{n}.yaml"))
+        two = yaml.safe_load(_show(sharded / "config-repo.git", f".history/round-{n}.yaml"))
+        assert one["dp"] == two["dp"]
