@@ -62,19 +62,50 @@ def read_prior(experiment_dir: Path, round_: int, layout: Layout | None = None) 
     """
     if round_ <= 1:
         return Prior()
-    path = experiment_dir / (layout or Layout()).history(round_ - 1)
-    try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return Prior()
-    dp = record.get("dp") if isinstance(record, Mapping) else None
-    if not isinstance(dp, Mapping):
+    layout = layout or Layout()
+    dp = _record_dp(experiment_dir / layout.history(round_ - 1))
+    if dp is None:
         return Prior()
     clip = dp.get("nextClipNorm")
     next_clip = None
     if isinstance(clip, int | float) and not isinstance(clip, bool) and clip > 0:
         next_clip = float(clip)
-    return Prior(runs=_runs(dp.get("accounting")), next_clip=next_clip)
+    runs = _runs(dp.get("accounting"))
+    if not runs:
+        # A record written before records carried their accounting: count the rounds
+        # from every record's own noise multiplier and sampling rate instead.
+        runs = _counted(experiment_dir, layout, round_ - 1)
+    return Prior(runs=runs, next_clip=next_clip)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _record_dp(path: Path) -> Mapping[str, Any] | None:
+    """A round record's ``dp`` block, or None (no record, not YAML, no block)."""
+    try:
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    dp = record.get("dp") if isinstance(record, Mapping) else None
+    return dp if isinstance(dp, Mapping) else None
+
+
+def _counted(experiment_dir: Path, layout: Layout, last: int) -> tuple[Run, ...]:
+    """The runs of rounds 1 to ``last`` from each record's ``noiseMultiplier`` and
+    ``samplingRate`` (1.0 when it has none); a round whose record has no ``dp`` block ran
+    without DP and is not counted."""
+    runs: list[Run] = []
+    for n in range(1, last + 1):
+        dp = _record_dp(experiment_dir / layout.history(n))
+        if dp is None or not _is_number(dp.get("noiseMultiplier")):
+            continue
+        rate = dp.get("samplingRate", 1.0)
+        runs = extend_runs(
+            runs, float(dp["noiseMultiplier"]), float(rate) if _is_number(rate) else 1.0
+        )
+    return tuple(runs)
 
 
 def round_options(blueprint: Blueprint, options: Mapping[str, Any], prior: Prior) -> dict[str, Any]:
