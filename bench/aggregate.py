@@ -14,8 +14,8 @@ high-water mark is reset before the work where the kernel allows it):
 
 - ``floor``: read every update file once, in 8 MB chunks, doing nothing else;
 - ``floor+hash``: the same, hashing the bytes on one thread with the algorithm the
-  files' metadata names (``--digest``: ``blake3``, as clusters name their updates now, or
-  ``sha256``, as they did before);
+  files' metadata names (``--digest``: ``blake3-blocks``, as clusters name their updates
+  now, or ``blake3`` or ``sha256`` of the whole file, as they did before);
 - ``floor+hash-par``: the same on one thread per core (the least a verified read of these
   files can cost on this machine);
 - ``stream-fedavg``: ``aggregate_round(strategy="fedavg")``, the whole call: the base
@@ -110,8 +110,7 @@ def _updates(directory: Path, k: int) -> list[tuple[str, Path, dict[str, Any]]]:
 
 
 def _hasher(digest: str) -> Any:
-    """A hasher of the algorithm an update's digest names (``blake3:`` as clusters report
-    now, ``sha256:`` in files written before), as the aggregation checks it."""
+    """A hasher of the algorithm an update's digest names, as the aggregation checks it."""
     from fl_gitops.tensors import new_hasher
 
     return new_hasher(digest)
@@ -277,7 +276,7 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
 
 
 def _write_files(
-    directory: Path, k: int, params: int, tensors: int, seed: int, algorithm: str
+    directory: Path, k: int, params: int, tensors: int, seed: int, algorithm: str = "blake3-blocks"
 ) -> int:
     from fl_gitops.tensors import serialize, sha256_digest
 
@@ -307,6 +306,10 @@ def _write_files(
             "metrics": {},
             "sha256": _named_digest(algorithm, data),
         }
+        if algorithm == "blake3-blocks":  # the list the store keeps beside the update
+            from fl_gitops.tensors import update_block_list
+
+            (directory / f"{cluster}.blocks").write_bytes(update_block_list(data)[1])
         (directory / f"{cluster}.json").write_text(json.dumps(meta))
         del data
     return len(base_bytes)
@@ -373,10 +376,11 @@ def main() -> int:
     parser.add_argument("--tensors", type=int, default=4, help="tensors per model (default 4)")
     parser.add_argument(
         "--digest",
-        choices=["blake3", "sha256"],
-        default="blake3",
-        help="the algorithm the updates are named by: blake3 (as clusters report now, the "
-        "default) or sha256 (as they reported before)",
+        choices=["blake3-blocks", "blake3", "sha256"],
+        default="blake3-blocks",
+        help="the algorithm the updates are named by: blake3-blocks (as clusters report now, "
+        "the default, with the block list beside each file), or blake3 or sha256 of the "
+        "whole file (as they reported before)",
     )
     parser.add_argument(
         "--repeat",

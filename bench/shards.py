@@ -32,9 +32,12 @@ wrapped in a WSGI middleware that counts the body bytes of every GET it serves, 
 uploaded and the N shards run against their ``s3://`` URIs (the global model stays a
 local file, as the store's ``model_file`` hands it to a pod), and each shard's bytes are
 printed against its slice and the whole files: ``shard I of N read X MB of Y MB (slice Z
-MB)``, split into the bytes inside its slice, the whole-file reads of the updates whose
-SHA-256 it owns (update j by shard j mod N) and the headers. moto is a Python server on
-the same cores: its times say nothing about S3's speed, only its byte counts are figures.
+MB)``, split into the bytes inside its slice, the rest of the blocks its slice's ends fall
+in (updates named by ``blake3-blocks:`` are checked block by block against the list beside
+them, which is read too), the whole-file reads of updates named by a digest of the whole
+file, which the shard owning them must hash (update j by shard j mod N), and the headers.
+moto is a Python server on the same cores: its times say nothing about S3's speed, only its
+byte counts are figures.
 A probe first checks that ``StoreRangeFile.read`` gets the range it asks s3fs for; when it
 does not, that is printed as NOT working and the shards run with the range passed by
 keyword (patched in their processes only), so that the bytes are still counted.
@@ -444,8 +447,17 @@ class ShardBytes:
     in_slice: int = 0
     hashed: int = 0  # whole-file reads of the updates whose digest it owns
     header: int = 0
+    edges: int = 0  # the rest of the blocks its slice's ends fall in, read to check them
+    lists: int = 0  # the updates' block lists
     other: int = 0
     requests: int = 0
+
+
+def _widened(offset: int, up: bool = False) -> int:
+    """``offset`` moved out to the block boundary below it (``up``: above it)."""
+    from fl_gitops.tensors import BLOCK_BYTES
+
+    return (-(-offset // BLOCK_BYTES) if up else offset // BLOCK_BYTES) * BLOCK_BYTES
 
 
 def _classify(
@@ -459,9 +471,17 @@ def _classify(
         out.requests += 1
         lo, hi = e.range if e.range is not None else (0, e.sent)
         hi = min(hi, lo + e.sent)
-        if any(a <= lo and hi <= b for a, b in ranges.get(name, [])):
+        if name.endswith(".blocks"):
+            out.lists += e.sent
+            continue
+        mine = ranges.get(name, [])
+        if any(a <= lo and hi <= b for a, b in mine):
             out.in_slice += e.sent
-        elif name in data_start and hi <= data_start[name]:
+        elif any(_widened(a) <= lo and hi <= _widened(b, up=True) for a, b in mine):
+            inside = sum(max(0, min(hi, b) - max(lo, a)) for a, b in mine)
+            out.in_slice += inside
+            out.edges += e.sent - inside
+        elif name in data_start and hi <= max(data_start[name], _widened(1, up=True)):
             out.header += e.sent
         elif name in owned:
             out.hashed += e.sent
@@ -493,6 +513,9 @@ def _s3(
         t0 = time.perf_counter()
         for n in names:
             fs.put_file(str(directory / n), f"{bucket}/{n}")
+            blocks = directory / n.replace(".safetensors", ".blocks")
+            if blocks.exists():  # the list the store keeps beside an update
+                fs.put_file(str(blocks), f"{bucket}/{blocks.name}")
         print(
             f"\n== S3 through moto's server at {endpoint}: {k} updates ({whole / MB:.1f} MB) "
             f"uploaded to s3://{bucket}/ in {time.perf_counter() - t0:.1f} s; "
@@ -531,13 +554,16 @@ def _s3(
                     f"shard {i} of {of} read {got.total / MB:.1f} MB of {whole / MB:.1f} MB "
                     f"(slice {sl / MB:.1f} MB) in {got.requests} GETs: "
                     f"{got.in_slice / MB:.1f} MB inside its slice ({got.in_slice / sl:.2f}x it), "
-                    f"{got.hashed / MB:.1f} MB the whole files of the {len(owned)} updates whose "
-                    f"SHA-256 it owns, {got.header / 1e3:.1f} kB headers, "
+                    f"{got.hashed / MB:.1f} MB the whole files of the updates whose digest "
+                    f"(of the whole file) it owns, {got.edges / MB:.2f} MB the rest of the "
+                    f"blocks its slice's ends fall in, {got.header / MB:.2f} MB headers (and "
+                    f"their blocks), {got.lists / 1e3:.1f} kB block lists, "
                     f"{got.other / MB:.1f} MB other"
                 )
                 only = got.hashed == 0 and got.other == 0
                 print(
-                    f"target {strategy}: shard {i} transfers only its slice (and headers): "
+                    f"target {strategy}: shard {i} transfers only its slice (and headers, the "
+                    "block lists and the blocks its ends fall in): "
                     + ("met" if only else "NOT met")
                     + (
                         ""
@@ -771,7 +797,13 @@ def main() -> int:
         return 2
 
     helpers = _helpers()
-    manifest = {"k": k, "params": params, "tensors": args.tensors, "seed": 0}
+    manifest = {
+        "k": k,
+        "params": params,
+        "tensors": args.tensors,
+        "seed": 0,
+        "digest": "blake3-blocks",
+    }
     temporary = not args.data
     directory = Path(args.data or tempfile.mkdtemp(prefix="fl-bench-shards-"))
     directory.mkdir(parents=True, exist_ok=True)

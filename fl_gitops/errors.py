@@ -19,8 +19,10 @@ is named in brackets) and are public where that package's ``__init__`` exports t
     ├── RenderedObjectError         a rendered object fails its schema (a bug or a bad template)
     ├── HeaderError                 not a well-formed safetensors file [tensors] (a ValueError)
     │   └── ReadFailed              a file that ended before its header's bytes [tensors]
+    ├── BlockListError              not a block list, or not its digest's [tensors] (a ValueError)
     ├── StoreError                  the model store: missing object, digest mismatch
-    │   └── NotInStore              the object is not in the store [store]
+    │   ├── NotInStore              the object is not in the store [store]
+    │   └── BlockMismatch           a block read that is not its block list's [aggregate]
     ├── UpdateRejected              one cluster's update fails a check (permanent for that cluster)
     │   ├── NotOnRoster             the cluster is not on the round's roster [aggregate.checks]
     │   ├── NotReported             no result reported through the hub [aggregate.checks]

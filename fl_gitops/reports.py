@@ -153,7 +153,9 @@ def parse_report(values: Mapping[str, object]) -> HubReport:
         texts[key] = value
     digest = texts[DIGEST_KEY]
     if len(digest) > 128 or not _DIGEST_RE.fullmatch(digest):
-        raise ReportError(f"{DIGEST_KEY}: expected blake3: or sha256: and 64 lowercase hex")
+        raise ReportError(
+            f"{DIGEST_KEY}: expected blake3-blocks:, blake3: or sha256: and 64 lowercase hex"
+        )
     count = texts[NUM_EXAMPLES_KEY]
     if not _INT_RE.fullmatch(count) or int(count) > MAX_NUM_EXAMPLES:
         raise ReportError(f"{NUM_EXAMPLES_KEY}: expected an integer from 0 to 2^53 - 1")

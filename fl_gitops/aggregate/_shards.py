@@ -10,8 +10,11 @@ in phases, each shard's files written to one shared directory:
 1. ``stats``: the checks on the update's metadata and header (every shard the same), the
    NaN/Inf check of its slice, and each update's squared distance to the global model over
    its slice, as the partial float sums one pod's round adds up (one value per cell of the
-   grid the engine reads on, see below); plus the whole-file SHA-256 of the updates it owns
-   (update j belongs to shard j mod N): a digest cannot be checked from a slice. A folding
+   grid the engine reads on, see below). An update named by its block list
+   (``blake3-blocks:``, what clusters report now) is checked block by block as the slice is
+   read, against the list the store keeps beside it (``_ranges``): the shard reads its
+   slice and at most a block beyond each end. One named by a digest of the whole file is
+   hashed whole by the shard that owns it (update j belongs to shard j mod N). A folding
    combiner (FedAvg and its server optimizers) also sums the slice in the same read, kept
    when the reduce accepts every update in it, as one pod's pass does. Slices are read by
    ``pread``, or for a store URI by fsspec's ``cat_file(path, start, end)``.
@@ -72,6 +75,18 @@ from fl_gitops.aggregate._engine import (
     _weighted_metrics,
     load_state,
 )
+from fl_gitops.aggregate._ranges import (
+    BlockCheckedFile,
+    BlockMismatch,
+    RangeFile,
+    StoreRangeFile,
+    is_uri,
+    open_checked,
+    open_range,
+    whole_digest,
+)
+from fl_gitops.aggregate._ranges import local_path as _local_path
+from fl_gitops.aggregate._ranges import remote as _remote
 from fl_gitops.aggregate.checks import Expectation, Limits
 from fl_gitops.aggregate.strategies import plan as make_plan
 from fl_gitops.aggregate.strategies._arith import (
@@ -88,13 +103,12 @@ from fl_gitops.errors import InputError, StoreError
 from fl_gitops.tensors import (
     DEFAULT_CHUNK,
     MAX_HEADER_BYTES,
+    BlockList,
     Header,
     HeaderError,
     Layout,
     TensorInfo,
-    digest_file,
     load_bytes,
-    new_hasher,
     parse_header,
     read_header,
     replaced_atomically,
@@ -225,74 +239,6 @@ class ShardPlan:
         return out
 
 
-class RangeFile:
-    """Byte ranges of one local file by ``pread``: the only way a shard reads update data
-    (a subclass may count what is read, or serve ranges from elsewhere)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fd = os.open(path, os.O_RDONLY)
-
-    def read(self, start: int, length: int) -> bytes:
-        data = os.pread(self._fd, length, start)
-        while len(data) < length:
-            more = os.pread(self._fd, length - len(data), start + len(data))
-            if not more:
-                raise HeaderError(f"file ended at byte {start + len(data)} (truncated)")
-            data += more
-        return data
-
-    def close(self) -> None:
-        os.close(self._fd)
-
-
-def is_uri(path: str | os.PathLike[str]) -> bool:
-    """Whether an update's path is a store URI (``s3://...``, ``memory://...``)."""
-    return "://" in os.fspath(path)
-
-
-class StoreRangeFile(RangeFile):
-    """Byte ranges of a store URI through fsspec's ``cat_file(path, start, end)``: an object
-    store serves only those bytes (an HTTP range request), never the whole object."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fs, self._key = _remote(path)
-
-    def read(self, start: int, length: int) -> bytes:
-        # By keyword: s3fs's third positional parameter is version_id, not start.
-        data = bytes(self.fs.cat_file(self._key, start=start, end=start + length))
-        if len(data) < length:
-            raise HeaderError(f"file ended at byte {start + len(data)} (truncated)")
-        return data
-
-    def size(self) -> int:
-        return int(self.fs.size(self._key))
-
-    def digest(self, algorithm: str = "sha256") -> str:
-        """The whole object's ``<algorithm>:<hex>``, streamed."""
-        h = new_hasher(algorithm)
-        with self.fs.open(self._key, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        return f"{algorithm}:{h.hexdigest()}"
-
-    def close(self) -> None:
-        pass
-
-
-def _whole_digest(path: str, expected: str) -> str:
-    """An update's digest over the whole file, local or at a store URI, by the algorithm
-    of the digest it must match (``blake3:`` or ``sha256:``)."""
-    algorithm = expected.partition(":")[0]
-    return StoreRangeFile(path).digest(algorithm) if is_uri(path) else digest_file(path, algorithm)
-
-
-def open_range(path: str) -> RangeFile:
-    """A local file by ``pread``, a store URI by fsspec's range reads."""
-    return StoreRangeFile(path) if is_uri(path) else RangeFile(path)
-
-
 def check_update_file(cluster: str, path: Any, expect: Expectation) -> Header:
     """``checks.check_file`` for a local path; for a store URI the same checks, the header
     read by range (its first 8 bytes, then its length, bounded)."""
@@ -332,6 +278,23 @@ def _values(f: RangeFile, info: TensorInfo, start: int, count: int) -> np.ndarra
     return np.frombuffer(raw, dtype=info.np_dtype)
 
 
+def _checked_values(
+    cand: _Candidate, f: RangeFile, info: TensorInfo, start: int, count: int
+) -> np.ndarray[Any, Any]:
+    """:func:`_values` of an accepted update, read again to combine it.
+
+    Raises:
+        StoreError: its bytes changed in the store since phase 1 checked them (the shard
+            fails, and its Job retries it, rather than combine bytes nobody reported).
+    """
+    try:
+        return _values(f, info, start, count)
+    except BlockMismatch:
+        raise StoreError(
+            f"update of {cand.cluster}: its bytes changed in the store after they were checked"
+        ) from None
+
+
 def _reads(piece: Piece, chunk: int) -> Iterator[tuple[int, int]]:
     """``(start, count)`` reads of at most ``chunk`` elements, aligned to the grid."""
     pos = piece.start
@@ -339,24 +302,6 @@ def _reads(piece: Piece, chunk: int) -> Iterator[tuple[int, int]]:
         end = min(piece.stop, (pos // chunk + 1) * chunk)
         yield pos, end - pos
         pos = end
-
-
-def _local_path(path: str) -> str | None:
-    """A shard file's local path (a plain path or a ``file://`` URI); None for a remote URI."""
-    if path.startswith("file://"):
-        return path[len("file://") :]
-    return None if is_uri(path) else path
-
-
-def _remote(uri: str) -> tuple[Any, str]:
-    """The fsspec filesystem and key of a remote shard file, with the store's options
-    (``FL_STORE_OPTIONS_FILE``, as the model store reads them: credentials never in argv)."""
-    import fsspec
-
-    from fl_gitops.store import storage_options_from_env
-
-    fs, key = fsspec.core.url_to_fs(uri, **storage_options_from_env(os.environ))
-    return fs, key
 
 
 def _join(out: str, name: str) -> str:
@@ -432,8 +377,12 @@ def _file(out: str, shard: int, of: int, kind: str) -> str:
     return _join(out, f"shard-{shard:04d}-of-{of:04d}.{kind}")
 
 
-def _write_json(path: str, doc: Mapping[str, Any]) -> None:
-    _put(path, (json.dumps(doc, indent=1) + "\n").encode())
+def _json_bytes(doc: Mapping[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1) + "\n").encode()
+
+
+def _sha256(data: bytes | memoryview) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 class Shard:
@@ -491,6 +440,13 @@ class Shard:
         self.pieces = self.splan.pieces(shard)
         self.out = os.fspath(out)
         self.opener = opener
+        # The block lists phase 1 checked, by cluster: the combine's reads check against them.
+        self._lists: dict[str, BlockList] = {}
+        # What this shard wrote (kind -> digest) and what it read of every shard's files
+        # ("I/kind" -> digest): its decision names both, the merge compares every shard's
+        # ledger, and a shard reading back its own file refuses bytes it did not write.
+        self.wrote: dict[str, str] = {}
+        self.seen: dict[str, str] = {}
         # Refused before aggregation (unreadable metadata): merged into the result.
         self.before = dict(rejected or {})
         self.inputs = self._inputs(state)
@@ -537,9 +493,36 @@ class Shard:
     def path(self, shard: int, kind: str) -> str:
         return _file(self.out, shard, self.of, kind)
 
-    def load(self, shard: int, kind: str) -> dict[str, Any]:
+    def put(self, kind: str, data: bytes) -> str:
+        """Write this shard's file ``kind``, its digest recorded in the ledger."""
+        path = self.path(self.shard, kind)
+        _put(path, data)
+        self.wrote[kind] = _sha256(data)
+        return path
+
+    def fetch(self, shard: int, kind: str) -> tuple[str, bytes]:
+        """Shard ``shard``'s file ``kind``, its digest recorded in the ledger.
+
+        Raises:
+            ShardDirError: it is missing, or it is this shard's own and not the bytes it
+                wrote (changed in the store since).
+        """
         path = self.path(shard, kind)
-        doc = _read_json(path)
+        try:
+            data = _get(path)
+        except FileNotFoundError:
+            raise ShardDirError(f"{path}: missing (has that shard run?)") from None
+        except OSError as exc:
+            raise ShardDirError(f"{path}: cannot be read ({type(exc).__name__})") from None
+        digest = _sha256(data)
+        if shard == self.shard and self.wrote.get(kind, digest) != digest:
+            raise ShardDirError(f"{path}: not the bytes this shard wrote (changed in the store)")
+        self.seen[f"{shard}/{kind}"] = digest
+        return path, data
+
+    def load(self, shard: int, kind: str) -> dict[str, Any]:
+        path, data = self.fetch(shard, kind)
+        doc = _json_doc(path, data)
         mine = self.ident()
         for key, want in mine.items():
             if doc.get(key) != want:
@@ -552,11 +535,7 @@ class Shard:
         return doc
 
     def load_cells(self, shard: int) -> dict[str, np.ndarray[Any, Any]]:
-        path = self.path(shard, "cells.safetensors")
-        try:
-            data = _get(path)
-        except FileNotFoundError:
-            raise ShardDirError(f"{path}: missing (has that shard run?)") from None
+        path, data = self.fetch(shard, "cells.safetensors")
         try:
             meta = parse_header(data, len(data)).metadata
             cells = load_bytes(data)
@@ -592,20 +571,30 @@ class Shard:
         if self.folds:
             self.folded = {p.name: np.zeros(p.size, dtype=np.float64) for p in self.pieces}
             self.folded_from = []
-        # The updates this shard owns are hashed whole on a helper thread (hashlib releases
-        # the GIL) while the slices are read, checked and summed here.
+        # An update named by its block list is checked block by block as its slice is
+        # read (``_ranges.open_checked``); one named by a digest of the whole file (or whose
+        # list is not the one its digest names) is hashed whole, on a helper thread
+        # (hashlib and BLAKE3 release the GIL), by the shard that owns it (update j belongs
+        # to shard j mod N), while the slices are read, checked and summed here.
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fl-gitops-shard-hash")
+        files = [self._open(cand) for cand in self.cands]
         owned = {
-            cand.cluster: hasher.submit(_whole_digest, cand.path, cand.meta.sha256)
-            for j, cand in enumerate(self.cands)
-            if j % self.of == self.shard
+            cand.cluster: hasher.submit(whole_digest, cand.path, cand.meta.sha256)
+            for j, (cand, f) in enumerate(zip(self.cands, files, strict=True))
+            if not isinstance(f, BlockCheckedFile) and j % self.of == self.shard
         }
         base = self.opener(self.base_path)
         try:
-            measured = self._stats_all(base)
+            measured = self._stats_all(base, files)
             for j, cand in enumerate(self.cands):
                 doc, mine = measured[j]
                 updates[cand.cluster] = doc
+                if doc.pop("mismatch", False):
+                    # Its bytes are not the ones reported: the digest they do hash to, as
+                    # one pod names it (read whole, once, only for such an update).
+                    owned[cand.cluster] = hasher.submit(whole_digest, cand.path, cand.meta.sha256)
+                elif isinstance(files[j], BlockCheckedFile) and doc["error"] is None:
+                    doc["digest"] = cand.meta.sha256
                 if cand.cluster in owned:
                     try:
                         doc["digest"] = owned[cand.cluster].result()
@@ -617,85 +606,123 @@ class Shard:
                     cells[f"{j}/{name}"] = np.array(values, dtype=np.float64)
         finally:
             base.close()
+            for f in files:
+                if isinstance(f, RangeFile):
+                    f.close()
             hasher.shutdown(cancel_futures=True)
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
-        _put(self.path(self.shard, "cells.safetensors"), serialize(cells, meta))
+        self.put("cells.safetensors", serialize(cells, meta))
         # Written last: its presence says the shard's phase 1 is complete.
-        path = self.path(self.shard, "stats.json")
-        _write_json(
-            path,
-            {**self.ident(), "shard": self.shard, "candidates": self.names(), "updates": updates},
-        )
-        return path
+        doc = {**self.ident(), "shard": self.shard, "candidates": self.names(), "updates": updates}
+        return self.put("stats.json", _json_bytes(doc))
 
-    def _stats_all(self, base: RangeFile) -> list[tuple[dict[str, Any], dict[str, list[float]]]]:
+    def _open(self, cand: _Candidate) -> RangeFile | str:
+        """A candidate's update file for range reads, checked block by block when it can
+        be (its header then read again through the check, so the layout the shard reads
+        by is the reported one); or why it cannot be read."""
+        try:
+            f = self.opener(cand.path)
+        except OSError as exc:
+            return f"update file cannot be read ({type(exc).__name__})"
+        try:
+            checked = open_checked(cand.path, cand.meta.sha256, f)
+        except OSError:
+            checked = None
+        if checked is None:
+            return f
+        try:
+            head = checked.read(0, cand.header.data_start)
+            same = parse_header(head, checked.size()) == cand.header
+        except (BlockMismatch, HeaderError, OSError):
+            same = False
+        if not same:  # checked whole instead, and so refused by the digest it hashes to
+            return f
+        self._lists[cand.cluster] = checked.blocks
+        return checked
+
+    def _reread(self, cand: _Candidate) -> RangeFile:
+        """An accepted update's file, read again to combine it: checked block by block
+        against the list phase 1 checked, when it had one (:func:`_checked_values` then
+        refuses bytes changed since).
+
+        Raises:
+            StoreError: it cannot be opened any more.
+        """
+        blocks = self._lists.get(cand.cluster)
+        if blocks is not None:
+            try:
+                return BlockCheckedFile(self.opener(cand.path), blocks)
+            except OSError as exc:
+                reason = f"update file cannot be read ({type(exc).__name__}) after it was checked"
+                raise StoreError(f"update of {cand.cluster}: {reason}") from None
+        f = self._open(cand)
+        if isinstance(f, str):
+            raise StoreError(f"update of {cand.cluster}: {f} after it was checked")
+        return f
+
+    def _stats_all(
+        self, base: RangeFile, files: Sequence[RangeFile | str]
+    ) -> list[tuple[dict[str, Any], dict[str, list[float]]]]:
         """Every candidate's checks and distance cells over this shard's slice, chunk by
         chunk with the updates side by side: the global model's chunk is read once for all
         of them (not once per update), and each element of a folded sum still adds the
-        updates in cluster order, as one pod's pass does."""
+        updates in cluster order, as one pod's pass does. A block that is not the reported
+        one stops that update's reads (``mismatch``)."""
         docs: list[dict[str, Any]] = [
             {"digest": None, "bad": [], "error": None} for _ in self.cands
         ]
         cells: list[dict[str, list[float]]] = [{} for _ in self.cands]
-        files: list[RangeFile | None] = []
-        try:
-            for j, cand in enumerate(self.cands):
-                try:
-                    files.append(self.opener(cand.path))
-                except OSError as exc:
-                    docs[j]["error"] = f"update file cannot be read ({type(exc).__name__})"
-                    files.append(None)
-            for piece in self.pieces:
-                binfo = self.header.tensors[piece.name]
-                acc = self.folded[piece.name] if self.folded is not None else None
-                for start, count in _reads(piece, self.chunk):
-                    b: np.ndarray[Any, Any] | None = None
-                    tmp = np.empty(min(count, BLOCK), dtype=np.float64) if acc is not None else None
-                    scratches: dict[int, np.ndarray[Any, Any]] = {}
-                    for j, (cand, f) in enumerate(zip(self.cands, files, strict=True)):
-                        doc = docs[j]
-                        if f is None or doc["error"] is not None:
-                            continue
-                        info = cand.header.tensors[piece.name]
-                        floating = _is_float(info.np_dtype)
+        for j, f in enumerate(files):
+            if isinstance(f, str):
+                docs[j]["error"] = f
+        for piece in self.pieces:
+            binfo = self.header.tensors[piece.name]
+            acc = self.folded[piece.name] if self.folded is not None else None
+            for start, count in _reads(piece, self.chunk):
+                b: np.ndarray[Any, Any] | None = None
+                tmp = np.empty(min(count, BLOCK), dtype=np.float64) if acc is not None else None
+                scratches: dict[int, np.ndarray[Any, Any]] = {}
+                for j, (cand, f) in enumerate(zip(self.cands, files, strict=True)):
+                    doc = docs[j]
+                    if isinstance(f, str) or doc["error"] is not None or "mismatch" in doc:
+                        continue
+                    info = cand.header.tensors[piece.name]
+                    floating = _is_float(info.np_dtype)
+                    try:
+                        values = _values(f, info, start, count)
+                    except HeaderError:
+                        doc["error"] = "file ended while it was read (truncated)"
+                        continue
+                    except BlockMismatch:
+                        doc["mismatch"] = True
+                        continue
+                    if floating and piece.name not in doc["bad"] and not finite(values):
+                        doc["bad"].append(piece.name)
+                    if acc is not None and tmp is not None:
+                        seg = acc[start - piece.start : start - piece.start + count]
+                        add_weighted(seg, [values], [self.job.weight(cand)], tmp)
+                    if not (self.measure and floating):
+                        continue
+                    sums = cells[j].setdefault(piece.name, [])
+                    if b is None:
                         try:
-                            values = _values(f, info, start, count)
+                            b = _values(base, binfo, start, count)
                         except HeaderError:
-                            doc["error"] = "file ended while it was read (truncated)"
-                            continue
-                        if floating and piece.name not in doc["bad"] and not finite(values):
-                            doc["bad"].append(piece.name)
-                        if acc is not None and tmp is not None:
-                            seg = acc[start - piece.start : start - piece.start + count]
-                            add_weighted(seg, [values], [self.job.weight(cand)], tmp)
-                        if not (self.measure and floating):
-                            continue
-                        sums = cells[j].setdefault(piece.name, [])
-                        if b is None:
-                            try:
-                                b = _values(base, binfo, start, count)
-                            except HeaderError:
-                                raise StoreError(
-                                    f"global model {self.base_path}: file ended while it was "
-                                    "read (truncated)"
-                                ) from None
-                        width = self.cell_width(info)
-                        scratch = scratches.get(width)
-                        if scratch is None:
-                            scratch = scratches[width] = distance_scratch(
-                                b.dtype, min(count, width)
-                            )
-                        for off in range(0, count, width):
-                            part, bpart = values[off : off + width], b[off : off + width]
-                            with np.errstate(over="ignore", invalid="ignore"):
-                                if self.exact:
-                                    sums.append(squared_distance(part, bpart))
-                                else:
-                                    sums.append(squared_distance_bound(part, bpart, scratch))
-        finally:
-            for f in files:
-                if f is not None:
-                    f.close()
+                            raise StoreError(
+                                f"global model {self.base_path}: file ended while it was "
+                                "read (truncated)"
+                            ) from None
+                    width = self.cell_width(info)
+                    scratch = scratches.get(width)
+                    if scratch is None:
+                        scratch = scratches[width] = distance_scratch(b.dtype, min(count, width))
+                    for off in range(0, count, width):
+                        part, bpart = values[off : off + width], b[off : off + width]
+                        with np.errstate(over="ignore", invalid="ignore"):
+                            if self.exact:
+                                sums.append(squared_distance(part, bpart))
+                            else:
+                                sums.append(squared_distance_bound(part, bpart, scratch))
         return list(zip(docs, cells, strict=True))
 
     def _norm(self, j: int, cand: _Candidate, cells: Sequence[Mapping[str, Any]]) -> float:
@@ -725,7 +752,11 @@ class Shard:
                 kind = checks.NotSafetensors if "truncated" in error else checks.UnreadableUpdate
                 self.job.rejected[cand.cluster] = kind(cand.cluster, error).reason
                 continue
-            digest = parts[j % self.of]["digest"]
+            # Checked whole, by the shard that owns it; or block by block, by every shard
+            # over its slice (any one that found a block not reported names the digest
+            # the whole file hashes to).
+            found = [p["digest"] for p in parts if p["digest"] is not None]
+            digest = next((d for d in found if d != cand.meta.sha256), found[0] if found else "")
             if digest != cand.meta.sha256:
                 self.job.rejected[cand.cluster] = _digest_mismatch(cand, digest).reason
                 continue
@@ -753,7 +784,7 @@ class Shard:
         """Blocks of the piece on the pod's K x c grid, the updates side by side."""
         size = self.header.tensors[piece.name].size
         step = _stack_step(size, k, self.chunk)
-        files = [self.opener(c.path) for c in cands]
+        files = [self._reread(c) for c in cands]
         base = self.opener(self.base_path)
         binfo = self.header.tensors[piece.name]
         try:
@@ -761,7 +792,7 @@ class Shard:
                 n = min(step, piece.stop - start)
                 view = np.empty((len(cands), n), dtype=np.float64)
                 for i, (c, f) in enumerate(zip(cands, files, strict=True)):
-                    view[i] = _values(f, c.header.tensors[piece.name], start, n)
+                    view[i] = _checked_values(c, f, c.header.tensors[piece.name], start, n)
 
                 def read_base(s: int = start, n: int = n) -> np.ndarray[Any, Any]:
                     return _values(base, binfo, s, n)
@@ -790,10 +821,8 @@ class Shard:
                 runs[-1] += part
         k = len(kept)
         arr = np.stack(runs) if runs else np.zeros((0, k, k))
-        path = self.path(self.shard, "partials.safetensors")
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
-        _put(path, serialize({"cells": arr}, meta))
-        return path
+        return self.put("partials.safetensors", serialize({"cells": arr}, meta))
 
     def summed(self, kept: list[_Candidate]) -> F64 | None:
         """Every shard's runs added in model order: the pod's second level."""
@@ -801,8 +830,8 @@ class Shard:
             return None
         total: F64 | None = None
         for i in range(self.of):
-            path = self.path(i, "partials.safetensors")
-            for run in _read_partials(path, self.ident(), len(kept)):
+            path, data = self.fetch(i, "partials.safetensors")
+            for run in _read_partials(path, data, self.ident(), len(kept)):
                 total = run if total is None else total + run
         return total
 
@@ -826,7 +855,7 @@ class Shard:
             base.close()
         self.slice_digest = "sha256:" + h.hexdigest()
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
-        _put(self.path(self.shard, "state.safetensors"), serialize(states, meta))
+        self.put("state.safetensors", serialize(states, meta))
 
     def _finish_piece(
         self,
@@ -894,10 +923,10 @@ class Shard:
             tmp = np.empty(min(max(piece.size, 1), BLOCK), dtype=np.float64)
             for cand, w, s in zip(contributors, choice.weights, choice.scales, strict=True):
                 info = cand.header.tensors[piece.name]
-                f = self.opener(cand.path)
+                f = self._reread(cand)
                 try:
                     for start, count in _reads(piece, self.chunk):
-                        chunk = _values(f, info, start, count)
+                        chunk = _checked_values(cand, f, info, start, count)
                         b = _values(base, binfo, start, count) if s != 1.0 else None
                         seg = acc[start - piece.start : start - piece.start + count]
                         add_weighted(seg, [chunk], [w], tmp, [s], b)
@@ -913,21 +942,25 @@ class Shard:
 
 def _read_json(path: str) -> dict[str, Any]:
     try:
-        doc = json.loads(_get(path))
+        data = _get(path)
     except FileNotFoundError:
         raise ShardDirError(f"{path}: missing (has that shard run?)") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise ShardDirError(f"{path}: not a shard's file ({type(exc).__name__})") from None
+    return _json_doc(path, data)
+
+
+def _json_doc(path: str, data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
         raise ShardDirError(f"{path}: not a shard's file ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
         raise ShardDirError(f"{path}: not a shard's file")
     return doc
 
 
-def _read_partials(path: str, ident: Mapping[str, Any], k: int) -> F64:
-    try:
-        data = _get(path)
-    except FileNotFoundError:
-        raise ShardDirError(f"{path}: missing (has that shard run?)") from None
+def _read_partials(path: str, data: bytes, ident: Mapping[str, Any], k: int) -> F64:
     try:
         tensors = load_bytes(data)
         meta = parse_header(data, len(data)).metadata
@@ -1004,12 +1037,15 @@ def shard_combine(shard: Shard, kept: list[_Candidate], wait: Wait = poll_for) -
         "tensors": [[n, header.tensors[n].np_dtype.str, list(header.tensors[n].shape)]
                     for n in sorted(header.tensors)],
         "record": record,
-        # This shard's model bytes, checked by the merge (a stale .model.bin is refused).
+        # Every shard's files as this shard read them: the same in every decision, each
+        # shard's own checked against what it wrote (the merge compares them).
+        "read": dict(sorted(shard.seen.items())),
+        # This shard's model bytes and state, checked by the merge (a stale or swapped
+        # model.bin or state.safetensors is refused).
         "slice": shard.slice_digest,
+        "state": shard.wrote["state.safetensors"],
     }  # fmt: skip
-    path = shard.path(shard.shard, "decision.json")
-    _write_json(path, decision)
-    return path
+    return shard.put("decision.json", _json_bytes(decision))
 
 
 def aggregate_shard(
@@ -1032,6 +1068,7 @@ def aggregate_shard(
     opener: Callable[[str], RangeFile] = open_range,
     rejected: Mapping[str, str] | None = None,
     record_shortfall: bool = False,
+    on_written: Callable[[str, str], None] | None = None,
 ) -> str:
     """Run shard ``shard`` of ``of`` of a round, every phase, into the shared dir ``out``.
 
@@ -1044,6 +1081,10 @@ def aggregate_shard(
     With ``record_shortfall`` (the Job's shards), too few valid updates is an outcome,
     not a failure: written as ``shard-I-of-N.shortfall.json`` (see :func:`read_shortfall`),
     so that the reconcile pass retries or fails the round with the reasons one pod gives.
+
+    ``on_written(path, digest)`` is told the file this shard ended with and the digest of
+    the bytes it wrote (the Job's shard reports it through the hub as it ends: see
+    ``hub.ShardJobState.messages``).
 
     Returns:
         The path of this shard's decision file (or of its shortfall file).
@@ -1066,33 +1107,39 @@ def aggregate_shard(
     except NotEnoughUpdates as exc:
         if not record_shortfall:
             raise
-        path = job.path(job.shard, "shortfall.json")
-        _write_json(
-            path,
-            {
-                **job.ident(),
-                "shard": job.shard,
-                "valid": exc.valid,
-                "needed": exc.needed,
-                "rejected": exc.rejected,
-                "requirement": exc.requirement,
-            },
-        )
+        doc = {
+            **job.ident(),
+            "shard": job.shard,
+            "valid": exc.valid,
+            "needed": exc.needed,
+            "rejected": exc.rejected,
+            "requirement": exc.requirement,
+            "read": dict(sorted(job.seen.items())),
+        }
+        path = job.put("shortfall.json", _json_bytes(doc))
+        if on_written is not None:
+            on_written(path, job.wrote["shortfall.json"])
         return path
-    return shard_combine(job, kept, wait)
+    path = shard_combine(job, kept, wait)
+    if on_written is not None:
+        on_written(path, job.wrote["decision.json"])
+    return path
 
 
-def read_shortfall(directory: str, of: int) -> NotEnoughUpdates | None:
+def read_shortfall(
+    directory: str, of: int, messages: Mapping[int, str] | None = None
+) -> NotEnoughUpdates | None:
     """The round's shortfall, when its shards found too few valid updates (every shard
     reaches the same reduce, so shard 0's file says it for all); None when they did not.
 
     Raises:
-        ShardDirError: the file is there but is not what a shard writes.
+        ShardDirError: the file is there but is not what a shard writes (or, with
+            ``messages``, not the one shard 0 reported through the hub).
     """
     path = _file(directory, 0, of, "shortfall.json")
     if not _exists(path):
         return None
-    doc = _read_json(path)
+    doc = _authentic(path, 0, messages)
     try:
         return NotEnoughUpdates(
             int(doc["round"]),
@@ -1145,25 +1192,57 @@ def _shard_files(dirs: Sequence[str | os.PathLike[str]]) -> dict[int, str]:
     return found
 
 
-def merge_shards(dirs: Sequence[str | os.PathLike[str]]) -> AggregateResult:
+def merge_shards(
+    dirs: Sequence[str | os.PathLike[str]], messages: Mapping[int, str] | None = None
+) -> AggregateResult:
     """The round from its shards' files: the same result ``aggregate_round`` returns.
 
+    Args:
+        messages: what each shard reported through the hub as it ended (the digest of its
+            decision file, ``hub.ShardJobState.messages``): every decision must hash to it.
+            None for a merge by hand, of shards the user ran, which trusts the files.
+
     Raises:
-        ShardDirError: a shard missing, or its files from another round, plan or decision.
+        ShardDirError: a shard missing, or its files from another round, plan or decision,
+            or (with ``messages``) not the ones its shard reported through the hub.
     """
     files = _shard_files(dirs)
     try:
-        return _merge(files)
+        return _merge(files, messages)
     except (KeyError, TypeError, ValueError, IndexError):
         # A decision file that parses but lacks what a shard writes: not one of ours.
         where = ", ".join(str(os.fspath(d)) for d in dirs)
         raise ShardDirError(f"{where}: a shard's file is not what a shard writes") from None
 
 
-def _merge(files: Mapping[int, str]) -> AggregateResult:
-    docs = [_read_json(files[i]) for i in sorted(files)]
+def _authentic(path: str, index: int, messages: Mapping[int, str] | None) -> dict[str, Any]:
+    """Shard ``index``'s file at ``path``, once it hashes to what the shard reported through
+    the hub (when ``messages`` holds those reports)."""
+    try:
+        data = _get(path)
+    except FileNotFoundError:
+        raise ShardDirError(f"{path}: missing (has that shard run?)") from None
+    except OSError as exc:
+        raise ShardDirError(f"{path}: not a shard's file ({type(exc).__name__})") from None
+    if messages is not None:
+        reported = messages.get(index)
+        if reported is None:
+            raise ShardDirError(
+                f"shard {index}: its pod reported no digest of its decision through the hub"
+            )
+        actual = _sha256(data)
+        if actual != reported:
+            raise ShardDirError(
+                f"{path}: hashes to {actual}, not to {reported}, which its shard reported "
+                "through the hub as it ended (changed in the store since)"
+            )
+    return _json_doc(path, data)
+
+
+def _merge(files: Mapping[int, str], messages: Mapping[int, str] | None) -> AggregateResult:
+    docs = [_authentic(files[i], i, messages) for i in sorted(files)]
     first = docs[0]
-    own = ("shard", "slice")
+    own = ("shard", "slice", "state")
     for i, doc in enumerate(docs):
         same = {k: v for k, v in doc.items() if k not in own}
         if same != {k: v for k, v in first.items() if k not in own} or doc.get("shard") != i:
@@ -1193,6 +1272,8 @@ def _merge(files: Mapping[int, str]) -> AggregateResult:
             raise ShardDirError(f"{path}state.safetensors: not a shard's file") from None
         if meta.get("ident") != want:
             raise ShardDirError(f"{path}state.safetensors: written for another round or plan")
+        if "state" in docs[i] and _sha256(sdata) != docs[i]["state"]:
+            raise ShardDirError(f"{path}state.safetensors: not the bytes its decision file names")
         if "sha256:" + hashlib.sha256(data).hexdigest() != docs[i]["slice"]:
             raise ShardDirError(f"{path}model.bin: not the bytes its decision file names")
         h.update(data)

@@ -247,7 +247,8 @@ def check_meta(cluster: str, meta: Mapping[str, Any], expect: Expectation) -> Up
     digest = meta["sha256"]
     if not is_update_digest(digest):
         raise MalformedMetadata(
-            cluster, "sha256: expected 'blake3:' or 'sha256:' and 64 lowercase hex digits"
+            cluster,
+            "sha256: expected 'blake3-blocks:', 'blake3:' or 'sha256:' and 64 lowercase hex digits",
         )
     base = meta["base_model"]
     if base != expect.base_digest:

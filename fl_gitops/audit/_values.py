@@ -45,7 +45,7 @@ def as_digest(value: object) -> str | None:
 
 
 def as_update_digest(value: object) -> str | None:
-    """An update's digest (``blake3:`` or ``sha256:`` and 64 hex), or None."""
+    """An update's digest (``blake3-blocks:``, ``blake3:`` or ``sha256:`` and 64 hex), or None."""
     return value if is_update_digest(value) else None
 
 

@@ -42,8 +42,8 @@ from fl_gitops.tensors import (
     replaced_atomically,
     sha256_digest,
     sha256_file,
-    update_digest,
-    update_digest_file,
+    update_block_list,
+    update_block_list_file,
     write_atomic,
 )
 
@@ -55,6 +55,7 @@ __all__ = [
     "ModelStore",
     "NotInStore",
     "UnreadableUpdate",
+    "block_list_path",
     "check_cluster_name",
     "check_digest",
     "held_path",
@@ -77,6 +78,16 @@ MAX_METADATA_DEPTH = 8
 _CLUSTER_RE = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _AGGREGATION_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,127}")
 _STRATEGY_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_UPDATE_EXT = ".safetensors"
+_BLOCKS_EXT = ".blocks"
+
+
+def block_list_path(update_path: str) -> str | None:
+    """Where the store keeps the block list of the update at ``update_path`` (a path or a
+    URI): beside it, ``<cluster>.blocks``; None for a path that is not an update file's."""
+    if not update_path.endswith(_UPDATE_EXT):
+        return None
+    return update_path[: -len(_UPDATE_EXT)] + _BLOCKS_EXT
 
 
 class NotInStore(StoreError):
@@ -581,7 +592,8 @@ class ModelStore:
         data: bytes | bytearray | memoryview,
         meta: Mapping[str, Any],
     ) -> dict[str, Any]:
-        """Store a cluster's update: the tensor file first, then its JSON metadata.
+        """Store a cluster's update: the tensor file first, then its block list (which a
+        shard checks the slice it reads against), then its JSON metadata.
 
         Args:
             round_: the round the update belongs to.
@@ -589,7 +601,7 @@ class ModelStore:
             data: the safetensors bytes of the trained weights.
             meta: at least ``base_model`` and ``num_examples``; ``metrics`` defaults to
                 ``{}``. ``round``, ``cluster``, ``sha256`` (the update's digest, named by
-                its algorithm: ``blake3:<hex>``) and ``fl_gitops_version`` are filled in
+                its algorithm: ``blake3-blocks:<hex>``) and ``fl_gitops_version`` are filled in
                 here.
 
         Returns:
@@ -598,8 +610,10 @@ class ModelStore:
         Raises:
             StoreError: a bad name or field, or the write failed.
         """
-        record = self._update_record(round_, cluster, update_digest(data), meta)
+        digest, blocks = update_block_list(data)
+        record = self._update_record(round_, cluster, digest, meta)
         self._write(self._update_rel(round_, cluster, "safetensors"), data)
+        self._write(self._update_rel(round_, cluster, "blocks"), blocks)
         self._put_update_meta(round_, cluster, record)
         return record
 
@@ -611,8 +625,10 @@ class ModelStore:
         meta: Mapping[str, Any],
     ) -> dict[str, Any]:
         """Like :meth:`put_update`, from a local safetensors file (no copy in memory)."""
-        record = self._update_record(round_, cluster, update_digest_file(path), meta)
+        digest, blocks = update_block_list_file(path)
+        record = self._update_record(round_, cluster, digest, meta)
         self._write_file(self._update_rel(round_, cluster, "safetensors"), os.fspath(path))
+        self._write(self._update_rel(round_, cluster, "blocks"), blocks)
         self._put_update_meta(round_, cluster, record)
         return record
 

@@ -7,12 +7,15 @@ it imports numpy and the standard library, and nothing of fl_gitops but ``fl_git
 
 - ``_safetensors``: the header (parsed with bounds before it is trusted), bounded-memory
   readers (``TensorReader``, ``Lockstep``), the output ``Layout`` and ``serialize``.
-- ``_digest``: ``sha256:<hex>`` (models) and ``blake3:<hex>`` (updates) of bytes or of a
-  local file, and what a digest looks like.
+- ``_digest``: ``sha256:<hex>`` (models) and ``blake3-blocks:<hex>`` (updates) of bytes or
+  of a local file, and what a digest looks like.
+- ``_blocklist``: the update digest a slice can be checked against (a list of BLAKE3 block
+  hashes, kept beside the update), for shards that read only their slice.
 - ``_atomic``: the one way files are written (temporary name, fsync, rename).
 """
 
 from fl_gitops.tensors._atomic import replaced_atomically, write_atomic
+from fl_gitops.tensors._blocklist import BLOCK_BYTES, BlockList, BlockListError
 from fl_gitops.tensors._digest import (
     DIGEST_PATTERN,
     UPDATE_ALGORITHM,
@@ -25,6 +28,8 @@ from fl_gitops.tensors._digest import (
     new_hasher,
     sha256_digest,
     sha256_file,
+    update_block_list,
+    update_block_list_file,
     update_digest,
     update_digest_file,
 )
@@ -49,12 +54,15 @@ from fl_gitops.tensors._safetensors import (
 )
 
 __all__ = [
+    "BLOCK_BYTES",
     "DEFAULT_CHUNK",
     "DIGEST_PATTERN",
     "DTYPES",
     "MAX_HEADER_BYTES",
     "UPDATE_ALGORITHM",
     "UPDATE_DIGEST_PATTERN",
+    "BlockList",
+    "BlockListError",
     "Hasher",
     "Header",
     "HeaderError",
@@ -78,6 +86,8 @@ __all__ = [
     "serialize",
     "sha256_digest",
     "sha256_file",
+    "update_block_list",
+    "update_block_list_file",
     "update_digest",
     "update_digest_file",
     "write_atomic",

@@ -412,8 +412,9 @@ class Lockstep:
     Use as a context manager. A step's views are valid until the next step. ``buffers``
     (``depth`` per file, ``slot_bytes`` each) lets a caller reuse memory across instances.
     After the last step, :meth:`digests` gives each file's digest over all its bytes,
-    header included (``algorithms``: one per hashed file, ``sha256`` or ``blake3``, default
-    ``sha256``): the bytes hashed are exactly the bytes handed out.
+    header included (``algorithms``: one per hashed file, ``sha256``, ``blake3`` or
+    ``blake3-blocks``, default ``sha256``): the bytes hashed are exactly the bytes handed
+    out.
     """
 
     def __init__(

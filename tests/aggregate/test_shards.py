@@ -29,7 +29,7 @@ from fl_gitops.aggregate._shards import (
     shard_combine,
 )
 from fl_gitops.aggregate.strategies import STRATEGIES
-from fl_gitops.tensors import read_header, sha256_digest
+from fl_gitops.tensors import read_header, serialize, sha256_digest
 from tests.aggregate.conftest import RoundFiles
 
 SHAPES = {"a.weight": (40, 30), "b.bias": (7,), "c.weight": (3, 500)}
@@ -486,3 +486,62 @@ def test_an_update_that_ends_mid_read_is_refused_alone_and_the_base_is_read_once
     pod = aggregate_round(hostile.base_path, others, strategy="fedavg", round=1,
                           chunk_elements=GRID)  # fmt: skip
     assert merged.model == pod.model
+
+
+def _phases(rf: RoundFiles, out: Path, of: int, **kwargs) -> list[Shard]:
+    out.mkdir()
+    shards = [
+        Shard(rf.base_path, rf.updates(), round=1, shard=i, of=of, out=out, **kwargs)
+        for i in range(of)
+    ]
+    for s in shards:
+        s.stats()
+    kept = [s.reduce() for s in shards]
+    for s, k in zip(shards, kept, strict=True):
+        s.partials(k)
+    for s, k in zip(shards, kept, strict=True):
+        shard_combine(s, k, wait=lambda paths: None)
+    return shards
+
+
+def test_the_merge_takes_only_the_files_each_shard_reported_as_it_ended(hostile, tmp_path):
+    """What each shard's pod reports through the hub (its decision's digest) is what the
+    merge checks; the decision names the slice, the state and every file the shards read."""
+    kwargs = {"strategy": "krum", "options": OPTIONS["krum"], "chunk_elements": GRID}
+    out = tmp_path / "s"
+    shards = _phases(hostile, out, 3, **kwargs)
+    reported = {s.shard: s.wrote["decision.json"] for s in shards}
+    pod = aggregate_round(hostile.base_path, hostile.updates(), round=1, **kwargs)
+    assert merge_shards([out], messages=reported).model == pod.model
+    decisions = [json.loads(p.read_text()) for p in sorted(out.glob("*.decision.json"))]
+    assert len({json.dumps(d["read"], sort_keys=True) for d in decisions}) == 1
+    assert set(decisions[0]["read"]) == {
+        f"{i}/{kind}"
+        for i in range(3)
+        for kind in ("stats.json", "cells.safetensors", "partials.safetensors")
+    }
+    with pytest.raises(ShardDirError, match="shard 2: its pod reported no digest"):
+        merge_shards([out], messages={0: reported[0], 1: reported[1]})
+    state = out / "shard-0001-of-0003.state.safetensors"
+    meta = read_header(state).metadata
+    state.write_bytes(serialize({"x": np.zeros(1, dtype=np.float32)}, meta))
+    with pytest.raises(ShardDirError, match=r"state\.safetensors: not the bytes its decision"):
+        merge_shards([out], messages=reported)
+
+
+def test_a_shard_refuses_its_own_file_changed_in_the_store_after_it_wrote_it(hostile, tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    shards = [
+        Shard(hostile.base_path, hostile.updates(), strategy="fedavg", round=1, shard=i,
+              of=2, out=out, chunk_elements=GRID)
+        for i in range(2)
+    ]  # fmt: skip
+    for s in shards:
+        s.stats()
+    stats = out / "shard-0000-of-0002.stats.json"
+    doc = json.loads(stats.read_text())
+    doc["updates"]["huge"]["error"] = "a reason a bucket writer made up"
+    stats.write_text(json.dumps(doc, indent=1) + "\n")
+    with pytest.raises(ShardDirError, match="not the bytes this shard wrote"):
+        shards[0].reduce()

@@ -23,7 +23,7 @@ RESULT = f"{R1}-result"
 DIGEST = "sha256:" + "ab" * 32
 EVIL = "EVIL-BYTES-\u202e-from-the-cluster"
 
-BAD_DIGEST = "digest: expected blake3: or sha256: and 64 lowercase hex"
+BAD_DIGEST = "digest: expected blake3-blocks:, blake3: or sha256: and 64 lowercase hex"
 
 
 class Clock:

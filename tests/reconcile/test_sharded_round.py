@@ -230,7 +230,7 @@ def test_too_few_valid_updates_in_the_shards_retry_the_round_as_one_pod_does(tmp
         assert isinstance(result.action, RetryRound), result.message
         messages.append(result.message)
     assert messages[0] == messages[1]
-    assert "rejected cluster-b: the store's update hashes to blake3:" in messages[1]
+    assert "rejected cluster-b: the store's update hashes to blake3-blocks:" in messages[1]
 
 
 def _spec(args: tuple[str, ...], **changes: Any) -> Any:

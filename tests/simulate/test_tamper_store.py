@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from fl_gitops.cli import main
+from fl_gitops.tensors import UPDATE_DIGEST_PATTERN
 
 REPO = Path(__file__).resolve().parents[2]
 STOCK = REPO / "blueprints" / "digits-fedavg.yaml"
-DIGEST = r"(?:blake3|sha256):[0-9a-f]{64}"
+DIGEST = UPDATE_DIGEST_PATTERN.strip("^$")
 
 
 def _blueprint(tmp: Path) -> Path:

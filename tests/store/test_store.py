@@ -10,8 +10,8 @@ import pytest
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError
-from fl_gitops.store import MalformedMetadata, ModelStore, storage_options_from_env
-from fl_gitops.tensors import sha256_digest, update_digest
+from fl_gitops.store import MalformedMetadata, ModelStore, block_list_path, storage_options_from_env
+from fl_gitops.tensors import BLOCK_BYTES, BlockList, sha256_digest, update_digest
 
 MODEL = b"not really safetensors, the store does not care"
 DIGEST = "sha256:" + hashlib.sha256(MODEL).hexdigest()
@@ -102,9 +102,24 @@ def test_local_writes_leave_no_temporary_files(tmp_path) -> None:
     store = ModelStore.open(f"file://{tmp_path}")
     store.put_update(0, "c1", b"w", {"base_model": DIGEST, "num_examples": 1})
     assert sorted(os.listdir(tmp_path / "rounds" / "0" / "updates")) == [
+        "c1.blocks",
         "c1.json",
         "c1.safetensors",
     ]
+
+
+def test_an_update_is_kept_with_the_block_list_its_digest_names(any_store: ModelStore) -> None:
+    """A shard checks the slice it reads against that list: it must hash to the digest."""
+    data = hashlib.sha256(b"seed").digest() * 24000  # three blocks, the last one short
+    data = bytes(b ^ (i % 251) for i, b in enumerate(data))
+    record = any_store.put_update(0, "c1", data, {"base_model": DIGEST, "num_examples": 1})
+    uri = any_store.update_uri(0, "c1")
+    where = block_list_path(uri)
+    assert where is not None and where.endswith("/rounds/0/updates/c1.blocks")
+    listed = BlockList.parse(any_store._read("rounds/0/updates/c1.blocks"), record["sha256"])
+    assert listed.size == len(data) and len(listed.leaves) == 3
+    assert all(listed.check(i, data[i * BLOCK_BYTES : (i + 1) * BLOCK_BYTES]) for i in range(3))
+    assert not listed.check(1, data[:BLOCK_BYTES])
 
 
 def test_put_update_file_streams_from_a_local_file(any_store: ModelStore, tmp_path) -> None:
