@@ -10,11 +10,15 @@ instead of one GET per cluster namespace.
 
 The one write is the sharded round's Indexed Job (``shard_job``): ephemeral compute the
 reconcile pass creates, finds again by its name on every later pass, and deletes after
-the merge (docs/architecture.md, "The shards' Job").
+the merge (docs/architecture.md, "The shards' Job"). Once that Job is complete its pods
+are read too, for the ending message each shard left in its pod's status (written by the
+kubelet, not by whoever can write to the store), which the merge checks the shards'
+files against.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -29,7 +33,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from fl_gitops.hub._jobstatus import is_same_job, shard_job_state
+from fl_gitops.hub._jobstatus import is_same_job, shard_job_state, shard_messages
 from fl_gitops.hub._protocol import ShardJobSpec, ShardJobState
 from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
 from fl_gitops.hub.errors import (
@@ -62,6 +66,9 @@ __all__ = [
 # (group, version, plural) of the two OCM resources the hub reads.
 PLACEMENT_DECISIONS = ("cluster.open-cluster-management.io", "v1beta1", "placementdecisions")
 WORKS = ("work.open-cluster-management.io", "v1", "manifestworks")
+# The label Kubernetes' Job controller gives every pod of a Job (1.20 and on; 1.27 adds
+# ``batch.kubernetes.io/job-name`` beside it): the Job's name.
+JOB_NAME_LABEL = "job-name"
 # The label every rendered ManifestWork carries (fl_gitops.render sets it).
 # from_config's retry policy: a dropped connection or a read error is retried twice,
 # quickly; an HTTP error status is not retried and Retry-After is not slept through, so a
@@ -199,6 +206,7 @@ class KubernetesHub:
             raise ValueError(f"page_size must be at least 1, got {page_size}")
         self._api = k8s.CustomObjectsApi(api_client)
         self._batch = k8s.BatchV1Api(api_client)
+        self._core = k8s.CoreV1Api(api_client)
         self._version_api = k8s.VersionApi(api_client)
         self.min_indexed_version = tuple(min_indexed_version)
         self._server_version: tuple[int, int] | None = None
@@ -272,13 +280,24 @@ class KubernetesHub:
             raise translate(exc, f"hub {self._host}: {what}") from exc
 
     def _list(
-        self, what: str, fn: Callable[..., Any], *args: Any, label_selector: str
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        label_selector: str,
+        watched: bool = True,
     ) -> Iterator[Mapping[str, Any]]:
-        """Every item of a paged list; an expired ``continue`` token restarts it once."""
+        """Every item of a paged list; an expired ``continue`` token restarts it once.
+
+        ``watched``: ``wait_for_change`` resumes this list from its snapshot (the works, the
+        decisions). A list read once for a finished thing (a Job's pods) is not watched.
+        ``fn`` is either a custom-objects call (plain dicts) or a typed one, read as JSON.
+        """
         # Forget the older answer's snapshot until this list completes: after a failed
         # list, a change since that answer must not wake wait_for_change at once, every
         # time, while the hub keeps failing (the caller retries at its interval).
         self._reads.pop(what, None)
+        call = self._call if watched else self._json
         restarted = False
         token: str | None = None
         seen_tokens: set[str] = set()
@@ -288,7 +307,7 @@ class KubernetesHub:
             if token:
                 kwargs["_continue"] = token
             try:
-                page = self._call(what, fn, *args, **kwargs)
+                page = call(what, fn, *args, **kwargs)
             except HubError as exc:
                 cause = exc.__cause__
                 expired = isinstance(cause, k8s.ApiException) and cause.status == 410
@@ -309,7 +328,7 @@ class KubernetesHub:
                 snapshot = _Read(fn, args, label_selector, str(meta["resourceVersion"]))
             token = meta.get("continue") if isinstance(meta, Mapping) else None
             if not token:
-                if snapshot is not None:
+                if snapshot is not None and watched:
                     self._reads[what] = snapshot
                 return
             if token in seen_tokens:
@@ -520,7 +539,8 @@ class KubernetesHub:
         The Job is read by its name; absent and ``create``, it is created from
         ``shard_job_manifest`` (a 409 means another pass created it meanwhile: it is read
         again). A Job of that name whose labels or shard arguments are not this spec's is
-        refused, never adopted.
+        refused, never adopted. Once the Job is complete, its pods are listed for their
+        ending messages (``ShardJobState.messages``, read by ``shard_messages``).
 
         Raises:
             HubConfigError: the hub is older than ``min_indexed_version``.
@@ -552,7 +572,24 @@ class KubernetesHub:
                 "labels or the shard container's image, command or arguments differ); "
                 "fl-gitops neither adopts nor replaces it: delete it or find what made it"
             )
-        return shard_job_state(job, spec.shards)
+        state = shard_job_state(job, spec.shards)
+        if not state.complete:
+            return state
+        pods = list(self._job_pods(spec.namespace, spec.name))
+        messages = shard_messages(job, pods, spec.shards, SHARD_CONTAINER)
+        return dataclasses.replace(state, messages=messages)
+
+    def _job_pods(self, namespace: str, name: str) -> Iterator[Mapping[str, Any]]:
+        """The pods labelled as Job ``name``'s, as the server holds them (paged); whose
+        they really are is ``shard_messages``'s check (their controller's uid)."""
+        selector = _selector(JOB_NAME_LABEL, name)
+        return self._list(
+            f"list pods in namespace {namespace} (labelSelector {selector})",
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            watched=False,
+        )
 
     def delete_shard_job(self, namespace: str, name: str) -> bool:
         """See ``ShardRunner.delete_shard_job``: background propagation, so the Job goes

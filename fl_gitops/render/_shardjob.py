@@ -33,6 +33,7 @@ __all__ = [
     "POD_FAILURE_POLICY",
     "SHARD_CONTAINER",
     "TEMPLATE",
+    "TERMINATION_MESSAGE_PATH",
     "TTL_SECONDS_AFTER_FINISHED",
     "shard_job_labels",
     "shard_job_manifest",
@@ -52,6 +53,10 @@ BACKOFF_LIMIT_PER_INDEX = (1, 29)
 # the Job of an experiment nobody reconciles any more. Long enough that a pass running
 # hours late still finds the finished Job (and does not run the shards again).
 TTL_SECONDS_AFTER_FINISHED = 86400
+# Where the shard container writes its ending message (the sha256 of its decision file),
+# which the kubelet copies into the pod's status (``terminationMessagePolicy: File``): the
+# container's FL_TERMINATION_LOG (hub.SHARD_MESSAGE_ENV) names this path.
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
 def shard_job_labels(spec: ShardJobSpec) -> dict[str, str]:
@@ -114,6 +119,7 @@ def shard_job_manifest(
         "image_pull_secrets": [{"name": name} for name in spec.image_pull_secrets],
         "image": spec.image,
         "args": list(spec.args),
+        "termination_message_path": TERMINATION_MESSAGE_PATH,
         "env": env,
         "store_secret": spec.store_secret or "",
         "resources": _plain(spec.resources),

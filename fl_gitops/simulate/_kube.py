@@ -18,17 +18,20 @@ Kinds the server does not serve (``batch/v1`` CronJob on Kubernetes 1.20) are sk
 the sync and named in its result, as Argo CD would show them failing.
 
 With ``spec.aggregation.shards`` > 1 the reconcile pass creates the round's Indexed Job on
-the server itself (``KubernetesHub.shard_job``); a development hub has no Job controller
-and no kubelet to run it, so ``KubeJobController`` plays them: it runs the Job's indexes
-as local workers (``LocalHub``'s, the same ``fl-gitops aggregate --shard auto/N`` argv and
-``JOB_COMPLETION_INDEX``) and writes the Job's status through the status subresource, as
-the Job controller would. ``KubeShardHub`` is the pass's hub then: the real
+the server itself (``KubernetesHub.shard_job``); a development hub has no Job controller,
+no kubelet and no garbage collector, so ``KubeJobController`` plays them: it runs the
+Job's indexes as local workers (``LocalHub``'s, the same ``fl-gitops aggregate --shard
+auto/N`` argv and ``JOB_COMPLETION_INDEX``), makes a Pod for each index that succeeded and
+writes its ending (the shard's termination message) through the pod's status subresource,
+as the kubelet would, writes the Job's status as the Job controller would, and deletes the
+pods of a deleted Job. ``KubeShardHub`` is the pass's hub then: the real
 ``KubernetesHub``, with that controller acting on a Job just before the pass reads it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -45,12 +48,21 @@ from fl_gitops.hub import (
     ShardJobState,
     translate,
 )
+from fl_gitops.hub._jobstatus import COMPLETION_INDEX_ANNOTATION
 from fl_gitops.labels import EXPERIMENT_LABEL, ROUND_LABEL
 from fl_gitops.placement import PlacementResult, decision_pages
 from fl_gitops.render import SHARD_CONTAINER
 from fl_gitops.simulate._agent import SyncResult
 
-__all__ = ["ARGOCD_MANAGER", "KubeJobController", "KubePlayers", "KubeShardHub"]
+__all__ = [
+    "ARGOCD_MANAGER",
+    "KubeJobController",
+    "KubePlayers",
+    "KubeShardHub",
+    "ended_status",
+    "pod_name",
+    "shard_pod",
+]
 
 #: The field manager Argo CD's server-side apply uses.
 ARGOCD_MANAGER = "argocd-controller"
@@ -394,14 +406,117 @@ def _status_of(state: ShardJobState, started: str, now: str) -> dict[str, Any]:
     return status
 
 
+# The Job controller's pod names: ``<job>-<index>-`` cut to leave room for 5 characters
+# of this alphabet (Kubernetes' name generator: no vowels, no look-alikes).
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_GENERATED_BASE = 58
+# The conditions of a pod whose containers all ended, as the kubelet writes them.
+_ENDED_CONDITIONS = (
+    ("Initialized", "True"),
+    ("Ready", "False"),
+    ("ContainersReady", "False"),
+    ("PodScheduled", "True"),
+)
+
+
+def pod_name(job: str, uid: str, index: int) -> str:
+    """The pod name of index ``index`` of Job ``job`` (uid ``uid``) as the Job controller
+    makes it (``<job>-<index>-<5 characters>``), the suffix derived from the uid and the
+    index rather than drawn at random, so a pass that made it is found again by name."""
+    digest = hashlib.sha256(f"{uid}/{index}".encode()).digest()
+    suffix = "".join(_SUFFIX_ALPHABET[b % len(_SUFFIX_ALPHABET)] for b in digest[:5])
+    return f"{job}-{index}-"[:_MAX_GENERATED_BASE] + suffix
+
+
+def _controller_uid(pod: Mapping[str, Any]) -> str | None:
+    for owner in (pod.get("metadata") or {}).get("ownerReferences") or ():
+        if owner.get("kind") == "Job" and owner.get("controller") is True:
+            return str(owner.get("uid"))
+    return None
+
+
+def shard_pod(job: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """Index ``index``'s Pod as the Job controller makes it from Job ``job``: the pod
+    template's labels and spec, the ``job-name`` and ``controller-uid`` labels, the
+    completion-index annotation, and the Job as its controlling owner."""
+    meta, template = job["metadata"], job["spec"]["template"]
+    labels = dict((template.get("metadata") or {}).get("labels") or {})
+    labels.update({"job-name": meta["name"], "controller-uid": meta["uid"]})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(meta["name"], meta["uid"], index),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": {COMPLETION_INDEX_ANNOTATION: str(index)},
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": template["spec"],
+    }
+
+
+def ended_status(pod: Mapping[str, Any], message: str | None, now: str) -> dict[str, Any]:
+    """The status the kubelet writes for a pod whose ``shard`` container exited 0, having
+    written ``message`` to its termination-message path (None: an empty file)."""
+    spec = pod.get("spec") or {}
+    container = next(c for c in spec.get("containers") or () if c["name"] == SHARD_CONTAINER)
+    terminated: dict[str, Any] = {
+        "exitCode": 0,
+        "reason": "Completed",
+        "startedAt": now,
+        "finishedAt": now,
+    }
+    if message:
+        terminated["message"] = message
+    conditions = [
+        {"type": kind, "status": status, "lastProbeTime": None, "lastTransitionTime": now}
+        for kind, status in _ENDED_CONDITIONS
+    ]
+    for condition in conditions[:3]:
+        condition["reason"] = "PodCompleted"
+    return {
+        "phase": "Succeeded",
+        "startTime": now,
+        "conditions": conditions,
+        "containerStatuses": [
+            {
+                "name": SHARD_CONTAINER,
+                "image": container.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "started": False,
+                "state": {"terminated": terminated},
+            }
+        ],
+    }
+
+
 class KubeJobController:
-    """Kubernetes' Job controller and kubelet for the shards' Indexed Jobs, on a hub
-    that runs neither (a development hub is an API server and etcd, nothing else).
+    """Kubernetes' Job controller, kubelet and garbage collector for the shards' Indexed
+    Jobs, on a hub that runs none of them (a development hub is an API server and etcd,
+    nothing else).
 
     Each ``advance`` reads the Job from the server and, while it is not finished, lets the
     local runner start, reap or retry its indexes (all N at once, each retried alone up to
-    its retries, the Job failed at its deadline or on an input error), then writes what
-    they did into the Job's status through the status subresource.
+    its retries, the Job failed at its deadline or on an input error). For each index that
+    succeeded it makes the Pod the Job controller would have made (unless it is there) and
+    writes, as the kubelet does, its ending through the pod's status subresource: phase
+    Succeeded, the ``shard`` container terminated with exit code 0 and the termination
+    message the shard wrote (``state.messages``; the kubelet is played here because a
+    development hub runs none, and the reconcile pass reads that message through the API
+    as it would a real kubelet's). Then it writes the Job's status through the status
+    subresource. Idempotent: a pod already made, or already ended, is left as it is.
 
     Args:
         api_client: an administrator's ``ApiClient`` (the controller writes Job status).
@@ -414,6 +529,7 @@ class KubeJobController:
 
         self._k8s = k8s
         self._batch: Any = k8s.BatchV1Api(api_client)
+        self._core: Any = k8s.CoreV1Api(api_client)
         self._runner = runner
         self._host = api_client.configuration.host
 
@@ -423,23 +539,40 @@ class KubeJobController:
         except (self._k8s.ApiException, OSError) as exc:
             raise translate(exc, f"hub {self._host}: {what}") from exc
 
-    def advance(self, namespace: str, name: str) -> None:
-        """One look at Job ``namespace/name``: its indexes moved on, its status written.
-
-        Raises:
-            HubError: the server could not be read or written, or a worker not started.
-        """
+    def _read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         what = f"get job {namespace}/{name}"
         try:
             answer = self._batch.read_namespaced_job(name, namespace, _preload_content=False)
         except self._k8s.ApiException as exc:
             if exc.status == 404:
-                return  # not created (yet), or deleted: nothing to run
+                return None
             raise translate(exc, f"hub {self._host}: {what}") from exc
-        job = json.loads(answer.data)
-        if _finished(job):
-            return
+        job: dict[str, Any] = json.loads(answer.data)
+        return job
+
+    def _pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        answer = self._call(
+            f"list pods in namespace {namespace} ({selector})",
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
+            _preload_content=False,
+        )
+        pods: list[dict[str, Any]] = json.loads(answer.data).get("items") or []
+        return pods
+
+    def advance(self, namespace: str, name: str) -> None:
+        """One look at Job ``namespace/name``: its indexes moved on, the pods of those that
+        succeeded made and ended, its status written.
+
+        Raises:
+            HubError: the server could not be read or written, or a worker not started.
+        """
+        job = self._read_job(namespace, name)
+        if job is None or _finished(job):
+            return  # not created (yet), deleted, or over: nothing to run
         state = self._runner.shard_job(_spec_of(job))
+        self._end_pods(job, state)
         started = (job.get("status") or {}).get("startTime") or _now()
         self._call(
             f"update job {namespace}/{name} status",
@@ -449,10 +582,66 @@ class KubeJobController:
             {"status": _status_of(state, started, _now())},
         )
 
+    def _end_pods(self, job: Mapping[str, Any], state: ShardJobState) -> None:
+        """The kubelet's part: a Pod for each succeeded index, its ending in its status."""
+        meta = job["metadata"]
+        namespace, uid = str(meta["namespace"]), str(meta["uid"])
+        have: dict[int, dict[str, Any]] = {}
+        for pod in self._pods(namespace, f"controller-uid={uid}"):
+            index = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+                COMPLETION_INDEX_ANNOTATION
+            )
+            if _controller_uid(pod) == uid and isinstance(index, str) and index.isdigit():
+                have.setdefault(int(index), pod)
+        for index in sorted(state.succeeded):
+            pod = have.get(index) or self._make_pod(shard_pod(job, index))
+            if (pod.get("status") or {}).get("phase") == "Succeeded":
+                continue
+            pod_name_ = pod["metadata"]["name"]
+            self._call(
+                f"update pod {namespace}/{pod_name_} status",
+                self._core.patch_namespaced_pod_status,
+                pod_name_,
+                namespace,
+                {"status": ended_status(pod, state.messages.get(index), _now())},
+            )
+
+    def _make_pod(self, pod: Mapping[str, Any]) -> dict[str, Any]:
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        what = f"create pod {namespace}/{name}"
+        try:
+            answer = self._core.create_namespaced_pod(namespace, pod, _preload_content=False)
+        except self._k8s.ApiException as exc:
+            if exc.status != 409:
+                raise translate(exc, f"hub {self._host}: {what}") from exc
+            answer = self._call(
+                f"get pod {namespace}/{name}",
+                self._core.read_namespaced_pod,
+                name,
+                namespace,
+                _preload_content=False,
+            )
+        made: dict[str, Any] = json.loads(answer.data)
+        return made
+
     def forget(self, namespace: str, name: str) -> None:
-        """The Job was deleted: its workers are stopped (as the garbage collector deletes
-        its pods) and its local state removed."""
+        """The Job was deleted: its workers are stopped and its local state removed, and
+        its pods deleted, as the garbage collector deletes the dependents of a Job deleted
+        with background propagation (a Job of that name made since keeps its own)."""
         self._runner.delete_shard_job(namespace, name)
+        live = self._read_job(namespace, name)
+        live_uid = live["metadata"]["uid"] if live is not None else None
+        for pod in self._pods(namespace, f"job-name={name}"):
+            owner = _controller_uid(pod)
+            if owner is None or owner == live_uid:
+                continue
+            pod_name_ = pod["metadata"]["name"]
+            try:
+                self._core.delete_namespaced_pod(pod_name_, namespace)
+            except self._k8s.ApiException as exc:
+                if exc.status != 404:
+                    what = f"delete pod {namespace}/{pod_name_}"
+                    raise translate(exc, f"hub {self._host}: {what}") from exc
 
 
 class KubeShardHub:

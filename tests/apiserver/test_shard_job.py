@@ -9,7 +9,9 @@ the tests write the status through the status subresource, as that controller wo
 the fields 1.20 keeps (tests/hub/test_shard_job_status.py reads the newer fields).
 
 The RBAC is what ``fl-gitops render`` writes for ``spec.aggregation.shards: 3``, applied
-as Argo CD would; the identity is the reconcile ServiceAccount's own token.
+as Argo CD would; the identity is the reconcile ServiceAccount's own token. With it the
+hub reads the shards' pods (their ending messages, tests/apiserver/test_shard_job_messages.py)
+and can do nothing else to any pod.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from fl_gitops.hub import (
 from fl_gitops.render import Names
 
 from .hubside import apply_objects, delete_objects, service_account_token
+from .test_shard_job_messages import _complete, _pod, digest
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "blueprints" / "digits-fedavg.yaml"
@@ -291,14 +294,20 @@ def sharded(apiserver: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> I
                 core.delete_namespace(name)
 
 
-def _can(client: Any, verb: str, resource: str, group: str, namespace: str) -> bool:
+def _can(
+    client: Any, verb: str, resource: str, group: str, namespace: str, subresource: str = ""
+) -> bool:
     from kubernetes import client as k8s
 
     review = k8s.AuthorizationV1Api(client).create_self_subject_access_review(
         k8s.V1SelfSubjectAccessReview(
             spec=k8s.V1SelfSubjectAccessReviewSpec(
                 resource_attributes=k8s.V1ResourceAttributes(
-                    verb=verb, resource=resource, group=group, namespace=namespace
+                    verb=verb,
+                    resource=resource,
+                    group=group,
+                    namespace=namespace,
+                    subresource=subresource or None,
                 )
             )
         )
@@ -342,6 +351,65 @@ def test_the_reconcile_account_can_make_no_job_elsewhere_and_no_pod_at_all(shard
     with pytest.raises(k8s.ApiException) as refused:
         k8s.CoreV1Api(sharded.reconcile).create_namespaced_pod(sharded.namespace, pod)
     assert refused.value.status == 403
+
+
+def test_the_reconcile_account_reads_its_shards_ending_messages_and_only_reads_pods(sharded, admin):
+    hub = KubernetesHub(sharded.reconcile, min_indexed_version=OLD_HUB)
+    spec = make_spec(sharded.namespace)
+    hub.shard_job(spec)
+    for index in range(3):  # the Job controller's and the kubelet's writes
+        _pod(admin, spec, index, digest(f"decision {index}"))
+    _complete(admin, spec)
+
+    assert hub.shard_job(spec).messages == {i: digest(f"decision {i}") for i in range(3)}
+    for verb in ("get", "list"):
+        assert _can(sharded.reconcile, verb, "pods", "", sharded.namespace), verb
+        assert not _can(sharded.reconcile, verb, "pods", "", sharded.other), verb
+    for verb in ("watch", "create", "update", "patch", "delete", "deletecollection"):
+        assert not _can(sharded.reconcile, verb, "pods", "", sharded.namespace), verb
+    for sub in ("pods/log", "pods/exec", "pods/attach", "pods/portforward", "pods/status"):
+        resource, _, subresource = sub.partition("/")
+        for verb in ("get", "create", "patch"):
+            assert not _can(
+                sharded.reconcile, verb, resource, "", sharded.namespace, subresource
+            ), (sub, verb)
+
+
+def _rules(client: Any, namespace: str) -> set[tuple[str, str, str]]:
+    """Every (group, resource, verb) ``client`` may use in ``namespace``, as the RBAC
+    authorizer itself lists them (a SelfSubjectRulesReview)."""
+    from kubernetes import client as k8s
+
+    review = k8s.AuthorizationV1Api(client).create_self_subject_rules_review(
+        k8s.V1SelfSubjectRulesReview(spec=k8s.V1SelfSubjectRulesReviewSpec(namespace=namespace))
+    )
+    return {
+        (group, resource, verb)
+        for rule in review.status.resource_rules
+        for group in rule.api_groups or [""]
+        for resource in rule.resources or []
+        for verb in rule.verbs
+    }
+
+
+def test_shards_give_the_reconcile_account_what_one_pod_has_plus_the_job_and_reading_pods(
+    sharded,
+):
+    # what every ServiceAccount may do (self reviews, discovery) is the shards' account's
+    everyone = _rules(sharded.shard, sharded.namespace)
+    granted = _rules(sharded.reconcile, sharded.namespace) - everyone
+
+    one_pod = {
+        (group, resource, verb)
+        for group, resources in (
+            ("cluster.open-cluster-management.io", ("placements", "placementdecisions")),
+            ("work.open-cluster-management.io", ("manifestworks",)),
+        )
+        for resource in resources
+        for verb in ("get", "list", "watch")
+    }
+    jobs = {("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")}
+    assert granted == one_pod | jobs | {("", "pods", "get"), ("", "pods", "list")}
 
 
 def test_the_shards_account_may_do_nothing_on_the_hub(sharded):

@@ -164,6 +164,17 @@ def test_the_shard_pod_is_hardened_as_the_reconcile_pod_and_has_no_api_token():
     }
 
 
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: f"{v[0]}.{v[1]}")
+def test_the_shard_leaves_its_ending_message_where_the_kubelet_reads_it(version):
+    job = shard_job_manifest(spec(), server_version=version)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+
+    # the defaults, said: a File policy never puts log lines in the message
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert container["terminationMessagePolicy"] == "File"
+    assert validate_object(job, where="job") == []
+
+
 def test_optional_parts_are_left_out_when_the_spec_has_none():
     job = shard_job_manifest(
         spec(image_pull_secrets=(), store_secret=None, resources={}, env=()),
@@ -319,7 +330,7 @@ def test_one_shard_and_the_default_render_the_same_tree_but_the_blueprint(tmp_pa
     assert tree(_render(tmp_path / "a", None)) == tree(_render(tmp_path / "b", 1))
 
 
-def test_shards_give_the_reconcile_role_exactly_the_jobs_verbs_in_its_namespace(sharded):
+def test_shards_give_the_reconcile_role_the_jobs_verbs_and_reading_pods_in_its_namespace(sharded):
     objects = _rbac(sharded)
     (role,) = [o for o in objects if o["kind"] == "Role"]
     (cluster_role,) = [o for o in objects if o["kind"] == "ClusterRole"]
@@ -337,6 +348,8 @@ def test_shards_give_the_reconcile_role_exactly_the_jobs_verbs_in_its_namespace(
             "resources": ["jobs"],
             "verbs": ["create", "get", "list", "watch", "delete"],
         },
+        # the shards' ending messages, in their pods' status: read, never written
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
     ]
     # nothing cluster-wide beyond the works reader it always had
     assert cluster_role["rules"] == [
@@ -347,7 +360,8 @@ def test_shards_give_the_reconcile_role_exactly_the_jobs_verbs_in_its_namespace(
         }
     ]
     granted = [r for o in objects if "rules" in o for r in o["rules"]]
-    assert not any("pods" in r["resources"] or "pods/exec" in r["resources"] for r in granted)
+    pod_rules = [r for r in granted if any(x.startswith("pods") for x in r["resources"])]
+    assert pod_rules == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
 
 
 def test_the_shards_get_a_service_account_with_no_token_and_no_role(sharded):
