@@ -2,10 +2,12 @@
 
 The reconcile pass creates each round's Indexed Job on the server with the real
 ``KubernetesHub``, reads it back level-triggered and deletes it after the merge. The
-server (1.20) runs no Job controller and no kubelet, so the simulation plays them
-(``KubeJobController``: the indexes as local workers, the Job's status written through
-the status subresource). A watch on the server sees each round's Job created, completed
-and deleted, and the run reaches the final model of one pod on the in-memory hub.
+server (1.20) runs no Job controller, no kubelet and no garbage collector, so the
+simulation plays them (``KubeJobController``: the indexes as local workers, a pod per
+succeeded index ended through the pod status subresource, the Job's status written
+through its status subresource, the pods deleted with their Job). A watch on the server
+sees each round's Job created, completed and deleted, and its pods made, ended and
+deleted, and the run reaches the final model of one pod on the in-memory hub.
 """
 
 from __future__ import annotations
@@ -43,6 +45,52 @@ def _simulate(blueprint: Path, workdir: Path, *extra: str) -> dict[str, Any]:
 def _history(report: dict[str, Any]) -> list[dict[str, Any]]:
     keep = ("round", "model", "accuracy", "loss", "contributors", "rejected")
     return [{k: row[k] for k in keep} for row in report["rounds"]]
+
+
+class PodEvents:
+    """Every event of the pods of the experiment's Jobs in ``fl-system`` (they carry the
+    Job template's labels), from a watch in a thread: (type, Job, index, phase)."""
+
+    def __init__(self, admin: Any) -> None:
+        from kubernetes import client as k8s
+        from kubernetes import watch
+
+        self.events: list[tuple[str, str, str, str]] = []
+        self._core = k8s.CoreV1Api(admin)
+        self._watch = watch.Watch()
+        selector = f"{EXPERIMENT_LABEL}={EXP}"
+        listed = self._core.list_namespaced_pod("fl-system", label_selector=selector)
+        assert listed.items == []
+        self._thread = threading.Thread(
+            target=self._follow, args=(selector, listed.metadata.resource_version), daemon=True
+        )
+        self._thread.start()
+
+    def _follow(self, selector: str, version: str) -> None:
+        import urllib3
+
+        stream = self._watch.stream(
+            self._core.list_namespaced_pod,
+            "fl-system",
+            label_selector=selector,
+            resource_version=version,
+            timeout_seconds=600,
+        )
+        try:
+            for event in stream:
+                pod = event["object"]
+                job = pod.metadata.labels.get("job-name", "")
+                index = (pod.metadata.annotations or {}).get(
+                    "batch.kubernetes.io/job-completion-index", ""
+                )
+                self.events.append((event["type"], job, index, pod.status.phase or ""))
+        except urllib3.exceptions.ProtocolError:
+            pass  # stop() closed the stream under it
+
+    def stop(self) -> list[tuple[str, str, str, str]]:
+        self._watch.stop()
+        self._thread.join(timeout=10)
+        return self.events
 
 
 class JobEvents:
@@ -96,13 +144,13 @@ def test_each_rounds_shards_job_is_created_completed_and_deleted_on_the_server(
     blueprint = _blueprint(tmp_path)
     one_pod = _simulate(blueprint, tmp_path / "local", "--aggregation-shards", "1")
     kubeconfig = apiserver.kubeconfig(tmp_path / "kubeconfig")
-    watcher = JobEvents(admin)
+    watcher, pod_watcher = JobEvents(admin), PodEvents(admin)
     sharded = _simulate(
         blueprint,
         tmp_path / "kube",
         "--hub", "kubernetes", "--kubeconfig", str(kubeconfig), "--aggregation-shards", "2",
     )  # fmt: skip
-    events = watcher.stop()
+    events, pod_events = watcher.stop(), pod_watcher.stop()
 
     assert sharded["phase"] == one_pod["phase"] == "Completed"
     assert sharded["final_model"] == one_pod["final_model"]
@@ -114,6 +162,14 @@ def test_each_rounds_shards_job_is_created_completed_and_deleted_on_the_server(
         assert seen[0] == ("ADDED", False)
         assert ("MODIFIED", True) in seen  # the Complete condition, in the status
         assert seen[-1][0] == "DELETED"  # by the reconcile pass, after the merge
+        # a pod per index, made, ended Succeeded by the kubelet's part, deleted with the Job
+        for index in ("0", "1"):
+            pod = [(kind, phase) for kind, j, i, phase in pod_events if (j, i) == (name, index)]
+            assert pod[0][0] == "ADDED"
+            assert ("MODIFIED", "Succeeded") in pod
+            assert pod[-1][0] == "DELETED"
     selector = f"{EXPERIMENT_LABEL}={EXP}"
     left = k8s.BatchV1Api(admin).list_namespaced_job("fl-system", label_selector=selector)
     assert left.items == []
+    pods = k8s.CoreV1Api(admin).list_namespaced_pod("fl-system", label_selector=selector)
+    assert pods.items == []
