@@ -24,6 +24,7 @@ __all__ = [
     "LOG_SCALE_SPAN",
     "RoundRow",
     "plot_rounds",
+    "round_epsilon",
     "round_metric",
     "round_rows",
     "rounds_table",
@@ -140,6 +141,11 @@ def _number(value: object) -> float | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def round_epsilon(record: dict[str, Any]) -> float | None:
+    """The DP budget spent after a round, as its record says (None without DP)."""
+    return _privacy(record)[0]
 
 
 def _privacy(record: dict[str, Any]) -> tuple[float | None, float | None, float | None]:

@@ -208,6 +208,7 @@ def summary(report: SimulationReport, workdir: Path) -> dict[str, Any]:
                 "contributors": r["contributors"],
                 "rejected": r["rejected"],
                 "seconds": r["seconds"],
+                "epsilon": r.get("epsilon"),
                 "model": r["model"],
             }
             for r in report.rounds
@@ -323,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
                 f"round {data['round']:>3}: accuracy {acc}, loss {loss}, "
                 f"{data['contributors']} contributors, {data['rejected']} rejected, "
                 f"{data['seconds']:.2f}s"
+                + (f", epsilon {data['epsilon']:.3f}" if data.get("epsilon") is not None else "")
             )
 
     with stop_on_sigterm():  # SIGTERM: a clean stop, exit 143, like Ctrl-C's 130
@@ -370,6 +372,7 @@ def run(args: argparse.Namespace) -> int:
             accuracy=r["accuracy"],
             loss=r["loss"],
             seconds=r["seconds"],
+            epsilon=r.get("epsilon"),
         )
         for r in report.rounds
     ]

@@ -618,7 +618,7 @@ def _open_hub(options: SimulationOptions, world: World) -> tuple[Players, Any]:
 
 
 def _row(record: dict[str, Any], seconds: float) -> dict[str, Any]:
-    from fl_gitops.history import round_metric
+    from fl_gitops.history import round_epsilon, round_metric
 
     return {
         "round": record.get("round"),
@@ -627,6 +627,7 @@ def _row(record: dict[str, Any], seconds: float) -> dict[str, Any]:
         "contributors": len(record.get("contributors") or []),
         "rejected": len(record.get("rejected") or {}),
         "seconds": round(seconds, 3),
+        "epsilon": round_epsilon(record),
     }
 
 
@@ -642,6 +643,7 @@ def _report_rows(repo: Any, path: str, measured: dict[int, float]) -> list[dict[
             "contributors": r.contributors,
             "rejected": r.rejected,
             "seconds": measured.get(r.round, r.seconds),
+            "epsilon": r.epsilon,
             "model": r.model,
             "rejected_reasons": dict(r.rejected_reasons),
         }

@@ -79,6 +79,19 @@ def test_target_epsilon_stops_the_run_completed_before_the_budget_is_exceeded(ru
     assert report["message"] in body
 
 
+def test_simulates_report_and_its_json_summary_carry_each_rounds_epsilon(run, capsys):
+    tmp, work, report = run
+    spent = [r["epsilon"] for r in report["rounds"]]
+    assert spent == sorted(spent) and spent[0] > 0
+    assert spent[-1] == pytest.approx(epsilon([(1.0, 1.0)] * 4, 1e-5))
+    # Run again on the finished workdir: the summary answers from Git at once.
+    args = ["simulate", str(tmp / "digits-dp.yaml"), "--clusters", "4", "--rounds", "10"]
+    capsys.readouterr()
+    assert main([*args, "--workdir", str(work), "-o", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["already_finished"] is True
+
+
 def test_each_record_holds_the_epsilon_and_what_recomputes_it(run):
     _, work, _ = run
     git_dir = work / "config-repo.git"
