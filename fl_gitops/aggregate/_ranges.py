@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fl_gitops.errors import StoreError
-from fl_gitops.store import block_list_path, storage_options_from_env
+from fl_gitops.errors import StoreError, UpdateRejected
+from fl_gitops.store import block_list_path, open_regular, read_regular, storage_options_from_env
 from fl_gitops.tensors import (
     BlockList,
     BlockListError,
@@ -27,6 +27,7 @@ from fl_gitops.tensors import (
     new_hasher,
 )
 from fl_gitops.tensors._blocklist import ALGORITHM as BLOCKS_ALGORITHM
+from fl_gitops.tensors._blocklist import list_bytes
 
 __all__ = [
     "BlockCheckedFile",
@@ -181,22 +182,23 @@ class BlockCheckedFile(RangeFile):
         self._inner.close()
 
 
-def _read_list(path: str) -> bytes | None:
-    """The block list at ``path`` (a local path or a store URI), or None when it cannot
-    be read: then the update is checked whole."""
+def _read_list(path: str, limit: int) -> bytes | None:
+    """The block list at ``path`` (a local path or a store URI), at most ``limit`` bytes;
+    None when it is not there, holds more, or cannot be read as a regular file (a link, a
+    FIFO...: never followed, never waited on). The update is then checked whole."""
     local = local_path(path)
     try:
         if local is not None:
-            with open(local, "rb") as f:
-                return f.read(_MAX_LIST_BYTES + 1)
+            fd = open_regular(os.path.dirname(local) or ".", os.path.basename(local), "")
+            try:
+                return read_regular(fd, limit, "its block list", "")
+            finally:
+                os.close(fd)
         fs, key = remote(path)
-        return bytes(fs.cat_file(key))
-    except (OSError, ValueError):
+        data = bytes(fs.cat_file(key, start=0, end=limit + 1))
+        return data if len(data) <= limit else None
+    except (OSError, ValueError, UpdateRejected):
         return None
-
-
-# A list for an update of the largest size the checks allow is far smaller than this.
-_MAX_LIST_BYTES = 64 * 1024 * 1024
 
 
 def open_checked(path: str, digest: str, inner: RangeFile) -> BlockCheckedFile | None:
@@ -207,16 +209,18 @@ def open_checked(path: str, digest: str, inner: RangeFile) -> BlockCheckedFile |
     if digest.partition(":")[0] != BLOCKS_ALGORITHM:
         return None
     where = block_list_path(path)
-    data = _read_list(where) if where is not None else None
-    if data is None or len(data) > _MAX_LIST_BYTES:
+    try:
+        size = inner.size()
+    except OSError:
+        return None
+    # The list of a file this size is exactly this long: nothing longer is read.
+    data = _read_list(where, list_bytes(size)) if where is not None else None
+    if data is None:
         return None
     try:
         blocks = BlockList.parse(data, digest)
     except BlockListError:
         return None
-    try:
-        if inner.size() != blocks.size:
-            return None
-    except OSError:
+    if blocks.size != size:
         return None
     return BlockCheckedFile(inner, blocks)

@@ -37,6 +37,7 @@ __all__ = [
     "BlockList",
     "BlockListError",
     "BlockListHasher",
+    "list_bytes",
 ]
 
 #: The algorithm name an update's digest carries.
@@ -56,6 +57,11 @@ def _new(data: bytes | memoryview = b"") -> blake3:
     from blake3 import blake3  # a compiled core dependency; imported where a digest is taken
 
     return blake3(data, max_threads=1)
+
+
+def list_bytes(size: int) -> int:
+    """How long the block list of a file of ``size`` bytes is."""
+    return _HEAD + _LEAF * math.ceil(size / BLOCK_BYTES)
 
 
 class BlockListError(ValueError, FlGitopsError):

@@ -12,6 +12,7 @@ bytes appended.
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import numpy as np
@@ -174,3 +175,37 @@ def test_replaced_bytes_or_lists_are_refused_as_one_pod_refuses_them(store, tmp_
     _, merged = run(base, updates, tmp_path / f"s{of}", of)
     assert merged.rejected == pod.rejected
     assert merged.model == pod.model and merged.record == pod.record
+
+
+def test_a_list_that_is_a_fifo_a_link_or_too_long_is_never_waited_on_nor_trusted(
+    tmp_path, monkeypatch
+):
+    """A bucket writer's traps in a local store: each update is then checked whole (and,
+    its bytes being intact, accepted), and no shard blocks on a FIFO or follows a link."""
+    import fl_gitops.aggregate._shards as shards_module
+
+    store = ModelStore.open(f"file://{tmp_path / 'store'}")
+    base, updates = put_round(store, tmp_path)
+    where = tmp_path / "store" / "rounds" / "1" / "updates"
+    (where / "c1.blocks").unlink()
+    os.mkfifo(where / "c1.blocks")
+    (where / "c2.blocks").unlink()
+    (where / "c2.blocks").symlink_to(where / "c0.blocks")
+    with open(where / "c3.blocks", "ab") as f:
+        f.write(b"\0")
+    whole: list[str] = []
+    real = shards_module.whole_digest
+    monkeypatch.setattr(
+        shards_module,
+        "whole_digest",
+        lambda path, expected: whole.append(path) or real(path, expected),
+    )
+    pod = pod_round(store, base, updates, tmp_path)
+    _, merged = run(base, updates, tmp_path / "s", 2)
+    assert merged.rejected == pod.rejected == {}
+    assert merged.model == pod.model
+    assert sorted({p.rsplit("/", 1)[-1] for p in whole}) == [
+        "c1.safetensors",
+        "c2.safetensors",
+        "c3.safetensors",
+    ]
