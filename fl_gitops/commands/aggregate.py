@@ -36,7 +36,7 @@ from fl_gitops.aggregate.checks import (
     Limits,
 )
 from fl_gitops.aggregate.strategies import strategy_names, validate_options
-from fl_gitops.errors import InputError, StoreError, UpdateRejected
+from fl_gitops.errors import FlGitopsError, InputError, StoreError, UpdateRejected
 from fl_gitops.store import (
     MAX_METADATA_BYTES,
     ModelStore,
@@ -462,8 +462,12 @@ def _run_shard(
     **round_args: Any,
 ) -> int:
     """Shard I of N into ``--out`` (the round as ``aggregate_shard`` takes it), waiting at
-    most ``--wait`` for the others; print its file's path."""
+    most ``--wait`` for the others; print its file's path. In the hub's Job
+    (``FL_TERMINATION_LOG`` set, to the pod's termination message path), the digest of the
+    file it ended with is written there: the kubelet reports it through the hub, and the
+    reconcile pass merges only the files the shards reported."""
     from fl_gitops.aggregate._shards import ShardDirError, aggregate_shard, poll_for
+    from fl_gitops.hub import SHARD_MESSAGE_ENV
 
     index, of = shard
     _shard_dir(args.out)
@@ -471,10 +475,24 @@ def _run_shard(
     def wait(paths: Sequence[str]) -> None:
         poll_for(paths, timeout=args.wait)
 
+    def report(path: str, digest: str) -> None:
+        where = os.environ.get(SHARD_MESSAGE_ENV)
+        if not where:
+            return
+        try:
+            with open(where, "w", encoding="utf-8") as f:
+                f.write(digest + "\n")
+        except OSError as exc:
+            raise FlGitopsError(
+                f"cannot write the shard's ending message to {SHARD_MESSAGE_ENV} "
+                f"({exc.strerror}): the hub could not check this shard's files"
+            ) from None
+
     try:
         path = aggregate_shard(
-            base, updates, shard=index, of=of, out=args.out, wait=wait, **round_args
-        )
+            base, updates, shard=index, of=of, out=args.out, wait=wait, on_written=report,
+            **round_args,
+        )  # fmt: skip
     except ShardDirError as exc:
         raise InputError(f"--shard {args.shard}: {exc}") from None
     print(f"shard {index}/{of}: done", file=sys.stderr)

@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING
 
 from fl_gitops._lazy import lazy_getattr
 from fl_gitops.hub._local import LocalHub
-from fl_gitops.hub._protocol import ChangeWatcher, Hub, ShardJobSpec, ShardJobState, ShardRunner
+from fl_gitops.hub._protocol import (
+    SHARD_MESSAGE_ENV,
+    ChangeWatcher,
+    Hub,
+    ShardJobSpec,
+    ShardJobState,
+    ShardRunner,
+    parse_shard_message,
+)
 from fl_gitops.hub._status import (
     ClusterStatus,
     JobState,
@@ -63,6 +71,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "EXPERIMENT_LABEL",
+    "SHARD_MESSAGE_ENV",
     "ChangeWatcher",
     "ClusterStatus",
     "Hub",
@@ -82,6 +91,7 @@ __all__ = [
     "feedback_values",
     "interpret_work",
     "missing_work",
+    "parse_shard_message",
     "summarize",
     "translate",
 ]

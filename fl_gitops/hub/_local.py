@@ -46,7 +46,12 @@ from typing import Any
 
 import fl_gitops.hub._agent as _agent
 from fl_gitops.contracts import API_VERSION
-from fl_gitops.hub._protocol import ShardJobSpec, ShardJobState
+from fl_gitops.hub._protocol import (
+    SHARD_MESSAGE_ENV,
+    ShardJobSpec,
+    ShardJobState,
+    parse_shard_message,
+)
 from fl_gitops.hub._status import ClusterStatus, interpret_work, missing_work
 from fl_gitops.hub.errors import HubError, HubNotFound, trim_detail
 from fl_gitops.labels import EXPERIMENT_LABEL
@@ -324,6 +329,7 @@ class LocalHub:
             _write_json(where / "job.json", job)
         succeeded: set[int] = set()
         failed: set[int] = set()
+        messages: dict[int, str] = {}
         reason = str(job.get("reason", ""))
         active = 0
         for i in range(spec.shards):
@@ -336,6 +342,9 @@ class LocalHub:
             code = _exit_code(where, i, int(state["attempt"]))
             if code == 0:
                 succeeded.add(i)
+                message = _message(where, i, int(state["attempt"]))
+                if message is not None:
+                    messages[i] = message
                 continue
             if code is None and _alive(int(state["pid"]), str(state["start"])):
                 active += 1
@@ -381,6 +390,7 @@ class LocalHub:
             complete=complete,
             failed=is_failed,
             reason=reason if is_failed else "",
+            messages=messages,
         )
 
     def _launch(
@@ -398,6 +408,9 @@ class LocalHub:
             }
         )
         env[_INDEX_ENV] = str(index)
+        # Where the shard writes its ending message, read back as the kubelet reads a
+        # pod's termination message into its status.
+        env[SHARD_MESSAGE_ENV] = str(where / f"index-{index}.attempt-{attempt}.message")
         argv = [sys.executable, "-c", _WORKER, str(where), str(index), str(attempt), *spec.args]
         log = where / f"index-{index}.attempt-{attempt}.log"
         with open(log, "ab") as out:
@@ -648,6 +661,17 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except ValueError as exc:
         raise HubError(f"local hub state {path}: cannot read it: {trim_detail(exc)}") from exc
     return doc if isinstance(doc, dict) else None
+
+
+def _message(where: Path, index: int, attempt: int) -> str | None:
+    """An attempt's ending message, as a pod's termination message is read: at most 4096
+    bytes, kept only when it is a decision's digest (``parse_shard_message``)."""
+    try:
+        with open(where / f"index-{index}.attempt-{attempt}.message", "rb") as f:
+            raw = f.read(4097)
+    except FileNotFoundError:
+        return None
+    return parse_shard_message(raw.decode("utf-8", "replace"))
 
 
 def _exit_code(where: Path, index: int, attempt: int) -> int | None:

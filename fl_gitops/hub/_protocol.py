@@ -13,8 +13,32 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from fl_gitops.hub._status import ClusterStatus
+from fl_gitops.tensors import is_digest
 
-__all__ = ["ChangeWatcher", "Hub", "ShardJobSpec", "ShardJobState", "ShardRunner"]
+__all__ = [
+    "SHARD_MESSAGE_ENV",
+    "ChangeWatcher",
+    "Hub",
+    "ShardJobSpec",
+    "ShardJobState",
+    "ShardRunner",
+    "parse_shard_message",
+]
+
+#: The shard container's environment variable naming where it writes its ending message:
+#: the rendered Job sets it to its ``terminationMessagePath`` (``/dev/termination-log``),
+#: a local hub to a file per attempt that it reads back as the kubelet would.
+SHARD_MESSAGE_ENV = "FL_TERMINATION_LOG"
+
+
+def parse_shard_message(text: object) -> str | None:
+    """A shard's ending message as the hub read it back: the ``sha256:<hex>`` of its
+    decision file, surrounding whitespace aside; None for anything else (never shown: it
+    is a pod's output)."""
+    if not isinstance(text, str) or len(text) > 4096:
+        return None
+    value = text.strip()
+    return value if is_digest(value) else None
 
 
 class Hub(Protocol):
@@ -107,6 +131,13 @@ class ShardJobState:
     ``exists`` False: there is no such Job (never created, or deleted). ``complete``: every
     index succeeded. ``failed``: the Job failed as a whole (its deadline passed, or an index
     used up its retries); ``reason`` says which, in the hub's words, never a pod's output.
+
+    ``messages``: for each succeeded index, what its pod reported as it ended, through the
+    hub (a Kubernetes pod's termination message, which the kubelet writes into the pod's
+    status with the node's credentials): the ``sha256:<hex>`` of the decision file the
+    shard wrote (:func:`parse_shard_message`; anything else is left out). The merge checks the
+    shards' files in the store against them: a party that can write to the bucket but not
+    to the hub cannot swap a shard's output after it ended.
     """
 
     exists: bool
@@ -116,6 +147,7 @@ class ShardJobState:
     complete: bool = False
     failed: bool = False
     reason: str = ""
+    messages: Mapping[int, str] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -19,12 +19,18 @@ from typing import Any
 
 from fl_gitops.aggregate import AggregateResult, NotEnoughUpdates
 from fl_gitops.aggregate._inputs import collect_inputs, inputs_name
-from fl_gitops.aggregate._shards import merge_shards, read_shortfall, shard_plan_of
+from fl_gitops.aggregate._shards import (
+    ShardDirError,
+    merge_shards,
+    read_shortfall,
+    shard_plan_of,
+)
 from fl_gitops.aggregate.checks import Limits
 from fl_gitops.blueprint import Blueprint
 from fl_gitops.errors import FlGitopsError, InputError
-from fl_gitops.hub import Hub, ShardJobSpec, ShardJobState, ShardRunner
+from fl_gitops.hub import SHARD_MESSAGE_ENV, Hub, ShardJobSpec, ShardJobState, ShardRunner
 from fl_gitops.render import Names, RoundState
+from fl_gitops.render._shardjob import TERMINATION_MESSAGE_PATH
 from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore
 
@@ -38,8 +44,13 @@ __all__ = [
     "shards_in_progress",
 ]
 
-# The shard container's own environment, as the reconcile CronJob's (a read-only root).
-_ENV: tuple[Mapping[str, Any], ...] = ({"name": "HOME", "value": "/tmp"},)
+# The shard container's own environment, as the reconcile CronJob's (a read-only root), and
+# where it writes its ending message: the pod's termination message, which the kubelet
+# reports through the hub (the merge checks the shards' files against it).
+_ENV: tuple[Mapping[str, Any], ...] = (
+    {"name": "HOME", "value": "/tmp"},
+    {"name": SHARD_MESSAGE_ENV, "value": TERMINATION_MESSAGE_PATH},
+)
 
 
 class ShardsFailed(FlGitopsError):
@@ -138,8 +149,8 @@ def aggregate_sharded(
     Raises:
         InputError: the hub cannot run shards (it is no ``ShardRunner``).
         NotEnoughUpdates: the shards found too few valid updates (as one pod would).
-        ShardsFailed: the Job failed; the hub's reason.
-        ShardDirError: the shards' files in the store are not what the shards wrote.
+        ShardsFailed: the Job failed (the hub's reason), or the shards' files in the store
+            are not the ones the shards reported through the hub as they ended.
         HubError, StoreError: a side failed; the next pass starts over.
     """
     shards = blueprint.aggregation.shards
@@ -169,7 +180,19 @@ def aggregate_sharded(
         )
     if not job.complete:
         return ShardedRound(spec, running=ShardsRunning(job, shards, state.round), out=name)
-    shortfall = read_shortfall(out, shards)
+    # Only the files each shard reported through the hub as it ended (the digest of the
+    # one it ended with): a bucket writer's swap after the Job is an aggregation failure,
+    # retried by the completion policy into a fresh directory, never a merged round.
+    try:
+        shortfall = read_shortfall(out, shards, messages=job.messages)
+        result = None if shortfall is not None else merge_shards([out], messages=job.messages)
+    except ShardDirError as exc:
+        raise ShardsFailed(
+            f"round {state.round}: the aggregation shards' files in the store are not the "
+            f"ones they reported: {exc}",
+            (spec.namespace, spec.name),
+            name,
+        ) from None
     if shortfall is not None:
         raise NotEnoughUpdates(
             shortfall.round,
@@ -178,7 +201,7 @@ def aggregate_sharded(
             rejected=shortfall.rejected,
             requirement=shortfall.requirement,
         )
-    result = merge_shards([out])
+    assert result is not None
     record = {
         **result.record,
         "authority": "hub",

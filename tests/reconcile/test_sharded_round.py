@@ -9,6 +9,8 @@ whatever is killed on the way: a pass after it created the Job, a shard's worker
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import time
@@ -177,6 +179,54 @@ def test_a_shard_job_out_of_retries_retries_the_round_with_the_hubs_reason(tmp_p
         result.message
     )
     assert not job.exists()  # the failed Job is deleted once the retry is committed
+
+
+def test_a_shards_output_swapped_after_its_job_ended_is_refused_and_the_round_retried(
+    one_pod, tmp_path
+):
+    """A bucket writer replaces shard 1's model slice once the Job is done, and rewrites its
+    decision file to name the new bytes: the decision no longer hashes to what the shard's
+    pod reported through the hub as it ended, so the pass merges nothing and retries the
+    round; the retry's shards give one pod's model."""
+    run = Run(tmp_path / "run", shards=3, min_clusters=4)
+    run.reconcile()
+    run.fleet.run_jobs()
+    swapped: list[str] = []
+
+    def swap() -> None:
+        for decision in sorted(run.store.glob("rounds/1/aggregation/shards-a1-*/*.decision.json")):
+            if swapped or not decision.name.startswith("shard-0001-"):
+                continue
+            others = list(decision.parent.glob("*.decision.json"))
+            if len(others) < 3:  # the Job is not done yet
+                return
+            model = decision.with_name(decision.name.replace("decision.json", "model.bin"))
+            data = bytearray(model.read_bytes())
+            data[0] ^= 0xFF
+            model.write_bytes(bytes(data))
+            doc = json.loads(decision.read_text())
+            doc["slice"] = "sha256:" + hashlib.sha256(bytes(data)).hexdigest()
+            decision.write_text(json.dumps(doc, indent=1) + "\n")
+            swapped.append(str(decision))
+
+    deadline = time.monotonic() + 120
+    while True:
+        result = run.reconcile(hooks=PassHooks(after_shard_job=swap), hub=run.hub())
+        if result.shards is None:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert swapped
+    assert isinstance(result.action, RetryRound), result.message
+    assert "the aggregation shards' files in the store are not the ones they reported" in (
+        result.message
+    )
+    assert "which its shard reported through the hub as it ended" in result.message
+    run.fleet.run_jobs()  # the retry's Jobs: round 1 again, attempt 2
+    result = run.until_aggregated()
+    assert isinstance(result.action, Aggregate), result.message
+    assert run.show("hub/round-state.yaml")["data"]["round"] == "2"
+    assert run.show(".history/round-1.yaml")["model"] == one_pod[1][0]["model"]
 
 
 def test_shards_on_a_hub_that_cannot_run_them_is_a_clear_error(tmp_path):
