@@ -7,7 +7,8 @@ taken modulo ``2^bits``. ``L`` is the largest grid for which the sum of ``n`` cl
 cannot wrap: ``L = floor((2^bits - 1) / (n * W))``. The mean the hub unmasks then differs
 from the weighted mean of the clipped changes by at most ``clipRange / L`` per coordinate
 (each cluster's rounding is at most half a step, ``clipRange / L``, and a weighted mean of
-errors so bounded is bounded alike).
+errors so bounded is bounded alike), plus float64's rounding as the mean is turned back
+into the model's units, ``4 * 2^-52 * clipRange`` (``SecAggParams.error_bound``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from fl_gitops.errors import InputError
 
 __all__ = ["MIN_LEVELS", "SecAggParams"]
 
+# float64's machine epsilon: the dequantisation's own rounding (``error_bound``).
+_EPS = 2.0**-52
 #: Fewer levels than this is not an aggregate worth having: refused when the round is set.
 MIN_LEVELS = 1 << 12
 
@@ -77,5 +80,8 @@ class SecAggParams:
 
     def error_bound(self, levels: int) -> float:
         """The most the unmasked mean may differ, per coordinate, from the weighted mean
-        of the clipped changes (the module docstring)."""
-        return self.clip_range / levels
+        of the clipped changes (the module docstring): the grid's ``c / L``, plus float64's
+        own rounding where the mean is turned back into the model's units (the integer sum
+        to a float, the scaling by ``2c / L`` and the shift by ``-c``: at most ``4 eps c``
+        with ``eps = 2^-52``), which is the larger term once ``L`` passes about 10^15."""
+        return self.clip_range / levels + 4 * _EPS * self.clip_range
