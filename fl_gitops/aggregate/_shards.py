@@ -508,12 +508,7 @@ class Shard:
                 wrote (changed in the store since).
         """
         path = self.path(shard, kind)
-        try:
-            data = _get(path)
-        except FileNotFoundError:
-            raise ShardDirError(f"{path}: missing (has that shard run?)") from None
-        except OSError as exc:
-            raise ShardDirError(f"{path}: cannot be read ({type(exc).__name__})") from None
+        data = _shard_file(path)
         digest = _sha256(data)
         if shard == self.shard and self.wrote.get(kind, digest) != digest:
             raise ShardDirError(f"{path}: not the bytes this shard wrote (changed in the store)")
@@ -940,14 +935,22 @@ class Shard:
         return out
 
 
-def _read_json(path: str) -> dict[str, Any]:
+def _shard_file(path: str) -> bytes:
+    """A shard's file, whole.
+
+    Raises:
+        ShardDirError: it is not there, or cannot be read.
+    """
     try:
-        data = _get(path)
+        return _get(path)
     except FileNotFoundError:
         raise ShardDirError(f"{path}: missing (has that shard run?)") from None
     except OSError as exc:
-        raise ShardDirError(f"{path}: not a shard's file ({type(exc).__name__})") from None
-    return _json_doc(path, data)
+        raise ShardDirError(f"{path}: cannot be read ({type(exc).__name__})") from None
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    return _json_doc(path, _shard_file(path))
 
 
 def _json_doc(path: str, data: bytes) -> dict[str, Any]:
@@ -1218,12 +1221,7 @@ def merge_shards(
 def _authentic(path: str, index: int, messages: Mapping[int, str] | None) -> dict[str, Any]:
     """Shard ``index``'s file at ``path``, once it hashes to what the shard reported through
     the hub (when ``messages`` holds those reports)."""
-    try:
-        data = _get(path)
-    except FileNotFoundError:
-        raise ShardDirError(f"{path}: missing (has that shard run?)") from None
-    except OSError as exc:
-        raise ShardDirError(f"{path}: not a shard's file ({type(exc).__name__})") from None
+    data = _shard_file(path)
     if messages is not None:
         reported = messages.get(index)
         if reported is None:
@@ -1257,14 +1255,8 @@ def _merge(files: Mapping[int, str], messages: Mapping[int, str] | None) -> Aggr
     want = json.dumps(ident, sort_keys=True)
     for i in sorted(files):
         path = files[i][: -len("decision.json")]
-        try:
-            data = _get(path + "model.bin")
-        except FileNotFoundError:
-            raise ShardDirError(f"{path}model.bin: missing (has that shard run?)") from None
-        try:
-            sdata = _get(path + "state.safetensors")
-        except FileNotFoundError:
-            raise ShardDirError(f"{path}state.safetensors: missing (has that shard run?)") from None
+        data = _shard_file(path + "model.bin")
+        sdata = _shard_file(path + "state.safetensors")
         try:
             meta = parse_header(sdata, len(sdata)).metadata
             pieces = load_bytes(sdata)

@@ -66,17 +66,7 @@ def run_shards(rf: RoundFiles, out: Path, of: int, **kwargs):
     """Every shard's phases in turn (as N pods would run them side by side), then the merge."""
     updates = rf.updates()
     random.Random(of).shuffle(updates)
-    out.mkdir()
-    shards = [
-        Shard(rf.base_path, updates, round=1, shard=i, of=of, out=out, **kwargs) for i in range(of)
-    ]
-    for s in shards:
-        s.stats()
-    kept = [s.reduce() for s in shards]
-    for s, k in zip(shards, kept, strict=True):
-        s.partials(k)
-    for s, k in zip(shards, kept, strict=True):
-        shard_combine(s, k, wait=lambda paths: None)
+    _phases(rf, out, of, updates, **kwargs)
     return merge_shards([out])
 
 
@@ -488,11 +478,12 @@ def test_an_update_that_ends_mid_read_is_refused_alone_and_the_base_is_read_once
     assert merged.model == pod.model
 
 
-def _phases(rf: RoundFiles, out: Path, of: int, **kwargs) -> list[Shard]:
+def _phases(rf: RoundFiles, out: Path, of: int, updates=None, **kwargs) -> list[Shard]:
+    """Every shard's phases in turn (as N pods would run them side by side)."""
     out.mkdir()
+    updates = rf.updates() if updates is None else updates
     shards = [
-        Shard(rf.base_path, rf.updates(), round=1, shard=i, of=of, out=out, **kwargs)
-        for i in range(of)
+        Shard(rf.base_path, updates, round=1, shard=i, of=of, out=out, **kwargs) for i in range(of)
     ]
     for s in shards:
         s.stats()

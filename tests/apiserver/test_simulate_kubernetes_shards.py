@@ -47,19 +47,19 @@ def _history(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [{k: row[k] for k in keep} for row in report["rounds"]]
 
 
-class PodEvents:
-    """Every event of the pods of the experiment's Jobs in ``fl-system`` (they carry the
-    Job template's labels), from a watch in a thread: (type, Job, index, phase)."""
+class Events:
+    """Every event of one kind of the experiment's objects in ``fl-system`` (by its label),
+    from a watch in a thread, each made a row by ``row``."""
 
-    def __init__(self, admin: Any) -> None:
-        from kubernetes import client as k8s
+    def __init__(self, list_objects: Any, row: Any) -> None:
         from kubernetes import watch
 
-        self.events: list[tuple[str, str, str, str]] = []
-        self._core = k8s.CoreV1Api(admin)
+        self.events: list[tuple[Any, ...]] = []
+        self._list = list_objects
+        self._row = row
         self._watch = watch.Watch()
         selector = f"{EXPERIMENT_LABEL}={EXP}"
-        listed = self._core.list_namespaced_pod("fl-system", label_selector=selector)
+        listed = list_objects("fl-system", label_selector=selector)
         assert listed.items == []
         self._thread = threading.Thread(
             target=self._follow, args=(selector, listed.metadata.resource_version), daemon=True
@@ -70,7 +70,7 @@ class PodEvents:
         import urllib3
 
         stream = self._watch.stream(
-            self._core.list_namespaced_pod,
+            self._list,
             "fl-system",
             label_selector=selector,
             resource_version=version,
@@ -78,62 +78,40 @@ class PodEvents:
         )
         try:
             for event in stream:
-                pod = event["object"]
-                job = pod.metadata.labels.get("job-name", "")
-                index = (pod.metadata.annotations or {}).get(
-                    "batch.kubernetes.io/job-completion-index", ""
-                )
-                self.events.append((event["type"], job, index, pod.status.phase or ""))
+                self.events.append((event["type"], *self._row(event["object"])))
         except urllib3.exceptions.ProtocolError:
             pass  # stop() closed the stream under it
 
-    def stop(self) -> list[tuple[str, str, str, str]]:
+    def stop(self) -> list[tuple[Any, ...]]:
         self._watch.stop()
         self._thread.join(timeout=10)
         return self.events
 
 
-class JobEvents:
-    """Every event of the experiment's Jobs in ``fl-system``, from a watch in a thread."""
+def pod_events(admin: Any) -> Events:
+    """The pods of the experiment's Jobs (they carry the Job template's labels): (type,
+    Job, index, phase)."""
+    from kubernetes import client as k8s
 
-    def __init__(self, admin: Any) -> None:
-        from kubernetes import client as k8s
-        from kubernetes import watch
+    def row(pod: Any) -> tuple[str, str, str]:
+        job = pod.metadata.labels.get("job-name", "")
+        index = (pod.metadata.annotations or {}).get("batch.kubernetes.io/job-completion-index", "")
+        return job, index, pod.status.phase or ""
 
-        self.events: list[tuple[str, str, bool]] = []  # type, name, Complete
-        self._batch = k8s.BatchV1Api(admin)
-        self._watch = watch.Watch()
-        selector = f"{EXPERIMENT_LABEL}={EXP}"
-        listed = self._batch.list_namespaced_job("fl-system", label_selector=selector)
-        assert listed.items == []
-        self._thread = threading.Thread(
-            target=self._follow, args=(selector, listed.metadata.resource_version), daemon=True
+    return Events(k8s.CoreV1Api(admin).list_namespaced_pod, row)
+
+
+def job_events(admin: Any) -> Events:
+    """The experiment's Jobs: (type, name, Complete)."""
+    from kubernetes import client as k8s
+
+    def row(job: Any) -> tuple[str, bool]:
+        conditions = job.status.conditions or []
+        return job.metadata.name, any(
+            c.type == "Complete" and c.status == "True" for c in conditions
         )
-        self._thread.start()
 
-    def _follow(self, selector: str, version: str) -> None:
-        import urllib3
-
-        stream = self._watch.stream(
-            self._batch.list_namespaced_job,
-            "fl-system",
-            label_selector=selector,
-            resource_version=version,
-            timeout_seconds=600,
-        )
-        try:
-            for event in stream:
-                job = event["object"]
-                conditions = job.status.conditions or []
-                complete = any(c.type == "Complete" and c.status == "True" for c in conditions)
-                self.events.append((event["type"], job.metadata.name, complete))
-        except urllib3.exceptions.ProtocolError:
-            pass  # stop() closed the stream under it
-
-    def stop(self) -> list[tuple[str, str, bool]]:
-        self._watch.stop()
-        self._thread.join(timeout=10)
-        return self.events
+    return Events(k8s.BatchV1Api(admin).list_namespaced_job, row)
 
 
 def test_each_rounds_shards_job_is_created_completed_and_deleted_on_the_server(
@@ -144,13 +122,13 @@ def test_each_rounds_shards_job_is_created_completed_and_deleted_on_the_server(
     blueprint = _blueprint(tmp_path)
     one_pod = _simulate(blueprint, tmp_path / "local", "--aggregation-shards", "1")
     kubeconfig = apiserver.kubeconfig(tmp_path / "kubeconfig")
-    watcher, pod_watcher = JobEvents(admin), PodEvents(admin)
+    watcher, pod_watcher = job_events(admin), pod_events(admin)
     sharded = _simulate(
         blueprint,
         tmp_path / "kube",
         "--hub", "kubernetes", "--kubeconfig", str(kubeconfig), "--aggregation-shards", "2",
     )  # fmt: skip
-    events, pod_events = watcher.stop(), pod_watcher.stop()
+    events, pods_seen = watcher.stop(), pod_watcher.stop()
 
     assert sharded["phase"] == one_pod["phase"] == "Completed"
     assert sharded["final_model"] == one_pod["final_model"]
@@ -164,7 +142,7 @@ def test_each_rounds_shards_job_is_created_completed_and_deleted_on_the_server(
         assert seen[-1][0] == "DELETED"  # by the reconcile pass, after the merge
         # a pod per index, made, ended Succeeded by the kubelet's part, deleted with the Job
         for index in ("0", "1"):
-            pod = [(kind, phase) for kind, j, i, phase in pod_events if (j, i) == (name, index)]
+            pod = [(kind, phase) for kind, j, i, phase in pods_seen if (j, i) == (name, index)]
             assert pod[0][0] == "ADDED"
             assert ("MODIFIED", "Succeeded") in pod
             assert pod[-1][0] == "DELETED"
