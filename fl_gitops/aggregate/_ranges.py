@@ -160,23 +160,26 @@ class BlockCheckedFile(RangeFile):
             raise HeaderError(f"file ended at byte {blocks.size} (truncated)")
         first, last = blocks.span(start, length)
         size = blocks.block_bytes
-        parts: list[bytes] = []
+        offset = start - first * size  # where the range starts in block ``first``
+        head = b""  # the kept block, when the range starts in it
         index = first
         if self._kept is not None and self._kept[0] == first:
-            parts.append(self._kept[1])
+            head = self._kept[1]
             index += 1
+        data = memoryview(b"")
         if index < last:
             end = min(blocks.size, last * size)
-            data = self._inner.read(index * size, end - index * size)
+            data = memoryview(self._inner.read(index * size, end - index * size))
             for i in range(index, last):
-                block = data[(i - index) * size : (i - index + 1) * size]
-                if not blocks.check(i, block):
+                if not blocks.check(i, data[(i - index) * size : (i - index + 1) * size]):
                     raise BlockMismatch(f"block {i} is not the one the block list names")
-                parts.append(block)
-        self._kept = (last - 1, parts[-1])
-        joined = parts[0] if len(parts) == 1 else b"".join(parts)
-        offset = start - first * size
-        return joined[offset : offset + length]
+            # Only the last block is kept (a copy of it, not the whole read).
+            self._kept = (last - 1, bytes(data[(last - 1 - index) * size :]))
+        if head:
+            # The range's start from the kept block, the rest from this read: one copy.
+            tail = length - (len(head) - offset)
+            return b"".join((memoryview(head)[offset : offset + length], data[: max(0, tail)]))
+        return bytes(data[offset : offset + length])
 
     def close(self) -> None:
         self._inner.close()

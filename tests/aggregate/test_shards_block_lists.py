@@ -17,8 +17,11 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fl_gitops.aggregate import Update, aggregate_round
+from fl_gitops.aggregate._ranges import BlockCheckedFile
 from fl_gitops.aggregate._shards import (
     RangeFile,
     Shard,
@@ -29,7 +32,7 @@ from fl_gitops.aggregate._shards import (
 )
 from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore, block_list_path
-from fl_gitops.tensors import BLOCK_BYTES, read_header, serialize, update_block_list
+from fl_gitops.tensors import BLOCK_BYTES, BlockList, read_header, serialize, update_block_list
 
 SHAPES = {"a.weight": (700, 1000), "b.bias": (1000,), "c.weight": (300, 500)}  # ~3.4 MB
 GRID = 1 << 14
@@ -209,3 +212,30 @@ def test_a_list_that_is_a_fifo_a_link_or_too_long_is_never_waited_on_nor_trusted
         "c2.safetensors",
         "c3.safetensors",
     ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(1, 5 * BLOCK_BYTES),
+    reads=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 2 * BLOCK_BYTES)), max_size=12),
+    sequential=st.booleans(),
+)
+def test_checked_reads_give_the_files_bytes_whatever_the_ranges(size, reads, sequential):
+    """In order (as a shard reads its slice, each read starting in the block the last
+    ended in) or anywhere, every range is the file's bytes."""
+    import tempfile
+
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    digest, listed = update_block_list(data)
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(data)
+        f.flush()
+        checked = BlockCheckedFile(RangeFile(f.name), BlockList.parse(listed, digest))
+        at = 0
+        for where, length in reads:
+            start = at if sequential else int(where * (size - 1))
+            length = min(length, size - start)
+            assert checked.read(start, length) == data[start : start + length]
+            at = start + length
+            if at >= size:
+                break
