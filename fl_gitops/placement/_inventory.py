@@ -7,8 +7,9 @@ JSON, and YAML with the Rust parser yaml_rs when :mod:`._fastyaml` can tell that
 the file as YAML 1.1 does; otherwise (and to locate any syntax error at its line) from
 PyYAML's C (libyaml) parser's events. A size bound and a bound on YAML aliases keep a
 hostile file from blowing up later processing. Every problem is an
-:class:`~fl_gitops.errors.InventoryError` naming the file, the document and item, and
-what was expected.
+:class:`~fl_gitops.errors.InventoryError` naming the file, the line and column, the
+document and item, the field, and what was expected (the fast parsers keep no positions,
+so a file with an error is read again with them, by ruamel.yaml, for its message).
 """
 
 from __future__ import annotations
@@ -162,77 +163,134 @@ def _where(path: str, document: int, many: bool) -> str:
     return f"{path}: document {document + 1}" if many else path
 
 
-def _string_map(value: object, where: str) -> None:
+class _Bad(Exception):
+    """A ManagedCluster that is not one: where in it (``path``, keys and indexes from the
+    item down) and what was expected; ``load_inventory`` adds the file, line and column."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str, named: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+        self.named = named
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _string_map(value: object, path: tuple[str | int, ...]) -> None:
     if value is None:
         return
     if not isinstance(value, Mapping):
-        raise InventoryError(f"{where}: expected a mapping of strings, got {type(value).__name__}")
+        raise _Bad(path, f"expected a mapping of strings, got {type(value).__name__}")
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise InventoryError(
-                f"{where}.{key}: expected a string, got {type(item).__name__} {item!r} "
-                "(quote the value)"
+            raise _Bad(
+                (*path, str(key)),
+                f"expected a string, got {type(item).__name__} {item!r} (quote the value)",
             )
 
 
-def _check_cluster(obj: object, where: str) -> dict[str, Any]:
+def _check_cluster(obj: object) -> dict[str, Any]:
+    """``obj`` once it is a ManagedCluster fl-gitops can place.
+
+    Raises:
+        _Bad: where in it, and what was expected.
+    """
     if not isinstance(obj, dict):
-        raise InventoryError(
-            f"{where}: expected a ManagedCluster mapping, got {type(obj).__name__}"
-        )
+        raise _Bad((), f"expected a ManagedCluster mapping, got {type(obj).__name__}")
     kind = obj.get("kind")
     if kind is not None and kind != "ManagedCluster":
-        raise InventoryError(f"{where}: kind is {kind!r}, expected ManagedCluster")
+        raise _Bad(("kind",), f"kind is {kind!r}, expected ManagedCluster")
     metadata = obj.get("metadata")
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
     if not isinstance(name, str) or not name:
-        raise InventoryError(f"{where}: metadata.name: expected a non-empty string")
-    where = f"{where} ({name})"
-    assert isinstance(metadata, Mapping)  # a name was found in it just above
-    _string_map(metadata.get("labels"), f"{where}: metadata.labels")
+        raise _Bad(("metadata", "name"), "expected a non-empty string")
+    try:
+        _check_named(obj, metadata)
+    except _Bad as bad:
+        bad.named = name
+        raise
+    return obj
+
+
+def _check_named(obj: dict[str, Any], metadata: Any) -> None:
+    _string_map(metadata.get("labels"), ("metadata", "labels"))
     spec = obj.get("spec") or {}
     if not isinstance(spec, Mapping):
-        raise InventoryError(f"{where}: spec: expected a mapping")
+        raise _Bad(("spec",), "expected a mapping")
     taints = spec.get("taints") or []
     if not isinstance(taints, list):
-        raise InventoryError(f"{where}: spec.taints: expected a list")
+        raise _Bad(("spec", "taints"), "expected a list")
     for index, taint in enumerate(taints):
-        at = f"{where}: spec.taints[{index}]"
+        at: tuple[str | int, ...] = ("spec", "taints", index)
         if not isinstance(taint, Mapping) or not isinstance(taint.get("key"), str):
-            raise InventoryError(f"{at}: expected a mapping with a string key")
+            raise _Bad(at, "expected a mapping with a string key")
         if taint.get("effect") not in _TAINT_EFFECTS:
-            raise InventoryError(
-                f"{at}.effect: {taint.get('effect')!r} is not one of {', '.join(_TAINT_EFFECTS)}"
+            raise _Bad(
+                (*at, "effect"),
+                f"{taint.get('effect')!r} is not one of {', '.join(_TAINT_EFFECTS)}",
             )
         value = taint.get("value")
         if value is not None and not isinstance(value, str):
-            raise InventoryError(f"{at}.value: expected a string, got {value!r} (quote the value)")
+            raise _Bad((*at, "value"), f"expected a string, got {value!r} (quote the value)")
     status = obj.get("status") or {}
     if not isinstance(status, Mapping):
-        raise InventoryError(f"{where}: status: expected a mapping")
+        raise _Bad(("status",), "expected a mapping")
     claims = status.get("clusterClaims") or []
     if not isinstance(claims, list):
-        raise InventoryError(f"{where}: status.clusterClaims: expected a list")
+        raise _Bad(("status", "clusterClaims"), "expected a list")
     for index, claim in enumerate(claims):
         if (
             not isinstance(claim, Mapping)
             or not isinstance(claim.get("name"), str)
             or not isinstance(claim.get("value"), str)
         ):
-            raise InventoryError(
-                f"{where}: status.clusterClaims[{index}]: expected a mapping with string name "
-                "and value"
+            raise _Bad(
+                ("status", "clusterClaims", index), "expected a mapping with string name and value"
             )
     for field in ("allocatable", "capacity"):
         amounts = status.get(field) or {}
         if not isinstance(amounts, Mapping):
-            raise InventoryError(f"{where}: status.{field}: expected a mapping")
+            raise _Bad(("status", field), "expected a mapping")
         for resource, amount in amounts.items():
             try:
                 parse_quantity(amount)
             except ValueError as error:
-                raise InventoryError(f"{where}: status.{field}.{resource}: {error}") from error
-    return obj
+                raise _Bad(("status", field, str(resource)), str(error)) from error
+
+
+def _locate(text: str, document: int, path: Sequence[str | int]) -> tuple[int, int] | None:
+    """The 1-based line and column of ``path`` in document ``document`` of ``text``: the
+    value there, or the mapping that lacks the key; None when it cannot be told. Parsed
+    again with positions (ruamel.yaml, which reads JSON too) only for an error's message:
+    the fast parsers keep none."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        docs = list(YAML(typ="rt", pure=True).load_all(text))
+        node: Any = docs[document]
+    except (YAMLError, IndexError, ValueError):
+        return None
+    at = (node.lc.line, node.lc.col) if hasattr(node, "lc") else None
+    for part in path:
+        try:
+            lc: Any = getattr(node, "lc", None)
+            if isinstance(part, int) and isinstance(node, list):
+                at = lc.item(part)
+                node = node[part]
+            elif isinstance(node, dict) and part in node:
+                at = lc.value(part)
+                node = node[part]
+            else:
+                break
+        except (AttributeError, IndexError, KeyError, TypeError):
+            break
+    return None if at is None else (at[0] + 1, at[1] + 1)
 
 
 def _documents(text: str, path: str, max_aliases: int) -> list[Any]:
@@ -313,16 +371,43 @@ def load_inventory(
             )
         for index, item in enumerate(items):
             at = f"{prefix}items[{index}]" if prefix else where
-            cluster = _check_cluster(item, at)
+            try:
+                cluster = _check_cluster(item)
+            except _Bad as bad:
+                raise _located(bad, text, name, number, many, document, index) from None
             cluster_name = cluster["metadata"]["name"]
             if cluster_name in seen:
-                raise InventoryError(
-                    f"{at}: cluster {cluster_name!r} is listed twice "
-                    f"(first at {seen[cluster_name]})"
+                twice = _Bad(
+                    (), f"cluster {cluster_name!r} is listed twice (first at {seen[cluster_name]})"
                 )
+                raise _located(twice, text, name, number, many, document, index)
             seen[cluster_name] = at
             clusters.append(cluster)
     return clusters
+
+
+def _located(
+    bad: _Bad, text: str, name: str, number: int, many: bool, document: object, index: int
+) -> InventoryError:
+    """``bad`` as the user reads it: ``file:line:col: [document N: ][items[i] (name): ]
+    field: what was expected``."""
+    listed = isinstance(document, list) or (
+        isinstance(document, dict) and document.get("kind") in _LIST_KINDS
+    )
+    inside: tuple[str | int, ...] = (index,) if isinstance(document, list) else ("items", index)
+    full = (*inside, *bad.path) if listed else bad.path
+    spot = _locate(text, number, full)
+    head = f"{name}:{spot[0]}:{spot[1]}" if spot else name
+    parts = [head]
+    if many:
+        parts.append(f"document {number + 1}")
+    if listed:
+        parts.append(f"items[{index}]" + (f" ({bad.named})" if bad.named else ""))
+    elif bad.named:
+        parts.append(f"cluster {bad.named}")
+    if bad.path and bad.path != ("kind",):
+        parts.append(_dotted(bad.path))
+    return InventoryError(": ".join(parts) + f": {bad.message}")
 
 
 def inventory_list(clusters: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def test_an_item_that_is_not_a_managed_cluster_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, text)
     with pytest.raises(InventoryError) as error:
         load_inventory(path)
-    assert str(error.value) == f"{path}: items[1]: kind is 'Pod', expected ManagedCluster"
+    assert str(error.value) == f"{path}:5:9: items[1]: kind is 'Pod', expected ManagedCluster"
 
 
 def test_a_cluster_without_a_name_is_named_by_document_and_index(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_a_cluster_without_a_name_is_named_by_document_and_index(tmp_path: Path)
     with pytest.raises(InventoryError) as error:
         load_inventory(path)
     assert str(error.value) == (
-        f"{path}: document 2: items[0]: metadata.name: expected a non-empty string"
+        f"{path}:6:13: document 2: items[0]: metadata.name: expected a non-empty string"
     )
 
 
@@ -109,7 +109,27 @@ def test_an_unquoted_non_string_label_value_asks_for_quotes(tmp_path: Path) -> N
     with pytest.raises(InventoryError) as error:
         load_inventory(path)
     assert str(error.value) == (
-        f"{path} (a): metadata.labels.gpu: expected a string, got bool True (quote the value)"
+        f"{path}:5:10: cluster a: metadata.labels.gpu: expected a string, got bool True "
+        "(quote the value)"
+    )
+
+
+def test_a_bad_value_in_a_json_inventory_is_located_at_its_line_and_column(
+    tmp_path: Path,
+) -> None:
+    """The fast parsers keep no positions: the file is read again with them for the error."""
+    text = (
+        '[{"kind": "ManagedCluster", "metadata": {"name": "a"}},\n'
+        ' {"kind": "ManagedCluster",\n'
+        '  "metadata": {"name": "b", "labels": {"zone": 7}}}]\n'
+    )
+    path = tmp_path / "clusters.json"
+    path.write_text(text)
+    with pytest.raises(InventoryError) as error:
+        load_inventory(path)
+    assert str(error.value) == (
+        f"{path}:3:48: items[1] (b): metadata.labels.zone: expected a string, got int 7 "
+        "(quote the value)"
     )
 
 
@@ -119,7 +139,7 @@ def test_a_cluster_listed_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as error:
         load_inventory(path)
     assert str(error.value) == (
-        f"{path}: items[1]: cluster 'a' is listed twice (first at {path}: items[0])"
+        f"{path}:4:3: items[1]: cluster 'a' is listed twice (first at {path}: items[0])"
     )
 
 
@@ -129,7 +149,7 @@ def test_a_bad_quantity_names_the_cluster_and_field(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as error:
         load_inventory(path)
     assert str(error.value) == (
-        f"{path} (a): status.allocatable.cpu: 'lots' is not a quantity "
+        f"{path}:4:22: cluster a: status.allocatable.cpu: 'lots' is not a quantity "
         "(expected e.g. 500m, 4, 16Gi, 1e3)"
     )
 
