@@ -55,7 +55,7 @@ from fl_gitops.reconcile._privacy import (
     round_options,
     spent_runs,
 )
-from fl_gitops.reconcile._sharded import ShardsFailed, aggregate_sharded
+from fl_gitops.reconcile._sharded import ShardsFailed, aggregate_sharded, collect_done_shard_dirs
 from fl_gitops.render import (
     Layout,
     Names,
@@ -546,6 +546,10 @@ def reconcile_once(
     work = _Pass(repo, hub, path=path, now=now, open_store=opener, hooks=hooks)
     repo.sync()
     blueprint, seen, action = work.plan(repo.root)
+    if seen.state is not None:
+        # The shards' directories of rounds Git has left (a pull request merged since, or
+        # a pass killed after its push): garbage, each a whole model's worth of slices.
+        collect_done_shard_dirs(opener(blueprint.store.uri), seen.state)
     if isinstance(action, Wait):
         # Nothing to commit: skip the publish loop (and its fetch) altogether.
         return PassResult(action=action, message=action.reason)

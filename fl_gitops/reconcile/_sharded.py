@@ -39,6 +39,7 @@ __all__ = [
     "ShardsFailed",
     "ShardsRunning",
     "aggregate_sharded",
+    "collect_done_shard_dirs",
     "shard_dir_name",
     "shard_job_spec",
     "shards_in_progress",
@@ -233,6 +234,32 @@ def shards_in_progress(
         if job.exists:
             return spec, job
     return None
+
+
+def collect_done_shard_dirs(store: ModelStore, state: RoundState) -> list[tuple[int, str]]:
+    """Remove the shards' directories of the rounds Git has gone past, and return them.
+
+    Why: a pass removes its round's directory once it has published the merge, but in
+    pull-request mode the round is committed only when a person merges it, long after the
+    pass; and a pass killed between its push and its cleanup never gets back to it. Each
+    directory's slices add up to a whole model. So every pass looks at the round before the
+    one Git is at (and at the last one, once the experiment is over): a round Git has left
+    can never be merged again, and its directories are garbage. Level-triggered, and
+    idempotent; the inputs documents stay, as those rounds' account.
+
+    Raises:
+        StoreError: the store could not be listed or a directory not removed.
+    """
+    rounds = [state.round - 1] if state.round > 1 else []
+    if state.phase in ("Completed", "Failed"):
+        rounds.append(state.round)
+    removed = []
+    for round_ in rounds:
+        for name in store.list_aggregation(round_):
+            if name.startswith("shards-"):
+                store.remove_aggregation(round_, name)
+                removed.append((round_, name))
+    return removed
 
 
 def shard_dir_name(state: RoundState, inputs_digest: str) -> str:

@@ -229,6 +229,56 @@ def test_a_shards_output_swapped_after_its_job_ended_is_refused_and_the_round_re
     assert run.show(".history/round-1.yaml")["model"] == one_pod[1][0]["model"]
 
 
+def _shard_dirs(run: Run, round_: int) -> list[str]:
+    return sorted(p.name for p in run.store.glob(f"rounds/{round_}/aggregation/shards-*"))
+
+
+def test_a_pass_killed_after_its_push_leaves_shard_dirs_the_next_pass_removes(tmp_path):
+    """Published but not cleaned up: the next pass finds round 1 left behind in Git and
+    removes its shards' directory (a whole model's worth of slices); the inputs stay."""
+    run = Run(tmp_path / "run", shards=3)
+    run.reconcile()
+    run.fleet.run_jobs()
+
+    def killed() -> None:
+        raise Killed
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            result = run.reconcile(hooks=PassHooks(after_push=killed), hub=run.hub())
+        except Killed:
+            break
+        assert isinstance(result.action, Wait) and time.monotonic() < deadline
+        time.sleep(0.2)
+    assert run.show("hub/round-state.yaml")["data"]["round"] == "2"
+    assert len(_shard_dirs(run, 1)) == 1
+    run.reconcile(hub=run.hub())  # round 2 waits for its clusters: nothing to commit
+    assert _shard_dirs(run, 1) == []
+    assert list(run.store.glob("rounds/1/aggregation/inputs-*.json"))
+
+
+def test_in_pull_request_mode_a_rounds_shard_dirs_go_once_the_pull_request_is_merged(
+    one_pod, tmp_path
+):
+    run = Run(tmp_path / "run", shards=3, mode="pull-request")
+    first = run.reconcile()
+    git(run.remote, "update-ref", "refs/heads/main", first.publish.commit)  # round 1's PR
+    run.fleet.run_jobs()
+    result = run.until_aggregated()
+    assert isinstance(result.action, Aggregate), result.message
+    branch = f"fl-gitops/{EXP}/round-2"
+    assert result.publish.branch == branch
+    # Not merged yet: the next pass aggregates round 1 again from the same files.
+    assert len(_shard_dirs(run, 1)) == 1
+    again = run.until_aggregated()
+    assert again.model_digest == result.model_digest == one_pod[1][0]["model"]
+    assert len(_shard_dirs(run, 1)) == 1
+    git(run.remote, "update-ref", "refs/heads/main", git(run.remote, "rev-parse", branch))
+    run.reconcile(hub=run.hub())
+    assert _shard_dirs(run, 1) == []
+
+
 def test_shards_on_a_hub_that_cannot_run_them_is_a_clear_error(tmp_path):
     from fl_gitops.errors import InputError
 
