@@ -163,7 +163,7 @@ def _where(path: str, document: int, many: bool) -> str:
     return f"{path}: document {document + 1}" if many else path
 
 
-class _Bad(Exception):
+class _Bad(InventoryError):
     """A ManagedCluster that is not one: where in it (``path``, keys and indexes from the
     item down) and what was expected; ``load_inventory`` adds the file, line and column."""
 
