@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Protocol, TypeGuard, cast
+from typing import Protocol, TypeGuard, TypeVar, cast
 
 from fl_gitops.tensors._blocklist import ALGORITHM as BLOCKS_ALGORITHM
 from fl_gitops.tensors._blocklist import BlockListHasher
@@ -70,6 +70,9 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
+_H = TypeVar("_H", bound=Hasher)
+
+
 def new_hasher(digest: str) -> Hasher:
     """A fresh hasher of the algorithm ``digest`` names (``sha256:...``, ``blake3:...``,
     ``blake3-blocks:...``, or the bare name). BLAKE3 on one thread: the readers already
@@ -93,13 +96,18 @@ def new_hasher(digest: str) -> Hasher:
 def digest_file(path: str | os.PathLike[str], algorithm: str) -> str:
     """``<algorithm>:<hex>`` of a local file, read in chunks (``algorithm`` as
     :func:`new_hasher` takes it)."""
-    h = new_hasher(algorithm)
+    h = _fed(new_hasher(algorithm), path)
+    return f"{algorithm.partition(':')[0]}:{h.hexdigest()}"
+
+
+def _fed(h: _H, path: str | os.PathLike[str]) -> _H:
+    """``h`` given every byte of a local file, read in chunks."""
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(view):
             h.update(view[:n])
-    return f"{algorithm.partition(':')[0]}:{h.hexdigest()}"
+    return h
 
 
 def update_digest(data: bytes | bytearray | memoryview) -> str:
@@ -121,12 +129,7 @@ def update_block_list(data: bytes | bytearray | memoryview) -> tuple[str, bytes]
 
 def update_block_list_file(path: str | os.PathLike[str]) -> tuple[str, bytes]:
     """:func:`update_block_list` of a local file, read in chunks."""
-    h = BlockListHasher()
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(view):
-            h.update(view[:n])
+    h = _fed(BlockListHasher(), path)
     return f"{UPDATE_ALGORITHM}:{h.hexdigest()}", h.list_bytes()
 
 
