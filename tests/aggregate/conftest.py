@@ -79,3 +79,30 @@ def round_files(tmp_path: Path) -> Callable[..., RoundFiles]:
 
 def f32(*values: float) -> np.ndarray:
     return np.array(values, dtype=np.float32)
+
+
+def run_phases(
+    base: str | Path,
+    updates: list[Any],
+    out: Path,
+    of: int,
+    opener_for: Callable[[int], Any] | None = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """Every shard's phases in turn, as N pods would run them side by side (shard i reads
+    through ``opener_for(i)`` when given); the shards, for a merge or a look at them."""
+    from fl_gitops.aggregate._shards import Shard, shard_combine
+
+    out.mkdir()
+    shards = []
+    for i in range(of):
+        opener = {} if opener_for is None else {"opener": opener_for(i)}
+        shards.append(Shard(base, updates, round=1, shard=i, of=of, out=out, **opener, **kwargs))
+    for s in shards:
+        s.stats()
+    kept = [s.reduce() for s in shards]
+    for s, k in zip(shards, kept, strict=True):
+        s.partials(k)
+    for s, k in zip(shards, kept, strict=True):
+        shard_combine(s, k, wait=lambda paths: None)
+    return shards

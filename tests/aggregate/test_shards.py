@@ -30,7 +30,7 @@ from fl_gitops.aggregate._shards import (
 )
 from fl_gitops.aggregate.strategies import STRATEGIES
 from fl_gitops.tensors import read_header, serialize, sha256_digest
-from tests.aggregate.conftest import RoundFiles
+from tests.aggregate.conftest import RoundFiles, run_phases
 
 SHAPES = {"a.weight": (40, 30), "b.bias": (7,), "c.weight": (3, 500)}
 GRID = 256
@@ -315,21 +315,14 @@ def test_updates_in_a_store_are_read_by_range_and_give_the_same_bytes(hostile, t
     of, me = 3, 2
     CountingStore.log = []
     out = tmp_path / "s"
-    out.mkdir()
 
     def counting(path: str) -> RangeFile:
         return CountingStore(path) if "://" in path else RangeFile(path)
 
-    shards = [
-        Shard(hostile.base_path, remote, round=1, shard=i, of=of, out=out,
-              opener=counting if i == me else open_range, **kwargs)
-        for i in range(of)
-    ]  # fmt: skip
-    for s in shards:
-        s.stats()
-    kept = [s.reduce() for s in shards]
-    for s, k in zip(shards, kept, strict=True):
-        shard_combine(s, k, wait=lambda paths: None)
+    shards = run_phases(
+        hostile.base_path, remote, out, of,
+        opener_for=lambda i: counting if i == me else open_range, **kwargs,
+    )  # fmt: skip
     merged = merge_shards([out])
     assert merged.model == pod.model
     assert merged.rejected == pod.rejected
@@ -479,20 +472,7 @@ def test_an_update_that_ends_mid_read_is_refused_alone_and_the_base_is_read_once
 
 
 def _phases(rf: RoundFiles, out: Path, of: int, updates=None, **kwargs) -> list[Shard]:
-    """Every shard's phases in turn (as N pods would run them side by side)."""
-    out.mkdir()
-    updates = rf.updates() if updates is None else updates
-    shards = [
-        Shard(rf.base_path, updates, round=1, shard=i, of=of, out=out, **kwargs) for i in range(of)
-    ]
-    for s in shards:
-        s.stats()
-    kept = [s.reduce() for s in shards]
-    for s, k in zip(shards, kept, strict=True):
-        s.partials(k)
-    for s, k in zip(shards, kept, strict=True):
-        shard_combine(s, k, wait=lambda paths: None)
-    return shards
+    return run_phases(rf.base_path, rf.updates() if updates is None else updates, out, of, **kwargs)
 
 
 def test_the_merge_takes_only_the_files_each_shard_reported_as_it_ended(hostile, tmp_path):

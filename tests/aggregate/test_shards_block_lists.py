@@ -24,15 +24,14 @@ from fl_gitops.aggregate import Update, aggregate_round
 from fl_gitops.aggregate._ranges import BlockCheckedFile
 from fl_gitops.aggregate._shards import (
     RangeFile,
-    Shard,
     StoreRangeFile,
     merge_shards,
     open_range,
-    shard_combine,
 )
 from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore, block_list_path
 from fl_gitops.tensors import BLOCK_BYTES, BlockList, read_header, serialize, update_block_list
+from tests.aggregate.conftest import run_phases
 
 SHAPES = {"a.weight": (700, 1000), "b.bias": (1000,), "c.weight": (300, 500)}  # ~3.4 MB
 GRID = 1 << 14
@@ -90,17 +89,10 @@ def pod_round(store: ModelStore, base: str, updates: list[Update], tmp_path):
 
 
 def run(base: str, updates: list[Update], out, of: int, me: int = -1, **kwargs):
-    out.mkdir()
-    shards = [
-        Shard(base, updates, strategy="fedavg", round=1, shard=i, of=of, out=out,
-              chunk_elements=GRID, opener=counting if i == me else open_range, **kwargs)
-        for i in range(of)
-    ]  # fmt: skip
-    for s in shards:
-        s.stats()
-    kept = [s.reduce() for s in shards]
-    for s, k in zip(shards, kept, strict=True):
-        shard_combine(s, k, wait=lambda paths: None)
+    shards = run_phases(
+        base, updates, out, of, opener_for=lambda i: counting if i == me else open_range,
+        strategy="fedavg", chunk_elements=GRID, **kwargs,
+    )  # fmt: skip
     return shards, merge_shards([out])
 
 
