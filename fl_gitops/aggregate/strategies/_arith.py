@@ -12,6 +12,7 @@ the same arithmetic either way.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -78,6 +79,19 @@ def add_weighted(
             for i, (row, w) in enumerate(zip(rows, weights, strict=True)):
                 part = row[start : start + BLOCK]
                 s = 1.0 if scales is None else scales[i]
+                # The row's block comes from memory once, by a plain same-type loop (the
+                # distance's subtraction, or a copy into a cache-resident stage), and the
+                # widening multiply then reads it from cache: a widening multiply straight
+                # from memory ran 20% slower than copy-then-widen, and measuring after the
+                # sum 28% slower than measuring first (24 rows of 2^22 float32 in blocks of
+                # 2^16, numpy 2 on this machine's AVX-512 cores; the same bytes either way).
+                if distances is not None:
+                    assert base is not None and scratch is not None
+                    distances[i] += squared_distance_bound(
+                        part, base[start : start + BLOCK], scratch
+                    )
+                elif part.dtype != np.float64:
+                    part = _staged(part)
                 if s != 1.0:
                     assert base is not None
                     # A clipped update: base + s·(u − base) = s·u + (1 − s)·base.
@@ -87,16 +101,27 @@ def add_weighted(
                 else:
                     np.multiply(part, w, out=t, dtype=np.float64)
                 np.add(block, t, out=block)
-                if distances is not None:
-                    assert base is not None and scratch is not None
-                    distances[i] += squared_distance_bound(
-                        part, base[start : start + BLOCK], scratch
-                    )
             if floating and not math.isfinite(float(block.sum())):
                 for i, row in enumerate(rows):
                     if i not in bad and not np.isfinite(row[start : start + BLOCK]).all():
                         bad.add(i)
     return bad
+
+
+_stages = threading.local()
+
+
+def _staged(part: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``part`` copied into this thread's reused buffer of its dtype (one block at most)."""
+    bufs: dict[np.dtype[Any], np.ndarray[Any, Any]] | None = getattr(_stages, "bufs", None)
+    if bufs is None:
+        bufs = _stages.bufs = {}
+    buf = bufs.get(part.dtype)
+    if buf is None:
+        buf = bufs[part.dtype] = np.empty(BLOCK, dtype=part.dtype)
+    out = buf[: part.size]
+    np.copyto(out, part)
+    return out
 
 
 def weighted_sum(
