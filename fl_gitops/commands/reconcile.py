@@ -160,9 +160,11 @@ def _run(args: argparse.Namespace, repo: Any, interval: float) -> int:
             raise
         except FlGitopsError as exc:  # the hub, Git or the store: try again next pass
             print(f"warning: pass failed, retrying in {interval:.0f}s: {exc}", file=sys.stderr)
-        if isinstance(hub, ChangeWatcher):
-            # a real hub wakes the next pass when a work's status changes; the interval
-            # stays the longest wait, for what no watch sees (Git, the store, the clock)
-            hub.wait_for_change(interval)
-        else:
-            time.sleep(interval)
+        # Between passes the clone is free for a pass run by hand on the same --workdir.
+        with repo.idle():
+            if isinstance(hub, ChangeWatcher):
+                # a real hub wakes the next pass when a work's status changes; the interval
+                # stays the longest wait, for what no watch sees (Git, the store, the clock)
+                hub.wait_for_change(interval)
+            else:
+                time.sleep(interval)

@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,6 +174,8 @@ class ConfigRepo:
         self.signing_key = signing_key
         self.network_timeout = network_timeout
         self._lock: _WorkdirLock | None = None
+        self._workdir = self.root
+        self._lock_timeout = DEFAULT_LOCK_TIMEOUT
         self._ref_lock: str | None = None
 
     # ------------------------------------------------------------------ opening
@@ -241,7 +243,35 @@ class ConfigRepo:
             lock.release()
             raise
         self._lock = lock
+        self._workdir = workdir
+        self._lock_timeout = lock_timeout
         return self
+
+    @contextlib.contextmanager
+    def idle(self) -> Iterator[None]:
+        """Let go of the work dir while this process waits between passes.
+
+        A ``reconcile --watch`` holds its clone for days; without this, a pass run by hand
+        (or a CronJob run) on the same cache waited its lock timeout and failed. Inside the
+        block another process may use, move or even re-clone the work tree, so the next
+        pass must start with :meth:`sync`, as every pass does; on the way out the lock is
+        taken back (waiting up to the open's ``lock_timeout``) and git lock files that a
+        killed process left are removed, as at open.
+
+        Raises:
+            GitError: on the way out, the work dir stayed in use for ``lock_timeout``.
+        """
+        if self._lock is None:
+            yield
+            return
+        self._repo.close()  # git's long-lived helpers would outlive a re-cloned tree
+        self._lock.release()
+        self._lock = None
+        try:
+            yield
+        finally:
+            self._lock = _WorkdirLock.acquire(self._workdir, self._lock_timeout)
+            _remove_stale_locks(self._workdir / ".git")
 
     @classmethod
     def _open_locked(

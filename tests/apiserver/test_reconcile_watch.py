@@ -163,3 +163,31 @@ def test_after_starting_round_one_reconcile_watch_passes_again_and_wakes_on_the_
         assert reconciler.interrupt() == 130
     finally:
         reconciler.kill()
+
+
+def test_a_pass_by_hand_on_the_watchs_own_workdir_runs_while_the_watch_waits(
+    world: World, apiserver: ApiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = _args(world, apiserver)  # one --workdir for both
+    reconciler = Reconciler([*args, "--watch", "--interval", INTERVAL], world.tmp / "err")
+    try:
+        assert reconciler.next_line(60)[1].startswith("StartRound: round 1: ")
+        _, waiting = reconciler.next_line(30)
+        assert waiting.startswith("Wait: 0 succeeded, 0 failed, 3 still running ("), waiting
+
+        # before, this waited for the lock the watch held for its whole life, then failed
+        assert cli_main(["reconcile", *args, "--once"]) == 0
+        assert capsys.readouterr().out.startswith("Wait: 0 succeeded, 0 failed, 3 still running")
+
+        # and the watch goes on from the same clone: the round still aggregates
+        assert world.fleet.run_jobs() == world.clusters
+        deadline = time.monotonic() + 30
+        line = reconciler.next_line(30)[1]
+        while not line.startswith("Aggregate: "):
+            assert line.startswith("Wait: "), line
+            line = reconciler.next_line(deadline - time.monotonic())[1]
+        assert line.startswith("Aggregate: round 1 aggregated from 3 clusters [main "), line
+        assert reconciler.interrupt() == 130
+    finally:
+        reconciler.kill()
+    assert reconciler.stderr() == "interrupted\n"

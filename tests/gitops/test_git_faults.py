@@ -286,3 +286,36 @@ def test_a_work_dir_whose_lock_cannot_be_made_is_an_input_error(
         f"workdir {parent / 'w'}: cannot create its lock file {parent / '.w.lock'}; "
         f"expected {parent} to be a writable directory"
     )
+
+
+def test_a_watching_pass_lets_a_pass_by_hand_use_its_cache_while_it_waits(
+    remote: Path, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "w"
+    watcher = ConfigRepo.open(str(remote), branch="main", workdir=workdir)
+    by_hand = [
+        sys.executable,
+        "-c",
+        "import sys; from pathlib import Path; from fl_gitops.gitops import ConfigRepo; "
+        "from tests.gitops.test_config_repo import write_round; "
+        "repo = ConfigRepo.open(sys.argv[1], branch='main', workdir=Path(sys.argv[2]), "
+        "lock_timeout=0.3); print(repo.publish(write_round(1)).pushed); repo.close()",
+        str(remote),
+        str(workdir),
+    ]
+    root = Path(__file__).resolve().parents[2]
+
+    busy = subprocess.run(by_hand, capture_output=True, text=True, cwd=root)
+    assert "in use by another pass" in busy.stderr  # the watcher holds it during a pass
+    with watcher.idle():
+        free = subprocess.run(by_hand, capture_output=True, text=True, cwd=root)
+    assert free.returncode == 0, free.stderr
+    assert free.stdout.strip() == "True"
+
+    # the watcher has its clone back, and its next pass sees what the other one pushed
+    busy = subprocess.run(by_hand, capture_output=True, text=True, cwd=root)
+    assert "in use by another pass" in busy.stderr
+    watcher.sync()
+    assert remote_log(remote)[0] == "fl(digits): round 0 -> 1"
+    assert git(workdir, "log", "-1", "--format=%s").strip() == "fl(digits): round 0 -> 1"
+    watcher.close()
