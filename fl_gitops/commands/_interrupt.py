@@ -1,4 +1,5 @@
-"""Ctrl-C ends a command once, with exit 130, never as a death by SIGINT.
+"""Ctrl-C ends a command once, with exit 130, never as a death by SIGINT; SIGTERM, where
+a command asks for it, once, with 143.
 
 Every command runs inside :func:`interrupt_once` (``cli.main``): found first in
 ``simulate``, whose interpreter takes seconds to finalize with torch loaded, but both
@@ -12,7 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-__all__ = ["interrupt_once"]
+__all__ = ["interrupt_once", "terminate_once"]
 
 
 @contextlib.contextmanager
@@ -74,3 +75,28 @@ def _forget_unhandled_interrupt() -> None:
     function clears the note each time it starts, so running one string clears it.
     """
     exec("pass")
+
+
+@contextlib.contextmanager
+def terminate_once() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``SystemExit(143)`` in the main thread, once.
+
+    It unwinds as Ctrl-C does (``finally`` blocks: a simulation's pool terminating its
+    workers, a pass removing its private key copy), then the process exits with 143 and
+    no traceback. A second SIGTERM while unwinding is ignored, so the clean-up is not cut
+    short: Kubernetes sends one, but a user's ``kill`` twice, or ``timeout`` signalling a
+    process and then its group, sends two.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # before anything can raise
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, assert_never
@@ -30,6 +28,7 @@ from fl_gitops.commands._common import (
     parse_interval,
     resolve_target,
 )
+from fl_gitops.commands._interrupt import terminate_once
 from fl_gitops.errors import FlGitopsError, InputError
 
 if TYPE_CHECKING:
@@ -86,11 +85,6 @@ def _open_repo(args: argparse.Namespace, git_timeout: float) -> Any:
     return open_repo(args, signing_key=key, network_timeout=git_timeout)
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM ends the pass like Ctrl-C: ``finally`` blocks run, exit 143."""
-    raise SystemExit(128 + signum)
-
-
 def _action_name(action: Action) -> str:
     """The word a pass's line starts with: the action it carried out."""
     from fl_gitops.reconcile import Aggregate, Finish, RetryRound, StartRound, Wait
@@ -128,9 +122,8 @@ def _one_pass(repo: object, hub: object, path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     interval = parse_interval(args.interval)
     git_timeout = parse_interval(args.git_timeout)
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
-    try:
+    # SIGTERM ends the pass like Ctrl-C: ``finally`` blocks run, exit 143.
+    with terminate_once():
         resolve_target(args)
         repo = _open_repo(args, git_timeout)
         try:
@@ -138,9 +131,6 @@ def run(args: argparse.Namespace) -> int:
             return _run(args, repo, interval)
         finally:
             repo.close()
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace, repo: Any, interval: float) -> int:

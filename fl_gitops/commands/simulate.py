@@ -236,10 +236,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from fl_gitops.commands._interrupt import terminate_once
     from fl_gitops.commands._output import console as make_console
     from fl_gitops.history import RoundRow, rounds_table
     from fl_gitops.simulate import SimulationOptions, run_simulation
-    from fl_gitops.simulate._workers import stop_on_sigterm
 
     _refuse_ignored_flags(args)
     options = SimulationOptions(
@@ -327,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
                 + (f", epsilon {data['epsilon']:.3f}" if data.get("epsilon") is not None else "")
             )
 
-    with stop_on_sigterm():  # SIGTERM: a clean stop, exit 143, like Ctrl-C's 130
+    with terminate_once():  # SIGTERM: a clean stop, exit 143, like Ctrl-C's 130
         try:
             report = run_simulation(Path(args.blueprint), options, on_event=on_event)
         finally:

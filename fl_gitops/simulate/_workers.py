@@ -8,9 +8,9 @@ container would run (`fl-gitops` with the Job's argv), under the Job's environme
 Stopping is the parent's job alone. Workers are forked with SIGINT and SIGTERM blocked
 (so none can take a signal before it has set its handlers), then ignore Ctrl-C and die
 silently on SIGTERM: no worker prints a traceback, whichever of them the terminal or a
-`kill` reaches. The parent, inside :func:`stop_on_sigterm`, turns SIGTERM into an exit
-with 143 that unwinds like Ctrl-C does (the pool terminated and joined, no daemon thread
-left writing at shutdown), so the work dir is left as a resumable run.
+`kill` reaches. The parent, inside ``commands._interrupt.terminate_once``, turns SIGTERM
+into an exit with 143 that unwinds like Ctrl-C does (the pool terminated and joined, no
+daemon thread left writing at shutdown), so the work dir is left as a resumable run.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ import io
 import multiprocessing
 import os
 import signal
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JobOutcome", "JobSpec", "WorkerPool", "job_env", "stop_on_sigterm", "warm_parent"]
+__all__ = ["JobOutcome", "JobSpec", "WorkerPool", "job_env", "warm_parent"]
 
 _STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -176,29 +175,6 @@ class WorkerPool:
 
 def _ready() -> bool:
     return True
-
-
-@contextlib.contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``SystemExit(143)`` in the main thread, once.
-
-    It unwinds as Ctrl-C does (``finally`` blocks, the pool's ``__exit__`` terminating
-    the workers), then the process exits with 143 and no traceback. A second SIGTERM
-    while unwinding is ignored, so the clean-up is not cut short.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def job_env(

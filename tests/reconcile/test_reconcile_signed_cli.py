@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fl_gitops.cli import main
 from fl_gitops.gitops import generate_signing_key, write_allowed_signers
 
@@ -81,7 +83,8 @@ def test_reconcile_against_a_silent_remote_fails_within_its_git_timeout(
     )
 
 
-def test_sigterm_stops_a_hung_pass_cleanly_with_143(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signals", [1, 2], ids=["once", "twice"])
+def test_sigterm_stops_a_hung_pass_cleanly_with_143(tmp_path: Path, signals: int) -> None:
     server = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{server.getsockname()[1]}/config.git"
     key = tmp_path / "ssh-privatekey"
@@ -98,7 +101,8 @@ def test_sigterm_stops_a_hung_pass_cleanly_with_143(tmp_path: Path) -> None:
     )
     try:
         conn, _ = server.accept()  # the pass is now waiting on the silent remote
-        proc.send_signal(signal.SIGTERM)
+        for _ in range(signals):  # a second one (kill twice, a group's) lands mid-clean-up
+            proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
         conn.close()
     finally:
