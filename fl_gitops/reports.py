@@ -11,6 +11,13 @@ to the digest reported here, weighed by the ``num_examples`` reported here.
 
 This module is the one home of that contract: the ConfigMap's keys (which are also the
 feedback names), what the client writes, and the strict parse of what the hub returns.
+With client-side clipping (``spec.strategy.dp.clipping: client``) each Job also reports
+whether its update was within the round's clip before it clipped it (``unclipped``:
+``"true"`` or ``"false"``): the one bit adaptive clipping needs from each cluster, which
+the hub cannot measure itself once the update is clipped. That key is optional (rounds
+without client clipping neither write it nor render its feedback rule); whether a round
+needs it is the reconcile pass's to say.
+
 It imports nothing of fl_gitops but the digest pattern and the error root, so that the
 client, the hubs, the aggregation and ``verify`` can all use it. A parse failure says which
 value was wrong and what was expected, never what the value was: the values come from a
@@ -36,9 +43,11 @@ __all__ = [
     "METRICS_KEY",
     "METRIC_NAME",
     "NUM_EXAMPLES_KEY",
+    "OPTIONAL_REPORT_KEYS",
     "REPORT_KEYS",
     "RESULT_CONFIGMAP_ENV",
     "RESULT_FILE_ENV",
+    "UNCLIPPED_KEY",
     "HubReport",
     "ReportError",
     "parse_report",
@@ -51,6 +60,12 @@ DIGEST_KEY = "digest"
 NUM_EXAMPLES_KEY = "numExamples"
 METRICS_KEY = "metrics"
 REPORT_KEYS = (DIGEST_KEY, NUM_EXAMPLES_KEY, METRICS_KEY)
+# Reported only in rounds that clip on the clusters (and read back by a feedback rule
+# rendered only for those rounds): "true" when the update's distance to the global model
+# was at most the round's clip before the Job clipped it, else "false".
+UNCLIPPED_KEY = "unclipped"
+OPTIONAL_REPORT_KEYS = (UNCLIPPED_KEY,)
+_BITS = {"true": True, "false": False}
 
 # The Job's environment: the result ConfigMap as ``<namespace>/<name>`` (rendered), or a
 # file to write the same data to instead (the simulation's channel, set by its agent).
@@ -73,11 +88,16 @@ class ReportError(ValueError, FlGitopsError):
 
 @dataclass(frozen=True)
 class HubReport:
-    """One cluster's report for one round, as read back through the hub."""
+    """One cluster's report for one round, as read back through the hub.
+
+    ``unclipped`` is None when the cluster reported no clip bit (a round without
+    client-side clipping).
+    """
 
     digest: str
     num_examples: int
     metrics: dict[str, float] = field(default_factory=dict)
+    unclipped: bool | None = None
 
 
 def result_name(job: str) -> str:
@@ -86,8 +106,15 @@ def result_name(job: str) -> str:
     return f"{job}-result"
 
 
-def report_data(digest: str, num_examples: int, metrics: Mapping[str, float]) -> dict[str, str]:
-    """The result ConfigMap's ``data`` a client writes: three strings, each checked first.
+def report_data(
+    digest: str,
+    num_examples: int,
+    metrics: Mapping[str, float],
+    *,
+    unclipped: bool | None = None,
+) -> dict[str, str]:
+    """The result ConfigMap's ``data`` a client writes: three strings, each checked first,
+    and a fourth, ``unclipped``, when the round clips on the clusters (``unclipped`` given).
 
     Raises:
         ReportError: a value the hub side would refuse (so a client never reports one).
@@ -102,6 +129,8 @@ def report_data(digest: str, num_examples: int, metrics: Mapping[str, float]) ->
             allow_nan=False,
         ),
     }
+    if unclipped is not None:
+        data[UNCLIPPED_KEY] = "true" if unclipped else "false"
     parse_report(data)
     return data
 
@@ -138,7 +167,8 @@ def parse_report(values: Mapping[str, object]) -> HubReport:
     """Parse the feedback values (or a result ConfigMap's data) into a :class:`HubReport`.
 
     Every value must be a string, as the JSONPaths feedback of a ConfigMap's ``data``
-    gives them.
+    gives them. ``unclipped`` may be absent (the report's ``unclipped`` is then None);
+    when present it must be exactly ``"true"`` or ``"false"``.
 
     Raises:
         ReportError: a value is missing, not a string, or outside the contract.
@@ -159,4 +189,10 @@ def parse_report(values: Mapping[str, object]) -> HubReport:
     count = texts[NUM_EXAMPLES_KEY]
     if not _INT_RE.fullmatch(count) or int(count) > MAX_NUM_EXAMPLES:
         raise ReportError(f"{NUM_EXAMPLES_KEY}: expected an integer from 0 to 2^53 - 1")
-    return HubReport(digest, int(count), _metrics(texts[METRICS_KEY]))
+    bit = values.get(UNCLIPPED_KEY)
+    unclipped = None
+    if bit is not None:
+        if not isinstance(bit, str) or bit not in _BITS:
+            raise ReportError(f'{UNCLIPPED_KEY}: expected "true" or "false"')
+        unclipped = _BITS[bit]
+    return HubReport(digest, int(count), _metrics(texts[METRICS_KEY]), unclipped)

@@ -5,8 +5,10 @@ anyone holding the repo and the store can redo a round: the same base model, the
 updates (each taken as the hub reported it: its digest and example count), the strategy
 and options of the blueprint as of that commit, the strategy's state after the round
 before. The bounds that chose the contributors are off (they were already accepted, and
-their updates are checked against the hub's digests first); what is compared is the
-model's digest.
+their updates are checked against the hub's digests first), but for the round's clip when
+the clusters clipped their own updates (``dp.clipping: client``): an update beyond it was
+not clipped, and is named. What is compared is the model's digest and, with adaptive
+clipping, the next clip.
 """
 
 from __future__ import annotations
@@ -57,9 +59,15 @@ def reaggregate(store: ModelStore, agg: Aggregation) -> None:
             "(the record has none)"
         )
     dp = blueprint.strategy.dp or {}
+    bits = _reported_bits(store, agg)
+    if isinstance(bits, str):
+        entry.problem(f"not re-aggregated: {bits}")
+        return
+    options = _options(blueprint.strategy, agg.dp, bits)
     influence = blueprint.influence
     limits = Limits(
         max_update_bytes=blueprint.store.max_update_bytes,
+        max_l2_norm=_client_clip(options),
         min_updates=1,
         max_num_examples=influence.max_num_examples,
         cap_num_examples=influence.above_max_num_examples == "cap",
@@ -70,7 +78,7 @@ def reaggregate(store: ModelStore, agg: Aggregation) -> None:
             agg.round,
             agg.base,
             strategy=blueprint.strategy.effective_name,
-            options=_options(blueprint.strategy, agg.dp),
+            options=options,
             roster=agg.roster,
             limits=limits,
             seed=int(dp.get("seed", 0)) + agg.round,
@@ -120,15 +128,50 @@ def _check_epsilon(agg: Aggregation) -> None:
         agg.entry.problem(f"the record's epsilon is {said}, its accounting gives {spent}")
 
 
-def _options(strategy: Strategy, dp: Mapping[str, Any] | None) -> dict[str, Any]:
+def _options(
+    strategy: Strategy, dp: Mapping[str, Any] | None, bits: Mapping[str, bool] | None
+) -> dict[str, Any]:
     """The options the round ran with: the blueprint's, with adaptive clipping's clip for
-    that round as its record says (a wrong one shows in the model's digest)."""
+    that round as its record says (a wrong one shows in the model's digest), and with
+    client-side clipping the bits the clusters reported, as the store keeps them."""
     options = dict(strategy.effective_options)
     clip = (dp or {}).get("clipNorm")
     adaptive = (strategy.dp or {}).get("adaptive") is not None
     if adaptive and isinstance(clip, int | float) and not isinstance(clip, bool) and clip > 0:
         options["clipping_norm"] = float(clip)
+    if options.get("clipping") == "client":
+        options["unclipped"] = dict(bits or {})
     return options
+
+
+def _reported_bits(store: ModelStore, agg: Aggregation) -> dict[str, bool] | str | None:
+    """With client-side adaptive clipping, the clip bits the round's next clip was made
+    from, which only the store keeps (``reconcile._privacy.bits_record``), or why they
+    cannot be had; None when the round needs none."""
+    from fl_gitops.reconcile._privacy import read_bits
+
+    blueprint = agg.blueprint
+    assert blueprint is not None and agg.model is not None
+    dp = blueprint.strategy.dp or {}
+    if dp.get("clipping") != "client" or dp.get("adaptive") is None:
+        return None
+    try:
+        record = store.get_round_record(agg.round)
+    except FlGitopsError as exc:
+        return f"the store's reported clip bits cannot be read ({type(exc).__name__})"
+    return read_bits(record, agg.model)
+
+
+def _client_clip(options: Mapping[str, Any]) -> float | None:
+    """With client-side clipping, the farthest a contributor may be from the base model:
+    the clip the round ran with, as the hub bounded it (an update beyond it was not
+    clipped on its cluster and should not have been taken). None otherwise: the other
+    bounds that chose the contributors are not redone."""
+    if options.get("clipping") != "client":
+        return None
+    from fl_gitops.aggregate.strategies.dp import client_clip_bound
+
+    return client_clip_bound(float(options["clipping_norm"]))
 
 
 def _store_meta(store: ModelStore, round_: int, cluster: str) -> tuple[str, int] | None:

@@ -354,6 +354,16 @@ def _dp_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
                     "raise clippedCountStddev or noiseMultiplier",
                 )
             ]
+    shards = (spec.get("aggregation") or {}).get("shards", 1)
+    if dp["clipping"] == "client" and isinstance(shards, int) and shards > 1:
+        return [
+            _error(
+                doc,
+                (*where, "clipping"),
+                "client-side clipping is not built for sharded aggregation "
+                f"(aggregation.shards is {shards}); use clipping: server, or shards: 1",
+            )
+        ]
     target = dp.get("targetEpsilon")
     if target is not None:
         one = epsilon([(z, float(dp["samplingRate"]))], float(dp["delta"]))
@@ -379,7 +389,7 @@ def _dp_block(spec: dict[str, Any]) -> dict[str, Any] | None:
     if raw is None:
         return None
     where = ("spec", "strategy", "dp")
-    dp = _filled(raw, where, "noiseMultiplier", "delta", "samplingRate")
+    dp = _filled(raw, where, "noiseMultiplier", "delta", "samplingRate", "clipping")
     if dp.get("adaptive") is not None:
         adaptive = _filled(dp["adaptive"], (*where, "adaptive"), "targetQuantile", "learningRate")
         if "clippedCountStddev" not in adaptive:
@@ -425,6 +435,9 @@ def _effective_strategy(
         "inner": name,
         "inner_options": options,
     }
+    if dp["clipping"] == "client":
+        # Only when set, so that a server-side experiment's options keep their bytes.
+        wrapper["clipping"] = "client"
     if adaptive is not None:
         wrapper["adaptive"] = {
             "target_quantile": adaptive["targetQuantile"],

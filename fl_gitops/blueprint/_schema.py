@@ -719,6 +719,17 @@ def _base_schema() -> dict[str, Any]:
                                         "description": "Gaussian noise, in units of clipNorm.",
                                     },
                                     "seed": _int(0, 2**31 - 1, description="Seed of the noise."),
+                                    "clipping": {
+                                        "enum": ["server", "client"],
+                                        "default": "server",
+                                        "description": (
+                                            "Where updates are clipped: server (the hub clips "
+                                            "each update) or client (each cluster's Job clips "
+                                            "its own to the round's clip and reports whether "
+                                            "it was within it; the hub rejects one that is "
+                                            "not)."
+                                        ),
+                                    },
                                     "delta": {
                                         "type": "number",
                                         "exclusiveMinimum": 0,
@@ -788,7 +799,10 @@ def _base_schema() -> dict[str, Any]:
                                     ),
                                 },
                                 required=("clipNorm",),
-                                description="Server-side clipping DP around the strategy.",
+                                description=(
+                                    "Clipping DP (on the hub or on the clusters) with central "
+                                    "Gaussian noise around the strategy."
+                                ),
                             ),
                         },
                         required=("name",),

@@ -98,7 +98,9 @@ def run_client(
         tamper: turns the trained update into what is sent (fault injection only).
 
     Returns:
-        The update's metadata record as the store wrote it.
+        The update's metadata record as the store wrote it; with client-side clipping
+        (the config's ``dp``), also ``unclipped``: whether the update was within the
+        round's clip before it was clipped (reported through the hub, not stored).
 
     Raises:
         InputError: the config, model or data cannot be used.
@@ -166,13 +168,25 @@ def run_client(
         )
     if set(update) != set(base):  # a user module whose state_dict changed while training
         raise FlGitopsError(f"{where}: the trained model's tensors differ from the global model's")
+    unclipped = None
+    if cfg.client_clip is not None:
+        # Client-side DP: this cluster clips its own update and reports whether it had to.
+        from fl_gitops.client.clip import clip_update
+
+        try:
+            update, unclipped = clip_update(update, base, cfg.client_clip)
+        except FlGitopsError as exc:
+            raise FlGitopsError(f"{where}: {exc}; no update written") from None
     meta = {
         "experiment": cfg.experiment,
         "base_model": cfg.global_digest,
         "num_examples": data.num_examples,
         "metrics": {k: float(v) for k, v in sorted(metrics.items())},
     }
-    return store.put_update(cfg.round, cfg.cluster, tensors_to_bytes(update), meta)
+    record = store.put_update(cfg.round, cfg.cluster, tensors_to_bytes(update), meta)
+    if unclipped is None:
+        return record
+    return {**record, "unclipped": unclipped}
 
 
 def run_client_file(
@@ -184,10 +198,11 @@ def run_client_file(
     """What the Job runs: ``run_client`` on a round config file (default: the path in
     ``FL_ROUND_CONFIG``), then the update reported through the hub.
 
-    The report (``client.report.write_report``: the update's digest, ``num_examples``
-    and metrics into the round's result ConfigMap, or the simulation's result file) is
-    what the reconcile pass trusts; the store's metadata is not. It is written after the
-    update is stored, so a report never names an update that is not there.
+    The report (``client.report.write_report``: the update's digest, ``num_examples``,
+    metrics and, with client-side clipping, the clip bit into the round's result
+    ConfigMap, or the simulation's result file) is what the reconcile pass trusts; the
+    store's metadata is not. It is written after the update is stored, so a report never
+    names an update that is not there.
 
     Returns:
         The update's metadata record, with ``reported_to`` saying where the report went.
@@ -207,7 +222,10 @@ def run_client_file(
     where = f"{cfg.cluster} round {cfg.round}"
     try:
         data = report_data(
-            str(record["sha256"]), int(record["num_examples"]), record.get("metrics") or {}
+            str(record["sha256"]),
+            int(record["num_examples"]),
+            record.get("metrics") or {},
+            unclipped=record.get("unclipped"),
         )
     except ReportError as exc:
         raise FlGitopsError(f"{where}: the update cannot be reported: {exc}") from None

@@ -88,6 +88,8 @@ class RoundConfig:
     strategy_name: str
     strategy_options: dict[str, Any]
     source: str = "<round config>"
+    # The round's clip when this cluster clips its own update (``dp.clipping: client``).
+    client_clip: float | None = None
 
     @property
     def fedprox_mu(self) -> float:
@@ -327,6 +329,12 @@ def parse_round_config(
     options = c.obj(strategy.get("options", {}), "strategy.options")
     if strategy_name == "fedprox":
         c.number(options.get("mu", 0.0), "strategy.options.mu")
+    client_clip = None
+    if "dp" in doc:
+        dp = c.obj(doc["dp"], "dp")
+        c.only(dp, "dp", {"clipping", "clipNorm"})
+        c.choice(c.get(dp, "clipping", "dp"), "dp.clipping", ("client",))
+        client_clip = c.number(c.get(dp, "clipNorm", "dp"), "dp.clipNorm", positive=True)
     return RoundConfig(
         experiment=c.string(c.get(doc, "experiment", ""), "experiment"),
         round=c.integer(c.get(doc, "round", ""), "round", 1),
@@ -341,6 +349,7 @@ def parse_round_config(
         strategy_name=strategy_name,
         strategy_options=options,
         source=source,
+        client_clip=client_clip,
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from fl_gitops.aggregate import AggregateResult, NotEnoughUpdates, aggregate_from_store
 from fl_gitops.aggregate.checks import Limits
+from fl_gitops.aggregate.strategies.dp import client_clip_bound
 from fl_gitops.blueprint import Blueprint, load_blueprint
 from fl_gitops.contracts import API_VERSION
 from fl_gitops.errors import InputError
@@ -49,9 +50,13 @@ from fl_gitops.reconcile._decide import (
 )
 from fl_gitops.reconcile._privacy import (
     Prior,
+    bits_record,
     budget_stop,
+    clips_on_clusters,
     dp_record,
+    next_clip,
     read_prior,
+    round_clip,
     round_options,
     spent_runs,
 )
@@ -67,7 +72,7 @@ from fl_gitops.render import (
     render_experiment,
     yaml_document,
 )
-from fl_gitops.reports import HubReport
+from fl_gitops.reports import UNCLIPPED_KEY, HubReport
 from fl_gitops.store import ModelStore
 
 __all__ = ["PassHooks", "PassResult", "reconcile_once"]
@@ -234,6 +239,7 @@ class _Pass:
             self.result.shards = self.shards
             return None
         if isinstance(action, StartRound):
+            state = self._clipped(blueprint, state)
             self._write(root, blueprint, state, action.roster)
             self.result.message = f"round {state.round}: {len(action.roster)} clusters placed"
             body = "Roster: " + ", ".join(action.roster)
@@ -244,6 +250,7 @@ class _Pass:
             retry = RoundState(
                 round=state.round, model_digest=state.model_digest, attempt=state.attempt + 1
             )
+            retry = self._clipped(blueprint, retry)
             self._write(root, blueprint, retry, action.roster)
             self.result.message = f"round {state.round} retried: {action.reason}"
             return self._change(
@@ -279,20 +286,26 @@ class _Pass:
         store: ModelStore,
     ) -> AggregateResult | Action:
         name, options = _strategy(blueprint)
-        options = round_options(blueprint, options, self.prior)
+        reported, problems = _reports(seen)
+        clip_bound = blueprint.store.update_norm_bound
+        if clips_on_clusters(blueprint):
+            reported, problems = _with_bits(reported, problems)
+            # An honest cluster clipped its update to the round's clip: farther is refused.
+            clip_bound = _tighter(clip_bound, client_clip_bound(round_clip(blueprint, self.prior)))
+        bits = {c: r.unclipped for c, r in reported.items() if r.unclipped is not None}
+        options = round_options(blueprint, options, self.prior, bits)
         key = (state.round, state.attempt, state.model_digest, action.clusters, repr(options))
         result = self._aggregated.get(key)
         if result is None:
             influence = blueprint.influence
             limits = Limits(
                 max_update_bytes=blueprint.store.max_update_bytes,
-                max_l2_norm=blueprint.store.update_norm_bound,
+                max_l2_norm=clip_bound,
                 min_updates=min(blueprint.completion.min_clusters, len(seen.roster or ())),
                 median_distance_multiple=influence.median_distance_multiple,
                 max_num_examples=influence.max_num_examples,
                 cap_num_examples=influence.above_max_num_examples == "cap",
             )
-            reported, problems = _reports(seen)
             seed = int((blueprint.strategy.dp or {}).get("seed", 0)) + state.round
             try:
                 if blueprint.aggregation.shards > 1:
@@ -323,19 +336,33 @@ class _Pass:
                         reported=reported,
                     )
             except NotEnoughUpdates as exc:
-                rejected = _explained(exc.rejected, problems)
+                rejected = exc.rejected
+                if clip_bound != blueprint.store.update_norm_bound:
+                    rejected = _beyond_clip(rejected, clip_bound)
+                rejected = _explained(rejected, problems)
                 reasons = "; ".join(f"{c}: {r}" for c, r in sorted(rejected.items()))
                 return below_quorum(seen, f"{exc}" + (f" (rejected {reasons})" if reasons else ""))
             except ShardsFailed as exc:
                 self.finished_job = exc.job
                 self.finished_dir = (store, state.round, exc.out)
                 return below_quorum(seen, str(exc))
+            if clip_bound != blueprint.store.update_norm_bound:
+                result = dataclasses.replace(
+                    result, rejected=_beyond_clip(result.rejected, clip_bound)
+                )
             result = dataclasses.replace(result, rejected=_explained(result.rejected, problems))
             self._aggregated[key] = result
         self.hooks.after_aggregate()
         store.put_model(result.model)
         if result.new_state is not None:
             store.put_state(name, state.round, result.new_state)
+        bits = result.record.get("dp", {}).get("unclipped")
+        if bits is not None:
+            # The clusters' clip bits, which the next clip was made from: beside the updates
+            # for `verify --reaggregate`, never in Git (which publishes the noisy count only).
+            store.put_round_record(
+                state.round, bits_record(state.round, state.attempt, result.digest, bits)
+            )
         self.hooks.after_model_written()
         return result
 
@@ -367,7 +394,10 @@ class _Pass:
             subject = f"fl({exp}): round {state.round} -> completed"
             nxt = final
         else:
-            nxt = RoundState(round=state.round + 1, model_digest=result.digest)
+            clip = None
+            if clips_on_clusters(blueprint):
+                clip = next_clip(blueprint, record["dp"])
+            nxt = RoundState(round=state.round + 1, model_digest=result.digest, clip_norm=clip)
             roster = seen.decided or tuple(seen.roster or ())
             self._write(root, blueprint, nxt, roster)
             subject = f"fl({exp}): round {state.round} -> {state.round + 1}"
@@ -424,6 +454,14 @@ class _Pass:
             record["evaluation"] = _evaluate(blueprint, result.model)
         return record
 
+    def _clipped(self, blueprint: Blueprint, state: RoundState) -> RoundState:
+        """``state`` with the round's clip for the round configs when the clusters clip
+        their own updates: the clip the aggregation will check them against (from the
+        previous round's record, as ``round_options`` takes it)."""
+        if not clips_on_clusters(blueprint):
+            return state
+        return dataclasses.replace(state, clip_norm=round_clip(blueprint, self.prior))
+
     # -- writing -------------------------------------------------------------------------
 
     def _write(
@@ -465,6 +503,39 @@ def _reports(seen: Observed) -> tuple[dict[str, HubReport], dict[str, str]]:
         elif status.state is JobState.SUCCEEDED:
             problems[cluster] = status.report_problem or "nothing reported"
     return reported, problems
+
+
+def _with_bits(
+    reported: Mapping[str, HubReport], problems: Mapping[str, str]
+) -> tuple[dict[str, HubReport], dict[str, str]]:
+    """With client-side clipping, a report without the clip bit is no report: its update
+    is rejected with that reason (the count of adaptive clipping needs every bit)."""
+    kept = {c: r for c, r in reported.items() if r.unclipped is not None}
+    missing = {
+        c: f"{UNCLIPPED_KEY}: not reported (the blueprint's dp.clipping is client)"
+        for c in reported
+        if c not in kept
+    }
+    return kept, {**problems, **missing}
+
+
+def _tighter(bound: float | None, clip: float) -> float:
+    return clip if bound is None else min(bound, clip)
+
+
+def _beyond_clip(rejected: Mapping[str, str], bound: float | None) -> dict[str, str]:
+    """The rejections with the clip's reason on those the distance bound made, when the
+    bound is the round's clip: with client-side clipping such an update was not clipped."""
+    said = f"over the bound of {bound:.6g}"
+    return {
+        c: (
+            f"{r}: the round's clip (dp.clipping: client), which an honest cluster's Job "
+            "clips its update to"
+            if r.endswith(said)
+            else r
+        )
+        for c, r in rejected.items()
+    }
 
 
 def _explained(rejected: Mapping[str, str], problems: Mapping[str, str]) -> dict[str, str]:

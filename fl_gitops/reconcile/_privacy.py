@@ -8,6 +8,15 @@ round starts from the previous record alone: its spent budget, and, with adaptiv
 clipping, its ``nextClipNorm`` as this round's clip. The reconcile pass reads the previous
 record here, passes the clip to the aggregation, and stops the experiment before a round
 would take epsilon above ``targetEpsilon``.
+
+With client-side clipping (``clipping: client``) the round's clip also goes to the
+clusters: the pass renders it into each round config (``round_clip``, through the round
+state), passes the bits the clusters reported through the hub to the aggregation, and
+keeps them beside the round's updates in the store (``rounds/<N>/record.json``, adaptive
+only: ``verify --reaggregate`` makes the next clip from them again). Not in Git: like the
+true fraction and the list of clipped clusters of server-side adaptive clipping, which
+clusters were clipped is a statistic of their updates, and the record publishes only the
+noisy fraction; the store, which holds every update in the clear, is where such things are.
 """
 
 from __future__ import annotations
@@ -23,7 +32,19 @@ from fl_gitops.aggregate.strategies._accountant import Run, epsilon_of_runs, ext
 from fl_gitops.blueprint import Blueprint
 from fl_gitops.render import Layout
 
-__all__ = ["Prior", "budget_stop", "dp_record", "read_prior", "round_options", "spent_runs"]
+__all__ = [
+    "Prior",
+    "bits_record",
+    "budget_stop",
+    "clips_on_clusters",
+    "dp_record",
+    "next_clip",
+    "read_bits",
+    "read_prior",
+    "round_clip",
+    "round_options",
+    "spent_runs",
+]
 
 
 @dataclass(frozen=True)
@@ -108,13 +129,45 @@ def _counted(experiment_dir: Path, layout: Layout, last: int) -> tuple[Run, ...]
     return tuple(runs)
 
 
-def round_options(blueprint: Blueprint, options: Mapping[str, Any], prior: Prior) -> dict[str, Any]:
+def clips_on_clusters(blueprint: Blueprint) -> bool:
+    """Whether the blueprint's clusters clip their own updates (``dp.clipping: client``)."""
+    dp = blueprint.strategy.dp
+    return dp is not None and dp.get("clipping") == "client"
+
+
+def round_clip(blueprint: Blueprint, prior: Prior) -> float:
+    """This round's clip: with adaptive clipping the one the previous round chose, else
+    (and in the first round) the blueprint's ``clipNorm``."""
+    dp = blueprint.strategy.dp
+    assert dp is not None
+    if dp.get("adaptive") is not None and prior.next_clip is not None:
+        return prior.next_clip
+    return float(dp["clipNorm"])
+
+
+def next_clip(blueprint: Blueprint, record_dp: Mapping[str, Any]) -> float:
+    """The clip of the round after the one whose record's ``dp`` block is ``record_dp``."""
+    chosen = record_dp.get("nextClipNorm")
+    if isinstance(chosen, int | float) and not isinstance(chosen, bool) and chosen > 0:
+        return float(chosen)
+    return round_clip(blueprint, Prior())
+
+
+def round_options(
+    blueprint: Blueprint,
+    options: Mapping[str, Any],
+    prior: Prior,
+    unclipped: Mapping[str, bool] | None = None,
+) -> dict[str, Any]:
     """The aggregation's options for this round: with adaptive clipping, the clip the
-    previous round chose (the blueprint's clipNorm for the first round)."""
+    previous round chose (the blueprint's clipNorm for the first round); with client-side
+    clipping, the bit each cluster reported through the hub (``unclipped``)."""
     out = dict(options)
     dp = blueprint.strategy.dp
     if dp and dp.get("adaptive") is not None and prior.next_clip is not None:
         out["clipping_norm"] = prior.next_clip
+    if clips_on_clusters(blueprint):
+        out["unclipped"] = dict(sorted((unclipped or {}).items()))
     return out
 
 
@@ -139,6 +192,8 @@ def dp_record(blueprint: Blueprint, done: Mapping[str, Any], prior: Prior) -> di
         "noiseStd": done.get("noise_std"),
         "seed": done.get("seed"),
     }
+    if done.get("clipping") == "client":
+        out["clipping"] = "client"
     if "next_clipping_norm" in done:
         out.update(
             nextClipNorm=done["next_clipping_norm"],
@@ -174,3 +229,27 @@ def budget_stop(blueprint: Blueprint, runs: Sequence[Run], next_round: int) -> s
         f"privacy budget reached: round {next_round} would spend epsilon {eps:.4g} "
         f"> targetEpsilon {target:g}"
     )
+
+
+def bits_record(round_: int, attempt: int, model: str, bits: Mapping[str, bool]) -> dict[str, Any]:
+    """What the store keeps of a client-clipped adaptive round (``rounds/<N>/record.json``):
+    the bits the next clip was made from, with the attempt and the model they made, so that
+    a retried round's bits are never taken for another attempt's."""
+    return {
+        "round": round_,
+        "attempt": attempt,
+        "model": model,
+        "reportedUnclipped": dict(sorted(bits.items())),
+    }
+
+
+def read_bits(record: Mapping[str, Any] | None, model: str) -> dict[str, bool] | str:
+    """The bits of ``bits_record`` for the round whose model is ``model``, or why not."""
+    if record is None:
+        return "the store has no reported clip bits for the round (rounds/<N>/record.json)"
+    if record.get("model") != model:
+        return "the store's reported clip bits are of another aggregation of the round"
+    bits = record.get("reportedUnclipped")
+    if not isinstance(bits, Mapping) or not all(isinstance(b, bool) for b in bits.values()):
+        return "the store's reported clip bits are not a mapping of cluster to true or false"
+    return {str(c): bool(b) for c, b in bits.items()}

@@ -26,7 +26,7 @@ from fl_gitops.render._names import Layout, Names, model_uri
 from fl_gitops.render._size import check_work_sizes
 from fl_gitops.render._stamp import stamped_works
 from fl_gitops.render._yaml import YamlText, yaml_document
-from fl_gitops.reports import REPORT_KEYS, RESULT_CONFIGMAP_ENV
+from fl_gitops.reports import REPORT_KEYS, RESULT_CONFIGMAP_ENV, UNCLIPPED_KEY
 
 __all__ = ["BOOTSTRAP_DIR", "RenderedTree", "RoundState", "render_experiment"]
 
@@ -39,13 +39,20 @@ PHASES = ("Running", "Completed", "Failed")
 
 @dataclass(frozen=True)
 class RoundState:
-    """Where the experiment stands: the round being trained and the model it starts from."""
+    """Where the experiment stands: the round being trained and the model it starts from.
+
+    ``clip_norm`` is the round's clip when the clusters clip their own updates
+    (``dp.clipping: client``) and it is not the blueprint's ``clipNorm`` (adaptive
+    clipping after round 1): it goes into each round config, and into the round-state
+    ConfigMap so that a re-render finds it. None otherwise.
+    """
 
     round: int
     model_digest: str
     phase: str = "Running"
     message: str = ""
     attempt: int = 1
+    clip_norm: float | None = None
 
     def __post_init__(self) -> None:
         if self.round < 1:
@@ -54,6 +61,8 @@ class RoundState:
             raise ValueError(f"attempt must be >= 1, got {self.attempt}")
         if self.phase not in PHASES:
             raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
+        if self.clip_norm is not None and not 0 < self.clip_norm < float("inf"):
+            raise ValueError(f"clip_norm must be a finite number > 0, got {self.clip_norm!r}")
 
 
 @dataclass(frozen=True)
@@ -298,6 +307,7 @@ def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> di
             "globalModelDigest": state.model_digest,
             "globalModelUri": model_uri(blueprint.store.uri, state.model_digest),
             "blueprintDigest": blueprint.digest,
+            **({} if state.clip_norm is None else {"clipNorm": repr(float(state.clip_norm))}),
         },
         "reconcile": {
             "schedule": blueprint.reconcile.schedule,
@@ -338,7 +348,19 @@ def _round_config_base(blueprint: Blueprint, state: RoundState) -> dict[str, Any
         "data": data,
         "train": client["train"],
         "strategy": {"name": blueprint.strategy.name, "options": blueprint.strategy.options},
+        **_client_clip(blueprint, state),
     }
+
+
+def _client_clip(blueprint: Blueprint, state: RoundState) -> dict[str, Any]:
+    """The round config's ``dp`` part: with client-side clipping, the clip each cluster
+    clips its update to (the state's, else the blueprint's clipNorm); nothing otherwise,
+    so that a server-side round's config keeps its bytes."""
+    dp = blueprint.strategy.dp
+    if not dp or dp.get("clipping") != "client":
+        return {}
+    clip = state.clip_norm if state.clip_norm is not None else float(dp["clipNorm"])
+    return {"dp": {"clipping": "client", "clipNorm": float(clip)}}
 
 
 _CLUSTER_SLOT = "@@fl-gitops-cluster@@"
@@ -369,8 +391,17 @@ def _report_context(blueprint: Blueprint, names: Names) -> dict[str, Any]:
         "result": YamlText(names.result),
         "account": blueprint.client.get("serviceAccountName") or YamlText(names.client_account),
         "reporter": YamlText(names.reporter),
-        "feedback": [{"name": key, "path": f".data.{key}"} for key in REPORT_KEYS],
+        "feedback": [{"name": key, "path": f".data.{key}"} for key in _report_keys(blueprint)],
     }
+
+
+def _report_keys(blueprint: Blueprint) -> tuple[str, ...]:
+    """The result ConfigMap's keys the work reads back: the clip bit too when the
+    clusters clip their own updates (only then, so other works keep their bytes)."""
+    dp = blueprint.strategy.dp
+    if dp and dp.get("clipping") == "client":
+        return (*REPORT_KEYS, UNCLIPPED_KEY)
+    return REPORT_KEYS
 
 
 def _client_env(blueprint: Blueprint, names: Names, cluster: str) -> list[dict[str, str]]:

@@ -38,17 +38,26 @@ def read_round_state(experiment_dir: Path) -> RoundState | None:
         phase = str(data.get("phase", "Running"))
         message = str(data.get("message", ""))
         attempt = int(data.get("attempt", 1))
+        clip = data.get("clipNorm")
+        clip_norm = None if clip is None else float(str(clip))
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"{path}: not a round-state ConfigMap (data.round, data.globalModelDigest): {exc}"
         ) from None
+    if clip_norm is not None and not 0 < clip_norm < float("inf"):
+        raise InputError(f"{path}: data.clipNorm must be a finite number > 0")
     if round_ < 1 or attempt < 1 or phase not in PHASES or not digest.startswith("sha256:"):
         raise InputError(
             f"{path}: data.round must be >= 1, data.phase one of {', '.join(PHASES)}, "
             "data.globalModelDigest a sha256: digest"
         )
     return RoundState(
-        round=round_, model_digest=digest, phase=phase, message=message, attempt=attempt
+        round=round_,
+        model_digest=digest,
+        phase=phase,
+        message=message,
+        attempt=attempt,
+        clip_norm=clip_norm,
     )
 
 

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fl_gitops.errors import FlGitopsError, InputError
-from fl_gitops.simulate._agent import LocalAgent, LocalPlayers, Players, RoundWork, pending
+from fl_gitops.simulate._agent import (
+    LocalAgent,
+    LocalPlayers,
+    Players,
+    RoundWork,
+    pending,
+    read_result,
+)
 from fl_gitops.simulate._workers import WorkerPool, warm_parent
 from fl_gitops.simulate._world import (
     BRANCH,
@@ -423,7 +430,7 @@ def _replace_update(
 ) -> None:
     """Rewrite a stored update (``change(update, base)``) and its metadata's sha256; with
     ``report``, the cluster's result file too, as the cluster would report it."""
-    from fl_gitops.reports import report_data
+    from fl_gitops.reports import UNCLIPPED_KEY, report_data
     from fl_gitops.store import ModelStore
     from fl_gitops.tensors import load_bytes, serialize, write_atomic
 
@@ -434,7 +441,14 @@ def _replace_update(
     keep = {k: v for k, v in meta.items() if k not in ("sha256", "round", "cluster")}
     record = store.put_update(work.round, work.cluster, serialize(change(update, base)), keep)
     if report:
-        data = report_data(record["sha256"], int(record["num_examples"]), record["metrics"])
+        # A clip bit the Job reported stays as it said (client-side DP): the lie is the update.
+        said = (read_result(work.result_file) or {}).get(UNCLIPPED_KEY)
+        data = report_data(
+            record["sha256"],
+            int(record["num_examples"]),
+            record["metrics"],
+            unclipped=None if said is None else said == "true",
+        )
         write_atomic(work.result_file, json.dumps(data, sort_keys=True).encode("utf-8"))
 
 

@@ -44,6 +44,7 @@ def test_delta_and_sampling_rate_default_and_the_count_noise_is_the_fleet_over_t
         "noiseMultiplier": 0.8,
         "delta": 1e-5,
         "samplingRate": 1.0,
+        "clipping": "server",
         "adaptive": {"targetQuantile": 0.5, "learningRate": 0.2, "clippedCountStddev": 0.5},
     }
 

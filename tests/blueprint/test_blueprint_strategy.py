@@ -54,6 +54,7 @@ def test_a_dp_block_is_built_into_the_wrapper_once_at_load(tmp_path):
         "seed": 3,
         "delta": 1e-5,
         "samplingRate": 1.0,
+        "clipping": "server",
     }
     # The reconcile pass runs exactly what was loaded.
     assert _strategy(blueprint) == ("dp-fixed-clipping", wrapper)

@@ -23,6 +23,18 @@ query of multiplier z costs, and the accountant charges z. The count's noise is 
 its own stream of the round's seed, so a re-aggregation draws the same numbers; only the
 noisy fraction is published (the true one is a statistic of the clusters' updates), and so
 is no list of which clusters were clipped.
+
+Client-side clipping (``clipping: client``; Andrew et al. 2021, section 3, as Flower's
+``DifferentialPrivacyClientSideAdaptiveClipping``): each cluster's Job clips its own
+update to the round's clip and reports through the hub whether it was within it (its
+``unclipped`` bit, ``fl_gitops.reports``). The hub cannot tell from a clipped update
+whether it was clipped, so the count of adaptive clipping is of the reported bits
+(``unclipped``, cluster -> bit, passed in by the caller as it read them), not of norms it
+measures; the hub's own clip is then a no-op for honest clusters, and the caller bounds
+every update's distance by the clip (``CLIENT_CLIP_TOLERANCE`` above it at most), so a
+cluster that did not clip is rejected rather than clipped. The noise, the next clip and
+the accountant are the same: client-side clipping with central noise has the same
+guarantee (the sensitivity of the sum is still the clip).
 """
 
 from __future__ import annotations
@@ -46,7 +58,28 @@ from fl_gitops.aggregate.strategies.base import F64, Block, Plan, Pool, Strategy
 from fl_gitops.aggregate.strategies.fedavg import MeanChoice, WeightedMean
 from fl_gitops.errors import StrategyOptionsError
 
-__all__ = ["INNER", "STRATEGY", "Adaptive", "Clipped", "DPFixedClipping", "sum_noise_multiplier"]
+__all__ = [
+    "CLIENT_CLIP_TOLERANCE",
+    "INNER",
+    "STRATEGY",
+    "Adaptive",
+    "Clipped",
+    "DPFixedClipping",
+    "client_clip_bound",
+    "sum_noise_multiplier",
+]
+
+# How far above the round's clip an update clipped on its cluster may measure on the hub:
+# the client writes its update so that its float64 distance is at most the clip, and the
+# hub sums the same squares in another order (relative differences near 1e-12).
+CLIENT_CLIP_TOLERANCE = 1e-6
+
+
+def client_clip_bound(clip: float) -> float:
+    """The farthest an update of a round clipped on the clusters may be from the global
+    model: the clip, and a float tolerance (``CLIENT_CLIP_TOLERANCE``) above it."""
+    return float(clip) * (1.0 + CLIENT_CLIP_TOLERANCE)
+
 
 # Strategies whose combination is a mean: the only ones the noise calibration holds for.
 # Imported from their own modules, not from the STRATEGIES table, which imports this one.
@@ -111,6 +144,9 @@ class Clipped:
     clipping_norm: float
     noise_multiplier: float
     adaptive: Adaptive | None = None
+    # Client-side clipping: the clusters clipped their updates and reported these bits.
+    client: bool = False
+    unclipped: Mapping[str, bool] | None = None
     weighted: bool = False
     folds: bool = False
     needs_norms: bool = True
@@ -131,14 +167,26 @@ class Clipped:
         multiplier = self.noise_multiplier
         dp: dict[str, Any] = {"clipping_norm": clip, "noise_multiplier": multiplier}
         record: dict[str, Any] = {"dp": dp}
+        if self.client:
+            dp["clipping"] = "client"
         if self.adaptive is None:
-            record["clipped"] = [
-                c for c, norm in zip(pool.clusters, pool.norms, strict=True) if norm > clip
-            ]
+            if self.client:
+                # Fixed clipping needs no bit: those reported are only accounted for here.
+                reported = self.unclipped or {}
+                record["clipped"] = [c for c in pool.clusters if reported.get(c) is False]
+            else:
+                record["clipped"] = [
+                    c for c, norm in zip(pool.clusters, pool.norms, strict=True) if norm > clip
+                ]
         else:
             a = self.adaptive
             multiplier = sum_noise_multiplier(multiplier, a.clipped_count_stddev)
-            unclipped = sum(1 for norm in pool.norms if norm <= clip)
+            if self.client:
+                bits = self._bits(pool.clusters)
+                dp["unclipped"] = dict(zip(pool.clusters, bits, strict=True))
+                unclipped = sum(1 for b in bits if b)
+            else:
+                unclipped = sum(1 for norm in pool.norms if norm <= clip)
             count_rng = np.random.default_rng([pool.seed, _COUNT_STREAM])
             noisy = (unclipped + float(count_rng.normal(0.0, a.clipped_count_stddev))) / n
             dp.update(
@@ -158,6 +206,22 @@ class Clipped:
         inner = self.inner.choose(pool)
         return replace(inner, scales=scales, noise_std=std, rng=rng, record=record)
 
+    def _bits(self, clusters: tuple[str, ...]) -> list[bool]:
+        """Each contributor's reported bit, in cluster order.
+
+        Raises:
+            StrategyOptionsError: a contributor has none (the caller should have
+                rejected its update: a round clipped on the clusters needs every bit).
+        """
+        bits = self.unclipped or {}
+        missing = [c for c in clusters if c not in bits]
+        if missing:
+            raise StrategyOptionsError(
+                f"strategy {STRATEGY.name!r}: options.unclipped: no reported bit for cluster "
+                f"{missing[0]!r} (clipping: client needs each contributor's)"
+            )
+        return [bool(bits[c]) for c in clusters]
+
 
 @dataclass(frozen=True)
 class DPFixedClipping:
@@ -169,6 +233,12 @@ class DPFixedClipping:
                 "clipping_norm": {"type": "number", "exclusiveMinimum": 0},
                 "noise_multiplier": {"type": "number", "minimum": 0, "default": 1.0},
                 "inner": {"enum": list(INNER), "default": "fedavg"},
+                # "client": the clusters clip their own updates and report their bit (no
+                # default, so that a server-side experiment's options keep their bytes).
+                "clipping": {"enum": ["server", "client"]},
+                # With clipping: client, each cluster's reported bit (cluster -> true when its
+                # update was within the clip before it clipped it), as read from the hub.
+                "unclipped": {"type": "object", "additionalProperties": {"type": "boolean"}},
                 "adaptive": {
                     "type": "object",
                     "properties": {
@@ -223,6 +293,8 @@ class DPFixedClipping:
             clipping_norm=float(options["clipping_norm"]),
             noise_multiplier=float(options["noise_multiplier"]),
             adaptive=adaptive,
+            client=options.get("clipping") == "client",
+            unclipped=dict(options["unclipped"]) if "unclipped" in options else None,
         )
         return Plan(strategy=self.name, options=resolved, combiner=combiner)
 

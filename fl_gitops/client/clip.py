@@ -1,0 +1,88 @@
+"""A cluster's own clipping of its update, for client-side DP (``dp.clipping: client``).
+
+Andrew, Thakkar, McMahan, Ramaswamy, "Differentially Private Learning with Adaptive
+Clipping", NeurIPS 2021, section 3: each client clips its update to the round's clip C and
+reports one bit, whether it was within C, which is all adaptive clipping needs to move C
+toward a quantile of the norms. Here the update is the change from the global model, its
+L2 norm is over every floating-point tensor of the model in float64 (what the hub measures,
+``aggregate.strategies._arith.squared_distance``), and the clipped change is added back to
+the global model and written in the model's own dtypes. Rounding to those dtypes can put
+the written update a hair beyond C; the hub rejects an update farther than C (beyond a
+float tolerance), so the scale is shrunk until the written update, measured as the hub
+measures it, is within C.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fl_gitops.errors import FlGitopsError
+
+__all__ = ["clip_update", "update_norm"]
+
+# Tries at shrinking the scale before giving up (float32 needs one, rarely two).
+_TRIES = 24
+
+
+def _floating(update: Mapping[str, np.ndarray[Any, Any]]) -> list[str]:
+    return sorted(k for k, v in update.items() if np.asarray(v).dtype.kind == "f")
+
+
+def update_norm(
+    update: Mapping[str, np.ndarray[Any, Any]], base: Mapping[str, np.ndarray[Any, Any]]
+) -> float:
+    """The L2 distance of ``update`` to ``base`` over their floating-point tensors, in float64."""
+    total = 0.0
+    for name in _floating(update):
+        d = (
+            np.asarray(update[name], dtype=np.float64).ravel()
+            - np.asarray(base[name], dtype=np.float64).ravel()
+        )
+        total += float(np.dot(d, d))
+    return math.sqrt(total)
+
+
+def clip_update(
+    update: Mapping[str, np.ndarray[Any, Any]],
+    base: Mapping[str, np.ndarray[Any, Any]],
+    clip: float,
+) -> tuple[dict[str, np.ndarray[Any, Any]], bool]:
+    """Clip ``update``'s change from ``base`` to L2 norm ``clip``.
+
+    Args:
+        update: the trained model's tensors.
+        base: the global model's tensors (the same names, shapes and dtypes).
+        clip: the round's clip C, > 0.
+
+    Returns:
+        The tensors to send (each in its own dtype; tensors that are not floating point
+        are passed through) and whether the update was unclipped (its norm <= C), the
+        bit the cluster reports. An unclipped update is returned unchanged.
+
+    Raises:
+        FlGitopsError: the update cannot be brought within C in the model's dtypes.
+    """
+    norm = update_norm(update, base)
+    if norm <= clip:
+        return {k: update[k] for k in sorted(update)}, True
+    names = _floating(update)
+    base64 = {k: np.asarray(base[k], dtype=np.float64) for k in names}
+    delta = {k: np.asarray(update[k], dtype=np.float64) - base64[k] for k in names}
+    scale = clip / norm
+    for _ in range(_TRIES):
+        out = {k: update[k] for k in sorted(update)}
+        for k in names:
+            out[k] = (base64[k] + delta[k] * scale).astype(np.asarray(update[k]).dtype)
+        written = update_norm(out, base)
+        if written <= clip:
+            return out, False
+        # The dtypes' rounding added ``written - scale * norm``: aim below C by more.
+        scale *= (clip / written) * (1.0 - 2.0**-40)
+    raise FlGitopsError(
+        f"cannot clip the update to {clip:g} in the model's dtypes (its rounding alone is "
+        "larger than the clip): raise dp.clipNorm"
+    )
