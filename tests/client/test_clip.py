@@ -98,3 +98,24 @@ def test_an_update_exactly_at_the_clip_counts_as_unclipped():
     clipped, unclipped = clip_update(update, base, clip)
     assert unclipped is True
     assert all(clipped[k].tobytes() == update[k].tobytes() for k in update)
+
+
+@pytest.mark.parametrize("seed", [117, 130, 199, 226])
+def test_a_float32_update_whose_first_scaled_bytes_land_just_over_the_clip_is_still_clipped(
+    seed: int,
+) -> None:
+    # These seeds' first try rounds to a hair over C; a fixed tiny margin then wrote the
+    # same bytes on every try and the Job failed ("cannot clip the update"), about one
+    # clipped update in a hundred.
+    rng = np.random.default_rng(seed)
+    base = {
+        "w": rng.normal(0, 0.3, (64, 32)).astype(np.float32),
+        "b": rng.normal(0, 0.3, 32).astype(np.float32),
+    }
+    update = {k: (v + rng.normal(0, 0.05, v.shape)).astype(np.float32) for k, v in base.items()}
+
+    out, unclipped = clip_update(update, base, 0.5)
+
+    assert not unclipped
+    assert 0.5 * (1 - 1e-5) < update_norm(out, base) <= 0.5
+    assert all(out[k].dtype == np.float32 for k in out)
