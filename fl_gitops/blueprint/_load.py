@@ -351,7 +351,7 @@ def _dp_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
                     doc,
                     (*where, "adaptive", "clippedCountStddev") if said else (*where, "adaptive"),
                     f"{exc}{'' if said else ' (the default: expected clusters per round / 20)'}; "
-                    "raise clippedCountStddev or noiseMultiplier",
+                    "raise clippedCountStddev above it, or lower noiseMultiplier",
                 )
             ]
     shards = (spec.get("aggregation") or {}).get("shards", 1)

@@ -92,7 +92,8 @@ def test_validate_refuses_a_count_noise_that_leaves_nothing_for_the_sum(tmp_path
         "",
         f"error: {path}:36:29: spec.strategy.dp.adaptive.clippedCountStddev: "
         "clippedCountStddev 0.6 must be above noiseMultiplier / 2 = 0.6: the noisy count "
-        "would spend the whole privacy budget; raise clippedCountStddev or noiseMultiplier\n",
+        "would spend the whole privacy budget; raise clippedCountStddev above it, or lower "
+        "noiseMultiplier\n",
     )
 
 
@@ -103,6 +104,6 @@ def test_validate_says_when_the_refused_count_noise_is_the_default(tmp_path):
         "",
         f"error: {path}:35:17: spec.strategy.dp.adaptive: clippedCountStddev 0.5 must be above "
         "noiseMultiplier / 2 = 0.5: the noisy count would spend the whole privacy budget "
-        "(the default: expected clusters per round / 20); raise clippedCountStddev or "
-        "noiseMultiplier\n",
+        "(the default: expected clusters per round / 20); raise clippedCountStddev above it, "
+        "or lower noiseMultiplier\n",
     )
