@@ -43,7 +43,7 @@ import hashlib
 import math
 import os
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +76,7 @@ from fl_gitops.errors import FlGitopsError, StoreError, UpdateRejected
 from fl_gitops.reports import HubReport
 from fl_gitops.store import ModelStore, NotInStore
 from fl_gitops.tensors import (
+    BF16,
     DEFAULT_CHUNK,
     Header,
     HeaderError,
@@ -83,6 +84,8 @@ from fl_gitops.tensors import (
     Lockstep,
     ReadFailed,
     TensorReader,
+    Widener,
+    narrow_into,
     new_hasher,
     parse_header,
     read_ahead,
@@ -90,6 +93,9 @@ from fl_gitops.tensors import (
     same_layout,
     sha256_digest,
     sha256_file,
+    value_dtype,
+    values_f64,
+    widen,
 )
 
 __all__ = [
@@ -196,7 +202,60 @@ class _Candidate:
 
 
 def _is_float(dtype: np.dtype[Any]) -> bool:
-    return dtype.kind == "f"
+    return dtype.kind == "f" or dtype == BF16
+
+
+def _state_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype a strategy's state is kept in: the model's, but float32 for a BF16 model,
+    because a server optimiser's moments rounded to 8 bits every round drift (the model
+    itself is rounded once per round from float64, like every other dtype)."""
+    return value_dtype(dtype)
+
+
+def _as_values(
+    arr: np.ndarray[Any, Any], buf: np.ndarray[Any, Any] | None = None
+) -> np.ndarray[Any, Any]:
+    """An array read for arithmetic: BF16 widened (exactly) to float32, in ``buf`` if given
+    (at least as large), anything else as it is."""
+    if arr.dtype != BF16:
+        return arr
+    return widen(arr, None if buf is None else buf[: arr.size])
+
+
+_widener = Widener()
+
+
+def add_values(
+    segment: F64,
+    rows: list[np.ndarray[Any, Any]],
+    weights: Sequence[float],
+    tmp: F64,
+    scales: Sequence[float] | None = None,
+    base: np.ndarray[Any, Any] | None = None,
+    distances: list[float] | None = None,
+    scratch: np.ndarray[Any, Any] | None = None,
+) -> set[int]:
+    """``add_weighted`` on rows (and a base) that may be BF16: those are widened to float32
+    a summing block at a time (``BLOCK`` elements, a cache-resident buffer per row), so no
+    float32 copy larger than a block is made; and since ``add_weighted`` works block by
+    block, calling it on each block in turn is the same arithmetic, to the bit, as one
+    call on the whole segment."""
+    wide = any(r.dtype == BF16 for r in rows) or (base is not None and base.dtype == BF16)
+    if not wide:
+        return add_weighted(segment, rows, weights, tmp, scales, base, distances, scratch)
+    bad: set[int] = set()
+    k = len(rows)
+    for start in range(0, segment.size, BLOCK):
+        stop = start + BLOCK
+        parts = [
+            _widener.get(i, r[start:stop]) if r.dtype == BF16 else r[start:stop]
+            for i, r in enumerate(rows)
+        ]
+        b = None
+        if base is not None:
+            b = _widener.get(k, base[start:stop]) if base.dtype == BF16 else base[start:stop]
+        bad |= add_weighted(segment[start:stop], parts, weights, tmp, scales, b, distances, scratch)
+    return bad
 
 
 # A mean reads this many updates side by side and adds them to each accumulator block
@@ -298,21 +357,35 @@ class _Scan:
         h = new_hasher(cand.meta.sha256)
         bad_tensor: str | None = None
         sumsq = 0.0
+        # A BF16 chunk is widened into these (one chunk each, never the tensor) after its
+        # bytes went to the hash.
+        wide = np.empty(0, dtype=np.float32)
+        wide_base = np.empty(0, dtype=np.float32)
         with TensorReader(cand.path, cand.header) as reader:
             with open(cand.path, "rb") as f:
                 h.update(f.read(cand.header.data_start))
             for info in sorted(cand.header.tensors.values(), key=lambda t: t.start):
                 check = _is_float(info.np_dtype)
-                for offset, chunk in reader.chunks(info.name, self.chunk):
-                    raw = memoryview(chunk.view(np.uint8))  # type: ignore[arg-type]
+                bf16 = info.np_dtype == BF16
+                for offset, raw_chunk in reader.chunks(info.name, self.chunk):
+                    raw = memoryview(raw_chunk.view(np.uint8))  # type: ignore[arg-type]
                     pending = self.pool.submit(h.update, raw) if self.pool else None
                     if pending is None:
                         h.update(raw)
                     try:
+                        chunk = raw_chunk
+                        if bf16 and check:
+                            if wide.size < raw_chunk.size:
+                                wide = np.empty(raw_chunk.size, dtype=np.float32)
+                            chunk = _as_values(raw_chunk, wide)
                         if check and bad_tensor is None and not finite(chunk):
                             bad_tensor = info.name
                         if self.need_norm and check and self.base is not None:
                             b = self.base.range(info.name, offset, chunk.size)
+                            if b.dtype == BF16:
+                                if wide_base.size < b.size:
+                                    wide_base = np.empty(b.size, dtype=np.float32)
+                                b = _as_values(b, wide_base)
                             if self.exact:
                                 sumsq += squared_distance(chunk, b)
                             else:
@@ -372,10 +445,10 @@ def load_state(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.nda
                 f"strategy state: tensor {key!r} has shape {list(info.shape)}, expected "
                 f"{list(base.tensors[name].shape)}"
             )
-        state[key] = (
-            np.frombuffer(data, dtype=info.np_dtype, count=info.size, offset=info.start)
-            .reshape(info.shape)
-            .astype(np.float64)
+        state[key] = values_f64(
+            np.frombuffer(data, dtype=info.np_dtype, count=info.size, offset=info.start).reshape(
+                info.shape
+            )
         )
     return state
 
@@ -597,7 +670,7 @@ class _Round:
                     for offset, chunk in reader.chunks(name, self.chunk):
                         b = base.range(name, offset, chunk.size) if s != 1.0 else None
                         segment = total[offset : offset + chunk.size]
-                        add_weighted(segment, [chunk], [w], tmp, [s], b)
+                        add_values(segment, [chunk], [w], tmp, [s], b)
         return acc
 
     def mean_fused(
@@ -690,11 +763,11 @@ class _Round:
                         # Measured as each block is summed, while it is in cache.
                         if b is None:
                             b = base.range(name, offset, n)
-                        d = scratch.get(b.dtype, min(n, BLOCK))
+                        d = scratch.get(value_dtype(b.dtype), min(n, BLOCK))
                     else:
                         b = None
                     measured = sumsq if b is not None else None
-                    for i in add_weighted(segment, views, weights, tmp, None, b, measured, d):
+                    for i in add_values(segment, views, weights, tmp, None, b, measured, d):
                         if bad_tensor[i] is None:
                             bad_tensor[i] = name
                 digests = lockstep.digests()
@@ -731,11 +804,11 @@ class _Round:
                 n = min(step, size - offset)
                 view = stack[:, :n]
                 for i, reader in enumerate(readers):
-                    view[i] = reader.range(name, offset, n)
+                    view[i] = _as_values(reader.range(name, offset, n))
                 yield Block(
                     Slice(name, offset, n),
                     view,
-                    functools.partial(base.range, name, offset, n),
+                    functools.partial(_base_values, base, name, offset, n),
                 )
 
     def partials(self, cands: list[_Candidate], base: TensorReader) -> F64 | None:
@@ -802,16 +875,20 @@ class _Round:
             view = layout.view(out, name)
             values = agg.pop(name).reshape(info.shape)
             prev = {s: self.state.get(f"{s}/{name}") for s in plan.state_names}
+            bf16 = info.np_dtype == BF16
             st = choice.finish(
                 name,
                 values,
-                view,
+                # BF16: finished in float64 in place, then rounded once (no float32 step).
+                values if bf16 else view,
                 _is_float(info.np_dtype),
                 functools.partial(_read_f64, base, name),
                 prev,
             )
+            if bf16:
+                narrow_into(view, values)
             for s, arr in st.items():
-                new_state[f"{s}/{name}"] = arr.astype(info.np_dtype)
+                new_state[f"{s}/{name}"] = arr.astype(_state_dtype(info.np_dtype))
             del values
             hasher.update(view.reshape(-1).view(np.uint8))
         state_bytes = None
@@ -830,7 +907,12 @@ class _Round:
 
 
 def _read_f64(base: TensorReader, name: str) -> F64:
-    return base.read(name).astype(np.float64)
+    return values_f64(base.read(name))
+
+
+def _base_values(base: TensorReader, name: str, offset: int, n: int) -> np.ndarray[Any, Any]:
+    """The global model's elements ``[offset, offset + n)`` of a tensor, for arithmetic."""
+    return _as_values(base.range(name, offset, n))
 
 
 class _ChainedHash:

@@ -66,12 +66,14 @@ from fl_gitops.aggregate._engine import (
     AggregateResult,
     NotEnoughUpdates,
     Update,
+    _as_values,
     _Candidate,
     _digest_mismatch,
     _is_float,
     _Round,
     _round_record,
     _stack_step,
+    _state_dtype,
     _weighted_metrics,
     load_state,
 )
@@ -101,6 +103,7 @@ from fl_gitops.aggregate.strategies.base import F64, Block, Choice, Slice
 from fl_gitops.aggregate.strategies.fedavg import MeanChoice
 from fl_gitops.errors import InputError, StoreError
 from fl_gitops.tensors import (
+    BF16,
     DEFAULT_CHUNK,
     MAX_HEADER_BYTES,
     BlockList,
@@ -109,6 +112,7 @@ from fl_gitops.tensors import (
     Layout,
     TensorInfo,
     load_bytes,
+    narrow_into,
     parse_header,
     read_header,
     replaced_atomically,
@@ -272,10 +276,11 @@ def check_update_file(cluster: str, path: Any, expect: Expectation) -> Header:
 
 
 def _values(f: RangeFile, info: TensorInfo, start: int, count: int) -> np.ndarray[Any, Any]:
-    """Elements ``[start, start + count)`` of a tensor, read as one range."""
+    """Elements ``[start, start + count)`` of a tensor, read as one range, for arithmetic:
+    BF16 widened (exactly) to float32 here, one read's worth, once its bytes are checked."""
     item = info.np_dtype.itemsize
     raw = f.read(info.start + start * item, count * item)
-    return np.frombuffer(raw, dtype=info.np_dtype)
+    return _as_values(np.frombuffer(raw, dtype=info.np_dtype))
 
 
 def _checked_values(
@@ -868,6 +873,7 @@ class Shard:
         dtype = layout.entries[piece.name][0]
         out = np.zeros(piece.size, dtype=dtype)
         values = self._combined(contributors, choice, piece, base)
+        bf16 = dtype == BF16
         prev = {
             s: (
                 self.prior[f"{s}/{piece.name}"].reshape(-1)[piece.start : piece.stop]
@@ -880,9 +886,13 @@ class Shard:
         def read_base(p: Piece = piece, i: TensorInfo = info) -> F64:
             return _values(base, i, p.start, p.size).astype(np.float64)
 
-        st = choice.finish(piece.name, values, out, _is_float(info.np_dtype), read_base, prev)
+        # BF16: finished in float64 in place, then rounded once, as the pod does.
+        into = values if bf16 else out
+        st = choice.finish(piece.name, values, into, _is_float(info.np_dtype), read_base, prev)
+        if bf16:
+            narrow_into(out, values)
         for s, arr in st.items():
-            states[f"{s}/{piece.name}"] = arr.astype(info.np_dtype)
+            states[f"{s}/{piece.name}"] = arr.astype(_state_dtype(info.np_dtype))
         del values
         raw = memoryview(out.view(np.uint8))  # type: ignore[arg-type]
         sink.write(raw)

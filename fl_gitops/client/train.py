@@ -44,11 +44,20 @@ def client_seed(train_seed: int, round_number: int, roster_index: int) -> int:
     return int(state[0])
 
 
-def _tensors(X: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(
+    X: np.ndarray, y: np.ndarray, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     # torch.tensor copies: the cached built-in arrays are read-only.
-    return torch.tensor(np.asarray(X), dtype=torch.float32), torch.tensor(
-        np.asarray(y), dtype=torch.long
-    )
+    return torch.tensor(np.asarray(X), dtype=dtype), torch.tensor(np.asarray(y), dtype=torch.long)
+
+
+def _input_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype the features are fed in: the module's own (bfloat16 for a BF16 global
+    model, whose layers refuse float32 inputs), float32 for a module without parameters."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
 
 
 def _optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -62,7 +71,7 @@ def _optimizer(module: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def evaluate_module(module: nn.Module, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Mean cross-entropy loss and accuracy (a fraction) of a module on ``(X, y)``."""
-    Xt, yt = _tensors(X, y)
+    Xt, yt = _tensors(X, y, _input_dtype(module))
     was_training = module.training
     module.eval()
     loss_sum = 0.0
@@ -138,7 +147,7 @@ def train_local(
     """
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    X, y = _tensors(data.X_train, data.y_train)
+    X, y = _tensors(data.X_train, data.y_train, _input_dtype(module))
     optimizer = _optimizer(module, cfg)
     anchor = [p.detach().clone() for p in module.parameters()] if prox_mu > 0 else []
     module.train()

@@ -28,7 +28,7 @@ import numpy as np
 
 from fl_gitops.errors import InputError
 from fl_gitops.models._specs import TensorSpec, builtin_specs, model_dims
-from fl_gitops.tensors import HeaderError, load_bytes, serialize
+from fl_gitops.tensors import BF16, HeaderError, load_bytes, serialize
 
 __all__ = [
     "bytes_to_tensors",
@@ -175,10 +175,11 @@ def checkpoint_model_bytes(
                 if part
             )
             raise InputError(f"{source}: the checkpoint does not fit the model: {detail}")
-        bad = sorted(k for k, v in tensors.items() if v.dtype != np.float32)
+        bad = sorted(k for k, v in tensors.items() if v.dtype not in (np.float32, BF16))
         if bad:
             raise InputError(
-                f"{source}: tensor {bad[0]} is {tensors[bad[0]].dtype}, expected float32"
+                f"{source}: tensor {bad[0]} is {tensors[bad[0]].dtype}, expected float32 "
+                "or bfloat16 (BF16)"
             )
     return out
 

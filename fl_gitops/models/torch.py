@@ -1,10 +1,10 @@
 """The torch side of the models: built-in modules, user modules, and weights as numpy.
 
-The store, the checks and the strategies handle models as dicts of numpy float32 tensors
-(safetensors files); only training and evaluation need torch. This module turns a model
-config into an ``nn.Module`` and moves weights between the two worlds. The built-in
-modules are laid out from ``fl_gitops.models.builtin_specs`` so that the torch-free round-0
-weights load into them with ``strict=True``. This module imports the numpy side
+The store, the checks and the strategies handle models as dicts of numpy tensors
+(safetensors files, float32 or BF16); only training and evaluation need torch. This module
+turns a model config into an ``nn.Module`` and moves weights between the two worlds. The
+built-in modules are laid out from ``fl_gitops.models.builtin_specs`` so that the torch-free
+round-0 weights load into them with ``strict=True``. This module imports the numpy side
 (``fl_gitops.models``), never the other way.
 
 A user model is an entrypoint ``package.module:function`` called with the config's
@@ -25,6 +25,7 @@ from torch import nn
 from fl_gitops.errors import InputError
 from fl_gitops.models import builtin_specs, cnn_side, model_dims, tensors_to_bytes
 from fl_gitops.plugins import resolve_entrypoint
+from fl_gitops.tensors import BF16
 
 __all__ = [
     "CNN",
@@ -134,22 +135,52 @@ def build_model(
 
 
 def module_to_tensors(module: nn.Module) -> dict[str, np.ndarray]:
-    """A module's state_dict as float32, contiguous numpy arrays, sorted by name.
+    """A module's state_dict as contiguous numpy arrays, sorted by name.
 
-    Every entry (buffers too) is stored as float32: the store and the strategies handle one
-    dtype, and ``load_state_dict`` casts back into the module's own dtypes.
+    A bfloat16 entry (one that came from a BF16 global model, see :func:`load_tensors`) is
+    written as BF16, its bits as they are: the update is in the global model's dtype, as
+    the aggregation requires, at half the bytes. Every other entry (buffers too) is stored
+    as float32: the store and the strategies handle those two, and ``load_state_dict``
+    casts back into the module's own dtypes.
     """
     state = module.state_dict()
-    return {
-        name: np.ascontiguousarray(state[name].detach().cpu().to(torch.float32).numpy())
-        for name in sorted(state)
-    }
+    return {name: _to_numpy(state[name].detach().cpu()) for name in sorted(state)}
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    if t.dtype == torch.bfloat16:
+        return np.ascontiguousarray(t.contiguous().view(torch.int16).numpy()).view(BF16)
+    return np.ascontiguousarray(t.to(torch.float32).numpy())
+
+
+def _to_torch(v: np.ndarray) -> torch.Tensor:
+    if v.dtype == BF16:
+        return torch.from_numpy(np.array(v.view(np.int16), copy=True)).view(torch.bfloat16)
+    return torch.from_numpy(np.array(v, copy=True))
+
+
+def _make_bfloat16(module: nn.Module, name: str) -> None:
+    """Turn one state_dict entry of the module (a parameter or a buffer) into bfloat16, so
+    that it trains in the global model's dtype and is written back in it."""
+    owner, _, attr = name.rpartition(".")
+    sub = module.get_submodule(owner)
+    current = getattr(sub, attr)
+    if current.dtype == torch.bfloat16:
+        return
+    if isinstance(current, nn.Parameter):
+        current.data = current.data.to(torch.bfloat16)
+    else:
+        sub._buffers[attr] = current.to(torch.bfloat16)
 
 
 def load_tensors(
     module: nn.Module, tensors: Mapping[str, np.ndarray], *, source: str = "the global model"
 ) -> nn.Module:
     """Load numpy tensors into a module with ``strict=True``.
+
+    A BF16 tensor makes the module's entry bfloat16 (torch trains in it natively), so that
+    the cluster trains the model it was given and :func:`module_to_tensors` writes a BF16
+    update; every other tensor is cast into the module's own dtype.
 
     Raises:
         InputError: names or shapes differ from the module's (the model config and the
@@ -172,11 +203,12 @@ def load_tensors(
                 f"{k} has shape {list(tensors[k].shape)}, the model expects {list(state[k].shape)}"
             )
         raise InputError(f"{source} does not fit the model: {'; '.join(parts)}")
+    for k, v in tensors.items():
+        if v.dtype == BF16:
+            _make_bfloat16(module, k)
+    state = module.state_dict()
     module.load_state_dict(
-        {
-            k: torch.from_numpy(np.array(v, copy=True)).to(state[k].dtype)
-            for k, v in tensors.items()
-        },
+        {k: _to_torch(v).to(state[k].dtype) for k, v in tensors.items()},
         strict=True,
     )
     return module

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from fl_gitops.errors import FlGitopsError
+from fl_gitops.tensors._bf16 import BF16
 from fl_gitops.tensors._digest import new_hasher
 
 __all__ = [
@@ -59,11 +60,13 @@ __all__ = [
     "serialize",
 ]
 
-# safetensors dtype code -> little-endian numpy dtype. BF16 and the FP8 types have no numpy
-# dtype: files using them are refused with a clear reason rather than misread.
+# safetensors dtype code -> little-endian numpy dtype. BF16 has none in numpy: it is held
+# as opaque 2-byte elements (``_bf16.BF16``), read as values only through ``_bf16.widen``.
+# The FP8 types are refused with a clear reason rather than misread.
 DTYPES: dict[str, np.dtype[Any]] = {
     "F64": np.dtype("<f8"),
     "F32": np.dtype("<f4"),
+    "BF16": BF16,
     "F16": np.dtype("<f2"),
     "I64": np.dtype("<i8"),
     "I32": np.dtype("<i4"),
@@ -220,7 +223,7 @@ def parse_header(prefix: bytes, file_size: int) -> Header:
 # only when it looks like one (at most 128 of these characters), a dtype only when it looks
 # like a code, and never a shape or offsets that were not valid.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
-_PLAIN_CODE = re.compile(r"[A-Z0-9]{1,8}")
+_PLAIN_CODE = re.compile(r"[A-Z0-9_]{1,8}")  # F8_E4M3 too
 
 
 def _shown(name: str) -> str:

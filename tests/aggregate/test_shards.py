@@ -1,10 +1,11 @@
 """A round aggregated in N shards by tensor slice gives one pod's bytes, rejections and record.
 
-Every strategy, N in {1, 2, 3, 7}, the updates in a shuffled order, and a round holding a
-NaN update, an update scaled by 1e30 and one whose bytes do not match its digest: the merge
-must give what ``aggregate_round`` gives, bit for bit. The grid is small (256 elements) so
-that the shards cut inside tensors; one test runs the default grid on a model with tensors
-larger than it. A shard reads only its slice of each update, counted read by read.
+Every strategy, N in {1, 2, 3, 7}, float32 and bfloat16 models, the updates in a shuffled
+order, and a round holding a NaN update, an update scaled by 1e30 and one whose bytes do not
+match its digest: the merge must give what ``aggregate_round`` gives, bit for bit. The grid
+is small (256 elements) so that the shards cut inside tensors; one test runs the default
+grid on a model with tensors larger than it. A shard reads only its slice of each update,
+counted read by read.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fl_gitops.aggregate._shards import (
     shard_combine,
 )
 from fl_gitops.aggregate.strategies import STRATEGIES
-from fl_gitops.tensors import read_header, serialize, sha256_digest
+from fl_gitops.tensors import narrow, parse_header, read_header, serialize, sha256_digest
 from tests.aggregate.conftest import RoundFiles, run_phases
 
 SHAPES = {"a.weight": (40, 30), "b.bias": (7,), "c.weight": (3, 500)}
@@ -48,18 +49,37 @@ def model(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory) -> RoundFiles:
-    """Nine honest updates (one 3x farther), a NaN one, a x1e30 one, a wrong digest."""
-    rf = RoundFiles(tmp_path_factory.mktemp("shards"), model(0))
+def hostile_round(directory: Path, as_dtype=lambda t: t) -> RoundFiles:
+    """Nine honest updates (one 3x farther), a NaN one, a x1e30 one, a wrong digest; every
+    tensor passed through ``as_dtype`` (the identity: float32)."""
+
+    def m(seed: int, scale: float = 1.0) -> dict[str, np.ndarray]:
+        return as_dtype(model(seed, scale))
+
+    rf = RoundFiles(directory, m(0))
     for k in range(9):
-        rf.add(f"c{k}", model(10 + k, scale=3.0 if k == 4 else 1.0), num_examples=3 + 5 * k)
+        rf.add(f"c{k}", m(10 + k, scale=3.0 if k == 4 else 1.0), num_examples=3 + 5 * k)
     nan = model(30)
     nan["c.weight"][2, 499] = np.nan
-    rf.add("nan", nan, num_examples=5)
-    rf.add("huge", model(31, scale=1e30), num_examples=5)
-    rf.add("forged", model(32), num_examples=5, sha256="sha256:" + "ab" * 32)
+    rf.add("nan", as_dtype(nan), num_examples=5)
+    rf.add("huge", m(31, scale=1e30), num_examples=5)
+    rf.add("forged", m(32), num_examples=5, sha256="sha256:" + "ab" * 32)
     return rf
+
+
+def to_bf16(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The float tensors rounded to BF16, the rest as they are."""
+    return {n: narrow(a) if a.dtype.kind == "f" else a for n, a in tensors.items()}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> RoundFiles:
+    return hostile_round(tmp_path_factory.mktemp("shards"))
+
+
+@pytest.fixture(scope="module")
+def hostile_bf16(tmp_path_factory) -> RoundFiles:
+    return hostile_round(tmp_path_factory.mktemp("shards-bf16"), to_bf16)
 
 
 def run_shards(rf: RoundFiles, out: Path, of: int, **kwargs):
@@ -70,9 +90,13 @@ def run_shards(rf: RoundFiles, out: Path, of: int, **kwargs):
     return merge_shards([out])
 
 
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
 @pytest.mark.parametrize("of", [1, 2, 3, 7])
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
-def test_every_strategy_and_shard_count_gives_one_pods_bytes(hostile, tmp_path, strategy, of):
+def test_every_strategy_and_shard_count_gives_one_pods_bytes(
+    request, tmp_path, strategy, of, dtype
+):
+    hostile = request.getfixturevalue("hostile" if dtype == "f32" else "hostile_bf16")
     kwargs = {"strategy": strategy, "options": OPTIONS.get(strategy), "seed": 3}
     pod = aggregate_round(
         hostile.base_path, hostile.updates(), round=1, chunk_elements=GRID, **kwargs
@@ -87,6 +111,7 @@ def test_every_strategy_and_shard_count_gives_one_pods_bytes(hostile, tmp_path, 
     assert merged.metrics == pod.metrics
     assert merged.new_state == pod.new_state
     assert merged.record == pod.record
+    assert parse_header(pod.model, len(pod.model)).tensors["a.weight"].dtype == dtype.upper()
 
 
 def test_the_rejections_name_what_one_pod_names(hostile, tmp_path):
