@@ -39,6 +39,13 @@ high-water mark is reset before the work where the kernel allows it):
   FedAvg: a checking pass for the norms, then the clipped sum) over the first
   ``--k-robust`` (16) updates.
 
+``--dtype f32,f16,bf16`` (default ``f32``) writes the same updates (the same element count)
+in each listed dtype, F16 and BF16 rounded from the float32 values, and runs ``floor`` and
+every ``stream-*`` variant on each (rows ``name[bf16]``; load-all and Flower read float32
+only): a line per variant then gives each dtype's time, CPU and peak against float32's in
+the same run, so that the cost of widening BF16 (it has no numpy dtype) is measured beside
+F16's numpy cast and float32's none.
+
 ``--against DIR`` runs every ``stream-*`` variant a second time with ``fl_gitops`` imported
 from DIR (a ``git worktree`` of another commit), interleaved run by run with this tree's, so
 that two versions are compared in one run on the same disturbances (``name@against`` rows,
@@ -192,6 +199,18 @@ def _flower(updates: list[tuple[str, Path, dict[str, Any]]]) -> str:
     return "sha256:" + hashlib.sha256(buf + ",".join(names).encode()).hexdigest()
 
 
+# The dtypes --dtype knows: safetensors code, bytes per element.
+DTYPES = {"f32": ("F32", 4), "f16": ("F16", 2), "bf16": ("BF16", 2)}
+
+
+def _split_dtype(variant: str) -> tuple[str, str]:
+    """``name[bf16]`` -> (``name``, ``bf16``); a plain name is float32's."""
+    if variant.endswith("]") and "[" in variant:
+        name, _, dtype = variant[:-1].partition("[")
+        return name, dtype
+    return variant, "f32"
+
+
 def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
     if variant.startswith("stream-"):
         from fl_gitops.aggregate import aggregate_round
@@ -245,8 +264,11 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
         if strategy == "krum":
             options = {"f": 1}
         elif strategy == "dp-fixed-clipping":
+            from fl_gitops.tensors import read_header
+
             # The updates are about 0.01 * sqrt(params) from the base: clip about half.
-            options = {"clipping_norm": 0.01 * (base.stat().st_size / 4) ** 0.5}
+            params = sum(t.size for t in read_header(base).tensors.values())
+            options = {"clipping_norm": 0.01 * params**0.5}
         result = aggregate_round(
             base, items, strategy=strategy, options=options, round=1, limits=limits
         )
@@ -276,9 +298,23 @@ def worker(variant: str, directory: Path, k: int) -> dict[str, Any]:
 
 
 def _write_files(
-    directory: Path, k: int, params: int, tensors: int, seed: int, algorithm: str = "blake3-blocks"
+    directory: Path,
+    k: int,
+    params: int,
+    tensors: int,
+    seed: int,
+    algorithm: str = "blake3-blocks",
+    dtype: str = "f32",
 ) -> int:
-    from fl_gitops.tensors import serialize, sha256_digest
+    from fl_gitops.tensors import narrow, serialize, sha256_digest
+
+    def cast(a: np.ndarray) -> np.ndarray:
+        """The float32 values in ``dtype`` (the same draws whatever the dtype)."""
+        if dtype == "f16":
+            return a.astype(np.float16)
+        if dtype == "bf16":
+            return narrow(a)
+        return a
 
     sizes = [params // tensors] * tensors
     sizes[-1] += params - sum(sizes)
@@ -286,12 +322,12 @@ def _write_files(
     base = {
         f"layer{i}.weight": rng.standard_normal(s, dtype=np.float32) for i, s in enumerate(sizes)
     }
-    base_bytes = serialize(base)
+    base_bytes = serialize({n: cast(a) for n, a in base.items()})
     (directory / "base.safetensors").write_bytes(base_bytes)
     base_digest = sha256_digest(base_bytes)
     for i in range(k):
         update = {
-            n: a + rng.standard_normal(a.size, dtype=np.float32) * np.float32(0.01)
+            n: cast(a + rng.standard_normal(a.size, dtype=np.float32) * np.float32(0.01))
             for n, a in base.items()
         }
         data = serialize(update)
@@ -346,6 +382,9 @@ def _run(
     if variant.endswith(_AGAINST):
         variant = variant.removesuffix(_AGAINST)
         env = dict(os.environ, PYTHONPATH=str(against))
+    variant, dtype = _split_dtype(variant)
+    if dtype != "f32":
+        directory = directory / dtype
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", variant, "--dir", str(directory), "--k", str(k)],
@@ -374,6 +413,12 @@ def main() -> int:
         help="float32 parameters per model (default 25M: 100 MB)",
     )
     parser.add_argument("--tensors", type=int, default=4, help="tensors per model (default 4)")
+    parser.add_argument(
+        "--dtype",
+        default="f32",
+        help="comma-separated dtypes of the models and updates, each written with the same "
+        "element count and run in the same plan: f32 (the default), f16, bf16",
+    )
     parser.add_argument(
         "--digest",
         choices=["blake3-blocks", "blake3", "sha256"],
@@ -418,6 +463,14 @@ def main() -> int:
 
     k_robust = min(args.k_robust, args.k)
     cache = "cold" if args.cold else args.cache
+    dtypes = list(dict.fromkeys(d.strip() for d in args.dtype.split(",") if d.strip()))
+    unknown = [d for d in dtypes if d not in DTYPES]
+    if unknown or not dtypes:
+        print(
+            f"--dtype: {', '.join(unknown) or 'nothing'}: expected f32, f16 or bf16",
+            file=sys.stderr,
+        )
+        return 2
     manifest = {
         "k": args.k,
         "params": args.params,
@@ -434,7 +487,12 @@ def main() -> int:
         parent.mkdir(parents=True, exist_ok=True)
         directory = Path()
     reuse = args.data and _manifest(directory) == manifest
-    need = 0 if reuse else int((args.k + 1) * args.params * 4 * 1.01) + 64 * 1024 * 1024
+    need = sum(
+        0
+        if reuse and (d == "f32" or _manifest(directory / d) == {**manifest, "dtype": d})
+        else int((args.k + 1) * args.params * DTYPES[d][1] * 1.01) + 64 * 1024 * 1024
+        for d in dtypes
+    )
     free = shutil.disk_usage(parent).free
     if free < need:
         print(
@@ -447,20 +505,32 @@ def main() -> int:
         directory = Path(tempfile.mkdtemp(prefix="fl-bench-", dir=parent))
     try:
         t0 = time.perf_counter()
-        if reuse:
-            model_bytes = (directory / "base.safetensors").stat().st_size
-            action = "reusing"
-        else:
-            (directory / "bench.json").unlink(missing_ok=True)
-            model_bytes = _write_files(
-                directory, args.k, args.params, args.tensors, seed=0, algorithm=args.digest
+        sizes: dict[str, int] = {}
+        for d in dtypes:
+            # float32's files where they always were (an earlier --data is reused), the
+            # others in a subdirectory named by the dtype, each with its own manifest.
+            where = directory if d == "f32" else directory / d
+            want = manifest if d == "f32" else {**manifest, "dtype": d}
+            where.mkdir(parents=True, exist_ok=True)
+            if args.data and _manifest(where) == want:
+                sizes[d] = (where / "base.safetensors").stat().st_size
+                action = "reusing"
+            else:
+                (where / "bench.json").unlink(missing_ok=True)
+                sizes[d] = _write_files(
+                    where, args.k, args.params, args.tensors, seed=0, algorithm=args.digest,
+                    dtype=d,
+                )  # fmt: skip
+                (where / "bench.json").write_text(json.dumps(want))
+                action = f"wrote in {time.perf_counter() - t0:.1f} s"
+            print(
+                f"{args.k} updates of {sizes[d] / 1e6:.1f} MB "
+                f"({args.params:,} {DTYPES[d][0]} in {args.tensors} tensors), {action}, "
+                f"in {where}"
             )
-            (directory / "bench.json").write_text(json.dumps(manifest))
-            action = f"wrote in {time.perf_counter() - t0:.1f} s"
+        model_bytes = sizes.get("f32", sizes[dtypes[0]] * 4 // DTYPES[dtypes[0]][1])
         print(
-            f"{args.k} updates of {model_bytes / 1e6:.1f} MB "
-            f"({args.params:,} float32 in {args.tensors} tensors), {action}, in {directory}"
-            f"; page cache: {cache}; "
+            f"page cache: {cache}; "
             f"{_cores()} cores, load average {os.getloadavg()[0]:.2f} before the runs"
         )
         plan = [
@@ -478,11 +548,29 @@ def main() -> int:
         ]
         skip = set(filter(None, args.skip.split(",")))
         plan = [(v, k) for v, k in dict.fromkeys(plan) if v not in skip]
+        # The other dtypes: the floor and the stream-* variants (load-all and Flower's
+        # arithmetic read float32 only), each after float32's, so a busy spell hits both.
+        plan = [
+            entry
+            for v, k in plan
+            for entry in (
+                ([(v, k)] if "f32" in dtypes else [])
+                + [
+                    (f"{v}[{d}]", k)
+                    for d in dtypes
+                    if d != "f32" and (v.startswith("stream-") or v == "floor")
+                ]
+            )
+        ]
         if args.against:
             plan = [
                 entry
                 for v, k in plan
-                for entry in ([(v, k), (v + _AGAINST, k)] if v.startswith("stream-") else [(v, k)])
+                for entry in (
+                    [(v, k), (v + _AGAINST, k)]
+                    if v.startswith("stream-") and "[" not in v
+                    else [(v, k)]
+                )
             ]
         for mode in ("warm", "cold") if cache == "both" else (cache,):
             # Whole plans back to back, so that a busy spell on the shared machine hits
@@ -498,6 +586,7 @@ def main() -> int:
                 + (": each file evicted before every run" if mode == "cold" else "")
             )
             _report(runs, model_bytes, args.k, k_robust)
+            _report_dtypes(runs, args.params, dtypes)
     finally:
         if not args.keep and not args.data:
             shutil.rmtree(directory, ignore_errors=True)
@@ -519,6 +608,38 @@ def _ordered(plan: list[tuple[str, int]], repeat: int) -> list[tuple[str, int]]:
     i, j = names.index(_PAIR[0]), names.index(_PAIR[1])
     out[i], out[j] = out[j], out[i]
     return out
+
+
+def _report_dtypes(
+    runs: dict[tuple[str, int], list[dict[str, Any]]], params: int, dtypes: list[str]
+) -> None:
+    """Each stream variant's best time, CPU and peak per dtype, against float32's."""
+    others = [d for d in dtypes if d != "f32"]
+    if not others:
+        return
+    print()
+    best = {key: min(rs, key=lambda r: r["seconds"]) for key, rs in runs.items() if rs}
+    for (v, kk), r in best.items():
+        if "[" in v or not (v.startswith("stream-") or v == "floor"):
+            continue
+        parts = []
+        for d in dtypes:
+            x = r if d == "f32" else best.get((f"{v}[{d}]", kk))
+            if x is None:
+                continue
+            part = (
+                f"{d} {x['seconds']:.2f} s ({x['seconds'] / r['seconds'] - 1:+.0%}), "
+                f"cpu {x['cpu']:.2f} s, peak {x['peak_above_baseline'] / params:.1f} B/element"
+            )
+            parts.append(part)
+        if "f32" not in dtypes:  # no float32 row: the listed dtypes side by side
+            parts = [
+                f"{d} {x['seconds']:.2f} s, cpu {x['cpu']:.2f} s, "
+                f"peak {x['peak_above_baseline'] / params:.1f} B/element"
+                for d in dtypes
+                if (x := best.get((f"{v}[{d}]", kk))) is not None
+            ]
+        print(f"{v} (K={kk}, {params:,} elements): " + "; ".join(parts))
 
 
 def _manifest(directory: Path) -> dict[str, Any] | None:
