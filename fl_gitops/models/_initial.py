@@ -94,7 +94,8 @@ def torch_checkpoint_to_tensors(
 ) -> dict[str, np.ndarray]:
     """Read a ``torch.save``'d state_dict with ``weights_only=True`` (no arbitrary unpickling).
 
-    Accepts a state_dict, or a dict holding one under ``state_dict``.
+    Accepts a state_dict, or a dict holding one under ``state_dict``. bfloat16 tensors
+    stay BF16; every other tensor becomes float32.
 
     Raises:
         InputError: the file is not a weights-only checkpoint of tensors.
@@ -113,10 +114,16 @@ def torch_checkpoint_to_tensors(
         or not all(isinstance(v, torch.Tensor) for v in obj.values())
     ):
         raise InputError(f"{source}: expected a state_dict (a dict of tensor name to tensor)")
-    return {
-        str(k): np.ascontiguousarray(v.detach().to(torch.float32).numpy())
-        for k, v in sorted(obj.items())
-    }
+    return {str(k): _numpy_of(v.detach(), torch) for k, v in sorted(obj.items())}
+
+
+def _numpy_of(t: Any, torch: Any) -> np.ndarray:
+    """A checkpoint's tensor as numpy: bfloat16 kept as BF16, its bits unchanged (a
+    bf16 model's round 0 is the model, not a float32 copy of twice the bytes); anything
+    else as float32."""
+    if t.dtype == torch.bfloat16:
+        return np.ascontiguousarray(t.contiguous().view(torch.int16).numpy()).view(BF16)
+    return np.ascontiguousarray(t.to(torch.float32).numpy())
 
 
 def checkpoint_model_bytes(
