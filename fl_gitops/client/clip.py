@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from fl_gitops.errors import FlGitopsError
+from fl_gitops.tensors import BF16, narrow, values_f64
 
 __all__ = ["clip_update", "update_norm"]
 
@@ -28,8 +29,22 @@ __all__ = ["clip_update", "update_norm"]
 _TRIES = 24
 
 
+def _is_floating(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind == "f" or dtype == BF16
+
+
 def _floating(update: Mapping[str, np.ndarray[Any, Any]]) -> list[str]:
-    return sorted(k for k, v in update.items() if np.asarray(v).dtype.kind == "f")
+    return sorted(k for k, v in update.items() if _is_floating(np.asarray(v).dtype))
+
+
+def _in_dtype(values: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> np.ndarray[Any, Any]:
+    """float64 values rounded once to ``dtype`` (BF16, which numpy cannot cast to, too)."""
+    return narrow(values) if dtype == BF16 else values.astype(dtype)
+
+
+def _unit_roundoff(dtypes: list[np.dtype[Any]]) -> float:
+    """The largest relative rounding step among ``dtypes`` (BF16 keeps 8 bits: 2^-8)."""
+    return max((2.0**-8 if d == BF16 else float(np.finfo(d).eps) / 2 for d in dtypes), default=0.0)
 
 
 def update_norm(
@@ -39,8 +54,8 @@ def update_norm(
     total = 0.0
     for name in _floating(update):
         d = (
-            np.asarray(update[name], dtype=np.float64).ravel()
-            - np.asarray(base[name], dtype=np.float64).ravel()
+            values_f64(np.asarray(update[name])).ravel()
+            - values_f64(np.asarray(base[name])).ravel()
         )
         total += float(np.dot(d, d))
     return math.sqrt(total)
@@ -70,14 +85,16 @@ def clip_update(
     if norm <= clip:
         return {k: update[k] for k in sorted(update)}, True
     names = _floating(update)
-    base64 = {k: np.asarray(base[k], dtype=np.float64) for k in names}
-    delta = {k: np.asarray(update[k], dtype=np.float64) - base64[k] for k in names}
+    dtypes = {k: np.asarray(update[k]).dtype for k in names}
+    base64 = {k: values_f64(np.asarray(base[k])) for k in names}
+    delta = {k: values_f64(np.asarray(update[k])) - base64[k] for k in names}
     scale = clip / norm
-    margin = 2.0**-40
+    # The first retry aims below C by a small part of the dtypes' own rounding step.
+    margin = _unit_roundoff(list(dtypes.values())) / 16
     for _ in range(_TRIES):
         out = {k: update[k] for k in sorted(update)}
         for k in names:
-            out[k] = (base64[k] + delta[k] * scale).astype(np.asarray(update[k]).dtype)
+            out[k] = _in_dtype(base64[k] + delta[k] * scale, dtypes[k])
         written = update_norm(out, base)
         if written <= clip:
             return out, False

@@ -25,7 +25,7 @@ from fl_gitops.errors import FlGitopsError, InputError, StoreError
 from fl_gitops.models import bytes_to_tensors, model_dims, tensors_to_bytes
 from fl_gitops.reports import ReportError, report_data
 from fl_gitops.store import ModelStore
-from fl_gitops.tensors import HeaderError
+from fl_gitops.tensors import BF16, HeaderError, narrow, values_f64, widen
 
 __all__ = [
     "CLUSTER_ENV",
@@ -62,10 +62,17 @@ def byzantine_update(
     if kind not in ("scale", "signflip"):
         raise ValueError(f"byzantine kind: expected scale or signflip, got {kind!r}")
     sign = 1.0 if kind == "scale" else -1.0
-    return {
-        k: (base[k] + sign * factor * (update[k] - base[k])).astype(np.float32)
-        for k in sorted(update)
-    }
+    out = {}
+    for k in sorted(update):
+        u, b = values_f64(update[k]), values_f64(base[k])
+        step = b + sign * factor * (u - b)
+        out[k] = narrow(step) if update[k].dtype == BF16 else step.astype(np.float32)
+    return out
+
+
+def _values(tensor: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A tensor's values for a check: a BF16 tensor's widened to float32 (exact)."""
+    return widen(tensor) if tensor.dtype == BF16 else tensor
 
 
 def _flatten_for_builtin(X: np.ndarray, in_features: int, source: str) -> np.ndarray:
@@ -160,7 +167,7 @@ def run_client(
     update = module_to_tensors(module)
     if tamper is not None:
         update = tamper(update, base)
-    bad = sorted(k for k, v in update.items() if not np.all(np.isfinite(v)))
+    bad = sorted(k for k, v in update.items() if not np.all(np.isfinite(_values(v))))
     if bad:
         raise FlGitopsError(
             f"{where}: training diverged: tensor {bad[0]} is not finite "

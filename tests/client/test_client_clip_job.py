@@ -6,6 +6,7 @@ the round config's ``dp`` errors, each naming the file and field."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -13,12 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from fl_gitops.aggregate.strategies._arith import squared_distance
+from fl_gitops.aggregate.strategies.dp import client_clip_bound
 from fl_gitops.client.clip import update_norm
 from fl_gitops.client.roundconfig import parse_round_config
 from fl_gitops.errors import InputError
-from fl_gitops.models import bytes_to_tensors, initial_model_bytes
+from fl_gitops.models import bytes_to_tensors, initial_model_bytes, tensors_to_bytes
 from fl_gitops.reports import ReportError, parse_report, report_data
 from fl_gitops.store import ModelStore
+from fl_gitops.tensors import BF16, narrow, values_f64
 
 MODEL = {"builtin": "mlp", "args": {"hidden": 32}, "seed": 0}
 DATA = {"builtin": "digits", "args": {}, "partition": {"kind": "iid", "seed": 7}}
@@ -46,11 +50,19 @@ def _config(store_uri: str, digest: str, dp: dict | None) -> dict:
     return cfg
 
 
-def _job(tmp: Path, dp: dict | None) -> tuple[float, dict[str, str], ModelStore, str]:
+def _bf16_model() -> bytes:
+    """Round 0's weights rounded to BF16: a BF16 global model."""
+    tensors = bytes_to_tensors(initial_model_bytes(MODEL, DATA))
+    return tensors_to_bytes({k: narrow(v) for k, v in tensors.items()})
+
+
+def _job(
+    tmp: Path, dp: dict | None, model: bytes | None = None
+) -> tuple[float, dict[str, str], ModelStore, str]:
     """Run the Job as its container does; the stored update's distance to the global
     model, the result file's data, the store and the global model's digest."""
     store = ModelStore.open(f"file://{tmp / 'store'}")
-    digest = store.put_model(initial_model_bytes(MODEL, DATA))
+    digest = store.put_model(initial_model_bytes(MODEL, DATA) if model is None else model)
     path = tmp / "round.json"
     path.write_text(json.dumps(_config(store.uri, digest, dp)))
     result = tmp / "result.json"
@@ -84,6 +96,34 @@ def test_the_job_clips_its_trained_update_to_the_rounds_clip_and_reports_the_bit
     assert loose == pytest.approx(free, rel=1e-9)  # the same seeded training, untouched
     assert data["unclipped"] == "true"
     assert parse_report(data).unclipped is True
+
+
+def test_a_bf16_models_job_trains_checks_and_clips_its_bf16_update(tmp_path):
+    # Before, the Job's finite check raised TypeError on BF16 arrays, and the clip skipped
+    # BF16 tensors (not dtype kind "f"), so the hub would have refused every update.
+    model = _bf16_model()
+    free, data, store, digest = _job(tmp_path / "free", None, model)
+    update = bytes_to_tensors(store.get_update(1, "cluster-002"))
+    assert {v.dtype for v in update.values()} == {BF16}
+    assert free > 0 and "unclipped" not in data
+
+    clip = free / 4
+    norm, data, store, digest = _job(
+        tmp_path / "tight", {"clipping": "client", "clipNorm": clip}, model
+    )
+    update = bytes_to_tensors(store.get_update(1, "cluster-002"))
+    base = bytes_to_tensors(store.get_model(digest))
+    assert {v.dtype for v in update.values()} == {BF16}
+    assert clip * (1 - 2**-6) < norm <= clip  # within BF16's rounding of the clip
+    # measured as the hub measures it: float64 over the widened values
+    hub = math.sqrt(
+        sum(
+            squared_distance(values_f64(update[k]).ravel(), values_f64(base[k]).ravel())
+            for k in base
+        )
+    )
+    assert hub <= client_clip_bound(clip)
+    assert data["unclipped"] == "false"
 
 
 def test_the_bit_is_reported_only_as_true_or_false_and_parsed_strictly():

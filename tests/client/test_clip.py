@@ -119,3 +119,21 @@ def test_a_float32_update_whose_first_scaled_bytes_land_just_over_the_clip_is_st
     assert not unclipped
     assert 0.5 * (1 - 1e-5) < update_norm(out, base) <= 0.5
     assert all(out[k].dtype == np.float32 for k in out)
+
+
+def test_a_bf16_update_is_measured_and_clipped_in_bf16():
+    # BF16 tensors are not numpy floats (opaque 2-byte elements): they were skipped, so a
+    # BF16 update measured 0 and went out unclipped, reported "within the clip".
+    from fl_gitops.tensors import BF16, narrow, values_f64
+
+    rng = np.random.default_rng(3)
+    base32 = rng.normal(0, 0.3, 4096)
+    base = {"w": narrow(base32)}
+    update = {"w": narrow(values_f64(base["w"]) + rng.normal(0, 0.05, 4096))}
+    assert update_norm(update, base) > 1.0
+
+    out, unclipped = clip_update(update, base, 0.5)
+
+    assert not unclipped
+    assert out["w"].dtype == BF16
+    assert 0.5 * (1 - 2**-6) < update_norm(out, base) <= 0.5
