@@ -101,13 +101,7 @@ def test_the_clip_moves_round_to_round_and_each_record_says_so(run):
 
 def _round_config(git_dir: Path, commit: str, cluster: str) -> dict:
     """The round config a cluster's Job reads, from its ManifestWork as of ``commit``."""
-    text = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "show", f"{commit}:{PATH}/works/{cluster}.yaml"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    work = yaml.safe_load(text)
+    work = _work(git_dir, commit, cluster)
     (config,) = (
         m["data"]["round.json"]
         for m in work["spec"]["workload"]["manifests"]
@@ -117,6 +111,7 @@ def _round_config(git_dir: Path, commit: str, cluster: str) -> dict:
 
 
 def _work(git_dir: Path, commit: str, cluster: str) -> dict:
+    """A cluster's ManifestWork as of ``commit``."""
     text = subprocess.run(
         ["git", "--git-dir", str(git_dir), "show", f"{commit}:{PATH}/works/{cluster}.yaml"],
         capture_output=True,
