@@ -170,7 +170,8 @@ class AggregateResult:
     """What a round produced.
 
     Attributes:
-        model: the new global model's safetensors bytes.
+        model: the new global model's safetensors bytes (a bytearray from a merge of
+            shards, assembled in place to hold the model once).
         digest: ``sha256:<hex>`` of ``model``.
         contributors: the clusters whose updates went into the model, sorted.
         weights: each contributor's weight, summing to 1.
@@ -180,7 +181,7 @@ class AggregateResult:
         record: a JSON-able account of the round, for the store and the round log.
     """
 
-    model: bytes
+    model: bytes | bytearray
     digest: str
     contributors: list[str]
     weights: dict[str, float]

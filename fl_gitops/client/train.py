@@ -112,7 +112,7 @@ def evaluate(
 
 
 def evaluate_bytes(
-    model_bytes: bytes,
+    model_bytes: bytes | bytearray,
     X: np.ndarray,
     y: np.ndarray,
     *,

@@ -252,7 +252,7 @@ def _updates(
     return updates, incomplete, rejected
 
 
-def _write_atomic(path: str, data: bytes) -> None:
+def _write_atomic(path: str, data: bytes | bytearray) -> None:
     try:
         write_atomic(path, data)
     except OSError as exc:

@@ -50,7 +50,7 @@ def tensors_to_bytes(tensors: Mapping[str, np.ndarray]) -> bytes:
     return serialize({k: np.ascontiguousarray(tensors[k]) for k in sorted(tensors)})
 
 
-def bytes_to_tensors(data: bytes) -> dict[str, np.ndarray]:
+def bytes_to_tensors(data: bytes | bytearray) -> dict[str, np.ndarray]:
     """Parse safetensors bytes into numpy arrays (never unpickles).
 
     Raises:

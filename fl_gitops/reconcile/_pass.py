@@ -566,7 +566,7 @@ def _body(record: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _evaluate(blueprint: Blueprint, model: bytes) -> dict[str, Any]:
+def _evaluate(blueprint: Blueprint, model: bytes | bytearray) -> dict[str, Any]:
     """Server-side evaluation on the held-out set, when torch is installed."""
     try:
         from fl_gitops.client.data import server_test_set

@@ -149,15 +149,16 @@ class Header:
         return {name: (t.dtype, t.shape) for name, t in self.tensors.items()}
 
 
-def _sniff(prefix: bytes) -> str | None:
-    if prefix[:2] in {b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"}:
+def _sniff(prefix: bytes | bytearray) -> str | None:
+    head = bytes(prefix[:4])  # a bytearray's slice is unhashable: no set lookup
+    if head[:2] in {b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05"}:
         return "it is a Python pickle, not safetensors (never unpickled)"
-    if prefix[:4] == b"PK\x03\x04":
+    if head == b"PK\x03\x04":
         return "it is a zip archive (torch.save?), not safetensors (never unpickled)"
     return None
 
 
-def parse_header(prefix: bytes, file_size: int) -> Header:
+def parse_header(prefix: bytes | bytearray, file_size: int) -> Header:
     """Parse and bounds-check a header from the file's first bytes.
 
     Args:
@@ -656,7 +657,7 @@ def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
         return {name: reader.read(name) for name in reader.header.tensors}
 
 
-def load_bytes(data: bytes) -> dict[str, np.ndarray[Any, Any]]:
+def load_bytes(data: bytes | bytearray) -> dict[str, np.ndarray[Any, Any]]:
     """Read every tensor from safetensors bytes (small files: strategy state, tests)."""
     header = parse_header(data, len(data))
     return {

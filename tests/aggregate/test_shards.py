@@ -541,3 +541,29 @@ def test_a_shard_refuses_its_own_file_changed_in_the_store_after_it_wrote_it(hos
     stats.write_text(json.dumps(doc, indent=1) + "\n")
     with pytest.raises(ShardDirError, match="not the bytes this shard wrote"):
         shards[0].reduce()
+
+
+def test_a_merge_holds_the_model_once_and_a_slice_beside_it(round_files, tmp_path):
+    """The merge assembles the model in place: its peak is the model and about one shard's
+    slice (collecting the slices and joining them held two models)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    n = 1 << 20  # a 4 MB float32 model, in 4 shards of about 1 MB
+    rf = round_files({"w": rng.normal(size=n).astype(np.float32)})
+    for c in ("a", "b"):
+        rf.add(c, {"w": rng.normal(size=n).astype(np.float32)})
+    out = tmp_path / "s"
+    cut = {"strategy": "fedavg", "chunk_elements": 1 << 16}  # 16 cells: 4 to a shard
+    run_phases(rf.base_path, rf.updates(), out, 4, **cut)
+    model_bytes = len(rf.base_bytes)
+
+    tracemalloc.start()
+    try:
+        merged = merge_shards([out])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert merged.model == aggregate_round(rf.base_path, rf.updates(), round=1, **cut).model
+    assert peak < 1.6 * model_bytes, (peak, model_bytes)
