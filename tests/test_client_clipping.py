@@ -49,9 +49,9 @@ def _blueprint(tmp: Path, *, shards: int = 1) -> Path:
     return path
 
 
-def _show(git_dir: Path, rel: str) -> str:
+def _show(git_dir: Path, rel: str, commit: str = "main") -> str:
     return subprocess.run(
-        ["git", "--git-dir", str(git_dir), "show", f"main:{PATH}/{rel}"],
+        ["git", "--git-dir", str(git_dir), "show", f"{commit}:{PATH}/{rel}"],
         capture_output=True,
         text=True,
         check=True,
@@ -112,13 +112,7 @@ def _round_config(git_dir: Path, commit: str, cluster: str) -> dict:
 
 def _work(git_dir: Path, commit: str, cluster: str) -> dict:
     """A cluster's ManifestWork as of ``commit``."""
-    text = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "show", f"{commit}:{PATH}/works/{cluster}.yaml"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return yaml.safe_load(text)
+    return yaml.safe_load(_show(git_dir, f"works/{cluster}.yaml", commit))
 
 
 def _round_config(work: dict) -> dict:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import yaml
 
+from fl_gitops.gitops import ConfigRepo
 from fl_gitops.hub import LocalHub
+from fl_gitops.reconcile import reconcile_once
 from fl_gitops.reports import report_data
 from fl_gitops.simulate import LocalPlayers, Players
 from fl_gitops.simulate._agent import LocalAgent, RoundWork
@@ -25,6 +29,7 @@ from fl_gitops.tensors import load_bytes, serialize
 
 if TYPE_CHECKING:
     from fl_gitops.client.roundconfig import RoundConfig
+    from fl_gitops.reconcile import PassResult
 
 EXP = "digits-small"
 PATH = f"experiments/{EXP}"
@@ -77,6 +82,20 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+def reconcile_pass(tmp: Path, remote: Path, fleet: Fleet) -> PassResult:
+    """One reconcile pass over the fleet's hub, from the clone ``tmp / "reconciler"``."""
+    repo = ConfigRepo.open(str(remote), branch="main", workdir=tmp / "reconciler")
+    return reconcile_once(repo, fleet.hub, path=PATH, now=datetime.now(UTC), sleep=lambda s: None)
+
+
+def round_record(remote: Path, round_: int = 1) -> dict[str, Any]:
+    """The round record the remote's main holds for ``round_``."""
+    record: dict[str, Any] = yaml.safe_load(
+        git(remote, "show", f"main:{PATH}/.history/round-{round_}.yaml")
+    )
+    return record
 
 
 def make_remote(tmp: Path, blueprint: str) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +17,12 @@ import pytest
 import yaml
 
 from fl_gitops.client.clip import clip_update, update_norm
-from fl_gitops.gitops import ConfigRepo
-from fl_gitops.reconcile import Aggregate, reconcile_once
+from fl_gitops.reconcile import Aggregate
 from fl_gitops.reports import report_data
 from fl_gitops.simulate._agent import RoundWork
 from fl_gitops.tensors import load_bytes, serialize
 
-from .fleet import PATH, Fleet, blueprint_text, git, make_remote
+from .fleet import PATH, Fleet, blueprint_text, git, make_remote, reconcile_pass, round_record
 
 CLUSTERS = ["cluster-a", "cluster-b", "cluster-c", "cluster-d"]
 CLIP = 0.5
@@ -47,15 +45,6 @@ def world(tmp_path: Path):
     remote = make_remote(tmp_path, text)
     fleet = Fleet(tmp_path, remote, store, CLUSTERS)
     return tmp_path, remote, fleet
-
-
-def _pass(tmp: Path, remote: Path, fleet: Fleet):
-    repo = ConfigRepo.open(str(remote), branch="main", workdir=tmp / "reconciler")
-    return reconcile_once(repo, fleet.hub, path=PATH, now=datetime.now(UTC), sleep=lambda s: None)
-
-
-def _record(remote: Path, round_: int = 1) -> dict:
-    return yaml.safe_load(git(remote, "show", f"main:{PATH}/.history/round-{round_}.yaml"))
 
 
 def _job(fleet: Fleet, work: RoundWork, *, clip: bool = True) -> tuple[dict[str, str], float]:
@@ -98,19 +87,19 @@ def _run(
 
 def test_the_bits_are_counted_recorded_and_the_next_clip_reaches_the_next_configs(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     configs = {w.cluster: w.config for w in fleet.sync()}
     assert {c.client_clip for c in configs.values()} == {CLIP}
     norms = _run(fleet)
     assert norms["cluster-a"] < CLIP < norms["cluster-b"]
-    result = _pass(tmp, remote, fleet)
+    result = reconcile_pass(tmp, remote, fleet)
     assert result.action == Aggregate(tuple(CLUSTERS), (), timed_out=False)
-    dp = _record(remote)["dp"]
+    dp = round_record(remote)["dp"]
     assert dp["clipping"] == "client"
     assert dp["clipNorm"] == CLIP
     assert "reportedUnclipped" not in dp  # who was clipped is not published
     kept = fleet.store.get_round_record(1)
-    assert (kept["attempt"], kept["model"]) == (1, _record(remote)["model"])
+    assert (kept["attempt"], kept["model"]) == (1, round_record(remote)["model"])
     assert kept["reportedUnclipped"] == {
         "cluster-a": True,
         "cluster-b": False,
@@ -130,10 +119,10 @@ def test_the_bits_are_counted_recorded_and_the_next_clip_reaches_the_next_config
 
 def test_a_report_without_the_bit_is_rejected_and_the_round_goes_on(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     _run(fleet, {"cluster-c": lambda data: {k: v for k, v in data.items() if k != "unclipped"}})
-    _pass(tmp, remote, fleet)
-    record = _record(remote)
+    reconcile_pass(tmp, remote, fleet)
+    record = round_record(remote)
     assert record["contributors"] == ["cluster-a", "cluster-b", "cluster-d"]
     assert record["rejected"] == {
         "cluster-c": (
@@ -147,10 +136,10 @@ def test_a_report_without_the_bit_is_rejected_and_the_round_goes_on(world):
 
 def test_a_bit_that_is_not_true_or_false_is_rejected_saying_what_was_expected(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     _run(fleet, {"cluster-b": lambda data: {**data, "unclipped": "yes"}})
-    _pass(tmp, remote, fleet)
-    record = _record(remote)
+    reconcile_pass(tmp, remote, fleet)
+    record = round_record(remote)
     assert "cluster-b" not in record["contributors"]
     reason = record["rejected"]["cluster-b"]
     assert reason.endswith('unclipped: expected "true" or "false"')
@@ -159,10 +148,10 @@ def test_a_bit_that_is_not_true_or_false_is_rejected_saying_what_was_expected(wo
 
 def test_an_update_farther_than_the_clip_is_refused_whatever_its_bit_says(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     norms = _run(fleet, no_clip=frozenset({"cluster-d"}))
-    _pass(tmp, remote, fleet)
-    record = _record(remote)
+    reconcile_pass(tmp, remote, fleet)
+    record = round_record(remote)
     assert record["contributors"] == ["cluster-a", "cluster-b", "cluster-c"]
     assert record["rejected"] == {
         "cluster-d": (

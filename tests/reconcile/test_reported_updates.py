@@ -9,19 +9,16 @@ the rest, or retries below quorum.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from fl_gitops.gitops import ConfigRepo
-from fl_gitops.reconcile import Aggregate, RetryRound, reconcile_once
+from fl_gitops.reconcile import Aggregate, RetryRound
 from fl_gitops.reports import report_data
 from fl_gitops.tensors import load_bytes, serialize
 
-from .fleet import PATH, Fleet, blueprint_text, git, make_remote
+from .fleet import Fleet, blueprint_text, git, make_remote, reconcile_pass, round_record
 
 CLUSTERS = ["cluster-a", "cluster-b", "cluster-c", "cluster-d"]
 RESULT = "fl-digits-small-r1-result"
@@ -33,15 +30,6 @@ def world(tmp_path: Path):
     remote = make_remote(tmp_path, blueprint_text(store))
     fleet = Fleet(tmp_path, remote, store, CLUSTERS)
     return tmp_path, remote, fleet
-
-
-def _pass(tmp: Path, remote: Path, fleet: Fleet):
-    repo = ConfigRepo.open(str(remote), branch="main", workdir=tmp / "reconciler")
-    return reconcile_once(repo, fleet.hub, path=PATH, now=datetime.now(UTC), sleep=lambda s: None)
-
-
-def _record(remote: Path, round_: int = 1) -> dict:
-    return yaml.safe_load(git(remote, "show", f"main:{PATH}/.history/round-{round_}.yaml"))
 
 
 def _run(fleet: Fleet, results: dict[str, dict[str, str] | None]) -> None:
@@ -60,11 +48,11 @@ def _run(fleet: Fleet, results: dict[str, dict[str, str] | None]) -> None:
 
 def test_a_succeeded_job_that_reported_nothing_is_rejected_and_the_round_goes_on(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     _run(fleet, {"cluster-b": None})
-    result = _pass(tmp, remote, fleet)
+    result = reconcile_pass(tmp, remote, fleet)
     assert result.action == Aggregate(tuple(CLUSTERS), (), timed_out=False)
-    record = _record(remote)
+    record = round_record(remote)
     assert record["contributors"] == ["cluster-a", "cluster-c", "cluster-d"]
     assert record["rejected"] == {
         "cluster-b": (
@@ -78,7 +66,7 @@ def test_a_bad_report_is_rejected_with_its_reason_and_none_of_its_bytes(tmp_path
     tmp, store = tmp_path, tmp_path / "store"
     remote = make_remote(tmp, blueprint_text(store, min_clusters=2))
     fleet = Fleet(tmp, remote, store, CLUSTERS)
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     digest = "sha256:" + "0" * 64
     _run(
         fleet,
@@ -87,8 +75,8 @@ def test_a_bad_report_is_rejected_with_its_reason_and_none_of_its_bytes(tmp_path
             "cluster-c": {**report_data(digest, 1, {}), "metrics": '{"x": "CLUSTER-BYTES"}'},
         },
     )
-    _pass(tmp, remote, fleet)
-    record = _record(remote)
+    reconcile_pass(tmp, remote, fleet)
+    record = round_record(remote)
     assert record["contributors"] == ["cluster-b", "cluster-d"]
     prefix = f"no valid result reported through the hub: result ConfigMap {RESULT}: "
     assert record["rejected"] == {
@@ -101,7 +89,7 @@ def test_a_bad_report_is_rejected_with_its_reason_and_none_of_its_bytes(tmp_path
 
 def test_weights_are_the_reported_num_examples_not_the_stores(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     _run(fleet, {})
     # a party with bucket access inflates cluster-d's num_examples in its metadata only
     meta_path = Path(fleet.store.uri.removeprefix("file://")) / "rounds/1/updates/cluster-d.json"
@@ -109,8 +97,8 @@ def test_weights_are_the_reported_num_examples_not_the_stores(world):
     honest = meta["num_examples"]
     meta["num_examples"] = 10**9
     meta_path.write_text(json.dumps(meta))
-    _pass(tmp, remote, fleet)
-    record = _record(remote)
+    reconcile_pass(tmp, remote, fleet)
+    record = round_record(remote)
     assert record["contributors"] == CLUSTERS
     examples = {"cluster-a": 100, "cluster-b": 110, "cluster-c": 120, "cluster-d": honest}
     total = sum(examples.values())
@@ -119,7 +107,7 @@ def test_weights_are_the_reported_num_examples_not_the_stores(world):
 
 def test_an_update_replaced_in_the_store_is_rejected_naming_both_digests(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     _run(fleet, {})
     # replaced by a valid-looking update, with metadata rewritten to match (bucket access)
     stored = fleet.store.read_update_meta(1, "cluster-a")
@@ -129,8 +117,8 @@ def test_an_update_replaced_in_the_store_is_rejected_naming_both_digests(world):
     keep = {k: v for k, v in stored.items() if k not in ("sha256", "round", "cluster")}
     replaced = fleet.store.put_update(1, "cluster-a", serialize(forged), keep)["sha256"]
     assert replaced != reported
-    _pass(tmp, remote, fleet)
-    record = _record(remote)
+    reconcile_pass(tmp, remote, fleet)
+    record = round_record(remote)
     assert record["contributors"] == ["cluster-b", "cluster-c", "cluster-d"]
     assert record["rejected"] == {
         "cluster-a": f"the store's update hashes to {replaced}, the hub reported {reported}"
@@ -139,9 +127,9 @@ def test_an_update_replaced_in_the_store_is_rejected_naming_both_digests(world):
 
 def test_below_quorum_for_want_of_reports_the_round_is_retried_saying_why(world):
     tmp, remote, fleet = world
-    _pass(tmp, remote, fleet)
+    reconcile_pass(tmp, remote, fleet)
     _run(fleet, {"cluster-a": None, "cluster-b": None})
-    result = _pass(tmp, remote, fleet)
+    result = reconcile_pass(tmp, remote, fleet)
     assert isinstance(result.action, RetryRound)
     assert (
         f"cluster-a: no valid result reported through the hub: result ConfigMap {RESULT}: "
