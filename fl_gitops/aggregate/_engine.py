@@ -246,6 +246,7 @@ def add_values(
         return add_weighted(segment, rows, weights, tmp, scales, base, distances, scratch)
     bad: set[int] = set()
     k = len(rows)
+    widened = all(r.dtype == BF16 for r in rows)  # then no row needs a staging copy
     for start in range(0, segment.size, BLOCK):
         stop = start + BLOCK
         parts = [
@@ -255,7 +256,17 @@ def add_values(
         b = None
         if base is not None:
             b = _widener.get(k, base[start:stop]) if base.dtype == BF16 else base[start:stop]
-        bad |= add_weighted(segment[start:stop], parts, weights, tmp, scales, b, distances, scratch)
+        bad |= add_weighted(
+            segment[start:stop],
+            parts,
+            weights,
+            tmp,
+            scales,
+            b,
+            distances,
+            scratch,
+            in_cache=widened,
+        )
     return bad
 
 

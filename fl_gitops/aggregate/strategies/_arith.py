@@ -46,6 +46,7 @@ def add_weighted(
     base: np.ndarray[Any, Any] | None = None,
     distances: list[float] | None = None,
     scratch: np.ndarray[Any, Any] | None = None,
+    in_cache: bool = False,
 ) -> set[int]:
     """``segment += wᵢ·ũᵢ`` for each row in order, one cache-sized block at a time.
 
@@ -58,10 +59,12 @@ def add_weighted(
             adds ``w·(s·u + (1 − s)·base)``, the factor applied in the base's own dtype.
         base: the global model's values there, needed when a row is clipped or measured.
         distances: if given, ``distances[i] += ‖rowᵢ − base‖²`` over these elements
-            (:func:`squared_distance_bound`, in ``scratch``), taken while each row's block
-            is still in cache from its sum: the influence bound's measure at the least
-            cost. The sum itself is not touched.
+            (:func:`squared_distance_bound`, in ``scratch``), taken as each row's block is
+            first read, so that its sum reads it from cache: the influence bound's measure
+            at the least cost. The sum itself is not touched.
         scratch: for ``distances``: see :func:`distance_scratch`.
+        in_cache: the rows are already cache-resident copies (BF16 blocks just widened):
+            no staging copy before the widening multiply.
 
     Returns:
         The indices of the floating rows that hold a NaN or an Inf. Once a block holds every
@@ -90,7 +93,7 @@ def add_weighted(
                     distances[i] += squared_distance_bound(
                         part, base[start : start + BLOCK], scratch
                     )
-                elif part.dtype != np.float64:
+                elif part.dtype != np.float64 and not in_cache:
                     part = _staged(part)
                 if s != 1.0:
                     assert base is not None
