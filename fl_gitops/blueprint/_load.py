@@ -228,6 +228,7 @@ def _cross_field_errors(
         )
     errors += _secret_env_errors(spec, doc)
     errors += _strategy_errors(spec, doc, written=written["spec"])
+    errors += _secure_aggregation_errors(spec, doc)
     return sorted(errors, key=lambda e: (e.line, e.column))
 
 
@@ -377,6 +378,95 @@ def _dp_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
                     f"delta {dp['delta']:g}); raise targetEpsilon or noiseMultiplier",
                 )
             ]
+    return []
+
+
+# Strategies whose combine is a weighted sum of the updates (then a server step on the
+# mean): the only ones a masked sum can feed. The robust ones need each update apart.
+SECURE_STRATEGIES = DP_INNER
+
+
+def _secure_aggregation_errors(spec: dict[str, Any], doc: Document) -> list[BlueprintError]:
+    """What secure aggregation cannot run with, and parameters it cannot run on: a
+    strategy that needs each update apart (the hub sees only their sum), sharded
+    aggregation, hub-side DP or a norm bound (both need each update in the clear), a
+    threshold above the fleet or at most half the holders, a grid under 4096 levels."""
+    from fl_gitops.secagg import SecAggParams
+
+    raw = spec["strategy"].get("secureAggregation")
+    if raw is None:
+        return []
+    where = ("spec", "strategy", "secureAggregation")
+    name = spec["strategy"]["name"]
+    if name not in SECURE_STRATEGIES:
+        return [
+            _error(
+                doc,
+                ("spec", "strategy", "name"),
+                f"strategy {name!r} cannot run with secureAggregation: it needs each "
+                "cluster's update apart, and the hub sees only their masked sum; expected "
+                f"one of {', '.join(SECURE_STRATEGIES)}, or no secureAggregation block",
+            )
+        ]
+    shards = spec["aggregation"]["shards"]
+    if shards > 1:
+        return [
+            _error(
+                doc,
+                ("spec", "aggregation", "shards"),
+                f"secureAggregation is not built for sharded aggregation (shards is {shards}): "
+                "the sum is unmasked in the reconcile pod; set shards: 1",
+            )
+        ]
+    if spec["strategy"].get("dp") is not None:
+        return [
+            _error(
+                doc,
+                ("spec", "strategy", "dp"),
+                "dp cannot run with secureAggregation: it clips each update on the hub (or "
+                "checks each cluster's clip), which needs each update in the clear; remove "
+                "one of the two blocks",
+            )
+        ]
+    if spec["store"].get("updateNormBound") is not None:
+        return [
+            _error(
+                doc,
+                ("spec", "store", "updateNormBound"),
+                "updateNormBound cannot be checked with secureAggregation: the hub never sees "
+                "an update in the clear; clipRange bounds each coordinate instead",
+            )
+        ]
+    sa = _filled(raw, where, "bits")
+    try:
+        params = SecAggParams(
+            threshold=sa["threshold"],
+            neighbours=sa["neighbours"],
+            clip_range=float(sa["clipRange"]),
+            bits=sa["bits"],
+        )
+    except InputError as exc:
+        field = str(exc).split(":", 1)[0].rsplit(".", 1)[-1]
+        at = (*where, field) if field in sa else where
+        return [_error(doc, at, str(exc).split(": ", 1)[-1])]
+    wanted = spec["placement"].get("numberOfClusters")
+    fleet = wanted if isinstance(wanted, int) and wanted > 0 else None
+    if fleet is not None and params.threshold > fleet:
+        return [
+            _error(
+                doc,
+                (*where, "threshold"),
+                f"threshold {params.threshold} is above placement.numberOfClusters {fleet}: "
+                "no round could rebuild a secret; expected at most the clusters placed",
+            )
+        ]
+    max_weight = spec["influence"]["numExamples"]["max"]
+    try:
+        # Without numberOfClusters the fleet is at least the threshold; each round checks
+        # its own grid again with its own count.
+        params.levels(fleet or params.threshold, max_weight)
+    except InputError as exc:
+        return [_error(doc, (*where, "bits"), str(exc).split(": ", 1)[-1])]
     return []
 
 
@@ -545,6 +635,15 @@ def _build(data: dict[str, Any], written: dict[str, Any], doc: Document, digest:
             name=strategy["name"],
             options=validate_options(strategy["name"], strategy.get("options") or {}),
             dp=dp,
+            secure_aggregation=(
+                None
+                if strategy.get("secureAggregation") is None
+                else _filled(
+                    strategy["secureAggregation"],
+                    ("spec", "strategy", "secureAggregation"),
+                    "bits",
+                )
+            ),
             effective_name=name,
             effective_options=options,
         ),

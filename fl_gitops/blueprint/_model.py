@@ -51,6 +51,8 @@ class Strategy:
     name: str
     options: dict[str, Any] = field(default_factory=dict)
     dp: dict[str, Any] | None = None
+    # spec.strategy.secureAggregation with bits filled: threshold, neighbours, clipRange.
+    secure_aggregation: dict[str, Any] | None = None
     effective_name: str = field(kw_only=True)
     effective_options: dict[str, Any] = field(kw_only=True)
 

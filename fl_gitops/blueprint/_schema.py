@@ -538,6 +538,49 @@ _INFLUENCE = _obj(
     description="Bounds on one cluster's influence on the global model (on by default).",
 )
 
+# SecAgg+ (Bell et al. 2020) through the loop: docs/privacy.md. The bounds here are the
+# library's (fl_gitops.secagg.SecAggParams); the loader checks what spans fields.
+_SECURE_AGGREGATION = _obj(
+    {
+        "threshold": _int(
+            2,
+            10_000,
+            description=(
+                "Shares that rebuild a cluster's mask secrets (t): more than half of "
+                "neighbours + 1, at most neighbours + 1; more than neighbours + 1 - t of a "
+                "cluster's holders dropping fails the round, with nothing unmasked."
+            ),
+        ),
+        "neighbours": _int(
+            1,
+            10_000,
+            description=(
+                "How many other clusters each one masks with and shares its secrets to (k); "
+                "k >= clusters - 1 is everyone."
+            ),
+        ),
+        "clipRange": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": (
+                "Each coordinate of an update's change from the global model is clipped to "
+                "[-clipRange, clipRange] before it is quantised and masked."
+            ),
+        },
+        "bits": _int(
+            16,
+            64,
+            default=64,
+            description="The masked sum is taken modulo 2^bits.",
+        ),
+    },
+    required=("threshold", "neighbours", "clipRange"),
+    description=(
+        "Secure aggregation (SecAgg+): the hub, the store and Git see only masked updates "
+        "and the survivors' sum."
+    ),
+)
+
 _AGGREGATION = _obj(
     {
         "shards": _int(
@@ -804,6 +847,7 @@ def _base_schema() -> dict[str, Any]:
                                     "Gaussian noise around the strategy."
                                 ),
                             ),
+                            "secureAggregation": _SECURE_AGGREGATION,
                         },
                         required=("name",),
                         default=_DEFAULT_STRATEGY,
