@@ -52,6 +52,7 @@ import numpy as np
 
 from fl_gitops import __version__
 from fl_gitops.aggregate import checks
+from fl_gitops.aggregate._blas import with_one_blas_thread
 from fl_gitops.aggregate.checks import Expectation, Limits, UpdateMeta
 from fl_gitops.aggregate.strategies import Plan
 from fl_gitops.aggregate.strategies import plan as make_plan
@@ -1039,6 +1040,7 @@ def _round_record(
     }
 
 
+@with_one_blas_thread
 def aggregate_round(
     base: str | os.PathLike[str] | bytes,
     updates: Iterable[Update | tuple[Any, ...]],
