@@ -46,6 +46,7 @@ before its slice, so its noise is the pod's whatever N, at the cost of drawing t
 
 from __future__ import annotations
 
+import array
 import bisect
 import contextlib
 import fnmatch
@@ -62,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from fl_gitops.aggregate import checks
+from fl_gitops.aggregate._blas import with_one_blas_thread
 from fl_gitops.aggregate._engine import (
     AggregateResult,
     NotEnoughUpdates,
@@ -75,7 +77,6 @@ from fl_gitops.aggregate._engine import (
     _stack_step,
     _state_dtype,
     _weighted_metrics,
-    load_state,
 )
 from fl_gitops.aggregate._ranges import (
     BlockCheckedFile,
@@ -89,6 +90,12 @@ from fl_gitops.aggregate._ranges import (
 )
 from fl_gitops.aggregate._ranges import local_path as _local_path
 from fl_gitops.aggregate._ranges import remote as _remote
+from fl_gitops.aggregate._subslice import (
+    StateViews,
+    StateWriter,
+    fold_elements,
+)
+from fl_gitops.aggregate._subslice import subslice_elements as subslice_for
 from fl_gitops.aggregate.checks import Expectation, Limits
 from fl_gitops.aggregate.strategies import plan as make_plan
 from fl_gitops.aggregate.strategies._arith import (
@@ -412,9 +419,13 @@ class Shard:
         chunk_elements: int = DEFAULT_CHUNK,
         opener: Callable[[str], RangeFile] = open_range,
         rejected: Mapping[str, str] | None = None,
+        subslice_elements: int | None = None,
+        fold_budget: int | None = None,
     ) -> None:
         if not 0 <= shard < of:
             raise InputError(f"shard {shard}/{of}: expected 0 <= I < N")
+        if subslice_elements is not None and subslice_elements < 1:
+            raise ValueError(f"a sub-slice needs at least one element, got {subslice_elements}")
         self.plan = make_plan(strategy, options)
         self.limits = limits or Limits()
         self.base_path = os.fspath(base)
@@ -431,11 +442,12 @@ class Shard:
             roster=checks.roster_set(list(roster) if roster is not None else None),
             limits=self.limits,
         )
-        self.prior = load_state(state, self.plan, header)
+        # Views into the prior state's bytes, read a sub-slice at a time (never the whole
+        # model's state in float64); the round itself never reads it (``job.state``).
+        self.prior = StateViews(state, self.plan, header)
         self.job = _Round(
-            self.base_path, self.base_digest, self.plan, expect, self.prior, seed,
-            chunk_elements, None,
-        )  # fmt: skip
+            self.base_path, self.base_digest, self.plan, expect, {}, seed, chunk_elements, None
+        )
         items = [u if isinstance(u, Update) else Update(*u) for u in updates]
         self.cands = self.job.candidates(items, check_update_file)
         self.checked = dict(self.job.rejected)
@@ -443,6 +455,11 @@ class Shard:
         self.chunk = chunk_elements
         self.splan = ShardPlan.of_header(header, of, chunk_elements)
         self.pieces = self.splan.pieces(shard)
+        slice_bytes = sum(p.size * header.tensors[p.name].np_dtype.itemsize for p in self.pieces)
+        self.subslice = subslice_elements or subslice_for(slice_bytes)
+        # Phase 1 folds the sum over the first ``fold`` elements of the slice (piece by
+        # piece), as many float64 values as the budget holds; the rest is read again.
+        self.fold = fold_elements(slice_bytes, fold_budget)
         self.out = os.fspath(out)
         self.opener = opener
         # The block lists phase 1 checked, by cluster: the combine's reads check against them.
@@ -557,6 +574,21 @@ class Shard:
         step = max(1, min(self.chunk, self.job.slot_bytes // info.np_dtype.itemsize))
         return min(BLOCK, step)
 
+    # Each phase that takes dot products (the exact distances, Krum's Gram product) runs on
+    # one BLAS thread, as ``aggregate_round`` does (``_blas``): a dot split across threads
+    # sums in another order, and the shards' distances must be the pod's to the bit.
+
+    def read_step(self) -> int:
+        """Phase 1's reads, in elements: the grid's chunk; for a folding combiner, whose
+        distance cells are at most ``BLOCK`` wide, the sub-slice when it is a power of two
+        from ``BLOCK`` up (a multiple of every cell: the same cells), so that what a read
+        holds beside the folded sum shrinks with a small slice as the walk does."""
+        sub = self.subslice
+        if self.folds and BLOCK <= sub < self.chunk and sub & (sub - 1) == 0:
+            return sub
+        return self.chunk
+
+    @with_one_blas_thread
     def stats(self) -> str:
         """Phase 1: check and measure this shard's slice of every update; hash its own.
 
@@ -569,7 +601,9 @@ class Shard:
         # A folding combiner's sum is built as the slices are read, over every candidate,
         # as one pod's pass does: kept when the reduce accepts them all, else rebuilt.
         if self.folds:
-            self.folded = {p.name: np.zeros(p.size, dtype=np.float64) for p in self.pieces}
+            self.folded = {
+                name: np.zeros(n, dtype=np.float64) for name, n in self._fold_sizes().items()
+            }
             self.folded_from = []
         # An update named by its block list is checked block by block as its slice is
         # read (``_ranges.open_checked``); one named by a digest of the whole file (or whose
@@ -603,7 +637,7 @@ class Shard:
                 if self.folds and doc["error"] is None:
                     self.folded_from.append(cand.cluster)
                 for name, values in mine.items():
-                    cells[f"{j}/{name}"] = np.array(values, dtype=np.float64)
+                    cells[f"{j}/{name}"] = np.frombuffer(values, dtype=np.float64)
         finally:
             base.close()
             for f in files:
@@ -615,6 +649,19 @@ class Shard:
         # Written last: its presence says the shard's phase 1 is complete.
         doc = {**self.ident(), "shard": self.shard, "candidates": self.names(), "updates": updates}
         return self.put("stats.json", _json_bytes(doc))
+
+    def _fold_sizes(self) -> dict[str, int]:
+        """Piece -> how many of its leading elements phase 1 folds (the slice's first
+        ``self.fold``, in piece order); a piece beyond the budget is not listed."""
+        out: dict[str, int] = {}
+        left = self.fold
+        for piece in self.pieces:
+            n = min(piece.size, left)
+            if n <= 0:
+                break
+            out[piece.name] = n
+            left -= n
+        return out
 
     def _open(self, cand: _Candidate) -> RangeFile | str:
         """A candidate's update file for range reads, checked block by block when it can
@@ -662,7 +709,7 @@ class Shard:
 
     def _stats_all(
         self, base: RangeFile, files: Sequence[RangeFile | str]
-    ) -> list[tuple[dict[str, Any], dict[str, list[float]]]]:
+    ) -> list[tuple[dict[str, Any], dict[str, array.array[float]]]]:
         """Every candidate's checks and distance cells over this shard's slice, chunk by
         chunk with the updates side by side: the global model's chunk is read once for all
         of them (not once per update), and each element of a folded sum still adds the
@@ -671,14 +718,15 @@ class Shard:
         docs: list[dict[str, Any]] = [
             {"digest": None, "bad": [], "error": None} for _ in self.cands
         ]
-        cells: list[dict[str, list[float]]] = [{} for _ in self.cands]
+        # Each cell a float64 in an array (a Python float in a list took 32 bytes).
+        cells: list[dict[str, array.array[float]]] = [{} for _ in self.cands]
         for j, f in enumerate(files):
             if isinstance(f, str):
                 docs[j]["error"] = f
         for piece in self.pieces:
             binfo = self.header.tensors[piece.name]
-            acc = self.folded[piece.name] if self.folded is not None else None
-            for start, count in _reads(piece, self.chunk):
+            acc = self.folded.get(piece.name) if self.folded is not None else None
+            for start, count in _reads(piece, self.read_step()):
                 b: np.ndarray[Any, Any] | None = None
                 tmp = np.empty(min(count, BLOCK), dtype=np.float64) if acc is not None else None
                 scratches: dict[int, np.ndarray[Any, Any]] = {}
@@ -696,14 +744,21 @@ class Shard:
                     except BlockMismatch:
                         doc["mismatch"] = True
                         continue
-                    if floating and piece.name not in doc["bad"] and not finite(values):
-                        doc["bad"].append(piece.name)
-                    if acc is not None and tmp is not None:
-                        seg = acc[start - piece.start : start - piece.start + count]
-                        add_weighted(seg, [values], [self.job.weight(cand)], tmp)
+                    if floating and piece.name not in doc["bad"]:
+                        with np.errstate(over="ignore", invalid="ignore"):  # Inf - Inf: caught
+                            ok = finite(values)
+                        if not ok:
+                            doc["bad"].append(piece.name)
+                    # Folded only within the budget's prefix of the piece.
+                    at = start - piece.start
+                    fold = 0 if acc is None else min(count, acc.size - at)
+                    if acc is not None and tmp is not None and fold > 0:
+                        seg = acc[at : at + fold]
+                        part = values if fold == count else values[:fold]
+                        add_weighted(seg, [part], [self.job.weight(cand)], tmp)
                     if not (self.measure and floating):
                         continue
-                    sums = cells[j].setdefault(piece.name, [])
+                    sums = cells[j].setdefault(piece.name, array.array("d"))
                     if b is None:
                         try:
                             b = _values(base, binfo, start, count)
@@ -740,6 +795,7 @@ class Shard:
 
     # ------------------------------------------------------------------ the reduce
 
+    @with_one_blas_thread
     def reduce(self) -> list[_Candidate]:
         """The accepted updates, from every shard's statistics, as the pod decides them."""
         docs = [self.load(i, "stats.json") for i in range(self.of)]
@@ -780,29 +836,43 @@ class Shard:
 
     # ------------------------------------------------------------------ Krum's partials
 
-    def _stack(self, cands: Sequence[_Candidate], piece: Piece, k: int) -> Iterator[Block]:
-        """Blocks of the piece on the pod's K x c grid, the updates side by side."""
+    def _stack(
+        self,
+        cands: Sequence[_Candidate],
+        piece: Piece,
+        k: int,
+        files: dict[str, RangeFile] | None = None,
+        base: RangeFile | None = None,
+    ) -> Iterator[Block]:
+        """Blocks of the piece on the pod's K x c grid, the updates side by side. Each
+        file is opened again here and closed at the end, unless it is taken from (and left
+        open in) ``files``; the global model likewise, unless ``base`` is given."""
         size = self.header.tensors[piece.name].size
         step = _stack_step(size, k, self.chunk)
-        files = [self._reread(c) for c in cands]
-        base = self.opener(self.base_path)
+        own_files, own_base = files is None, base is None
+        held: dict[str, RangeFile] = {} if files is None else files
+        reader = self.opener(self.base_path) if base is None else base
         binfo = self.header.tensors[piece.name]
         try:
+            handles = [self._file(c, held) for c in cands]
             for start in range(piece.start, piece.stop, step):
                 n = min(step, piece.stop - start)
                 view = np.empty((len(cands), n), dtype=np.float64)
-                for i, (c, f) in enumerate(zip(cands, files, strict=True)):
+                for i, (c, f) in enumerate(zip(cands, handles, strict=True)):
                     view[i] = _checked_values(c, f, c.header.tensors[piece.name], start, n)
 
                 def read_base(s: int = start, n: int = n) -> np.ndarray[Any, Any]:
-                    return _values(base, binfo, s, n)
+                    return _values(reader, binfo, s, n)
 
                 yield Block(Slice(piece.name, start, n), view, read_base)
         finally:
-            for f in files:
-                f.close()
-            base.close()
+            if own_files:
+                for f in held.values():
+                    f.close()
+            if own_base:
+                reader.close()
 
+    @with_one_blas_thread
     def partials(self, kept: list[_Candidate]) -> str | None:
         """Phase 2 (Krum): this shard's part of the combiner's statistics, one sum per run of
         ``chunk`` elements of a tensor (its blocks added in order), in model order: the
@@ -837,63 +907,85 @@ class Shard:
 
     # ------------------------------------------------------------------ phase 3
 
+    @with_one_blas_thread
     def combine(self, kept: list[_Candidate], choice: Choice) -> None:
-        """This shard's slice of the new model's data bytes, and of the new state."""
+        """This shard's slice of the new model's data bytes, and of the new state.
+
+        The slice is walked in sub-slices (``subslice_elements``, cut on a grid of that
+        many elements of each tensor, and where phase 1's fold ends): each one combined
+        in float64, finished, rounded and written (its state to a spool) before the next,
+        so that no float64 value of the slice outlives its sub-slice, but for phase 1's
+        folded prefix, which is used up (and freed piece by piece) as the walk passes it.
+        """
         contributors = [kept[i] for i in choice.keep]
         layout = Layout.plan({n: (t.np_dtype, t.shape) for n, t in self.header.tensors.items()})
-        states: dict[str, np.ndarray[Any, Any]] = {}
         choice = self._noise_from_here(choice)
+        folded = self.folded
+        if folded is not None and self.folded_from != [c.cluster for c in contributors]:
+            folded = None  # not the contributors' sum: rebuilt below by reading them again
+        self.folded = None
         h = hashlib.sha256()
         base = self.opener(self.base_path)
-        # The slice's bytes go out piece by piece as each is finished (hashed on the way),
-        # never all in memory beside the float64 sums they are made from.
+        # Each contributor's file, opened at its first read again and kept across the
+        # sub-slices: a block-checked file keeps the block the last read ended in, so the
+        # walk fetches (and checks) each block once, as one read of the slice would.
+        files: dict[str, RangeFile] = {}
         try:
-            with _put_stream(self.path(self.shard, "model.bin")) as sink:
-                for piece in self.pieces:
-                    self._finish_piece(piece, layout, contributors, choice, base, states, sink, h)
+            with StateWriter() as states:
+                with _put_stream(self.path(self.shard, "model.bin")) as sink:
+                    for piece in self.pieces:
+                        acc = folded.pop(piece.name, None) if folded is not None else None
+                        for sub in _subslices(piece, self.subslice, acc):
+                            # No name is bound to the values (a view into ``acc`` for a
+                            # folded sub-slice), so the piece's folded sum is freed with
+                            # ``acc``, before the next piece is read again.
+                            self._finish(
+                                sub, layout, choice,
+                                self._combined(contributors, choice, piece, sub, acc, base, files),
+                                base, states, sink, h,
+                            )  # fmt: skip
+                        del acc
+                meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
+                path = self.path(self.shard, "state.safetensors")
+                with _put_stream(path) as sink:
+                    self.wrote["state.safetensors"] = states.write_to(sink, meta)
         finally:
             base.close()
+            for f in files.values():
+                f.close()
         self.slice_digest = "sha256:" + h.hexdigest()
-        meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
-        self.put("state.safetensors", serialize(states, meta))
 
-    def _finish_piece(
+    def _finish(
         self,
-        piece: Piece,
+        sub: Piece,
         layout: Layout,
-        contributors: list[_Candidate],
         choice: Choice,
+        values: F64,
         base: RangeFile,
-        states: dict[str, np.ndarray[Any, Any]],
+        states: StateWriter,
         sink: Any,
         h: Any,
     ) -> None:
-        """One piece of the slice: combined, finished into the model's dtype, written."""
-        info = self.header.tensors[piece.name]
-        dtype = layout.entries[piece.name][0]
-        out = np.zeros(piece.size, dtype=dtype)
-        values = self._combined(contributors, choice, piece, base)
+        """One sub-slice's combined values finished into the model's dtype and written."""
+        info = self.header.tensors[sub.name]
+        dtype = layout.entries[sub.name][0]
+        out = np.empty(sub.size, dtype=dtype)
         bf16 = dtype == BF16
         prev = {
-            s: (
-                self.prior[f"{s}/{piece.name}"].reshape(-1)[piece.start : piece.stop]
-                if f"{s}/{piece.name}" in self.prior
-                else None
-            )
+            s: self.prior.values(f"{s}/{sub.name}", sub.start, sub.stop)
             for s in self.plan.state_names
         }
 
-        def read_base(p: Piece = piece, i: TensorInfo = info) -> F64:
+        def read_base(p: Piece = sub, i: TensorInfo = info) -> F64:
             return _values(base, i, p.start, p.size).astype(np.float64)
 
         # BF16: finished in float64 in place, then rounded once, as the pod does.
         into = values if bf16 else out
-        st = choice.finish(piece.name, values, into, _is_float(info.np_dtype), read_base, prev)
+        st = choice.finish(sub.name, values, into, _is_float(info.np_dtype), read_base, prev)
         if bf16:
             narrow_into(out, values)
         for s, arr in st.items():
-            states[f"{s}/{piece.name}"] = arr.astype(_state_dtype(info.np_dtype))
-        del values
+            states.add(s, sub.name, arr.reshape(-1).astype(_state_dtype(info.np_dtype)))
         raw = memoryview(out.view(np.uint8))  # type: ignore[arg-type]
         sink.write(raw)
         h.update(raw)
@@ -915,34 +1007,61 @@ class Shard:
         return replace(choice, rng=rng)
 
     def _combined(
-        self, contributors: list[_Candidate], choice: Choice, piece: Piece, base: RangeFile
+        self,
+        contributors: list[_Candidate],
+        choice: Choice,
+        piece: Piece,
+        sub: Piece,
+        acc: F64 | None,
+        base: RangeFile,
+        files: dict[str, RangeFile],
     ) -> F64:
-        binfo = self.header.tensors[piece.name]
-        folded = self.folded
-        if folded is not None and self.folded_from == [c.cluster for c in contributors]:
+        """One sub-slice's combined float64 values: phase 1's sum where it folded this
+        sub-slice (``acc``: the piece's folded prefix, exactly these contributors), else
+        the contributors read again and summed, or combined block by block."""
+        at = sub.start - piece.start
+        if acc is not None and at + sub.size <= acc.size:
             # Phase 1 summed exactly these updates, unclipped, by these weights.
             assert all(s == 1.0 for s in choice.scales)
-            return folded.pop(piece.name)
+            return acc[at : at + sub.size]
+        binfo = self.header.tensors[sub.name]
         if choice.linear:
-            acc = np.zeros(piece.size, dtype=np.float64)
-            tmp = np.empty(min(max(piece.size, 1), BLOCK), dtype=np.float64)
+            out = np.zeros(sub.size, dtype=np.float64)
+            tmp = np.empty(min(max(sub.size, 1), BLOCK), dtype=np.float64)
             for cand, w, s in zip(contributors, choice.weights, choice.scales, strict=True):
-                info = cand.header.tensors[piece.name]
-                f = self._reread(cand)
-                try:
-                    for start, count in _reads(piece, self.chunk):
-                        chunk = _checked_values(cand, f, info, start, count)
-                        b = _values(base, binfo, start, count) if s != 1.0 else None
-                        seg = acc[start - piece.start : start - piece.start + count]
-                        add_weighted(seg, [chunk], [w], tmp, [s], b)
-                finally:
-                    f.close()
-            return acc
-        out = np.empty(piece.size, dtype=np.float64)
-        for block in self._stack(contributors, piece, len(contributors)):
+                info = cand.header.tensors[sub.name]
+                f = self._file(cand, files)
+                for start, count in _reads(sub, self.chunk):
+                    chunk = _checked_values(cand, f, info, start, count)
+                    b = _values(base, binfo, start, count) if s != 1.0 else None
+                    seg = out[start - sub.start : start - sub.start + count]
+                    add_weighted(seg, [chunk], [w], tmp, [s], b)
+            return out
+        out = np.empty(sub.size, dtype=np.float64)
+        for block in self._stack(contributors, sub, len(contributors), files, base):
             sl = block.slice
-            out[sl.offset - piece.start : sl.offset - piece.start + sl.size] = choice.combine(block)
+            out[sl.offset - sub.start : sl.offset - sub.start + sl.size] = choice.combine(block)
         return out
+
+    def _file(self, cand: _Candidate, files: dict[str, RangeFile]) -> RangeFile:
+        """A contributor's file for the combine, opened again once (``_reread``)."""
+        f = files.get(cand.cluster)
+        if f is None:
+            f = files[cand.cluster] = self._reread(cand)
+        return f
+
+
+def _subslices(piece: Piece, size: int, folded: F64 | None) -> Iterator[Piece]:
+    """A piece in sub-slices of at most ``size`` elements, cut on a grid of ``size``
+    elements of its tensor and where its folded prefix (``folded``) ends."""
+    cut = piece.start + (0 if folded is None else folded.size)
+    pos = piece.start
+    while pos < piece.stop:
+        end = min(piece.stop, (pos // size + 1) * size)
+        if pos < cut < end:
+            end = cut
+        yield Piece(piece.name, pos, end)
+        pos = end
 
 
 def _shard_file(path: str) -> bytes:
@@ -1061,6 +1180,7 @@ def shard_combine(shard: Shard, kept: list[_Candidate], wait: Wait = poll_for) -
     return shard.put("decision.json", _json_bytes(decision))
 
 
+@with_one_blas_thread
 def aggregate_shard(
     base: str | os.PathLike[str],
     updates: Iterable[Update | tuple[Any, ...]],
@@ -1082,6 +1202,8 @@ def aggregate_shard(
     rejected: Mapping[str, str] | None = None,
     record_shortfall: bool = False,
     on_written: Callable[[str, str], None] | None = None,
+    subslice_elements: int | None = None,
+    fold_budget: int | None = None,
 ) -> str:
     """Run shard ``shard`` of ``of`` of a round, every phase, into the shared dir ``out``.
 
@@ -1099,6 +1221,12 @@ def aggregate_shard(
     the bytes it wrote (the Job's shard reports it through the hub as it ends: see
     ``hub.ShardJobState.messages``).
 
+    Memory: the combine walks the slice ``subslice_elements`` at a time (None: 2^20, or
+    fewer for a small slice, ``_subslice.subslice_elements``), and phase 1 folds
+    the sum only over the slice's first ``fold_budget`` bytes of float64 (None: twice the
+    slice's own bytes, ``_subslice.FOLD_SHARE``), the rest read again to combine it. Neither
+    changes a byte of the result, so the shards of one round need not agree on them.
+
     Returns:
         The path of this shard's decision file (or of its shortfall file).
 
@@ -1112,7 +1240,7 @@ def aggregate_shard(
         base, updates, strategy=strategy, round=round, shard=shard, of=of, out=out,
         options=options, state=state, roster=roster, limits=limits, seed=seed,
         base_digest=base_digest, chunk_elements=chunk_elements, opener=opener,
-        rejected=rejected,
+        rejected=rejected, subslice_elements=subslice_elements, fold_budget=fold_budget,
     )  # fmt: skip
     shard_stats(job)
     try:

@@ -1,11 +1,11 @@
 """A round aggregated in N shards by tensor slice gives one pod's bytes, rejections and record.
 
-Every strategy, N in {1, 2, 3, 7}, float32 and bfloat16 models, the updates in a shuffled
-order, and a round holding a NaN update, an update scaled by 1e30 and one whose bytes do not
-match its digest: the merge must give what ``aggregate_round`` gives, bit for bit. The grid
-is small (256 elements) so that the shards cut inside tensors; one test runs the default
-grid on a model with tensors larger than it. A shard reads only its slice of each update,
-counted read by read.
+Every strategy, N in {1, 2, 3, 7}, float32, float16 and bfloat16 models, the updates in a
+shuffled order, and a round holding a NaN update, an update scaled by 1e30 and one whose
+bytes do not match its digest: the merge must give what ``aggregate_round`` gives, bit for
+bit. The grid is small (256 elements) so that the shards cut inside tensors; one test runs
+the default grid on a model with tensors larger than it. A shard reads only its slice of
+each update, counted read by read. (``test_shards_subslices.py``: the same in sub-slices.)
 """
 
 from __future__ import annotations
@@ -72,6 +72,12 @@ def to_bf16(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {n: narrow(a) if a.dtype.kind == "f" else a for n, a in tensors.items()}
 
 
+def to_f16(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The float tensors rounded to float16 (x1e30 becomes Inf), the rest as they are."""
+    with np.errstate(over="ignore"):
+        return {n: a.astype(np.float16) if a.dtype.kind == "f" else a for n, a in tensors.items()}
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> RoundFiles:
     return hostile_round(tmp_path_factory.mktemp("shards"))
@@ -82,6 +88,11 @@ def hostile_bf16(tmp_path_factory) -> RoundFiles:
     return hostile_round(tmp_path_factory.mktemp("shards-bf16"), to_bf16)
 
 
+@pytest.fixture(scope="module")
+def hostile_f16(tmp_path_factory) -> RoundFiles:
+    return hostile_round(tmp_path_factory.mktemp("shards-f16"), to_f16)
+
+
 def run_shards(rf: RoundFiles, out: Path, of: int, **kwargs):
     """Every shard's phases in turn (as N pods would run them side by side), then the merge."""
     updates = rf.updates()
@@ -90,13 +101,13 @@ def run_shards(rf: RoundFiles, out: Path, of: int, **kwargs):
     return merge_shards([out])
 
 
-@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16"])
 @pytest.mark.parametrize("of", [1, 2, 3, 7])
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_every_strategy_and_shard_count_gives_one_pods_bytes(
     request, tmp_path, strategy, of, dtype
 ):
-    hostile = request.getfixturevalue("hostile" if dtype == "f32" else "hostile_bf16")
+    hostile = request.getfixturevalue("hostile" if dtype == "f32" else f"hostile_{dtype}")
     kwargs = {"strategy": strategy, "options": OPTIONS.get(strategy), "seed": 3}
     pod = aggregate_round(
         hostile.base_path, hostile.updates(), round=1, chunk_elements=GRID, **kwargs
