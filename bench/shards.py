@@ -6,6 +6,8 @@
     python bench/shards.py --preset robust       # the issue's FedMedian/Krum size: K=16 x 100 MB
     python bench/shards.py --skip-s3             # the local comparison only
     python bench/shards.py --rates               # per-core kernel rates, for the estimate
+    python bench/shards.py --preset fedavg --dtype f32,f16,bf16   # each dtype, same elements
+    python bench/shards.py --dtype f16 --fold-budget 0     # F16, phase 1 folding nothing
 
 Why: issue 12's targets for sharded aggregation are ratios measured in one run, the way a
 user meets them: whole processes (interpreter start-up and imports included), the page
@@ -19,6 +21,14 @@ Krum by default) and each repeat:
   ``fl_gitops.aggregate._shards.aggregate_shard`` (shard I of N) into one shared directory
   on the local disk, then one process running ``merge_shards`` on it; the wall time runs
   from the start of the N to the end of the merge.
+
+``--dtype f32,f16,bf16`` (default ``f32``) writes the same updates in each listed dtype
+(``bench/aggregate.py``'s files: F16 and BF16 rounded from the float32 values, the same
+element count, each dtype but float32 in a subdirectory named after it) and runs every
+strategy on each, its lines labelled with the dtype: a 16-bit shard cannot keep a float64
+sum of its whole slice under the memory target, so it folds only a prefix of it in phase 1
+and reads the rest again (``--fold-budget``: the float64 bytes a shard may fold, ``whole``
+for all of its slice as before, ``0`` for none; default the shard's own, twice its slice).
 
 Each child reports its own peak resident memory (``VmHWM`` of ``/proc/self/status`` at its
 end, imports included) and the time of its work alone. The memory target is compared with
@@ -73,6 +83,8 @@ from pathlib import Path
 from typing import IO, Any
 
 MB = 1e6
+# The dtypes --dtype knows, and their bytes per element (bench/aggregate.py's names).
+DTYPES = {"f32": 4, "f16": 2, "bf16": 2}
 OPTIONS: dict[str, dict[str, Any]] = {"krum": {"f": 1}}
 PRESETS: dict[str, tuple[int, int, str]] = {
     # name: K, float32 parameters, strategies
@@ -134,9 +146,12 @@ def worker(mode: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     strategy = spec["strategy"]
     options = dict(OPTIONS.get(strategy, {}))
     if strategy == "dp-fixed-clipping":
+        from fl_gitops.tensors import read_header
+
         # As bench/aggregate.py: the updates are about 0.01 * sqrt(params) from the base,
         # so this clips about half of them.
-        options["clipping_norm"] = 0.01 * (base.stat().st_size / 4) ** 0.5
+        params = sum(t.size for t in read_header(base).tensors.values())
+        options["clipping_norm"] = 0.01 * params**0.5
     start = time.perf_counter()
     digest = rejected = None
     if mode == "pod":
@@ -144,9 +159,11 @@ def worker(mode: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         digest, rejected = result.digest, result.rejected
     elif mode == "shard":
         try:
+            budget = spec.get("fold_budget")
             aggregate_shard(
                 base, updates, strategy=strategy, options=options, round=1,
                 shard=spec["index"], of=spec["of"], out=spec["out"],
+                fold_budget=(1 << 62) if budget == "whole" else budget,
             )  # fmt: skip
         except NotEnoughUpdates as exc:
             raise SystemExit(f"{exc}: {exc.rejected}") from None
@@ -492,7 +509,7 @@ def _classify(
 
 def _s3(
     directory: Path, k: int, of: int, strategies: list[str], work: Path,
-    local: Mapping[str, str | None],
+    local: Mapping[str, str | None], fold: int | str | None = None,
 ) -> None:  # fmt: skip
     """Upload the updates to moto, run the N shards on their s3:// URIs, count the bytes."""
     import s3fs
@@ -534,6 +551,8 @@ def _s3(
         for strategy in strategies:
             log.clear()
             spec = {**spec0, "k": k, "strategy": strategy, "keyword_ranges": patched}
+            if fold is not None:
+                spec["fold_budget"] = fold
             run = _sharded(spec, of, work, lambda i: _s3_env(endpoint, f"fl-shard-{i}"))
             same = run["digest"] == local.get(strategy)
             print(
@@ -666,14 +685,15 @@ def _warm(directory: Path) -> None:
 
 def _report(
     strategy: str, pods: list[dict[str, Any]], runs: list[dict[str, Any]],
-    model_bytes: int, of: int, idle_hwm: int,
+    model_bytes: int, of: int, idle_hwm: int, dtype: str = "f32",
 ) -> None:  # fmt: skip
     pod = min(pods, key=lambda r: r["wall"])
     run = min(runs, key=lambda r: r["wall"])
     pod_med = statistics.median(r["wall"] for r in pods)
     run_med = statistics.median(r["wall"] for r in runs)
     paired = statistics.median(b["wall"] / a["wall"] for a, b in zip(pods, runs, strict=True))
-    print(f"\n{strategy} (best of {len(pods)} interleaved runs; wall: whole processes)")
+    print(f"\n{strategy} [{dtype}] (best of {len(pods)} interleaved runs; wall: whole processes)")
+    strategy = f"{strategy} [{dtype}]"
     print(
         f"  one pod:           wall {pod['wall']:6.2f} s (median {pod_med:.2f}), "
         f"its work {pod['seconds']:.2f} s, peak {pod['hwm'] / MB:.1f} MB"
@@ -750,6 +770,19 @@ def main() -> int:
         help="print the per-core rates of the kernels a shard runs (for K = --k, default "
         "100) and exit: the divisors of docs/architecture.md's estimate",
     )
+    parser.add_argument(
+        "--dtype",
+        default="f32",
+        help="comma-separated dtypes of the models and updates (f32, f16, bf16; default "
+        "f32), each written with the same elements and run in turn",
+    )
+    parser.add_argument(
+        "--fold-budget",
+        default="default",
+        help="the float64 bytes a shard folds in phase 1: default (the shard's own: twice "
+        "its slice), whole (all of its slice, as before sub-slices), or a number of bytes "
+        "(0: none, every contributor's slice read again to combine it)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -781,6 +814,29 @@ def main() -> int:
         if value < least:
             print(f"{flag}: expected an integer >= {least}, got {value}", file=sys.stderr)
             return 2
+    dtypes = list(dict.fromkeys(d.strip() for d in args.dtype.split(",") if d.strip()))
+    unknown_dtypes = [d for d in dtypes if d not in DTYPES]
+    if unknown_dtypes or not dtypes:
+        print(
+            f"--dtype: {', '.join(unknown_dtypes) or 'nothing'}: expected f32, f16 or bf16",
+            file=sys.stderr,
+        )
+        return 2
+    fold: int | str | None = None
+    if args.fold_budget == "whole":
+        fold = "whole"
+    elif args.fold_budget != "default":
+        try:
+            fold = int(args.fold_budget)
+        except ValueError:
+            fold = -1
+        if fold < 0:
+            print(
+                f"--fold-budget: expected default, whole or a number of bytes >= 0, got "
+                f"{args.fold_budget!r}",
+                file=sys.stderr,
+            )
+            return 2
     from fl_gitops.aggregate.strategies import STRATEGIES
 
     for flag, names in (("--strategies", strategies), ("--s3-strategies", s3_strategies)):
@@ -807,14 +863,26 @@ def main() -> int:
     temporary = not args.data
     directory = Path(args.data or tempfile.mkdtemp(prefix="fl-bench-shards-"))
     directory.mkdir(parents=True, exist_ok=True)
-    old = helpers._manifest(directory)
-    # Cluster j's bytes depend only on the seed and the sizes, not on K: more files will do.
-    reuse = (
-        old is not None
-        and old["k"] >= k
-        and all(old[key] == manifest[key] for key in ("params", "tensors", "seed"))
+    # float32's files at the top (as before, and as bench/aggregate.py writes them), each
+    # other dtype's in a subdirectory named after it, with its own manifest.
+    dirs = {d: directory if d == "f32" else directory / d for d in dtypes}
+    wants = {d: manifest if d == "f32" else {**manifest, "dtype": d} for d in dtypes}
+
+    def reusable(d: str) -> bool:
+        old = helpers._manifest(dirs[d])
+        # Cluster j's bytes depend only on the seed and the sizes, not on K: more will do.
+        return (
+            old is not None
+            and old["k"] >= k
+            and old.get("dtype", "f32") == d
+            and all(old[key] == wants[d][key] for key in ("params", "tensors", "seed"))
+        )
+
+    reuse = {d: reusable(d) for d in dtypes}
+    need = sum(
+        0 if reuse[d] else int((k + 1) * params * DTYPES[d] * 1.01) + 64 * 1024 * 1024
+        for d in dtypes
     )
-    need = 0 if reuse else int((k + 1) * params * 4 * 1.01) + 64 * 1024 * 1024
     free = shutil.disk_usage(directory).free
     if free < need:
         print(
@@ -826,20 +894,30 @@ def main() -> int:
     work = Path(args.work) if args.work else directory.parent
     work.mkdir(parents=True, exist_ok=True)
     try:
-        t0 = time.perf_counter()
-        if reuse:
-            model_bytes = (directory / "base.safetensors").stat().st_size
-            action = "reusing"
-        else:
-            (directory / "bench.json").unlink(missing_ok=True)
-            model_bytes = helpers._write_files(directory, k, params, args.tensors, seed=0)
-            (directory / "bench.json").write_text(json.dumps(manifest))
-            action = f"wrote in {time.perf_counter() - t0:.1f} s"
-        _warm(directory)
+        model_bytes: dict[str, int] = {}
+        for d in dtypes:
+            t0 = time.perf_counter()
+            where = dirs[d]
+            where.mkdir(parents=True, exist_ok=True)
+            if reuse[d]:
+                model_bytes[d] = (where / "base.safetensors").stat().st_size
+                action = "reusing"
+            else:
+                (where / "bench.json").unlink(missing_ok=True)
+                model_bytes[d] = helpers._write_files(
+                    where, k, params, args.tensors, seed=0, dtype=d
+                )
+                (where / "bench.json").write_text(json.dumps(wants[d]))
+                action = f"wrote in {time.perf_counter() - t0:.1f} s"
+            _warm(where)
+            print(
+                f"{k} updates of {model_bytes[d] / MB:.1f} MB ({params:,} {d} in "
+                f"{args.tensors} tensors), {action}, in {where}"
+            )
         print(
-            f"{k} updates of {model_bytes / MB:.1f} MB ({params:,} float32 in {args.tensors} "
-            f"tensors), {action}, in {directory}; shards' dirs in {work}; page cache warm; "
-            f"{helpers._cores()} cores, load average {os.getloadavg()[0]:.2f} before the runs"
+            f"shards' dirs in {work}; page cache warm; {helpers._cores()} cores, load "
+            f"average {os.getloadavg()[0]:.2f} before the runs"
+            + ("" if fold is None else f"; shards fold {fold} bytes of float64 (--fold-budget)")
         )
         idles = []
         for _ in range(args.repeat):
@@ -851,25 +929,34 @@ def main() -> int:
             f"an idle child (start-up and the same imports, no work): "
             f"{min(s for s, _ in idles):.2f} s, peak {idle_hwm / MB:.1f} MB"
         )
-        pods: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
-        runs: dict[str, list[dict[str, Any]]] = {s: [] for s in strategies}
+        cases = [(d, st) for d in dtypes for st in strategies]
+        pods: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in cases}
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {c: [] for c in cases}
         for repeat in range(args.repeat):
-            for strategy in strategies:
-                spec = {"dir": str(directory), "k": k, "strategy": strategy}
+            for d, strategy in cases:
+                spec: dict[str, Any] = {"dir": str(dirs[d]), "k": k, "strategy": strategy}
+                if fold is not None:
+                    spec["fold_budget"] = fold
                 # In turn first, so that neither side always follows the same run.
                 for side in ("pod", "shards") if repeat % 2 == 0 else ("shards", "pod"):
                     if side == "pod":
-                        pods[strategy].append(_pod(spec))
+                        pods[(d, strategy)].append(_pod(spec))
                     else:
-                        runs[strategy].append(_sharded(spec, args.shards, work))
-        for strategy in strategies:
-            _report(strategy, pods[strategy], runs[strategy], model_bytes, args.shards, idle_hwm)
+                        runs[(d, strategy)].append(_sharded(spec, args.shards, work))
+        for d, strategy in cases:
+            _report(
+                strategy, pods[(d, strategy)], runs[(d, strategy)], model_bytes[d],
+                args.shards, idle_hwm, d,
+            )  # fmt: skip
         if not args.skip_s3:
-            local = {s: pods[s][0]["digest"] for s in strategies}
-            for s in s3_strategies:
-                if s not in local:
-                    local[s] = _pod({"dir": str(directory), "k": k, "strategy": s})["digest"]
-            _s3(directory, k, args.shards, s3_strategies, work, local)
+            for d in dtypes:
+                local = {s: pods[(d, s)][0]["digest"] for s in strategies}
+                for s in s3_strategies:
+                    if s not in local:
+                        local[s] = _pod({"dir": str(dirs[d]), "k": k, "strategy": s})["digest"]
+                if len(dtypes) > 1:
+                    print(f"\n== [{d}]")
+                _s3(dirs[d], k, args.shards, s3_strategies, work, local, fold)
         print(f"\nload average {os.getloadavg()[0]:.2f} after the runs")
     finally:
         if temporary:
