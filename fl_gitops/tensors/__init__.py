@@ -26,6 +26,7 @@ from fl_gitops.tensors._bf16 import (
     value_dtype,
     values_f64,
     widen,
+    widen_f16,
 )
 from fl_gitops.tensors._blocklist import BLOCK_BYTES, BlockList, BlockListError
 from fl_gitops.tensors._digest import (
@@ -110,5 +111,6 @@ __all__ = [
     "value_dtype",
     "values_f64",
     "widen",
+    "widen_f16",
     "write_atomic",
 ]

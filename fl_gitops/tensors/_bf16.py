@@ -29,6 +29,7 @@ __all__ = [
     "value_dtype",
     "values_f64",
     "widen",
+    "widen_f16",
 ]
 
 # Opaque 2-byte elements: a BF16 tensor's bytes, with no arithmetic of their own.
@@ -50,12 +51,40 @@ def value_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
 def widen(
     bits: np.ndarray[Any, Any], out: npt.NDArray[np.float32] | None = None
 ) -> npt.NDArray[np.float32]:
-    """BF16 values (or their uint16 bits) as float32: exact, NaN payloads and signs kept."""
+    """BF16 values (or their uint16 bits) as float32: exact, NaN payloads and signs kept.
+
+    float16 values are widened too (exactly, by :func:`widen_f16`), so that a caller can
+    widen every 16-bit tensor the same way."""
+    if bits.dtype == np.float16:
+        return widen_f16(bits, out)
     u16 = bits.view(np.uint16)
     if out is None:
         out = np.empty(u16.shape, dtype=np.float32)
     wide = out.view(np.uint32)
     np.left_shift(u16, 16, out=wide, dtype=np.uint32)
+    return out
+
+
+_f16_table: npt.NDArray[np.float32] | None = None
+
+
+def widen_f16(
+    values: np.ndarray[Any, Any], out: npt.NDArray[np.float32] | None = None
+) -> npt.NDArray[np.float32]:
+    """float16 values as float32, looked up in a table of all 65,536 (numpy's own casts).
+
+    numpy converts float16 element by element: its cast to float32 ran at 0.8 ns an element
+    here and a float16 subtraction at 5 ns (each operand converted, the result rounded back
+    to float16); a table look-up (256 KB, built once) runs at 0.7 ns and gives the same
+    float32 values, so arithmetic on float16 updates is done on these, at float32 speed.
+    """
+    global _f16_table
+    if _f16_table is None:
+        every = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16)
+        _f16_table = every.astype(np.float32)
+    if out is None:
+        out = np.empty(values.shape, dtype=np.float32)
+    np.take(_f16_table, values.view(np.uint16), out=out)
     return out
 
 
@@ -163,7 +192,7 @@ def narrow_into(
 
 
 class Widener:
-    """Per-thread reused float32 buffers for widening BF16 a block at a time.
+    """Per-thread reused float32 buffers for widening BF16 (or float16) a block at a time.
 
     ``get(i, bits)`` widens into buffer ``i`` (one per row read side by side), grown to the
     largest block asked for; a block is at most the summing block, so these stay small.

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fl_gitops.tensors._bf16 import widen_f16
+
 __all__ = [
     "BLOCK",
     "add_weighted",
@@ -32,6 +34,7 @@ __all__ = [
 ]
 
 F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 
 # The sum works in blocks this size (float64: 512 KB), so its temporary stays in cache.
 BLOCK = 1 << 16
@@ -93,8 +96,11 @@ def add_weighted(
                 # sum 28% slower than measuring first (24 rows of 2^22 float32 in blocks of
                 # 2^16, numpy 2 on this machine's AVX-512 cores; the same bytes either way).
                 if distances is not None:
-                    # squared_distance_bound, inlined: the same two operations.
-                    np.subtract(part, b, out=d)
+                    # squared_distance_bound, inlined: the same operations.
+                    if part.dtype == np.float16 or b.dtype == np.float16:
+                        _difference_f16(part, b, d)
+                    else:
+                        np.subtract(part, b, out=d)
                     distances[i] += float(np.dot(d, d))
                 elif part.dtype != np.float64 and not in_cache:
                     part = _staged(part)
@@ -170,8 +176,35 @@ def squared_distance_bound(
     those).
     """
     d = out[: chunk.size]
-    np.subtract(chunk, base, out=d)
+    if chunk.dtype == np.float16 or base.dtype == np.float16:
+        _difference_f16(chunk, base, d)
+    else:
+        np.subtract(chunk, base, out=d)
     return float(np.dot(d, d))
+
+
+def _difference_f16(chunk: np.ndarray[Any, Any], base: np.ndarray[Any, Any], d: F32) -> None:
+    """``d = chunk − base`` in float32, float16 operands widened exactly first.
+
+    numpy subtracts float16 in float16 (each element converted, the result rounded to 11
+    bits: the bound's distance was then good to about 1e-3, not 1e-6) and at a fifth of
+    float32's speed even with the result cast: widened by table and subtracted in float32,
+    the difference is exact and 3.5x cheaper (65,536 elements: 100 us against 344 us here).
+    """
+    if chunk.dtype == np.float16:
+        widen_f16(chunk, d)
+        chunk = d
+    if base.dtype == np.float16:
+        base = widen_f16(base, _f16_stage(base.size))
+    np.subtract(chunk, base, out=d)
+
+
+def _f16_stage(size: int) -> F32:
+    """This thread's reused float32 buffer for a widened float16 operand."""
+    buf: F32 | None = getattr(_stages, "f16", None)
+    if buf is None or buf.size < size:
+        buf = _stages.f16 = np.empty(size, dtype=np.float32)
+    return buf[:size]
 
 
 def distance_scratch(dtype: np.dtype[Any], size: int) -> np.ndarray[Any, Any]:
