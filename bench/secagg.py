@@ -3,6 +3,7 @@
     python bench/secagg.py                          # overhead, K=10 x 1M params, t=7, k=9
     python bench/secagg.py --params 100000 --dropped 3
     python bench/secagg.py --digits 30              # accuracy on digits after 30 rounds
+    python bench/secagg.py --loop 10                # through the loop: simulate, both ways
 
 Why: issue 13 asks what secure aggregation costs per round against plain FedAvg (time,
 bytes per cluster, passes over the model) and whether the model it makes learns as well
@@ -37,6 +38,15 @@ one aggregated by the plain weighted mean, one by secure aggregation of the same
 updates (each run trains from its own global model). Printed: both runs' held-out accuracy
 after each tenth of the rounds and the difference at the end (target: within 0.5 points).
 Needs torch (the train extra).
+
+``--loop R``: the per-round overhead through the loop itself: ``fl-gitops simulate`` of the
+shipped ``blueprints/digits-fedavg.yaml`` (K clusters, R rounds, ``minClusters`` t) run
+twice in one process, as written and with ``secureAggregation`` (t, k, ``--clip-range``),
+each in a fresh work dir under /dev/shm. Printed for each: wall seconds per round (the
+whole run over R: the extra commits, short Jobs and unmasking included), Jobs and
+reconcile commits per round, what each cluster writes to the store per round (a plain
+update, or its masked input, sealed shares and reveal), the last round's accuracy, and
+the ratios secure / plain. The first round's bootstrap (keys, share) is in the figures.
 """
 
 from __future__ import annotations
@@ -286,6 +296,83 @@ def digits(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _store_bytes(root: Path, kinds: tuple[str, ...]) -> int:
+    return sum(
+        p.stat().st_size
+        for p in root.rglob("*")
+        if p.is_file() and any(k in p.as_posix() for k in kinds)
+    )
+
+
+def loop(args: argparse.Namespace) -> int:
+    import json
+    import shutil
+    import subprocess
+    import tempfile
+
+    from fl_gitops.simulate import SimulationOptions, run_simulation
+
+    stock = (REPO / "blueprints" / "digits-fedavg.yaml").read_text()
+    stock = stock.replace("minClusters: 8 ", f"minClusters: {args.threshold} ")
+    stock = stock.replace("numberOfClusters: 10", f"numberOfClusters: {args.clusters}")
+    secure = stock.replace(
+        "    options: {}\n",
+        "    options: {}\n    secureAggregation: {"
+        f"threshold: {args.threshold}, neighbours: {args.neighbours}, "
+        f"clipRange: {args.clip_range}, bits: {args.bits}}}\n",
+    )
+    base = Path(tempfile.mkdtemp(prefix="fl-bench-secagg-", dir="/dev/shm"))
+    rows = {}
+    try:
+        for name, text in (("plain", stock), ("secure", secure)):
+            blueprint = base / f"{name}.yaml"
+            blueprint.write_text(text)
+            work = base / name
+            start = time.perf_counter()
+            report = run_simulation(
+                blueprint,
+                SimulationOptions(
+                    workdir=work, clusters=args.clusters, rounds=args.loop, plot=False
+                ),
+            )
+            seconds = time.perf_counter() - start
+            log = subprocess.run(
+                ["git", "--git-dir", str(work / "config-repo.git"), "log", "--format=%s"],
+                capture_output=True, text=True, check=True,
+            ).stdout.splitlines()  # fmt: skip
+            commits = sum(1 for line in log if line.startswith("fl("))
+            jobs = sum(1 for p in (work / "jobs").glob("*/*") if p.is_dir())
+            kinds = ("/updates/",) if name == "plain" else ("/aggregation/secagg-",)
+            sent = _store_bytes(work / "store", kinds)
+            rows[name] = {
+                "phase": report.phase,
+                "per_round_s": seconds / args.loop,
+                "jobs_per_round": jobs / args.loop / args.clusters,
+                "commits_per_round": commits / args.loop,
+                "bytes_per_cluster_round": sent / args.loop / args.clusters,
+                "accuracy": report.rounds[-1]["accuracy"] if report.rounds else None,
+            }
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    for name, row in rows.items():
+        print(
+            f"{name:>6}: {row['phase']}, {row['per_round_s']:.3f} s/round, "
+            f"{row['jobs_per_round']:.2f} Jobs/cluster/round, {row['commits_per_round']:.2f} "
+            f"commits/round, {row['bytes_per_cluster_round']:.0f} B/cluster/round to the "
+            f"store, accuracy {row['accuracy']:.4f}"
+        )
+    p, q = rows["plain"], rows["secure"]
+    print(
+        f"secure/plain: time {q['per_round_s'] / p['per_round_s']:.2f}x, Jobs "
+        f"{q['jobs_per_round'] / p['jobs_per_round']:.2f}x, commits "
+        f"{q['commits_per_round'] / p['commits_per_round']:.2f}x, store bytes "
+        f"{q['bytes_per_cluster_round'] / p['bytes_per_cluster_round']:.2f}x; accuracy "
+        f"{100 * (q['accuracy'] - p['accuracy']):+.2f} points"
+    )
+    print(json.dumps(rows, sort_keys=True))
+    return 0 if abs(q["accuracy"] - p["accuracy"]) <= 0.005 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clusters", type=int, default=10)
@@ -297,7 +384,10 @@ def main() -> int:
     parser.add_argument("--dropped", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--digits", type=int, default=0, help="rounds of the digits run")
+    parser.add_argument("--loop", type=int, default=0, help="rounds of the simulate runs")
     args = parser.parse_args()
+    if args.loop:
+        return loop(args)
     return digits(args) if args.digits else overhead(args)
 
 

@@ -18,6 +18,14 @@ the hub cannot measure itself once the update is clipped. That key is optional (
 without client clipping neither write it nor render its feedback rule); whether a round
 needs it is the reconcile pass's to say.
 
+With secure aggregation (``spec.strategy.secureAggregation``) each of a round's Jobs also
+reports ``secagg``: one compact JSON object (``SecAggReport``) with the phase it ran and
+what that phase made public: the cluster's share key, a mask key and the digest of the
+sealed shares it wrote to the store, or the digest of its reveal. Only the training phase
+reports ``digest`` (then the digest of the masked input in the store), ``numExamples`` and
+``metrics``; the other phases report ``secagg`` alone. Keys and digests are public values:
+what the channel adds is that the hub knows which cluster sent them.
+
 It imports nothing of fl_gitops but the digest pattern and the error root, so that the
 client, the hubs, the aggregation and ``verify`` can all use it. A parse failure says which
 value was wrong and what was expected, never what the value was: the values come from a
@@ -33,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fl_gitops.errors import FlGitopsError
-from fl_gitops.tensors._digest import UPDATE_DIGEST_PATTERN
+from fl_gitops.tensors._digest import UPDATE_DIGEST_PATTERN, is_digest
 
 __all__ = [
     "DIGEST_KEY",
@@ -47,12 +55,16 @@ __all__ = [
     "REPORT_KEYS",
     "RESULT_CONFIGMAP_ENV",
     "RESULT_FILE_ENV",
+    "SECAGG_KEY",
+    "SECAGG_PHASES",
     "UNCLIPPED_KEY",
     "HubReport",
     "ReportError",
+    "SecAggReport",
     "parse_report",
     "report_data",
     "result_name",
+    "secagg_report_data",
 ]
 
 # The result ConfigMap's data keys, which the rendered feedback rules use as their names.
@@ -64,7 +76,15 @@ REPORT_KEYS = (DIGEST_KEY, NUM_EXAMPLES_KEY, METRICS_KEY)
 # rendered only for those rounds): "true" when the update's distance to the global model
 # was at most the round's clip before the Job clipped it, else "false".
 UNCLIPPED_KEY = "unclipped"
-OPTIONAL_REPORT_KEYS = (UNCLIPPED_KEY,)
+# With secure aggregation: the phase's public values (``SecAggReport``), one JSON object.
+SECAGG_KEY = "secagg"
+OPTIONAL_REPORT_KEYS = (UNCLIPPED_KEY, SECAGG_KEY)
+#: A secure round's Jobs, in order: the experiment's share key (once), the round's mask
+#: key and sealed shares, training (masked input, and the next round's mask key and
+#: shares), the survivors' reveal.
+SECAGG_PHASES = ("keys", "share", "train", "reveal")
+_SECAGG_FIELDS = {"phase", "shareKey", "maskKey", "shares", "reveal"}
+MAX_SECAGG_BYTES = 1024
 _BITS = {"true": True, "false": False}
 
 # The Job's environment: the result ConfigMap as ``<namespace>/<name>`` (rendered), or a
@@ -87,17 +107,85 @@ class ReportError(ValueError, FlGitopsError):
 
 
 @dataclass(frozen=True)
+class SecAggReport:
+    """What one secure-aggregation Job made public (each None when its phase has none).
+
+    ``share_key``: the cluster's share key (X25519, hex), in every phase that knows it;
+    ``mask_key`` and ``shares``: a mask key's public half and the digest of the sealed
+    shares of it and of a self-mask seed (the ``share`` phase's, or in ``train`` the next
+    round's); ``reveal``: the digest of the reveal the ``reveal`` phase wrote.
+    """
+
+    phase: str
+    share_key: str | None = None
+    mask_key: str | None = None
+    shares: str | None = None
+    reveal: str | None = None
+
+    def to_text(self) -> str:
+        doc = {
+            "phase": self.phase,
+            "shareKey": self.share_key,
+            "maskKey": self.mask_key,
+            "shares": self.shares,
+            "reveal": self.reveal,
+        }
+        return json.dumps(
+            {k: v for k, v in doc.items() if v is not None}, sort_keys=True, separators=(",", ":")
+        )
+
+
+def _secagg(value: object) -> SecAggReport:
+    if not isinstance(value, str) or len(value) > MAX_SECAGG_BYTES:
+        raise ReportError(
+            f"{SECAGG_KEY}: expected a JSON object of at most {MAX_SECAGG_BYTES} bytes"
+        )
+    try:
+        raw = json.loads(value, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ReportError(f"{SECAGG_KEY}: not a JSON object") from None
+    if not isinstance(raw, dict) or not set(raw) <= _SECAGG_FIELDS:
+        raise ReportError(
+            f"{SECAGG_KEY}: expected an object of {', '.join(sorted(_SECAGG_FIELDS))}"
+        )
+    if raw.get("phase") not in SECAGG_PHASES:
+        raise ReportError(f"{SECAGG_KEY}.phase: expected one of {', '.join(SECAGG_PHASES)}")
+    for key, prefix, what in (
+        ("shareKey", "sha256:", "64 lowercase hex (an X25519 key)"),
+        ("maskKey", "sha256:", "64 lowercase hex (an X25519 key)"),
+        ("shares", "", "sha256: and 64 lowercase hex"),
+        ("reveal", "", "sha256: and 64 lowercase hex"),
+    ):
+        # A key is 64 lowercase hex, as a digest's hex part is: one pattern for both.
+        item = raw.get(key)
+        if item is not None and not (isinstance(item, str) and is_digest(prefix + item)):
+            raise ReportError(f"{SECAGG_KEY}.{key}: expected {what}")
+    if ("maskKey" in raw) != ("shares" in raw):
+        raise ReportError(f"{SECAGG_KEY}: maskKey and shares go together")
+    return SecAggReport(
+        phase=raw["phase"],
+        share_key=raw.get("shareKey"),
+        mask_key=raw.get("maskKey"),
+        shares=raw.get("shares"),
+        reveal=raw.get("reveal"),
+    )
+
+
+@dataclass(frozen=True)
 class HubReport:
     """One cluster's report for one round, as read back through the hub.
 
     ``unclipped`` is None when the cluster reported no clip bit (a round without
-    client-side clipping).
+    client-side clipping); ``secagg`` None without secure aggregation. A secure round's
+    phases other than training report ``secagg`` alone: ``digest`` is then empty and
+    ``num_examples`` 0.
     """
 
     digest: str
     num_examples: int
     metrics: dict[str, float] = field(default_factory=dict)
     unclipped: bool | None = None
+    secagg: SecAggReport | None = None
 
 
 def result_name(job: str) -> str:
@@ -112,9 +200,11 @@ def report_data(
     metrics: Mapping[str, float],
     *,
     unclipped: bool | None = None,
+    secagg: SecAggReport | None = None,
 ) -> dict[str, str]:
     """The result ConfigMap's ``data`` a client writes: three strings, each checked first,
-    and a fourth, ``unclipped``, when the round clips on the clusters (``unclipped`` given).
+    and a fourth, ``unclipped``, when the round clips on the clusters (``unclipped`` given),
+    and ``secagg`` with secure aggregation.
 
     Raises:
         ReportError: a value the hub side would refuse (so a client never reports one).
@@ -131,6 +221,19 @@ def report_data(
     }
     if unclipped is not None:
         data[UNCLIPPED_KEY] = "true" if unclipped else "false"
+    if secagg is not None:
+        data[SECAGG_KEY] = secagg.to_text()
+    parse_report(data)
+    return data
+
+
+def secagg_report_data(secagg: SecAggReport) -> dict[str, str]:
+    """The ``data`` of a secure round's Job that is not its training (``secagg`` alone).
+
+    Raises:
+        ReportError: as ``report_data``.
+    """
+    data = {SECAGG_KEY: secagg.to_text()}
     parse_report(data)
     return data
 
@@ -173,6 +276,11 @@ def parse_report(values: Mapping[str, object]) -> HubReport:
     Raises:
         ReportError: a value is missing, not a string, or outside the contract.
     """
+    secagg = None
+    if values.get(SECAGG_KEY) is not None:
+        secagg = _secagg(values.get(SECAGG_KEY))
+        if secagg.phase != "train":
+            return HubReport("", 0, {}, None, secagg)
     texts: dict[str, str] = {}
     for key in REPORT_KEYS:
         value = values.get(key)
@@ -195,4 +303,4 @@ def parse_report(values: Mapping[str, object]) -> HubReport:
         if not isinstance(bit, str) or bit not in _BITS:
             raise ReportError(f'{UNCLIPPED_KEY}: expected "true" or "false"')
         unclipped = _BITS[bit]
-    return HubReport(digest, int(count), _metrics(texts[METRICS_KEY]), unclipped)
+    return HubReport(digest, int(count), _metrics(texts[METRICS_KEY]), unclipped, secagg)

@@ -23,7 +23,7 @@ import numpy as np
 from fl_gitops.client.roundconfig import RoundConfig, load_round_config, parse_round_config
 from fl_gitops.errors import FlGitopsError, InputError, StoreError
 from fl_gitops.models import bytes_to_tensors, model_dims, tensors_to_bytes
-from fl_gitops.reports import ReportError, report_data
+from fl_gitops.reports import ReportError, report_data, secagg_report_data
 from fl_gitops.store import ModelStore
 from fl_gitops.tensors import BF16, HeaderError, narrow, values_f64, widen
 
@@ -121,6 +121,11 @@ def run_client(
         cfg = parse_round_config(config, source=source, cluster=env.get(CLUSTER_ENV) or None)
 
     where = f"{cfg.cluster} round {cfg.round}"
+    secure = None
+    if cfg.secure is not None:
+        from fl_gitops.client.secure import SecureSection
+
+        secure = SecureSection.parse(cfg.secure, source=cfg.source)
     store = ModelStore.from_env(cfg.store_uri, env)
     global_bytes = store.get_model(cfg.global_digest)  # verifies the digest
     try:
@@ -184,6 +189,24 @@ def run_client(
             update, unclipped = clip_update(update, base, cfg.client_clip)
         except FlGitopsError as exc:
             raise FlGitopsError(f"{where}: {exc}; no update written") from None
+    if secure is not None:
+        # Secure aggregation: only the masked input leaves the cluster, never the update.
+        from fl_gitops.client.secure import secure_train
+
+        try:
+            digest, secagg = secure_train(
+                cfg.experiment, cfg.cluster, secure, store, env, update, base, data.num_examples
+            )
+        except FlGitopsError as exc:
+            raise FlGitopsError(f"{where}: {exc}; no input written") from None
+        return {
+            "round": cfg.round,
+            "cluster": cfg.cluster,
+            "sha256": digest,
+            "num_examples": data.num_examples,
+            "metrics": {k: float(v) for k, v in sorted(metrics.items())},
+            "secagg": secagg,
+        }
     meta = {
         "experiment": cfg.experiment,
         "base_model": cfg.global_digest,
@@ -225,14 +248,28 @@ def run_client_file(
     if not path:
         raise InputError(f"no round config: pass --config PATH or set {CONFIG_ENV}")
     cfg = load_round_config(path, cluster=env.get(CLUSTER_ENV) or None)
-    record = run_client(cfg, environ=env, source=str(path), num_threads=num_threads)
     where = f"{cfg.cluster} round {cfg.round}"
+    if cfg.secure is not None and cfg.secure.get("phase") != "train":
+        # A secure round's short Job: keys, shares or the reveal; no training.
+        from fl_gitops.client.secure import SecureSection, run_secure_phase
+
+        section = SecureSection.parse(cfg.secure, source=cfg.source)
+        store = ModelStore.from_env(cfg.store_uri, env)
+        try:
+            secagg = run_secure_phase(cfg.experiment, cfg.cluster, section, store, env)
+            data = secagg_report_data(secagg)
+        except (FlGitopsError, ReportError) as exc:
+            raise FlGitopsError(f"{where}: secure aggregation, {section.phase}: {exc}") from None
+        reported_to = write_report(data, environ=env)
+        return {"round": cfg.round, "cluster": cfg.cluster, "reported_to": reported_to}
+    record = run_client(cfg, environ=env, source=str(path), num_threads=num_threads)
     try:
         data = report_data(
             str(record["sha256"]),
             int(record["num_examples"]),
             record.get("metrics") or {},
             unclipped=record.get("unclipped"),
+            secagg=record.get("secagg"),
         )
     except ReportError as exc:
         raise FlGitopsError(f"{where}: the update cannot be reported: {exc}") from None

@@ -90,6 +90,9 @@ class RoundConfig:
     source: str = "<round config>"
     # The round's clip when this cluster clips its own update (``dp.clipping: client``).
     client_clip: float | None = None
+    # With secure aggregation: the round's ``secureAggregation`` section (the phase and
+    # the record's public values), checked by ``client.secure`` where it is used.
+    secure: dict[str, Any] | None = None
 
     @property
     def fedprox_mu(self) -> float:
@@ -335,6 +338,9 @@ def parse_round_config(
         c.only(dp, "dp", {"clipping", "clipNorm"})
         c.choice(c.get(dp, "clipping", "dp"), "dp.clipping", ("client",))
         client_clip = c.number(c.get(dp, "clipNorm", "dp"), "dp.clipNorm", positive=True)
+    secure = None
+    if "secureAggregation" in doc:
+        secure = c.obj(doc["secureAggregation"], "secureAggregation")
     return RoundConfig(
         experiment=c.string(c.get(doc, "experiment", ""), "experiment"),
         round=c.integer(c.get(doc, "round", ""), "round", 1),
@@ -350,6 +356,7 @@ def parse_round_config(
         strategy_options=options,
         source=source,
         client_clip=client_clip,
+        secure=secure,
     )
 
 

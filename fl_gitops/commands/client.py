@@ -32,10 +32,21 @@ def run(args: argparse.Namespace) -> int:
     from fl_gitops.client import run_client_file
 
     record = run_client_file(args.config)
+    secagg = record.get("secagg")
+    if "num_examples" not in record:  # a secure round's short Job (keys, shares, reveal)
+        print(f"{record['cluster']} round {record['round']}: reported to {record['reported_to']}")
+        return 0
     metrics = record.get("metrics", {})
     shown = " ".join(
         f"{k}={metrics[k]:.4f}" for k in ("train_accuracy", "train_loss") if k in metrics
     )
+    if secagg is not None:
+        print(
+            f"{record['cluster']} round {record['round']}: trained on "
+            f"{record['num_examples']} examples, {shown}; masked input {record['sha256']}, "
+            f"reported to {record['reported_to']}"
+        )
+        return 0
     print(
         f"{record['cluster']} round {record['round']}: trained on {record['num_examples']} "
         f"examples from {record['base_model']}, {shown}; update {record['sha256']}, "

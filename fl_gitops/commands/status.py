@@ -100,7 +100,9 @@ def status_document(
     read = False
     if state is not None and state.phase == "Running" and roster:
         if hub is not None:
-            names = Names(blueprint.name, blueprint.namespace, state.round, state.attempt)
+            names = Names(
+                blueprint.name, blueprint.namespace, state.round, state.attempt, state.step
+            )
             statuses = hub.job_statuses(
                 work_name=names.work, job_name=names.job, clusters=roster, experiment=blueprint.name
             )

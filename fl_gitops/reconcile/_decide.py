@@ -113,6 +113,11 @@ def decide(seen: Observed) -> Action:
     finished = len(succeeded) + len(failed) == len(roster)
     timed_out = seen.elapsed_seconds >= blueprint.completion.timeout_seconds
     quorum = min(blueprint.completion.min_clusters, len(roster))
+    secure = blueprint.strategy.secure_aggregation
+    if secure is not None and state is not None and state.secagg == "reveal":
+        # The round's contributors are its survivors, fixed already; what the reveal needs
+        # is threshold holders of each secret, which the unmasking checks secret by secret.
+        quorum = min(int(secure["threshold"]), len(roster))
     if len(succeeded) == len(roster):
         return Aggregate(succeeded, failed, timed_out=False)
     if (finished or timed_out) and len(succeeded) >= quorum:
@@ -123,6 +128,8 @@ def decide(seen: Observed) -> Action:
             f"{' before the timeout' if timed_out else ''}, {len(failed)} failed; "
             f"quorum is {quorum}"
         )
+        if secure is not None and state is not None and state.secagg is not None:
+            why = f"secure aggregation, {state.secagg}: {why}; nothing unmasked"
         return below_quorum(seen, why)
     waiting = len(roster) - len(succeeded) - len(failed)
     return Wait(

@@ -34,7 +34,7 @@ from fl_gitops.gitops import (
     round_branch_name,
     round_trailers,
 )
-from fl_gitops.hub import Hub, JobState, ShardJobState, ShardRunner
+from fl_gitops.hub import ClusterStatus, Hub, JobState, ShardJobState, ShardRunner
 from fl_gitops.models import initial_model_bytes
 from fl_gitops.reconcile._decide import (
     Action,
@@ -60,6 +60,16 @@ from fl_gitops.reconcile._privacy import (
     round_options,
     spent_runs,
 )
+from fl_gitops.reconcile._secure import (
+    PhaseFailed,
+    after_round,
+    aggregate_sum,
+    next_phase,
+    round_account,
+    start_phase,
+    unmask_round,
+)
+from fl_gitops.reconcile._secure import params as secure_params
 from fl_gitops.reconcile._sharded import ShardsFailed, aggregate_sharded, collect_done_shard_dirs
 from fl_gitops.render import (
     Layout,
@@ -69,10 +79,12 @@ from fl_gitops.render import (
     plan_changes,
     read_roster,
     read_round_state,
+    read_secagg,
     render_experiment,
     yaml_document,
 )
 from fl_gitops.reports import UNCLIPPED_KEY, HubReport
+from fl_gitops.secagg._loop import SecAggRound
 from fl_gitops.store import ModelStore
 
 __all__ = ["PassHooks", "PassResult", "reconcile_once"]
@@ -150,6 +162,8 @@ class _Pass:
         self.finished_dir: tuple[ModelStore, int, str] | None = None
         # The previous round record's DP budget and adaptive clip, read by observe.
         self.prior = Prior()
+        # With secure aggregation: the round's record (secagg.yaml), read by observe.
+        self.secagg: SecAggRound | None = None
 
     # -- observing -----------------------------------------------------------------------
 
@@ -172,7 +186,8 @@ class _Pass:
         if state is None or state.phase == "Running":
             decided = tuple(self.hub.decided_clusters(blueprint.namespace, blueprint.name))
             if roster is not None and from_hub:
-                names = Names(blueprint.name, blueprint.namespace, *current)
+                step = state.step if state is not None else ""
+                names = Names(blueprint.name, blueprint.namespace, *current, step)
                 statuses = self.hub.job_statuses(
                     work_name=names.work,
                     job_name=names.job,
@@ -184,6 +199,9 @@ class _Pass:
         self.prior = Prior()
         if blueprint.strategy.dp:
             self.prior = read_prior(experiment_dir, current[0], self.layout)
+        self.secagg = None
+        if blueprint.strategy.secure_aggregation is not None:
+            self.secagg = read_secagg(experiment_dir)
         return blueprint, Observed(
             blueprint=blueprint,
             state=state,
@@ -210,7 +228,12 @@ class _Pass:
         blueprint, seen, action = self.plan(root)
         store = self.open_store(blueprint.store.uri)
         state = seen.state or self._initial_state(blueprint, store)
-        if isinstance(action, Aggregate):
+        if isinstance(action, Aggregate) and blueprint.strategy.secure_aggregation is not None:
+            secure = self._secure(root, blueprint, seen, state, action, store)
+            if isinstance(secure, Change):
+                return secure
+            action = secure
+        elif isinstance(action, Aggregate):
             action_or_result = self._aggregate(blueprint, seen, state, action, store)
             if isinstance(action_or_result, AggregateResult):
                 return self._advance(root, blueprint, seen, state, action, action_or_result)
@@ -238,6 +261,14 @@ class _Pass:
             self.result.message = action.reason
             self.result.shards = self.shards
             return None
+        if isinstance(action, StartRound) and blueprint.strategy.secure_aggregation is not None:
+            start = start_phase(blueprint, state, action.roster, self.secagg)
+            self._write(root, blueprint, start.state, start.roster, start.record)
+            self.result.message = f"round {state.round}: {start.message}"
+            body = "Roster: " + ", ".join(start.roster)
+            return self._change(
+                blueprint, f"fl({exp}): round {state.round} roster", start.state, body=body
+            )
         if isinstance(action, StartRound):
             state = self._clipped(blueprint, state)
             self._write(root, blueprint, state, action.roster)
@@ -251,13 +282,20 @@ class _Pass:
                 round=state.round, model_digest=state.model_digest, attempt=state.attempt + 1
             )
             retry = self._clipped(blueprint, retry)
-            self._write(root, blueprint, retry, action.roster)
+            roster = action.roster
+            if blueprint.strategy.secure_aggregation is not None:
+                # Fresh secrets for the new attempt: spent seeds and keys are never reused.
+                start = start_phase(blueprint, retry, action.roster, self.secagg)
+                self._write(root, blueprint, start.state, start.roster, start.record)
+                retry, roster = start.state, start.roster
+            else:
+                self._write(root, blueprint, retry, roster)
             self.result.message = f"round {state.round} retried: {action.reason}"
             return self._change(
                 blueprint,
                 f"fl({exp}): round {state.round} retry (attempt {retry.attempt})",
                 retry,
-                body=f"Below quorum: {action.reason}\nRoster: " + ", ".join(action.roster),
+                body=f"Below quorum: {action.reason}\nRoster: " + ", ".join(roster),
             )
         if isinstance(action, Finish):
             final = RoundState(
@@ -393,6 +431,13 @@ class _Pass:
             self._write(root, blueprint, final, ())
             subject = f"fl({exp}): round {state.round} -> completed"
             nxt = final
+        elif blueprint.strategy.secure_aggregation is not None:
+            assert self.secagg is not None
+            roster = seen.decided or tuple(seen.roster or ())
+            start = after_round(blueprint, self.secagg, roster, result.digest)
+            nxt = start.state
+            self._write(root, blueprint, nxt, start.roster, start.record)
+            subject = f"fl({exp}): round {state.round} -> {state.round + 1}"
         else:
             clip = None
             if clips_on_clusters(blueprint):
@@ -450,9 +495,93 @@ class _Pass:
             # What the round's noise was and the budget spent so far: the epsilon can be
             # recomputed from this record alone (reconcile/_privacy.py).
             record["dp"] = dp_record(blueprint, result.record.get("dp", {}), self.prior)
+        secure = result.record.get("secureAggregation")
+        if secure is not None:
+            record["secureAggregation"] = secure
         if blueprint.evaluation_server:
             record["evaluation"] = _evaluate(blueprint, result.model)
         return record
+
+    def _secure(
+        self,
+        root: Path,
+        blueprint: Blueprint,
+        seen: Observed,
+        state: RoundState,
+        action: Aggregate,
+        store: ModelStore,
+    ) -> Change | Action:
+        """A secure round's phase is over (``reconcile/_secure.py``): commit the next
+        phase, or, after the reveal, unmask the sum, aggregate it and move on as any round;
+        too few clusters fall through to the completion policy (retry or fail)."""
+        exp = blueprint.name
+        record = self.secagg
+        if record is None or (record.round, record.attempt, record.phase) != (
+            state.round,
+            state.attempt,
+            state.secagg,
+        ):
+            raise InputError(
+                f"{self.path}/{self.layout.secagg}: missing, or not round {state.round} attempt "
+                f"{state.attempt} phase {state.secagg} as the round state says"
+            )
+        try:
+            if record.phase != "reveal":
+                nxt = next_phase(blueprint, state, record, action.clusters, seen.statuses, store)
+                self._write(root, blueprint, nxt.state, nxt.roster, nxt.record)
+                self.result = PassResult(
+                    action=action, message=f"round {state.round}: {nxt.message}"
+                )
+                body = f"{nxt.message}\nRoster: " + ", ".join(nxt.roster)
+                if action.failed:
+                    body += "\nFailed: " + ", ".join(action.failed)
+                return self._change(
+                    blueprint,
+                    f"fl({exp}): round {state.round} secure aggregation: {nxt.state.secagg}",
+                    nxt.state,
+                    body=body,
+                )
+            unmasked = unmask_round(blueprint, state, record, action.clusters, seen.statuses, store)
+        except PhaseFailed as exc:
+            return below_quorum(seen, str(exc))
+        name, options = _strategy(blueprint)
+        self.hooks.after_aggregate()
+        result = aggregate_sum(blueprint, state, unmasked, store, strategy=name, options=options)
+        total = sum(unmasked.weights[c] for c in unmasked.survivors)
+        metrics: dict[str, float] = {}
+        for cluster in unmasked.survivors:
+            for key, value in record.metrics.get(cluster, {}).items():
+                metrics[key] = metrics.get(key, 0.0) + value * unmasked.weights[cluster] / total
+        account = round_account(record, unmasked, secure_params(blueprint))
+        result = dataclasses.replace(
+            result,
+            contributors=list(unmasked.survivors),
+            weights={c: unmasked.weights[c] / total for c in unmasked.survivors},
+            rejected={},
+            metrics=metrics,
+            record={
+                "num_examples": {
+                    c: int(record.survivors[c]["numExamples"]) for c in unmasked.survivors
+                },
+                "secureAggregation": account,
+            },
+        )
+        store.put_model(result.model)
+        if result.new_state is not None:
+            store.put_state(name, state.round, result.new_state)
+        self.hooks.after_model_written()
+        # The round's roster is U1 (who shared and was asked to train); its failures the
+        # clusters that dropped before their masked input was in (a failed reveal is
+        # covered by the threshold and counted in the record's secureAggregation).
+        action = dataclasses.replace(action, failed=unmasked.dropped)
+        statuses = {
+            c: ClusterStatus(c, JobState.FAILED, "dropped before its masked input", None)
+            for c in unmasked.dropped
+        }
+        for cluster in unmasked.survivors:
+            statuses[cluster] = ClusterStatus(cluster, JobState.SUCCEEDED, "survivor", None)
+        seen = dataclasses.replace(seen, roster=tuple(sorted(record.mask_keys)), statuses=statuses)
+        return self._advance(root, blueprint, seen, state, action, result)
 
     def _clipped(self, blueprint: Blueprint, state: RoundState) -> RoundState:
         """``state`` with the round's clip for the round configs when the clusters clip
@@ -465,9 +594,16 @@ class _Pass:
     # -- writing -------------------------------------------------------------------------
 
     def _write(
-        self, root: Path, blueprint: Blueprint, state: RoundState, roster: tuple[str, ...]
+        self,
+        root: Path,
+        blueprint: Blueprint,
+        state: RoundState,
+        roster: tuple[str, ...],
+        secagg: SecAggRound | None = None,
     ) -> None:
-        tree = render_experiment(blueprint, roster=roster, state=state, roster_source="hub")
+        tree = render_experiment(
+            blueprint, roster=roster, state=state, roster_source="hub", secagg=secagg
+        )
         apply_changes(root, tree, plan_changes(root, tree))
 
     def _change(

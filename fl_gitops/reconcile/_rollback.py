@@ -71,7 +71,17 @@ def rollback(repo: ConfigRepo, path: str, round_: int) -> PublishResult:
         again = RoundState(
             round=state.round, model_digest=state.model_digest, attempt=state.attempt + 1
         )
-        tree = render_experiment(blueprint, roster=roster, state=again, roster_source="hub")
+        secagg = None
+        if blueprint.strategy.secure_aggregation is not None:
+            # A new attempt of a secure round starts with fresh secrets (share keys kept).
+            from fl_gitops.reconcile._secure import start_phase
+            from fl_gitops.render import read_secagg
+
+            start = start_phase(blueprint, again, roster, read_secagg(exp))
+            again, roster, secagg = start.state, start.roster, start.record
+        tree = render_experiment(
+            blueprint, roster=roster, state=again, roster_source="hub", secagg=secagg
+        )
         apply_changes(root, tree, plan_changes(root, tree))
         return Change(
             message=f"fl({blueprint.name}): rollback to round {round_}",

@@ -11,7 +11,7 @@ from fl_gitops.render._shardjob import (
     shard_job_labels,
     shard_job_manifest,
 )
-from fl_gitops.render._state import RosterRecord, read_roster, read_round_state
+from fl_gitops.render._state import RosterRecord, read_roster, read_round_state, read_secagg
 from fl_gitops.render._write import Changes, apply_changes, diff_text, plan_changes
 from fl_gitops.render._yaml import YamlText, quote_scalar, yaml_block, yaml_document, yaml_inline
 
@@ -37,6 +37,7 @@ __all__ = [
     "quote_scalar",
     "read_roster",
     "read_round_state",
+    "read_secagg",
     "render_experiment",
     "shard_job_labels",
     "shard_job_manifest",

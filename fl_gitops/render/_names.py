@@ -22,6 +22,9 @@ class Names:
     namespace: str
     round: int
     attempt: int = 1
+    # A secure round's short Jobs (``keys``, ``share``, ``reveal``) have their own names;
+    # its training Job is named as any round's.
+    step: str = ""
 
     @property
     def placement(self) -> str:
@@ -37,7 +40,8 @@ class Names:
         """The round's Job (and its ConfigMap): new each round and each retry of a round,
         since a Job's pod template is immutable and a finished Job is never run again."""
         suffix = f"-a{self.attempt}" if self.attempt > 1 else ""
-        return f"fl-{self.experiment}-r{self.round}{suffix}"
+        step = f"-{self.step}" if self.step else ""
+        return f"fl-{self.experiment}-r{self.round}{suffix}{step}"
 
     @property
     def result(self) -> str:
@@ -55,6 +59,12 @@ class Names:
         """The Role (and RoleBinding) letting the Job write exactly its result ConfigMap:
         stable across rounds, its one resourceName moved to each round's ConfigMap."""
         return f"fl-{self.experiment}-report"
+
+    @property
+    def secagg_secret(self) -> str:
+        """The cluster's own Secret of secure aggregation (its share key, its next mask
+        key and seed): one per experiment, created empty by the work, filled by the Job."""
+        return f"fl-{self.experiment}-secagg"
 
     @property
     def round_state(self) -> str:
@@ -107,6 +117,7 @@ class Layout:
     roster: str = "roster.yaml"
     application: str = "argocd/application.yaml"
     history_dir: str = ".history"
+    secagg: str = "secagg.yaml"
 
     def history(self, round_: int) -> str:
         return f"{self.history_dir}/round-{round_}.yaml"
@@ -125,6 +136,7 @@ class Layout:
             self.preview,
             self.roster,
             self.application,
+            self.secagg,
         ) or (path.startswith(f"{self.works_dir}/") and path.endswith(".yaml"))
 
 

@@ -20,7 +20,7 @@ from fl_gitops.blueprint import Blueprint
 from fl_gitops.errors import RenderedObjectError, TemplateError
 from fl_gitops.render._names import Layout
 from fl_gitops.render._render import RenderedTree, RoundState, render_experiment
-from fl_gitops.render._state import read_roster, read_round_state
+from fl_gitops.render._state import read_roster, read_round_state, read_secagg
 
 __all__ = ["OfflineRender", "check_rendered_sample", "initial_round_state", "render_offline"]
 
@@ -103,10 +103,18 @@ def render_offline(
         # the hub is the truth: render what it committed, and drop the preview, so that
         # `render --check` in the config repo's CI agrees with the reconcile job's commits.
         roster, source, pages = list(committed.clusters), "hub", []
+    secagg = None if experiment_dir is None else read_secagg(experiment_dir)
+    if secagg is not None and (secagg.round, secagg.attempt, secagg.phase) != (
+        state.round,
+        state.attempt,
+        state.secagg,
+    ):
+        secagg = None  # another round's: this one starts from its first phase
     tree = render_experiment(
         blueprint,
         roster=roster,
         state=state,
+        secagg=secagg,
         roster_source=source,
         decision_pages=pages,
         blueprint_bytes=blueprint_bytes,
@@ -146,7 +154,12 @@ def check_rendered_sample(tree: RenderedTree, *, user_templates: bool = False) -
     sampled_work = False
     problems: list[str] = []
     for rel, data in tree.files.items():
-        own = (tree.layout.blueprint, tree.layout.roster, tree.layout.kustomization)
+        own = (
+            tree.layout.blueprint,
+            tree.layout.roster,
+            tree.layout.kustomization,
+            tree.layout.secagg,
+        )
         if any(rel == f"{tree.experiment_dir}/{name}" for name in own):
             continue
         if rel.startswith(works_prefix):

@@ -8,6 +8,7 @@ templates without being parsed back: at 10,000 clusters parsing is the slow part
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 from collections.abc import Mapping, Sequence
@@ -26,12 +27,21 @@ from fl_gitops.render._names import Layout, Names, model_uri
 from fl_gitops.render._size import check_work_sizes
 from fl_gitops.render._stamp import stamped_works
 from fl_gitops.render._yaml import YamlText, yaml_document
-from fl_gitops.reports import REPORT_KEYS, RESULT_CONFIGMAP_ENV, UNCLIPPED_KEY
+from fl_gitops.reports import (
+    REPORT_KEYS,
+    RESULT_CONFIGMAP_ENV,
+    SECAGG_KEY,
+    SECAGG_PHASES,
+    UNCLIPPED_KEY,
+)
+from fl_gitops.secagg._loop import SecAggRound, params_of
 
 __all__ = ["BOOTSTRAP_DIR", "RenderedTree", "RoundState", "render_experiment"]
 
 BOOTSTRAP_DIR = "bootstrap"
 _ROUND_CONFIG_PATH = "/etc/fl-gitops/round/round.json"
+# The cluster's secure-aggregation Secret, as the Job finds it (client/secure.py reads it).
+SECAGG_SECRET_ENV = "FL_SECAGG_SECRET"
 # Where the reconcile CronJob mounts the signing key's Secret.
 SIGNING_DIR = "/etc/fl-gitops/signing"
 PHASES = ("Running", "Completed", "Failed")
@@ -53,6 +63,13 @@ class RoundState:
     message: str = ""
     attempt: int = 1
     clip_norm: float | None = None
+    # With secure aggregation: the round's phase (``reports.SECAGG_PHASES``), None otherwise.
+    secagg: str | None = None
+
+    @property
+    def step(self) -> str:
+        """The Job name's suffix of the phase: a secure round's short Jobs have their own."""
+        return self.secagg if self.secagg in ("keys", "share", "reveal") else ""
 
     def __post_init__(self) -> None:
         if self.round < 1:
@@ -63,6 +80,8 @@ class RoundState:
             raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
         if self.clip_norm is not None and not 0 < self.clip_norm < float("inf"):
             raise ValueError(f"clip_norm must be a finite number > 0, got {self.clip_norm!r}")
+        if self.secagg is not None and self.secagg not in SECAGG_PHASES:
+            raise ValueError(f"secagg must be one of {SECAGG_PHASES}, got {self.secagg!r}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,7 @@ def render_experiment(
     template_dir: str | Path | None = None,
     bootstrap: bool = False,
     health_checks: Mapping[str, str] | None = None,
+    secagg: SecAggRound | None = None,
 ) -> RenderedTree:
     """Render the experiment tree.
 
@@ -117,6 +137,8 @@ def render_experiment(
         template_dir: the user's templates, overriding shipped ones by name.
         bootstrap: also render the hub bootstrap under ``bootstrap/``.
         health_checks: argocd-cm keys to Lua scripts, for the bootstrap.
+        secagg: with secure aggregation, the round's record (``secagg.yaml``), whose
+            public values each round config carries; None renders the first phase's.
 
     Raises:
         TemplateError: a template failed (names the template and line).
@@ -125,8 +147,24 @@ def render_experiment(
     """
     env = make_env(template_dir)
     layout = Layout()
-    names = Names(blueprint.name, blueprint.namespace, state.round, state.attempt)
+    secure = blueprint.strategy.secure_aggregation
+    if secure is not None and state.phase == "Running" and state.secagg is None:
+        state = dataclasses.replace(state, secagg="keys")  # a secure experiment's first Job
+    names = Names(blueprint.name, blueprint.namespace, state.round, state.attempt, state.step)
     roster = tuple(sorted(set(roster)))
+    if secure is not None and state.phase == "Running":
+        if secagg is None:
+            secagg = SecAggRound(state.round, state.attempt, state.secagg or "keys")
+        if (secagg.round, secagg.attempt, secagg.phase) != (
+            state.round,
+            state.attempt,
+            state.secagg,
+        ):
+            raise TemplateError(
+                f"secagg.yaml is round {secagg.round} attempt {secagg.attempt} phase "
+                f"{secagg.phase}, the round state round {state.round} attempt "
+                f"{state.attempt} phase {state.secagg}"
+            )
     root = blueprint.gitops.path
     files: dict[str, bytes] = {}
     ctx = _shared_context(blueprint, names, state)
@@ -144,7 +182,19 @@ def render_experiment(
     if state.phase == "Running":
         work_template = _template(env, "manifestwork.yaml.j2")
         report = _report_context(blueprint, names)
-        config_text = _round_config_text(_round_config_base(blueprint, state), len(roster))
+        base = _round_config_base(blueprint, state)
+        if secure is not None:
+            assert secagg is not None
+            section = secagg.config_section(params_of(secure), blueprint.influence.max_num_examples)
+            section["final"] = state.round >= blueprint.rounds
+            base["secureAggregation"] = section
+            put(
+                layout.secagg,
+                yaml_document(
+                    {"apiVersion": API_VERSION, "kind": "SecAggRound", **secagg.to_json()}
+                ),
+            )
+        config_text = _round_config_text(base, len(roster))
         client_env = _ClientEnv(blueprint, names)
 
         def render_work(cluster: str, index: int) -> str:
@@ -179,6 +229,9 @@ def render_experiment(
             "source": roster_source,
             "clusters": list(roster),
         }
+        if state.secagg is not None:
+            # Each phase's commit rewrites the roster: the phase's timeout starts there.
+            record["step"] = state.secagg
         put(layout.roster, yaml_document(record))
     if decision_pages:
         put(layout.preview, "---\n".join(yaml_document(page) for page in decision_pages))
@@ -308,6 +361,7 @@ def _shared_context(blueprint: Blueprint, names: Names, state: RoundState) -> di
             "globalModelUri": model_uri(blueprint.store.uri, state.model_digest),
             "blueprintDigest": blueprint.digest,
             **({} if state.clip_norm is None else {"clipNorm": repr(float(state.clip_norm))}),
+            **({} if state.secagg is None else {"secureAggregation": state.secagg}),
         },
         "reconcile": {
             "schedule": blueprint.reconcile.schedule,
@@ -387,7 +441,10 @@ def _report_context(blueprint: Blueprint, names: Names) -> dict[str, Any]:
     """What the work needs for the authenticated channel: the result ConfigMap, the Job's
     ServiceAccount (the blueprint's, or one rendered for it), the Role that lets it write
     that one ConfigMap, and a feedback rule per reported key."""
+    secure = blueprint.strategy.secure_aggregation is not None
     return {
+        "secure": secure,
+        "secret": YamlText(names.secagg_secret),
         "result": YamlText(names.result),
         "account": blueprint.client.get("serviceAccountName") or YamlText(names.client_account),
         "reporter": YamlText(names.reporter),
@@ -401,6 +458,8 @@ def _report_keys(blueprint: Blueprint) -> tuple[str, ...]:
     dp = blueprint.strategy.dp
     if dp and dp.get("clipping") == "client":
         return (*REPORT_KEYS, UNCLIPPED_KEY)
+    if blueprint.strategy.secure_aggregation is not None:
+        return (*REPORT_KEYS, SECAGG_KEY)
     return REPORT_KEYS
 
 
@@ -423,6 +482,13 @@ class _ClientEnv:
                 "value": f"{blueprint.client['namespace']}/{names.result}",
             },
         ]
+        if blueprint.strategy.secure_aggregation is not None:
+            self._head.append(
+                {
+                    "name": SECAGG_SECRET_ENV,
+                    "value": f"{blueprint.client['namespace']}/{names.secagg_secret}",
+                }
+            )
         self._tail = [
             {"name": "FL_EXPERIMENT", "value": blueprint.name},
             {"name": "FL_ROUND", "value": str(names.round)},

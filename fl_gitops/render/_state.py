@@ -15,8 +15,10 @@ import yaml
 from fl_gitops.errors import InputError
 from fl_gitops.render._names import Layout
 from fl_gitops.render._render import PHASES, RoundState
+from fl_gitops.reports import SECAGG_PHASES
+from fl_gitops.secagg._loop import SecAggRound
 
-__all__ = ["RosterRecord", "read_roster", "read_round_state"]
+__all__ = ["RosterRecord", "read_roster", "read_round_state", "read_secagg"]
 
 
 def read_round_state(experiment_dir: Path) -> RoundState | None:
@@ -40,12 +42,18 @@ def read_round_state(experiment_dir: Path) -> RoundState | None:
         attempt = int(data.get("attempt", 1))
         clip = data.get("clipNorm")
         clip_norm = None if clip is None else float(str(clip))
+        secagg = data.get("secureAggregation")
+        secagg = None if secagg is None else str(secagg)
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
         raise InputError(
             f"{path}: not a round-state ConfigMap (data.round, data.globalModelDigest): {exc}"
         ) from None
     if clip_norm is not None and not 0 < clip_norm < float("inf"):
         raise InputError(f"{path}: data.clipNorm must be a finite number > 0")
+    if secagg is not None and secagg not in SECAGG_PHASES:
+        raise InputError(
+            f"{path}: data.secureAggregation must be one of {', '.join(SECAGG_PHASES)}"
+        )
     if round_ < 1 or attempt < 1 or phase not in PHASES or not digest.startswith("sha256:"):
         raise InputError(
             f"{path}: data.round must be >= 1, data.phase one of {', '.join(PHASES)}, "
@@ -58,7 +66,28 @@ def read_round_state(experiment_dir: Path) -> RoundState | None:
         message=message,
         attempt=attempt,
         clip_norm=clip_norm,
+        secagg=secagg,
     )
+
+
+def read_secagg(experiment_dir: Path) -> SecAggRound | None:
+    """The secure-aggregation record (``secagg.yaml``) under ``experiment_dir``, or None.
+
+    Raises:
+        InputError: the file exists but is not such a record.
+    """
+    path = experiment_dir / Layout().secagg
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        doc = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not YAML: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "SecAggRound":
+        raise InputError(f"{path}: not a SecAggRound record")
+    return SecAggRound.from_json(doc, source=str(path))
 
 
 @dataclass(frozen=True)
@@ -69,11 +98,12 @@ class RosterRecord:
     attempt: int
     source: str  # "preview" (offline placement) or "hub" (the hub's PlacementDecisions)
     clusters: tuple[str, ...]
+    step: str | None = None  # a secure round's phase
 
     def matches(self, state: RoundState | None) -> bool:
-        """Whether this is the roster of the state's round and attempt."""
-        current = (state.round, state.attempt) if state is not None else (1, 1)
-        return (self.round, self.attempt) == current
+        """Whether this is the roster of the state's round, attempt and phase."""
+        current = (state.round, state.attempt, state.secagg) if state is not None else (1, 1, None)
+        return (self.round, self.attempt, self.step) == current
 
 
 def read_roster(experiment_dir: Path) -> RosterRecord | None:
@@ -90,6 +120,7 @@ def read_roster(experiment_dir: Path) -> RosterRecord | None:
             attempt=int(data.get("attempt", 1)),
             source=str(data.get("source", "preview")),
             clusters=tuple(str(c) for c in data.get("clusters") or ()),
+            step=None if data.get("step") is None else str(data["step"]),
         )
     except FileNotFoundError:
         return None

@@ -12,6 +12,9 @@ clusters' masks need. Up to ``k + 1 - t`` of a cluster's holders may drop.
 - ``_crypto``: X25519, HKDF, AES-GCM, Shamir; nothing home-made.
 - ``_graph``, ``_context``: who masks with whom, and what a round's parties agree on.
 - ``_client``: a cluster's four phases. ``_server``: the unmasking.
+- ``_loop``: what the loop needs around them: the round's record in Git (``SecAggRound``),
+  the store's names for the messages, a model's change as one flat vector. The clusters'
+  Jobs are ``fl_gitops.client.secure``, the hub's phases ``fl_gitops.reconcile._secure``.
 """
 
 from fl_gitops.secagg._client import (

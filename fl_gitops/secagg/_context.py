@@ -45,16 +45,29 @@ class Advertisement:
 class RoundContext:
     """One round's secure aggregation: its parameters and its key roster (every cluster
     that advertised keys, ``U0``). Cluster names order the pairs: of two neighbours, the
-    one whose name sorts first adds their pairwise mask, the other subtracts it."""
+    one whose name sorts first adds their pairwise mask, the other subtracts it.
+
+    The label binds every key derived in the round to the experiment, the round, its
+    attempt and the roster's names, so that no two rounds, attempts or rosters (a round's
+    shares made again over another roster) ever derive the same key."""
 
     experiment: str
     round: int
     params: SecAggParams
     roster: Mapping[str, Advertisement]
+    attempt: int = 1
+
+    @cached_property
+    def roster_id(self) -> str:
+        """16 hex digits naming the roster's clusters (the graph's names)."""
+        names = "\n".join(sorted(self.roster)).encode()
+        return hashlib.sha256(names).hexdigest()[:16]
 
     @cached_property
     def label(self) -> bytes:
-        return f"fl-gitops/secagg/v1|{self.experiment}|{self.round}".encode()
+        return (
+            f"fl-gitops/secagg/v1|{self.experiment}|{self.round}|{self.attempt}|{self.roster_id}"
+        ).encode()
 
     @cached_property
     def graph(self) -> dict[str, tuple[str, ...]]:

@@ -34,6 +34,11 @@ from fl_gitops.placement import PlacementResult
 from fl_gitops.reports import RESULT_FILE_ENV
 from fl_gitops.simulate._workers import JobSpec, job_env
 
+# The rendered Job's name for its Secret, and the file the simulation gives it instead
+# (fl_gitops.client.secure reads either; not imported here: it imports the protocol).
+SECAGG_SECRET_ENV = "FL_SECAGG_SECRET"
+SECAGG_SECRET_FILE_ENV = "FL_SECAGG_SECRET_FILE"
+
 if TYPE_CHECKING:
     from fl_gitops.client.roundconfig import RoundConfig
 
@@ -198,6 +203,8 @@ class LocalAgent:
         self.experiment = experiment
         self.base_env = dict(base_env)
         self.last_sync = SyncResult()
+        # Each cluster's own local state (its secure-aggregation Secret), one dir each.
+        self.clusters_dir = jobs_dir.parent / "clusters"
 
     def sync(self) -> list[RoundWork]:
         """Apply the ManifestWorks at the tip of the remote's ``branch`` (with pruning), as
@@ -273,12 +280,17 @@ class LocalAgent:
             for e in container.get("env", [])
         ]
         result_file = job_dir / "result.json"
+        extra = {"HOME": str(job_dir), RESULT_FILE_ENV: str(result_file)}
+        secret = next((e.get("value") for e in env if e.get("name") == SECAGG_SECRET_ENV), None)
+        if secret:
+            # The cluster's Secret, played by a file of the cluster's own local state (never
+            # under the hub's directory or the store, which the reconcile pass reads).
+            name = str(secret).rpartition("/")[2]
+            extra[SECAGG_SECRET_FILE_ENV] = str(self.clusters_dir / cluster / f"{name}.json")
         spec = JobSpec(
             cluster=cluster,
             argv=tuple(local_path(str(a)) for a in argv),
-            env=job_env(
-                {**self.base_env, "HOME": str(job_dir), RESULT_FILE_ENV: str(result_file)}, env
-            ),
+            env=job_env({**self.base_env, **extra}, env),
         )
         from fl_gitops.client.job import CONFIG_ENV
         from fl_gitops.client.roundconfig import load_round_config

@@ -247,7 +247,8 @@ class _Loop:
         t0 = time.perf_counter()
         result = reconcile_once(self.repo, self.hub, path=self.world.path, now=self.clock.now())
         self.timings["reconcile"] += time.perf_counter() - t0
-        if isinstance(result.action, Aggregate) and self.current is not None:
+        # A secure round's phases end as Aggregate actions too; only the last has a record.
+        if isinstance(result.action, Aggregate) and result.record and self.current is not None:
             row = _row(result.record, time.perf_counter() - self.current.wall_started)
             self.measured[row["round"]] = row["seconds"]
             self.emit("round", row)
