@@ -64,7 +64,6 @@ import numpy as np
 
 from fl_gitops.aggregate import checks
 from fl_gitops.aggregate._blas import with_one_blas_thread
-from fl_gitops.aggregate._blas import with_one_blas_thread
 from fl_gitops.aggregate._engine import (
     AggregateResult,
     NotEnoughUpdates,
@@ -590,7 +589,6 @@ class Shard:
         return self.chunk
 
     @with_one_blas_thread
-    @with_one_blas_thread
     def stats(self) -> str:
         """Phase 1: check and measure this shard's slice of every update; hash its own.
 
@@ -798,7 +796,6 @@ class Shard:
     # ------------------------------------------------------------------ the reduce
 
     @with_one_blas_thread
-    @with_one_blas_thread
     def reduce(self) -> list[_Candidate]:
         """The accepted updates, from every shard's statistics, as the pod decides them."""
         docs = [self.load(i, "stats.json") for i in range(self.of)]
@@ -876,7 +873,6 @@ class Shard:
                 reader.close()
 
     @with_one_blas_thread
-    @with_one_blas_thread
     def partials(self, kept: list[_Candidate]) -> str | None:
         """Phase 2 (Krum): this shard's part of the combiner's statistics, one sum per run of
         ``chunk`` elements of a tensor (its blocks added in order), in model order: the
@@ -911,7 +907,6 @@ class Shard:
 
     # ------------------------------------------------------------------ phase 3
 
-    @with_one_blas_thread
     @with_one_blas_thread
     def combine(self, kept: list[_Candidate], choice: Choice) -> None:
         """This shard's slice of the new model's data bytes, and of the new state.
