@@ -29,13 +29,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fl_gitops.blueprint import Blueprint
+from fl_gitops.errors import InputError
 from fl_gitops.hub import ClusterStatus
 from fl_gitops.render import RoundState
 from fl_gitops.reports import HubReport
@@ -188,7 +189,10 @@ def next_phase(
                 continue
             u1[cluster], digests[cluster] = sa.mask_key, sa.shares
         _enough(p, len(u1), "shared their mask secrets")
-        levels = p.levels(len(u1), blueprint.influence.max_num_examples)
+        try:
+            levels = p.levels(len(u1), blueprint.influence.max_num_examples)
+        except InputError as exc:
+            raise PhaseFailed(f"secure aggregation: {exc}; nothing unmasked") from None
         nxt = record.with_(phase="train", mask_keys=u1, shares=digests, levels=levels)
         return Next(step("train"), tuple(sorted(u1)), nxt, f"U1: {len(u1)} clusters shared")
     if phase == "train":
@@ -306,17 +310,12 @@ def unmask_round(
             continue
     base = bytes_to_tensors(store.get_model(state.model_digest))
     size = int(sum(t.size for t in base.values()))
-    masked = {}
-    for cluster, said in record.survivors.items():
-        name = message_name("masked", record.attempt, ctx.roster_id, cluster)
-        try:
-            data = read_message(store, state.round, name, said["digest"], limit=8 * size)
-        except BadMessage as exc:
-            raise PhaseFailed(f"secure aggregation: {exc}; nothing unmasked") from None
-        masked[cluster] = np.frombuffer(data, dtype="<u8").astype(np.uint64)
+    masked = _StoredInputs(store, state.round, record, ctx.roster_id, size)
     weights = {c: int(v["weight"]) for c, v in record.survivors.items()}
     try:
-        out = unmask(ctx, set(record.mask_keys), masked, reveals, weights, record.levels)
+        out = unmask(
+            ctx, set(record.mask_keys), masked, reveals, weights, record.levels, length=size
+        )
     except (NotEnoughShares, BadMessage) as exc:
         raise PhaseFailed(
             f"secure aggregation: {exc} ({len(reveals)} of {len(record.survivors)} survivors "
@@ -338,6 +337,29 @@ def unmask_round(
         tuple(sorted(reveals)),
         p.error_bound(record.levels),
     )
+
+
+class _StoredInputs(Mapping[str, Any]):
+    """The survivors' masked inputs, each read from the store (and checked against the
+    digest its cluster reported) only when the unmasking adds it: one in memory at a time."""
+
+    def __init__(
+        self, store: ModelStore, round_: int, record: SecAggRound, roster_id: str, size: int
+    ) -> None:
+        self.store, self.round, self.record = store, round_, record
+        self.roster_id, self.size = roster_id, size
+
+    def __getitem__(self, cluster: str) -> np.ndarray[Any, Any]:
+        said = self.record.survivors[cluster]
+        name = message_name("masked", self.record.attempt, self.roster_id, cluster)
+        data = read_message(self.store, self.round, name, said["digest"], limit=8 * self.size)
+        return np.frombuffer(data, dtype="<u8")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.record.survivors))
+
+    def __len__(self) -> int:
+        return len(self.record.survivors)
 
 
 def aggregate_sum(

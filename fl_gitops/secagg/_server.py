@@ -61,12 +61,18 @@ def unmask(
     reveals: Mapping[str, Sequence[Reveal]],
     weights: Mapping[str, int],
     levels: int,
+    *,
+    length: int | None = None,
 ) -> Unmasked:
     """The weighted mean change of the survivors (``masked``'s clusters).
 
     Args:
         sharers: ``U1``, the clusters whose shares were delivered.
-        masked: ``U2``: survivor -> its masked input (all the same length).
+        masked: ``U2``: survivor -> its masked input (all the same length). With
+            ``length`` given, each input is read once, when it is added, so that a mapping
+            that reads from the store holds one input at a time (the hub's memory is the
+            sum and one input, whatever the fleet).
+        length: the inputs' length, when known (else taken from the inputs).
         reveals: holder -> the shares it revealed.
         weights: each survivor's weight, as it reported it through the hub.
         levels: the round's grid.
@@ -102,13 +108,20 @@ def unmask(
         if public_bytes(key) != ctx.roster[cluster].mask_key:
             raise BadMessage(f"{cluster}: its shares rebuild a key it did not advertise")
         mask_keys[cluster] = key
-    count = {v.size for v in masked.values()}
-    if len(count) != 1:
-        raise BadMessage("masked inputs of different lengths")
-    (n,) = count
+    if length is None:
+        count = {v.size for v in masked.values()}
+        if len(count) != 1:
+            raise BadMessage("masked inputs of different lengths")
+        (n,) = count
+    else:
+        n = length
     total = np.zeros(n, dtype=np.uint64)
     for cluster in survivors:
-        total += masked[cluster]
+        vector = masked[cluster]
+        if vector.size != n:
+            raise BadMessage(f"{cluster}: a masked input of another length")
+        total += vector
+        del vector
         total -= expand(seeds[cluster], n, params.bits)
     for gone, key in mask_keys.items():
         for other in ctx.graph[gone]:

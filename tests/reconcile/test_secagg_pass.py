@@ -301,3 +301,17 @@ def test_a_pass_killed_after_the_sum_was_unmasked_converges_on_its_rerun(world):
     assert sorted(p.name for p in (tmp / "store" / "models").iterdir()) == models
     log = git(remote, "log", "--format=%s", "main").splitlines()
     assert log.count("fl(digits-small): round 1 -> 2") == 1
+
+
+def test_a_masked_input_replaced_in_the_store_fails_the_round_with_nothing_unmasked(world):
+    tmp, remote, fleet = world
+    train, _ = _secure_round_one(tmp, remote, fleet, drop=set())
+    assert train.message == "round 1: U2: 10 survivors, 0 dropped"
+    # A writer of the bucket swaps one survivor's masked input once U2 is committed.
+    (target,) = (tmp / "store").rglob("secagg-a1-*-masked-cluster-05")
+    target.write_bytes(np.random.default_rng(0).bytes(target.stat().st_size))
+    reveal, _ = _phase(tmp, remote, fleet)
+    assert isinstance(reveal.action, RetryRound | Finish)
+    assert "masked-cluster-05: not the bytes its cluster reported" in reveal.message
+    assert "nothing unmasked" in reveal.message
+    assert len(list((tmp / "store" / "models").iterdir())) == 1
