@@ -516,6 +516,23 @@ class _Pass:
         too few clusters fall through to the completion policy (retry or fail)."""
         exp = blueprint.name
         record = self.secagg
+        if state.secagg is None:
+            # secureAggregation turned on in a running round: its Jobs trained in the clear
+            # for a plain round, so the round starts again as a secure one, its first phase.
+            start = start_phase(
+                blueprint,
+                dataclasses.replace(state, attempt=state.attempt + 1),
+                seen.decided or tuple(seen.roster or ()),
+                None,
+            )
+            self._write(root, blueprint, start.state, start.roster, start.record)
+            self.result = PassResult(action=action, message=f"round {state.round}: {start.message}")
+            return self._change(
+                blueprint,
+                f"fl({exp}): round {state.round} secure aggregation: {start.state.secagg}",
+                start.state,
+                body="secureAggregation turned on: the round starts again as a secure one",
+            )
         if record is None or (record.round, record.attempt, record.phase) != (
             state.round,
             state.attempt,

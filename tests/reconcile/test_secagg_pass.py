@@ -315,3 +315,22 @@ def test_a_masked_input_replaced_in_the_store_fails_the_round_with_nothing_unmas
     assert "masked-cluster-05: not the bytes its cluster reported" in reveal.message
     assert "nothing unmasked" in reveal.message
     assert len(list((tmp / "store" / "models").iterdir())) == 1
+
+
+def test_secure_aggregation_turned_on_mid_round_starts_the_round_again_as_a_secure_one(tmp_path):
+    store = tmp_path / "store"
+    plain = blueprint_text(store, clusters=10, min_clusters=5, rounds=2)
+    remote = make_remote(tmp_path, plain)
+    fleet = Fleet(tmp_path, remote, store, CLUSTERS)
+    assert reconcile_pass(tmp_path, remote, fleet).message == "round 1: 10 clusters placed"
+    fleet.run_jobs()  # trained in the clear, for a plain round
+    seed = tmp_path / "seed"
+    git(seed, "pull", "-q", "origin", "main")
+    (seed / PATH / "blueprint.yaml").write_text(_blueprint(store, rounds=2))
+    git(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "secure it")
+    git(seed, "push", "-q", "origin", "main")
+    again = reconcile_pass(tmp_path, remote, fleet)
+    assert again.message == "round 1: 10 clusters advertise their share keys"
+    state = yaml.safe_load(git(remote, "show", f"main:{PATH}/hub/round-state.yaml"))["data"]
+    assert (state["round"], state["attempt"], state["secureAggregation"]) == ("1", "2", "keys")
+    assert not (store / "models").exists() or len(list((store / "models").iterdir())) == 1
