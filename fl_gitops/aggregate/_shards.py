@@ -843,12 +843,20 @@ class Shard:
         k: int,
         files: dict[str, RangeFile] | None = None,
         base: RangeFile | None = None,
+        width: int | None = None,
     ) -> Iterator[Block]:
-        """Blocks of the piece on the pod's K x c grid, the updates side by side. Each
+        """Blocks of the piece on the pod's K x c grid, the updates side by side, in one
+        K x c buffer refilled block after block (the pod's ``_blocks`` does the same). Each
         file is opened again here and closed at the end, unless it is taken from (and left
-        open in) ``files``; the global model likewise, unless ``base`` is given."""
+        open in) ``files``; the global model likewise, unless ``base`` is given.
+
+        ``width``: narrower blocks than the pod's, for a combine (elementwise, so any grid
+        gives its bytes; only Krum's partial sums need the pod's)."""
         size = self.header.tensors[piece.name].size
         step = _stack_step(size, k, self.chunk)
+        if width is not None:
+            step = max(1, min(step, width))
+        stack = np.empty((len(cands), max(0, min(step, piece.size))), dtype=np.float64)
         own_files, own_base = files is None, base is None
         held: dict[str, RangeFile] = {} if files is None else files
         reader = self.opener(self.base_path) if base is None else base
@@ -857,7 +865,7 @@ class Shard:
             handles = [self._file(c, held) for c in cands]
             for start in range(piece.start, piece.stop, step):
                 n = min(step, piece.stop - start)
-                view = np.empty((len(cands), n), dtype=np.float64)
+                view = stack[:, :n]
                 for i, (c, f) in enumerate(zip(cands, handles, strict=True)):
                     view[i] = _checked_values(c, f, c.header.tensors[piece.name], start, n)
 
@@ -1038,7 +1046,9 @@ class Shard:
                     add_weighted(seg, [chunk], [w], tmp, [s], b)
             return out
         out = np.empty(sub.size, dtype=np.float64)
-        for block in self._stack(contributors, sub, len(contributors), files, base):
+        # K x c no larger than the sub-slice's float64: the walk's memory whatever K.
+        width = max(1, self.subslice // max(1, len(contributors)))
+        for block in self._stack(contributors, sub, len(contributors), files, base, width):
             sl = block.slice
             out[sl.offset - sub.start : sl.offset - sub.start + sl.size] = choice.combine(block)
         return out
