@@ -440,11 +440,16 @@ def after_round(
     round_ = record.round + 1
     eligible = tuple(sorted(c for c in decided if c in record.share_keys))
     u1 = dict(record.next_mask_keys)
+    try:
+        levels = p.levels(len(u1), blueprint.influence.max_num_examples)
+    except InputError:
+        levels = 0  # too many for the grid: the share phase fails the round cleanly
     if (
         eligible
         and set(u1) == set(eligible)
         and len(u1) >= p.threshold
         and set(u1) <= set(record.mask_keys)
+        and levels > 0
     ):
         nxt = SecAggRound(
             round_,
@@ -454,7 +459,7 @@ def after_round(
             tuple(sorted(record.mask_keys)),
             mask_keys=u1,
             shares={c: record.next_shares[c] for c in u1},
-            levels=p.levels(len(u1), blueprint.influence.max_num_examples),
+            levels=levels,
         )
         state = RoundState(round=round_, model_digest=model_digest, secagg="train")
         return Next(state, tuple(sorted(u1)), nxt, f"U1: {len(u1)} clusters shared")
