@@ -59,7 +59,6 @@ from fl_gitops.aggregate.strategies import plan as make_plan
 from fl_gitops.aggregate.strategies._arith import (
     BLOCK,
     add_weighted,
-    distance_scratch,
     finite,
     squared_distance,
     squared_distance_bound,
@@ -85,6 +84,7 @@ from fl_gitops.tensors import (
     Lockstep,
     ReadFailed,
     TensorReader,
+    ThreadBuffers,
     Widener,
     narrow_into,
     new_hasher,
@@ -332,17 +332,13 @@ def _prefetch(path: str, length: int = 0) -> None:
         os.close(fd)
 
 
-class _Scratch:
-    """Reused scratch for the distance bound: one buffer per dtype, grown as needed."""
+_distance_buffers = ThreadBuffers()
 
-    def __init__(self) -> None:
-        self._bufs: dict[np.dtype[Any], np.ndarray[Any, Any]] = {}
 
-    def get(self, dtype: np.dtype[Any], size: int) -> np.ndarray[Any, Any]:
-        buf = self._bufs.get(dtype)
-        if buf is None or buf.size < size:
-            buf = self._bufs[dtype] = distance_scratch(dtype, size)
-        return buf
+def _distance_scratch(dtype: np.dtype[Any], size: int) -> np.ndarray[Any, Any]:
+    """This thread's reused scratch for the distance bound over ``dtype`` values."""
+    # distance_scratch's dtype: the values' float type, float32 if narrower.
+    return _distance_buffers.get("distance", np.result_type(dtype, np.float32), size)
 
 
 class _Scan:
@@ -372,7 +368,6 @@ class _Scan:
         # Exact (float64) when a combiner clips by the norm; a bound alone takes the
         # cheaper sum (``squared_distance_bound``), as the summing pass does.
         self.exact = exact
-        self.scratch = _Scratch()
 
     def run(self) -> float | None:
         cand = self.cand
@@ -411,7 +406,7 @@ class _Scan:
                             if self.exact:
                                 sumsq += squared_distance(chunk, b)
                             else:
-                                d = self.scratch.get(b.dtype, b.size)
+                                d = _distance_scratch(b.dtype, b.size)
                                 with np.errstate(over="ignore", invalid="ignore"):
                                     sumsq += squared_distance_bound(chunk, b, d)
                     finally:
@@ -751,7 +746,6 @@ class _Round:
         bad_tensor: list[str | None] = [None] * len(group)
         sumsq = [0.0] * len(group)
         floating = {n: _is_float(t.np_dtype) for n, t in self.header.tensors.items()}
-        scratch = _Scratch()
         paths = [c.path for c in group]
         headers = [c.header for c in group]
         # The global model rides along as an unhashed lane when it shares the updates'
@@ -785,7 +779,7 @@ class _Round:
                         # Measured as each block is summed, while it is in cache.
                         if b is None:
                             b = base.range(name, offset, n)
-                        d = scratch.get(value_dtype(b.dtype), min(n, BLOCK))
+                        d = _distance_scratch(value_dtype(b.dtype), min(n, BLOCK))
                     else:
                         b = None
                     measured = sumsq if b is not None else None

@@ -29,6 +29,7 @@ from fl_gitops.tensors._bf16 import (
     widen_f16,
 )
 from fl_gitops.tensors._blocklist import BLOCK_BYTES, BlockList, BlockListError
+from fl_gitops.tensors._buffers import ThreadBuffers
 from fl_gitops.tensors._digest import (
     DIGEST_PATTERN,
     UPDATE_ALGORITHM,
@@ -85,6 +86,7 @@ __all__ = [
     "ReadFailed",
     "TensorInfo",
     "TensorReader",
+    "ThreadBuffers",
     "Widener",
     "digest_file",
     "is_bf16",

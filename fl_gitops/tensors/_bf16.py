@@ -14,11 +14,12 @@ block, never of the model.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from fl_gitops.tensors._buffers import ThreadBuffers
 
 __all__ = [
     "BF16",
@@ -199,14 +200,7 @@ class Widener:
     """
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._buffers = ThreadBuffers()
 
     def get(self, i: int, bits: np.ndarray[Any, Any]) -> npt.NDArray[np.float32]:
-        bufs: list[npt.NDArray[np.float32]] | None = getattr(self._local, "bufs", None)
-        if bufs is None:
-            bufs = self._local.bufs = []
-        while len(bufs) <= i:
-            bufs.append(np.empty(0, dtype=np.float32))
-        if bufs[i].size < bits.size:
-            bufs[i] = np.empty(bits.size, dtype=np.float32)
-        return widen(bits, bufs[i][: bits.size])
+        return widen(bits, self._buffers.get(i, np.float32, bits.size))

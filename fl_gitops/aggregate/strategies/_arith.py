@@ -12,7 +12,6 @@ the same arithmetic either way.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fl_gitops.tensors._bf16 import widen_f16
+from fl_gitops.tensors._buffers import ThreadBuffers
 
 __all__ = [
     "BLOCK",
@@ -122,18 +122,12 @@ def add_weighted(
     return bad
 
 
-_stages = threading.local()
+_buffers = ThreadBuffers()
 
 
 def _staged(part: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """``part`` copied into this thread's reused buffer of its dtype (one block at most)."""
-    bufs: dict[np.dtype[Any], np.ndarray[Any, Any]] | None = getattr(_stages, "bufs", None)
-    if bufs is None:
-        bufs = _stages.bufs = {}
-    buf = bufs.get(part.dtype)
-    if buf is None:
-        buf = bufs[part.dtype] = np.empty(BLOCK, dtype=part.dtype)
-    out = buf[: part.size]
+    out = _buffers.get("stage", part.dtype, part.size)
     np.copyto(out, part)
     return out
 
@@ -218,10 +212,7 @@ def _at_least_f32(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 def _f16_stage(size: int) -> F32:
     """This thread's reused float32 buffer for a widened float16 operand."""
-    buf: F32 | None = getattr(_stages, "f16", None)
-    if buf is None or buf.size < size:
-        buf = _stages.f16 = np.empty(size, dtype=np.float32)
-    return buf[:size]
+    return _buffers.get("f16", np.float32, size)
 
 
 def distance_scratch(dtype: np.dtype[Any], size: int) -> np.ndarray[Any, Any]:
