@@ -29,10 +29,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TypeGuard
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError, UpdateRejected
@@ -46,6 +43,9 @@ from fl_gitops.tensors import (
     update_block_list_file,
     write_atomic,
 )
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -313,6 +313,12 @@ def _errno(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
+
+
 class ModelStore:
     """A model store rooted at one fsspec URI. Build it with :meth:`open`."""
 
@@ -320,7 +326,7 @@ class ModelStore:
         self.fs = fs
         self.root = root.rstrip("/")
         self.uri = uri
-        self._local = isinstance(fs, LocalFileSystem)
+        self._local = _is_local(fs)
 
     # ---------------------------------------------------------------- construction
 
@@ -338,6 +344,8 @@ class ModelStore:
         """
         if not isinstance(uri, str) or not uri:
             raise StoreError(f"store URI {uri!r}: expected a path or an fsspec URI")
+        import fsspec  # 35-50 ms (asyncio with it): only where a store is opened
+
         try:
             fs, root = fsspec.core.url_to_fs(uri, **dict(storage_options or {}))
         except ImportError as exc:
@@ -348,7 +356,7 @@ class ModelStore:
             ) from None
         except (ValueError, TypeError) as exc:
             raise StoreError(f"store URI {_redact(uri)}: {_describe(exc)}") from None
-        if isinstance(fs, LocalFileSystem):
+        if _is_local(fs):
             root = os.path.abspath(root)
             uri = "file://" + root
         return cls(fs, root, uri)
