@@ -103,7 +103,6 @@ from fl_gitops.aggregate.strategies._arith import (
     add_weighted,
     distance_scratch,
     finite,
-    squared_distance,
     squared_distance_bound,
 )
 from fl_gitops.aggregate.strategies.base import F64, Block, Choice, Slice
@@ -305,6 +304,15 @@ def _checked_values(
         raise StoreError(
             f"update of {cand.cluster}: its bytes changed in the store after they were checked"
         ) from None
+
+
+def _squared_distance(chunk: np.ndarray[Any, Any], base: np.ndarray[Any, Any]) -> float:
+    """``_arith.squared_distance`` with one float64 temporary instead of two (the widened
+    chunk, then the difference taken in place): the same subtraction of the same values,
+    the same dot, so the same float; 8 bytes an element less beside a chunk's read."""
+    d = chunk.astype(np.float64)
+    np.subtract(d, base, out=d)
+    return float(np.dot(d, d))
 
 
 def _reads(piece: Piece, chunk: int) -> Iterator[tuple[int, int]]:
@@ -736,6 +744,13 @@ class Shard:
                         continue
                     info = cand.header.tensors[piece.name]
                     floating = _is_float(info.np_dtype)
+                    if self.measure and floating and self._in_parts(info, count):
+                        if b is None:
+                            b = self._base_chunk(base, binfo, start, count)
+                        cell = self._cell_in_parts(doc, f, info, piece.name, start, count, b)
+                        if cell is not None:
+                            cells[j].setdefault(piece.name, array.array("d")).append(cell)
+                        continue
                     try:
                         values = _values(f, info, start, count)
                     except HeaderError:
@@ -760,13 +775,7 @@ class Shard:
                         continue
                     sums = cells[j].setdefault(piece.name, array.array("d"))
                     if b is None:
-                        try:
-                            b = _values(base, binfo, start, count)
-                        except HeaderError:
-                            raise StoreError(
-                                f"global model {self.base_path}: file ended while it was "
-                                "read (truncated)"
-                            ) from None
+                        b = self._base_chunk(base, binfo, start, count)
                     width = self.cell_width(info)
                     scratch = scratches.get(width)
                     if scratch is None:
@@ -775,10 +784,69 @@ class Shard:
                         part, bpart = values[off : off + width], b[off : off + width]
                         with np.errstate(over="ignore", invalid="ignore"):
                             if self.exact:
-                                sums.append(squared_distance(part, bpart))
+                                sums.append(_squared_distance(part, bpart))
                             else:
                                 sums.append(squared_distance_bound(part, bpart, scratch))
         return list(zip(docs, cells, strict=True))
+
+    def _base_chunk(
+        self, base: RangeFile, info: TensorInfo, start: int, count: int
+    ) -> np.ndarray[Any, Any]:
+        """The global model's values of one read, for every update's distance there."""
+        try:
+            return _values(base, info, start, count)
+        except HeaderError:
+            raise StoreError(
+                f"global model {self.base_path}: file ended while it was read (truncated)"
+            ) from None
+
+    def _in_parts(self, info: TensorInfo, count: int) -> bool:
+        """Whether a read of ``count`` elements is taken in sub-slices: for a combiner
+        that does not fold (its distance cells are a whole chunk wide), when the
+        sub-slice is smaller than the read, which is then one cell."""
+        return not self.folds and self.subslice < count <= self.cell_width(info)
+
+    def _cell_in_parts(
+        self,
+        doc: dict[str, Any],
+        f: RangeFile,
+        info: TensorInfo,
+        name: str,
+        start: int,
+        count: int,
+        b: np.ndarray[Any, Any],
+    ) -> float | None:
+        """One chunk-wide distance cell of an update, its values read a sub-slice at a
+        time into one buffer of the difference, then one dot: the difference of the same
+        values in the same type element by element, and the dot over the same array, as
+        ``_squared_distance`` and ``squared_distance_bound`` take it whole, so the same
+        float (the bound's difference is its own function's, into the buffer); beside the
+        read, the difference alone, not the widened chunk and its copies.
+        None (the reason in ``doc``) when the update's read fails."""
+        exact = self.exact
+        d = np.empty(count, dtype=np.float64) if exact else distance_scratch(b.dtype, count)
+        with np.errstate(over="ignore", invalid="ignore"):  # Inf - Inf: caught, as above
+            for at, n in _reads(Piece(name, start, start + count), self.subslice):
+                try:
+                    values = _values(f, info, at, n)
+                except HeaderError:
+                    doc["error"] = "file ended while it was read (truncated)"
+                    return None
+                except BlockMismatch:
+                    doc["mismatch"] = True
+                    return None
+                if name not in doc["bad"] and not finite(values):
+                    doc["bad"].append(name)
+                lo = at - start
+                part, bpart = d[lo : lo + n], b[lo : lo + n]
+                if exact:
+                    part[...] = values
+                    np.subtract(part, bpart, out=part)
+                else:
+                    # Its difference into ``part``, as it takes it (float16 widened first);
+                    # the dot of the piece is not used: the cell's is taken over ``d``.
+                    squared_distance_bound(values, bpart, part)
+            return float(np.dot(d, d))
 
     def _norm(self, j: int, cand: _Candidate, cells: Sequence[Mapping[str, Any]]) -> float:
         """The update's distance, its cells added one by one in the pod's order: the update
