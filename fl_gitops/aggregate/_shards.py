@@ -1434,6 +1434,51 @@ def merge_shards(
         raise ShardDirError(f"{where}: a shard's file is not what a shard writes") from None
 
 
+def _merged_state(
+    files: Mapping[int, str],
+    parts: Mapping[str, list[tuple[int, int]]],
+    dtypes: Mapping[str, np.dtype[Any]],
+    specs: Mapping[str, tuple[np.dtype[Any], tuple[int, ...]]],
+    metadata: Mapping[str, str],
+    digests: Mapping[int, str],
+) -> bytes:
+    """The round's state file, assembled in place from the shards' parts: each shard's
+    state read again (it must hash as it did the first time) and its tensors' bytes copied
+    to their place, so that the merge holds the state once and one shard's part beside it,
+    and twice only as it is handed over as bytes (``AggregateResult.new_state``'s type);
+    joining the parts held it four times (the parts, the joined tensors, the file and its
+    copy as bytes). The bytes ``serialize`` gives.
+
+    Raises:
+        ShardDirError: a shard's state changed between the two reads.
+        ValueError: the parts do not make up the model's tensors (not a shard's file).
+    """
+    shapes = {k: specs[k.partition("/")[2]][1] for k in parts}
+    for key, got in parts.items():
+        if sum(n for _, n in got) != math.prod(shapes[key]):
+            raise ValueError(f"state {key!r}: its parts do not make up the tensor")
+    layout = Layout.plan({k: (dtypes[k], shapes[k]) for k in parts}, metadata)
+    out = bytearray(layout.total)
+    into = memoryview(out)
+    into[: len(layout.header)] = layout.header
+    filled = dict.fromkeys(parts, 0)
+    owners = sorted({i for got in parts.values() for i, _ in got})
+    for i in owners:
+        path = files[i][: -len("decision.json")] + "state.safetensors"
+        data = _shard_file(path)
+        if _sha256(data) != digests[i]:
+            raise ShardDirError(f"{path}: changed while the merge read it")
+        header = parse_header(data, len(data))
+        for key in sorted(header.tensors):
+            info = header.tensors[key]
+            at = len(layout.header) + layout.entries[key][2] + filled[key]
+            into[at : at + info.nbytes] = memoryview(data)[info.start : info.start + info.nbytes]
+            filled[key] += info.nbytes
+        del data
+    into.release()
+    return bytes(out)
+
+
 def _authentic(path: str, index: int, messages: Mapping[int, str] | None) -> dict[str, Any]:
     """Shard ``index``'s file at ``path``, once it hashes to what the shard reported through
     the hub (when ``messages`` holds those reports)."""
@@ -1471,7 +1516,11 @@ def _merge(files: Mapping[int, str], messages: Mapping[int, str] | None) -> Aggr
     into = memoryview(model)  # a bytearray's own slice assignment copies the bytes first
     into[: len(layout.header)] = layout.header
     at = len(layout.header)
-    states: dict[str, list[np.ndarray[Any, Any]]] = {}
+    # Each state tensor's parts, shard by shard ((shard, elements), in order), and dtype;
+    # the bytes are copied into place in a second read (see _merged_state).
+    parts: dict[str, list[tuple[int, int]]] = {}
+    dtypes: dict[str, np.dtype[Any]] = {}
+    state_digests: dict[int, str] = {}
     keys = ("format", "plan", "of", "round", "base_model", "strategy", "inputs")
     ident = {k: first[k] for k in keys}
     want = json.dumps(ident, sort_keys=True)
@@ -1480,14 +1529,15 @@ def _merge(files: Mapping[int, str], messages: Mapping[int, str] | None) -> Aggr
         data = _shard_file(path + "model.bin")
         sdata = _shard_file(path + "state.safetensors")
         try:
-            meta = parse_header(sdata, len(sdata)).metadata
-            pieces = load_bytes(sdata)
+            sheader = parse_header(sdata, len(sdata))
         except HeaderError:
             raise ShardDirError(f"{path}state.safetensors: not a shard's file") from None
-        if meta.get("ident") != want:
+        if sheader.metadata.get("ident") != want:
             raise ShardDirError(f"{path}state.safetensors: written for another round or plan")
-        if "state" in docs[i] and _sha256(sdata) != docs[i]["state"]:
+        state_digests[i] = _sha256(sdata)
+        if "state" in docs[i] and state_digests[i] != docs[i]["state"]:
             raise ShardDirError(f"{path}state.safetensors: not the bytes its decision file names")
+        del sdata
         if "sha256:" + hashlib.sha256(data).hexdigest() != docs[i]["slice"]:
             raise ShardDirError(f"{path}model.bin: not the bytes its decision file names")
         if at + len(data) > layout.total:
@@ -1496,25 +1546,19 @@ def _merge(files: Mapping[int, str], messages: Mapping[int, str] | None) -> Aggr
         into[at : at + len(data)] = data
         at += len(data)
         del data
-        for key in sorted(pieces):
-            states.setdefault(key, []).append(pieces[key])
+        for key in sorted(sheader.tensors):
+            info = sheader.tensors[key]
+            if dtypes.setdefault(key, info.np_dtype) != info.np_dtype:
+                raise ValueError(f"state {key!r}: parts of two dtypes")
+            parts.setdefault(key, []).append((i, info.size))
     into.release()
     if at != layout.total:
         raise ShardDirError("the shards' model bytes do not add up to the model's size")
     digest = "sha256:" + h.hexdigest()
     new_state = None
     if first["state_names"]:
-        full = {
-            k: np.concatenate(v).reshape(specs[k.partition("/")[2]][1]) for k, v in states.items()
-        }
-        state_layout = Layout.plan(
-            {n: (a.dtype, a.shape) for n, a in full.items()},
-            {"strategy": first["strategy"], "round": str(first["round"])},
-        )
-        buf = state_layout.allocate()
-        for n, a in full.items():
-            state_layout.view(buf, n)[...] = a
-        new_state = buf.tobytes()
+        meta = {"strategy": first["strategy"], "round": str(first["round"])}
+        new_state = _merged_state(files, parts, dtypes, specs, meta, state_digests)
     record = {**first["record"], "model": digest}
     return AggregateResult(
         model=model,

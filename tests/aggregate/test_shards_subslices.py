@@ -243,3 +243,30 @@ def test_the_default_budget_folds_a_float32_slice_whole_and_half_a_16_bit_one():
     assert fold_elements(4 * 1000, None) == 1000  # float32: every element
     assert fold_elements(2 * 1000, None) == 500  # F16, BF16: the first half
     assert fold_elements(2 * 1000, 0) == 0
+
+
+def test_a_merge_assembles_the_state_in_place(round_files, tmp_path):
+    """FedAdam's m and v (twice the model) are copied into place shard by shard: the merge
+    holds the model, the state file and its copy as bytes, and one shard's part beside
+    them (joining the parts held the state four times)."""
+    rng = np.random.default_rng(9)
+    n = 1 << 20  # a 4 MB float32 model, 8 MB of state, in 4 shards
+    rf = round_files({"w": rng.normal(size=n).astype(np.float32)})
+    for c in ("a", "b"):
+        rf.add(c, {"w": rng.normal(size=n).astype(np.float32)})
+    cut = {"strategy": "fedadam", "chunk_elements": 1 << 16}
+    first = aggregate_round(rf.base_path, rf.updates(), round=1, **cut)
+    pod = aggregate_round(rf.base_path, rf.updates(), round=1, state=first.new_state, **cut)
+    run_phases(rf.base_path, rf.updates(), tmp_path / "s", 4, state=first.new_state, **cut)
+    model_bytes, state_bytes = len(rf.base_bytes), len(pod.new_state)
+
+    tracemalloc.start()
+    try:
+        merged = merge_shards([tmp_path / "s"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert merged.new_state == pod.new_state
+    assert merged.model == pod.model
+    assert peak < model_bytes + 2.5 * state_bytes, (peak / state_bytes, state_bytes)
