@@ -110,9 +110,6 @@ class StateViews:
     def __bool__(self) -> bool:
         return bool(self._views)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._views
-
     def values(self, key: str, start: int, stop: int) -> F64 | None:
         """Elements ``[start, stop)`` of tensor ``key`` (flat) in float64; None when the
         state has no such tensor (the first round, or a family the prior did not hold)."""
