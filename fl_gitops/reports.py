@@ -122,7 +122,8 @@ class SecAggReport:
     shares: str | None = None
     reveal: str | None = None
 
-    def to_text(self) -> str:
+    def fields(self) -> dict[str, str]:
+        """The report's values under their JSON names, those it has (``HubReport.secagg``)."""
         doc = {
             "phase": self.phase,
             "shareKey": self.share_key,
@@ -130,9 +131,21 @@ class SecAggReport:
             "shares": self.shares,
             "reveal": self.reveal,
         }
-        return json.dumps(
-            {k: v for k, v in doc.items() if v is not None}, sort_keys=True, separators=(",", ":")
+        return {k: v for k, v in doc.items() if v is not None}
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> SecAggReport:
+        """Back from ``fields()`` (values already checked by ``parse_report``)."""
+        return cls(
+            phase=fields["phase"],
+            share_key=fields.get("shareKey"),
+            mask_key=fields.get("maskKey"),
+            shares=fields.get("shares"),
+            reveal=fields.get("reveal"),
         )
+
+    def to_text(self) -> str:
+        return json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
 
 
 def _secagg(value: object) -> SecAggReport:
@@ -176,16 +189,17 @@ class HubReport:
     """One cluster's report for one round, as read back through the hub.
 
     ``unclipped`` is None when the cluster reported no clip bit (a round without
-    client-side clipping); ``secagg`` None without secure aggregation. A secure round's
-    phases other than training report ``secagg`` alone: ``digest`` is then empty and
-    ``num_examples`` 0.
+    client-side clipping); ``secagg`` None without secure aggregation, else the checked
+    values of its ``secagg`` key under their JSON names (``SecAggReport.from_fields``
+    gives them typed). A secure round's phases other than training report ``secagg``
+    alone: ``digest`` is then empty and ``num_examples`` 0.
     """
 
     digest: str
     num_examples: int
     metrics: dict[str, float] = field(default_factory=dict)
     unclipped: bool | None = None
-    secagg: SecAggReport | None = None
+    secagg: dict[str, str] | None = None
 
 
 def result_name(job: str) -> str:
@@ -278,8 +292,8 @@ def parse_report(values: Mapping[str, object]) -> HubReport:
     """
     secagg = None
     if values.get(SECAGG_KEY) is not None:
-        secagg = _secagg(values.get(SECAGG_KEY))
-        if secagg.phase != "train":
+        secagg = _secagg(values.get(SECAGG_KEY)).fields()
+        if secagg["phase"] != "train":
             return HubReport("", 0, {}, None, secagg)
     texts: dict[str, str] = {}
     for key in REPORT_KEYS:

@@ -61,7 +61,6 @@ from fl_gitops.reconcile._privacy import (
     spent_runs,
 )
 from fl_gitops.reconcile._secure import (
-    PhaseFailed,
     after_round,
     aggregate_sum,
     next_phase,
@@ -84,6 +83,7 @@ from fl_gitops.render import (
     yaml_document,
 )
 from fl_gitops.reports import UNCLIPPED_KEY, HubReport
+from fl_gitops.secagg import SecAggError
 from fl_gitops.secagg._loop import SecAggRound
 from fl_gitops.store import ModelStore
 
@@ -559,7 +559,7 @@ class _Pass:
                     body=body,
                 )
             unmasked = unmask_round(blueprint, state, record, action.clusters, seen.statuses, store)
-        except PhaseFailed as exc:
+        except SecAggError as exc:
             return below_quorum(seen, str(exc))
         name, options = _strategy(blueprint)
         self.hooks.after_aggregate()
@@ -619,7 +619,11 @@ class _Pass:
         secagg: SecAggRound | None = None,
     ) -> None:
         tree = render_experiment(
-            blueprint, roster=roster, state=state, roster_source="hub", secagg=secagg
+            blueprint,
+            roster=roster,
+            state=state,
+            roster_source="hub",
+            secagg=None if secagg is None else secagg.to_json(),
         )
         apply_changes(root, tree, plan_changes(root, tree))
 

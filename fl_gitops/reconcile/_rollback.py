@@ -78,7 +78,7 @@ def rollback(repo: ConfigRepo, path: str, round_: int) -> PublishResult:
             from fl_gitops.render import read_secagg
 
             start = start_phase(blueprint, again, roster, read_secagg(exp))
-            again, roster, secagg = start.state, start.roster, start.record
+            again, roster, secagg = start.state, start.roster, start.record.to_json()
         tree = render_experiment(
             blueprint, roster=roster, state=again, roster_source="hub", secagg=secagg
         )

@@ -18,8 +18,8 @@ and commits the next phase with what every party must agree on for it (``secagg.
   for it in its training Job, else at ``share`` (or ``keys`` for a cluster with no share
   key), so that a cluster that dropped comes back.
 
-Fewer than the threshold at any phase, or a secret that cannot be rebuilt, fails the
-round by the completion policy (``below_quorum``: retried as a new attempt, which starts
+Fewer than the threshold at any phase, or a secret that cannot be rebuilt (``SecAggError``),
+fails the round by the completion policy (``below_quorum``: retried as a new attempt, which starts
 at ``share`` with fresh secrets, or failed), with nothing unmasked. Every phase is decided
 from Git, the hub and the store alone, so a pass killed at any point does it again.
 """
@@ -39,8 +39,15 @@ from fl_gitops.blueprint import Blueprint
 from fl_gitops.errors import InputError
 from fl_gitops.hub import ClusterStatus
 from fl_gitops.render import RoundState
-from fl_gitops.reports import HubReport
-from fl_gitops.secagg import BadMessage, NotEnoughShares, Reveal, SecAggParams, unmask
+from fl_gitops.reports import HubReport, SecAggReport
+from fl_gitops.secagg import (
+    BadMessage,
+    NotEnoughShares,
+    Reveal,
+    SecAggError,
+    SecAggParams,
+    unmask,
+)
 from fl_gitops.secagg._loop import (
     MAX_MESSAGE_BYTES,
     SecAggRound,
@@ -53,7 +60,6 @@ from fl_gitops.store import ModelStore
 
 __all__ = [
     "Next",
-    "PhaseFailed",
     "Unmasked",
     "after_round",
     "aggregate_sum",
@@ -64,11 +70,6 @@ __all__ = [
 ]
 
 _SUM = "secagg-sum"  # the round's one update fed to the strategy: the survivors' mean
-
-
-class PhaseFailed(Exception):
-    """Too few clusters got through a phase (or the sum could not be unmasked): the round
-    fails by the completion policy. Never leaves the reconcile package."""
 
 
 @dataclass(frozen=True)
@@ -114,20 +115,23 @@ def start_phase(
 
 def _reported(
     clusters: Sequence[str], statuses: Mapping[str, ClusterStatus], phase: str
-) -> dict[str, HubReport]:
-    """The succeeded clusters' reports of this phase (``secagg.phase`` as asked)."""
+) -> dict[str, tuple[HubReport, SecAggReport]]:
+    """The succeeded clusters' reports of this phase (``secagg.phase`` as asked), each
+    with its ``secagg`` values typed."""
     out = {}
     for cluster in clusters:
         status = statuses.get(cluster)
         report = status.report if status is not None else None
-        if report is not None and report.secagg is not None and report.secagg.phase == phase:
-            out[cluster] = report
+        if report is not None and report.secagg is not None:
+            sa = SecAggReport.from_fields(report.secagg)
+            if sa.phase == phase:
+                out[cluster] = (report, sa)
     return out
 
 
 def _enough(p: SecAggParams, got: int, what: str) -> None:
     if got < p.threshold:
-        raise PhaseFailed(
+        raise SecAggError(
             f"secure aggregation: {got} clusters {what}, at least threshold {p.threshold} "
             "needed; nothing unmasked"
         )
@@ -145,7 +149,7 @@ def next_phase(
     succeeded ``clusters`` reported.
 
     Raises:
-        PhaseFailed: fewer than the threshold got through.
+        SecAggError: fewer than the threshold got through.
         InputError: the round's grid is under 4096 levels for this many clusters (the
             blueprint's bits and numExamples.max cannot run this fleet).
     """
@@ -160,10 +164,8 @@ def next_phase(
 
     if phase == "keys":
         keys = dict(record.share_keys)
-        fresh = {
-            c: r.secagg.share_key for c, r in reports.items() if r.secagg and r.secagg.share_key
-        }
-        keys.update({c: k for c, k in fresh.items() if k is not None})
+        fresh = {c: sa.share_key for c, (_, sa) in reports.items() if sa.share_key is not None}
+        keys.update(fresh)
         context = tuple(sorted(fresh))
         _enough(p, len(context), "advertised a share key")
         nxt = SecAggRound(state.round, state.attempt, "share", keys, context)
@@ -172,9 +174,7 @@ def next_phase(
         u1: dict[str, str] = {}
         digests: dict[str, str] = {}
         ctx = record.ctx(blueprint.name, p)
-        for cluster, report in reports.items():
-            sa = report.secagg
-            assert sa is not None
+        for cluster, (_, sa) in reports.items():
             if (
                 cluster not in record.context
                 or sa.share_key != record.share_keys.get(cluster)
@@ -192,7 +192,7 @@ def next_phase(
         try:
             levels = p.levels(len(u1), blueprint.influence.max_num_examples)
         except InputError as exc:
-            raise PhaseFailed(f"secure aggregation: {exc}; nothing unmasked") from None
+            raise SecAggError(f"secure aggregation: {exc}; nothing unmasked") from None
         nxt = record.with_(phase="train", mask_keys=u1, shares=digests, levels=levels)
         return Next(step("train"), tuple(sorted(u1)), nxt, f"U1: {len(u1)} clusters shared")
     if phase == "train":
@@ -203,9 +203,7 @@ def next_phase(
         ctx = record.ctx(blueprint.name, p)
         size = _model_elements(store, state.model_digest)
         ceiling = blueprint.influence.max_num_examples
-        for cluster, report in reports.items():
-            sa = report.secagg
-            assert sa is not None
+        for cluster, (report, sa) in reports.items():
             if cluster not in record.mask_keys or sa.share_key != record.share_keys.get(cluster):
                 continue
             if (
@@ -235,7 +233,7 @@ def next_phase(
             holding = [h for h in ctx.holders(cluster) if h in survivors]
             if len(holding) < p.threshold:
                 what = "survivor" if cluster in survivors else "dropped cluster"
-                raise PhaseFailed(
+                raise SecAggError(
                     f"secure aggregation: {cluster} ({what}) has {len(holding)} surviving "
                     f"holders of its shares, threshold {p.threshold} needed; nothing unmasked"
                 )
@@ -287,7 +285,7 @@ def unmask_round(
     reveals of the ``clusters`` whose reveal Job succeeded, as the model it makes.
 
     Raises:
-        PhaseFailed: too few reveals, a secret that cannot be rebuilt, or a masked input
+        SecAggError: too few reveals, a secret that cannot be rebuilt, or a masked input
             that is no longer the one reported: nothing is unmasked.
     """
     from fl_gitops.models import bytes_to_tensors
@@ -296,9 +294,7 @@ def unmask_round(
     p = params(blueprint)
     ctx = record.ctx(blueprint.name, p)
     reveals: dict[str, list[Reveal]] = {}
-    for cluster, report in _reported(clusters, statuses, "reveal").items():
-        sa = report.secagg
-        assert sa is not None
+    for cluster, (_, sa) in _reported(clusters, statuses, "reveal").items():
         if sa.reveal is None or cluster not in record.survivors:
             continue
         name = message_name("reveal", record.attempt, ctx.roster_id, cluster)
@@ -317,7 +313,7 @@ def unmask_round(
             ctx, set(record.mask_keys), masked, reveals, weights, record.levels, length=size
         )
     except (NotEnoughShares, BadMessage) as exc:
-        raise PhaseFailed(
+        raise SecAggError(
             f"secure aggregation: {exc} ({len(reveals)} of {len(record.survivors)} survivors "
             "revealed); nothing unmasked"
         ) from None

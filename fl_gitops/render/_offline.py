@@ -114,7 +114,7 @@ def render_offline(
         blueprint,
         roster=roster,
         state=state,
-        secagg=secagg,
+        secagg=None if secagg is None else secagg.to_json(),
         roster_source=source,
         decision_pages=pages,
         blueprint_bytes=blueprint_bytes,

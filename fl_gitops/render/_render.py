@@ -120,7 +120,7 @@ def render_experiment(
     template_dir: str | Path | None = None,
     bootstrap: bool = False,
     health_checks: Mapping[str, str] | None = None,
-    secagg: SecAggRound | None = None,
+    secagg: Mapping[str, Any] | None = None,
 ) -> RenderedTree:
     """Render the experiment tree.
 
@@ -137,8 +137,9 @@ def render_experiment(
         template_dir: the user's templates, overriding shipped ones by name.
         bootstrap: also render the hub bootstrap under ``bootstrap/``.
         health_checks: argocd-cm keys to Lua scripts, for the bootstrap.
-        secagg: with secure aggregation, the round's record (``secagg.yaml``), whose
-            public values each round config carries; None renders the first phase's.
+        secagg: with secure aggregation, the round's record (``secagg.yaml``'s document,
+            ``SecAggRound.to_json``), whose public values each round config carries; None
+            renders the first phase's.
 
     Raises:
         TemplateError: a template failed (names the template and line).
@@ -152,17 +153,21 @@ def render_experiment(
         state = dataclasses.replace(state, secagg="keys")  # a secure experiment's first Job
     names = Names(blueprint.name, blueprint.namespace, state.round, state.attempt, state.step)
     roster = tuple(sorted(set(roster)))
+    secure_record: SecAggRound | None = None
     if secure is not None and state.phase == "Running":
-        if secagg is None:
-            secagg = SecAggRound(state.round, state.attempt, state.secagg or "keys")
-        if (secagg.round, secagg.attempt, secagg.phase) != (
+        secure_record = (
+            SecAggRound(state.round, state.attempt, state.secagg or "keys")
+            if secagg is None
+            else SecAggRound.from_json(secagg, source=layout.secagg)
+        )
+        if (secure_record.round, secure_record.attempt, secure_record.phase) != (
             state.round,
             state.attempt,
             state.secagg,
         ):
             raise TemplateError(
-                f"secagg.yaml is round {secagg.round} attempt {secagg.attempt} phase "
-                f"{secagg.phase}, the round state round {state.round} attempt "
+                f"secagg.yaml is round {secure_record.round} attempt {secure_record.attempt} phase "
+                f"{secure_record.phase}, the round state round {state.round} attempt "
                 f"{state.attempt} phase {state.secagg}"
             )
     root = blueprint.gitops.path
@@ -184,14 +189,16 @@ def render_experiment(
         report = _report_context(blueprint, names)
         base = _round_config_base(blueprint, state)
         if secure is not None:
-            assert secagg is not None
-            section = secagg.config_section(params_of(secure), blueprint.influence.max_num_examples)
+            assert secure_record is not None
+            section = secure_record.config_section(
+                params_of(secure), blueprint.influence.max_num_examples
+            )
             section["final"] = state.round >= blueprint.rounds
             base["secureAggregation"] = section
             put(
                 layout.secagg,
                 yaml_document(
-                    {"apiVersion": API_VERSION, "kind": "SecAggRound", **secagg.to_json()}
+                    {"apiVersion": API_VERSION, "kind": "SecAggRound", **secure_record.to_json()}
                 ),
             )
         config_text = _round_config_text(base, len(roster))
