@@ -7,10 +7,10 @@
 
 Why: issue 13 asks what secure aggregation costs per round against plain FedAvg (time,
 bytes per cluster, passes over the model) and whether the model it makes learns as well
-(digits accuracy within 0.5 points after 30 rounds). The library is what the loop will run
-(docs/privacy.md says how); this measures it with real keys (X25519), real shares
+(digits accuracy within 0.5 points after 30 rounds). The library is what the loop runs
+(docs/privacy.md says how); the default measures it with real keys (X25519), real shares
 (Shamir over GF(2^128), sealed with AES-GCM) and real masks (AES-CTR streams), in one
-process.
+process, and ``--loop`` measures the loop itself.
 
 Overhead (``--params`` float32 parameters, ``--clusters`` K, ``--threshold`` t,
 ``--neighbours`` k, ``--dropped`` d clusters that shared and then dropped before masking):
