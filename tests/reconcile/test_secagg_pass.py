@@ -334,3 +334,28 @@ def test_secure_aggregation_turned_on_mid_round_starts_the_round_again_as_a_secu
     state = yaml.safe_load(git(remote, "show", f"main:{PATH}/hub/round-state.yaml"))["data"]
     assert (state["round"], state["attempt"], state["secureAggregation"]) == ("1", "2", "keys")
     assert not (store / "models").exists() or len(list((store / "models").iterdir())) == 1
+
+
+def test_a_rollback_restarts_the_round_with_fresh_secrets_and_the_share_keys_kept(world):
+    from fl_gitops.gitops import ConfigRepo
+    from fl_gitops.reconcile import rollback
+
+    tmp, remote, fleet = world
+    _secure_round_one(tmp, remote, fleet, drop=set())
+    reveal, _ = _phase(tmp, remote, fleet)
+    assert isinstance(reveal.action, Aggregate)
+    keys = yaml.safe_load(git(remote, "show", f"main:{PATH}/secagg.yaml"))["shareKeys"]
+    repo = ConfigRepo.open(str(remote), branch="main", workdir=tmp / "by-hand")
+    rollback(repo, PATH, 1)
+    state = yaml.safe_load(git(remote, "show", f"main:{PATH}/hub/round-state.yaml"))["data"]
+    assert (state["round"], state["attempt"], state["secureAggregation"]) == ("1", "2", "share")
+    record = yaml.safe_load(git(remote, "show", f"main:{PATH}/secagg.yaml"))
+    assert (record["attempt"], record["shareKeys"]) == (2, keys)
+    # and the round runs again to its end, from fresh mask secrets
+    share, _ = _phase(tmp, remote, fleet)
+    assert share.message == "round 1: U1: 10 clusters shared"
+    train, _ = _phase(tmp, remote, fleet)
+    assert train.message == "round 1: U2: 10 survivors, 0 dropped"
+    again, _ = _phase(tmp, remote, fleet)
+    assert isinstance(again.action, Aggregate)
+    assert again.record["attempt"] == 2
