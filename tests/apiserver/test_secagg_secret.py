@@ -4,7 +4,8 @@ The rendered work's Secret (created empty), ServiceAccount, Role and RoleBinding
 applied into a fresh namespace as the work agent would; with the ServiceAccount's token
 (TokenRequest API, mounted where a pod's would be) the client's ``keys`` phase keeps the
 cluster's share key in that Secret and reports only its public half. The same token can
-read no other Secret.
+read no other Secret. And a secure simulation through the real API server
+(``--hub kubernetes``) makes the models the in-memory hub makes.
 """
 
 from __future__ import annotations
@@ -121,3 +122,25 @@ def test_the_keys_phase_keeps_the_share_key_in_the_clusters_own_secret(
                 assert caught.value.status == 403
         finally:
             core.delete_namespace(namespace)
+
+
+def test_a_secure_simulation_through_a_real_api_server_reaches_the_in_memory_model(
+    apiserver: ApiServer, tmp_path: Path
+) -> None:
+    # The masks are fresh random keys in each run, but the unmasked sum is exact integers:
+    # both runs make the same models, through the in-memory hub and a real API server.
+    text = REFERENCE.read_text().replace("    options: {}\n", "    options: {}\n" + SECURE)
+    text = text.replace("minClusters: 8 ", "minClusters: 3 ").replace("epochs: 5", "epochs: 1")
+    text = text.replace("numberOfClusters: 10", "numberOfClusters: 4")
+    text = text.replace("name: digits-fedavg ", "name: digits-secure ")
+    blueprint = tmp_path / "secure.yaml"
+    blueprint.write_text(text.replace("experiments/digits-fedavg", "experiments/digits-secure"))
+    args = ["simulate", str(blueprint), "--clusters", "4", "--rounds", "2", "--jobs", "2"]
+    assert main([*args, "--workdir", str(tmp_path / "local"), "--no-plot"]) == 0
+    kubeconfig = apiserver.kubeconfig(tmp_path / "kubeconfig")
+    kube = ["--hub", "kubernetes", "--kubeconfig", str(kubeconfig), "--no-plot"]
+    assert main([*args, "--workdir", str(tmp_path / "kube"), *kube]) == 0
+    local = json.loads((tmp_path / "local" / "report.json").read_text())
+    real = json.loads((tmp_path / "kube" / "report.json").read_text())
+    assert real["phase"] == local["phase"] == "Completed"
+    assert real["final_model"] == local["final_model"]
