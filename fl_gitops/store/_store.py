@@ -29,7 +29,7 @@ import re
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, TypeGuard
 
 from fl_gitops import __version__
 from fl_gitops.errors import StoreError, UpdateRejected
@@ -43,9 +43,6 @@ from fl_gitops.tensors import (
     update_block_list_file,
     write_atomic,
 )
-
-if TYPE_CHECKING:
-    import fsspec
 
 __all__ = [
     "MAX_METADATA_BYTES",
@@ -313,7 +310,7 @@ def _errno(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
-def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+def _is_local(fs: Any) -> bool:
     from fsspec.implementations.local import LocalFileSystem
 
     return isinstance(fs, LocalFileSystem)
@@ -322,7 +319,9 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
 class ModelStore:
     """A model store rooted at one fsspec URI. Build it with :meth:`open`."""
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str, uri: str) -> None:
+    def __init__(self, fs: Any, root: str, uri: str) -> None:
+        # ``fs``: an fsspec AbstractFileSystem, typed loosely so that importing the store
+        # (as every aggregation does, for its errors) does not import fsspec.
         self.fs = fs
         self.root = root.rstrip("/")
         self.uri = uri
