@@ -179,7 +179,7 @@ def test_no_import_cycle_even_through_imports_inside_functions():
 # What each package of the model side may import, besides itself: the arrows run
 # tensors <- store <- aggregate, and tensors <- models <- client (which also uses the store);
 # reports (what a cluster reports through the hub) sits on tensors, under aggregate and client;
-# secagg (the protocol) sits on tensors, under client (and the hub's reconcile).
+# secagg (the protocol) sits on store and tensors, under client (and the hub's reconcile).
 ALLOWED = {
     "fl_gitops.tensors": {"fl_gitops.errors"},
     "fl_gitops.store": {"fl_gitops", "fl_gitops.errors", "fl_gitops.tensors"},
@@ -203,8 +203,9 @@ ALLOWED = {
         "fl_gitops.tensors",
     },
     "fl_gitops.plugins": {"fl_gitops.errors"},
-    # secure aggregation's protocol, under the client and the hub: crypto and numpy only.
-    "fl_gitops.secagg": {"fl_gitops.errors", "fl_gitops.tensors"},
+    # secure aggregation's protocol, under the client and the hub: crypto and numpy, and
+    # the store's safe reads of its messages.
+    "fl_gitops.secagg": {"fl_gitops.errors", "fl_gitops.store", "fl_gitops.tensors"},
     "fl_gitops.reports": {"fl_gitops.errors", "fl_gitops.tensors"},
 }
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -231,12 +232,28 @@ def read_message(store: Any, round_: int, name: str, digest: str, *, limit: int)
     Raises:
         BadMessage: missing, larger than ``limit`` or not the bytes reported.
     """
+    from fl_gitops.store import UnreadableUpdate, open_regular, read_regular
+
     uri = store.aggregation_uri(round_, name)
     try:
-        with store.fs.open(uri, "rb") as handle:
-            data = handle.read(limit + 1)
+        if uri.startswith("file://"):
+            # A local store is opened as the store opens updates: never through a link,
+            # never blocking on a FIFO a writer of the bucket left there, regular files only.
+            fd = open_regular(store.root, f"rounds/{round_}/aggregation/{name}", name)
+            try:
+                raw = read_regular(fd, limit, name, name)
+            finally:
+                os.close(fd)
+            if raw is None:
+                raise BadMessage(f"{name}: larger than {limit} bytes")
+            data = raw
+        else:
+            with store.fs.open(uri, "rb") as handle:
+                data = handle.read(limit + 1)
     except FileNotFoundError:
         raise BadMessage(f"{name}: not in the store") from None
+    except UnreadableUpdate as exc:
+        raise BadMessage(f"{name}: {exc.reason}") from None
     except (OSError, StoreError) as exc:
         raise BadMessage(f"{name}: cannot be read ({type(exc).__name__})") from None
     if len(data) > limit:

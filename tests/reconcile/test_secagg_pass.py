@@ -359,3 +359,27 @@ def test_a_rollback_restarts_the_round_with_fresh_secrets_and_the_share_keys_kep
     again, _ = _phase(tmp, remote, fleet)
     assert isinstance(again.action, Aggregate)
     assert again.record["attempt"] == 2
+
+
+def test_a_fifo_or_link_in_place_of_a_masked_input_is_a_dropout_not_a_hang(world):
+    import os
+
+    tmp, remote, fleet = world
+    assert reconcile_pass(tmp, remote, fleet).message.endswith("advertise their share keys")
+    _phase(tmp, remote, fleet)  # keys
+    _phase(tmp, remote, fleet)  # share
+    for work in fleet.sync():  # training: every Job runs and reports
+        run_client_file(environ=dict(work.spec.env))
+        fleet.agent.report(work, succeeded=True)
+    # A writer of the bucket puts a FIFO and a link where two masked inputs were.
+    (fifo,) = (tmp / "store").rglob("secagg-a1-*-masked-cluster-02")
+    fifo.unlink()
+    os.mkfifo(fifo)
+    (link,) = (tmp / "store").rglob("secagg-a1-*-masked-cluster-03")
+    link.unlink()
+    link.symlink_to(fifo)
+    train = reconcile_pass(tmp, remote, fleet)
+    assert train.message == "round 1: U2: 8 survivors, 2 dropped"
+    reveal, _ = _phase(tmp, remote, fleet)
+    assert isinstance(reveal.action, Aggregate)
+    assert reveal.record["failed"] == ["cluster-02", "cluster-03"]
