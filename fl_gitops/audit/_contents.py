@@ -34,9 +34,13 @@ def check_models(store: ModelStore, walk: Walk) -> None:
 
 
 def check_updates(store: ModelStore, agg: Aggregation) -> None:
-    """Each contributor's update is in the store and hashes to the digest the hub reported."""
+    """Each contributor's update is in the store and hashes to the digest the hub reported
+    (in a secure round: its masked input, the only form the store holds it in)."""
     if agg.updates is None:
         return  # the walk reported "no hub digest recorded"
+    if agg.secure is not None:
+        _check_masked_inputs(store, agg)
+        return
     for cluster in agg.contributors:
         reported = agg.updates.get(cluster)
         if reported is None:
@@ -52,5 +56,43 @@ def check_updates(store: ModelStore, agg: Aggregation) -> None:
         if actual != reported:
             agg.entry.problem(
                 f"the store's update hashes to {actual}, the hub reported {reported}",
+                cluster=cluster,
+            )
+
+
+def _check_masked_inputs(store: ModelStore, agg: Aggregation) -> None:
+    """Each survivor's masked input, under its name for the round's reveal record, hashes
+    to the digest the round record holds."""
+    from fl_gitops.audit._secure import masked_names
+
+    names = masked_names(agg)
+    if names is None:
+        return  # masked_names put the reason on the entry
+    from fl_gitops.secagg._errors import BadMessage
+    from fl_gitops.secagg._loop import read_message
+    from fl_gitops.tensors import read_header
+
+    try:
+        with store.model_file(agg.base or "") as base:
+            # A masked input is 8 bytes a parameter of the model the round started from.
+            limit = 8 * sum(t.size for t in read_header(base).tensors.values())
+    except (FlGitopsError, OSError, ValueError):
+        agg.entry.problem(f"round {agg.round}'s masked inputs not checked: no base model")
+        return
+    for cluster in agg.contributors:
+        reported = (agg.updates or {}).get(cluster)
+        if reported is None:
+            continue
+        name = names.get(cluster)
+        if name is None:
+            agg.entry.problem(
+                "a contributor that is not among the reveal's survivors", cluster=cluster
+            )
+            continue
+        try:
+            read_message(store, agg.round, name, reported, limit=limit)
+        except BadMessage:
+            agg.entry.problem(
+                f"no masked input of round {agg.round} in the store hashing to {reported}",
                 cluster=cluster,
             )

@@ -31,6 +31,11 @@ def reaggregate(store: ModelStore, agg: Aggregation) -> None:
     from fl_gitops.aggregate.checks import Limits
     from fl_gitops.reports import HubReport
 
+    if agg.secure is not None:
+        from fl_gitops.audit._secure import reaggregate_secure
+
+        reaggregate_secure(store, agg)
+        return
     entry, blueprint = agg.entry, agg.blueprint
     if blueprint is None or agg.base is None or agg.model is None or not agg.contributors:
         entry.notes.append("not re-aggregated: the record or the blueprint cannot be read")

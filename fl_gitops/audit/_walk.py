@@ -81,6 +81,10 @@ class Aggregation:
             store may hold a later attempt's updates of this round, not these.
         dp: the record's ``dp`` block (the clip the round used, with adaptive clipping),
             or None.
+        secure: the record's ``secureAggregation`` block (a secure round: ``updates`` then
+            holds each survivor's masked input's digest, from ``maskedInputs``), or None.
+        secagg: the round's ``secagg.yaml`` as its reveal phase committed it (U2, the
+            keys and the grid the unmasking used), or None.
     """
 
     round: int
@@ -96,6 +100,8 @@ class Aggregation:
     entry: Entry
     superseded: bool = False
     dp: Mapping[str, Any] | None = None
+    secure: Mapping[str, Any] | None = None
+    secagg: bytes | None = None
 
 
 @dataclass
@@ -136,6 +142,7 @@ class _Walker:
         self.rounds_begun = False
         self.blueprint_seen = False  # the first commit with a blueprint adds it
         self.starts: dict[int, set[str]] = {}  # round -> models it was started from
+        self.reveals: dict[int, bytes] = {}  # round -> its reveal phase's secagg.yaml
 
     def rel(self, repo_path: str) -> str:
         return repo_path[len(self.path) + 1 :] if self.path else repo_path
@@ -171,8 +178,12 @@ class _Walker:
             int(m.group(1)) for p in rel_paths if (m := _RECORD_RE.fullmatch(p)) is not None
         )
         wanted = [self.full(self.layout.blueprint), self.full(self.layout.round_state)]
+        wanted += [self.full(self.layout.secagg)]
         wanted += [self.full(self.layout.history(n)) for n in records]
-        blueprint_data, state_data, *record_data = self.history.read_files(commit.sha, wanted)
+        blueprint_data, state_data, secagg_data, *record_data = self.history.read_files(
+            commit.sha, wanted
+        )
+        self.note_reveal(secagg_data)
         state = parse_round_state(state_data) if state_data is not None else None
         added = not self.blueprint_seen
         self.blueprint_seen = self.blueprint_seen or blueprint_data is not None
@@ -182,6 +193,16 @@ class _Walker:
             present = {n: d for n, d in zip(records, record_data, strict=True) if d is not None}
             removed = [n for n, d in zip(records, record_data, strict=True) if d is None]
             self.round_commit(commit, blueprint_data, state_data, state, present, removed)
+
+    def note_reveal(self, data: bytes | None) -> None:
+        """Keep the latest ``secagg.yaml`` of each round's reveal phase: what its
+        aggregation unmasked with (a later attempt's replaces an earlier one's)."""
+        doc = parse_mapping(data) if data is not None else None
+        if doc is None or doc.get("kind") != "SecAggRound" or doc.get("phase") != "reveal":
+            return
+        number = as_count(doc.get("round"))
+        if number is not None and data is not None:
+            self.reveals[number] = data
 
     def round_commit(
         self,
@@ -448,6 +469,8 @@ class _Walker:
         for cluster in contributors:
             if cluster not in roster:
                 entry.problem("a contributor that is not on the round's roster", cluster=cluster)
+        secure = record.get("secureAggregation")
+        secure = secure if isinstance(secure, Mapping) else None
         updates, counts = self.reported(record, contributors, entry)
         self.walk.aggregations.append(
             Aggregation(
@@ -463,6 +486,8 @@ class _Walker:
                 blueprint=blueprint,
                 entry=entry,
                 dp=record.get("dp") if isinstance(record.get("dp"), Mapping) else None,
+                secure=secure,
+                secagg=self.reveals.get(number) if secure is not None else None,
             )
         )
 
@@ -478,8 +503,12 @@ class _Walker:
     def reported(
         self, record: Mapping[str, Any], contributors: tuple[str, ...], entry: Entry
     ) -> tuple[dict[str, str] | None, dict[str, int]]:
-        """The hub digests (and example counts) the record holds for each cluster."""
+        """The hub digests (and example counts) the record holds for each cluster: for a
+        secure round, each survivor's masked input's (no update is stored in the clear)."""
         raw = record.get("updates")
+        secure = record.get("secureAggregation")
+        if isinstance(secure, Mapping):
+            raw = secure.get("maskedInputs")
         counts: dict[str, int] = {}
         raw_counts = record.get("numExamples", record.get("num_examples"))
         if isinstance(raw_counts, Mapping):

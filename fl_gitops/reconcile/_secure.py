@@ -288,29 +288,66 @@ def unmask_round(
         SecAggError: too few reveals, a secret that cannot be rebuilt, or a masked input
             that is no longer the one reported: nothing is unmasked.
     """
+    p = params(blueprint)
+    ctx = record.ctx(blueprint.name, p)
+    digests = {
+        cluster: sa.reveal
+        for cluster, (_, sa) in _reported(clusters, statuses, "reveal").items()
+        if sa.reveal is not None
+    }
+    return unmask_from(
+        blueprint,
+        state,
+        record,
+        stored_reveals(store, state.round, record, ctx.roster_id, digests),
+        store,
+    )
+
+
+def stored_reveals(
+    store: ModelStore,
+    round_: int,
+    record: SecAggRound,
+    roster_id: str,
+    digests: Mapping[str, str | None],
+) -> dict[str, list[Reveal]]:
+    """The survivors' reveals in the store, each read only if its bytes hash to the digest
+    its cluster reported (``None``: taken unchecked, for an auditor who then compares the
+    model it rebuilds with the committed one); an unreadable one is left out."""
+    reveals: dict[str, list[Reveal]] = {}
+    for cluster, digest in digests.items():
+        if cluster not in record.survivors:
+            continue
+        name = message_name("reveal", record.attempt, roster_id, cluster)
+        try:
+            data = read_message(store, round_, name, digest, limit=MAX_MESSAGE_BYTES)
+            items = json.loads(data)
+            reveals[cluster] = [Reveal(str(a), str(k), bytes.fromhex(s)) for a, k, s in items]
+        except (BadMessage, ValueError, TypeError):
+            continue
+    return reveals
+
+
+def unmask_from(
+    blueprint: Blueprint,
+    state: RoundState,
+    record: SecAggRound,
+    reveals: Mapping[str, list[Reveal]],
+    store: ModelStore,
+) -> Unmasked:
+    """The survivors' weighted mean change from their masked inputs and these reveals."""
     from fl_gitops.models import bytes_to_tensors
     from fl_gitops.tensors import BF16, narrow, values_f64
 
     p = params(blueprint)
     ctx = record.ctx(blueprint.name, p)
-    reveals: dict[str, list[Reveal]] = {}
-    for cluster, (_, sa) in _reported(clusters, statuses, "reveal").items():
-        if sa.reveal is None or cluster not in record.survivors:
-            continue
-        name = message_name("reveal", record.attempt, ctx.roster_id, cluster)
-        try:
-            data = read_message(store, state.round, name, sa.reveal, limit=MAX_MESSAGE_BYTES)
-            items = json.loads(data)
-            reveals[cluster] = [Reveal(str(a), str(k), bytes.fromhex(s)) for a, k, s in items]
-        except (BadMessage, ValueError, TypeError):
-            continue
     base = bytes_to_tensors(store.get_model(state.model_digest))
     size = int(sum(t.size for t in base.values()))
     masked = _StoredInputs(store, state.round, record, ctx.roster_id, size)
     weights = {c: int(v["weight"]) for c, v in record.survivors.items()}
     try:
         out = unmask(
-            ctx, set(record.mask_keys), masked, reveals, weights, record.levels, length=size
+            ctx, set(record.mask_keys), masked, dict(reveals), weights, record.levels, length=size
         )
     except (NotEnoughShares, BadMessage) as exc:
         raise SecAggError(

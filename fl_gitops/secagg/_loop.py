@@ -226,8 +226,9 @@ def _hex_keys(raw: object) -> dict[str, str]:
     return out
 
 
-def read_message(store: Any, round_: int, name: str, digest: str, *, limit: int) -> bytes:
-    """A protocol message from the store, only if its bytes hash to ``digest``.
+def read_message(store: Any, round_: int, name: str, digest: str | None, *, limit: int) -> bytes:
+    """A protocol message from the store, only if its bytes hash to ``digest`` (None: any
+    bytes, for ``verify``, which compares the model it rebuilds from them with Git's).
 
     Raises:
         BadMessage: missing, larger than ``limit`` or not the bytes reported.
@@ -258,7 +259,7 @@ def read_message(store: Any, round_: int, name: str, digest: str, *, limit: int)
         raise BadMessage(f"{name}: cannot be read ({type(exc).__name__})") from None
     if len(data) > limit:
         raise BadMessage(f"{name}: larger than {limit} bytes")
-    if sha256_of(data) != digest:
+    if digest is not None and sha256_of(data) != digest:
         raise BadMessage(f"{name}: not the bytes its cluster reported (digest differs)")
     return bytes(data)
 
