@@ -622,7 +622,7 @@ def rates(k: int) -> None:
         squared_distance_bound,
     )
     from fl_gitops.aggregate.strategies.base import Block, Pool, Slice
-    from fl_gitops.tensors import DEFAULT_CHUNK
+    from fl_gitops.tensors import DEFAULT_CHUNK, widen_f16
 
     rng = np.random.default_rng(0)
     n = DEFAULT_CHUNK
@@ -643,6 +643,24 @@ def rates(k: int) -> None:
             f"{nbytes / t_dist / 1e9:.2f} GB/s, finite {nbytes / t_fin / 1e9:.2f} GB/s "
             f"(of the update's bytes, a chunk of {n:,} elements)"
         )
+        if dtype == np.float16:
+            # What a shard runs on a float16 read: widened to float32 by table first
+            # (_shards._values), then the same three kernels on float32.
+            # Into a buffer that is reused, as the allocator reuses a read's in a shard.
+            wx, wb = widen_f16(x), widen_f16(b)
+            t_wide = _best(functools.partial(widen_f16, x, np.empty(n, dtype=np.float32)))
+            wscratch = distance_scratch(wx.dtype, n)
+            t_all = (
+                t_wide
+                + _best(functools.partial(add_weighted, acc, [wx], [3.0], tmp))
+                + _best(functools.partial(squared_distance_bound, wx, wb, wscratch))
+                + _best(functools.partial(finite, wx))
+            )
+            print(
+                f"  float16 widened by table (a shard's reads): widen_f16 "
+                f"{nbytes / t_wide / 1e9:.2f} GB/s; widen, add, bound and check together "
+                f"{nbytes / t_all / 1e9:.2f} GB/s of the update's bytes"
+            )
     data = rng.bytes(64 << 20)
     t_sha = _best(lambda: hashlib.sha256(data).digest(), 3)
     print(f"  SHA-256 {len(data) / t_sha / 1e9:.2f} GB/s")
