@@ -444,6 +444,20 @@ def load_state(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.nda
     Raises:
         StoreError: the bytes are not a state file of this strategy for this model.
     """
+    return {
+        key: values_f64(view.reshape(base.tensors[key.partition("/")[2]].shape))
+        for key, view in state_views(data, plan, base).items()
+    }
+
+
+def state_views(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.ndarray[Any, Any]]:
+    """A strategy's state file, checked to fit the plan and the model, as flat views into
+    its bytes (tensor by tensor, in its own dtype): what :func:`load_state` converts
+    whole, and a shard converts a sub-slice at a time.
+
+    Raises:
+        StoreError: the bytes are not a state file of this strategy for this model.
+    """
     if data is None or not plan.state_names:
         return {}
     try:
@@ -455,7 +469,7 @@ def load_state(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.nda
         raise StoreError(
             f"strategy state: written by strategy {owner!r}, expected {plan.strategy!r}"
         )
-    state: dict[str, np.ndarray[Any, Any]] = {}
+    views: dict[str, np.ndarray[Any, Any]] = {}
     for key, info in header.tensors.items():
         family, _, name = key.partition("/")
         if family not in plan.state_names or name not in base.tensors:
@@ -465,12 +479,8 @@ def load_state(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.nda
                 f"strategy state: tensor {key!r} has shape {list(info.shape)}, expected "
                 f"{list(base.tensors[name].shape)}"
             )
-        state[key] = values_f64(
-            np.frombuffer(data, dtype=info.np_dtype, count=info.size, offset=info.start).reshape(
-                info.shape
-            )
-        )
-    return state
+        views[key] = np.frombuffer(data, dtype=info.np_dtype, count=info.size, offset=info.start)
+    return views
 
 
 def _groups(cands: list[_Candidate]) -> Iterator[list[_Candidate]]:

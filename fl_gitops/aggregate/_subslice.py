@@ -24,9 +24,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from fl_gitops.aggregate._engine import state_views
 from fl_gitops.aggregate.strategies.base import F64, Plan
-from fl_gitops.errors import StoreError
-from fl_gitops.tensors import Header, HeaderError, Layout, parse_header, values_f64
+from fl_gitops.tensors import Header, Layout, values_f64
 
 __all__ = [
     "FOLD_SHARE",
@@ -82,32 +82,7 @@ class StateViews:
     """
 
     def __init__(self, data: bytes | None, plan: Plan, base: Header) -> None:
-        self._views: dict[str, np.ndarray[Any, Any]] = {}
-        if data is None or not plan.state_names:
-            return
-        try:
-            header = parse_header(data, len(data))
-        except HeaderError as exc:
-            raise StoreError(
-                f"strategy state for {plan.strategy}: not safetensors: {exc}"
-            ) from None
-        owner = header.metadata.get("strategy")
-        if owner != plan.strategy:
-            raise StoreError(
-                f"strategy state: written by strategy {owner!r}, expected {plan.strategy!r}"
-            )
-        for key, info in header.tensors.items():
-            family, _, name = key.partition("/")
-            if family not in plan.state_names or name not in base.tensors:
-                raise StoreError(f"strategy state: unexpected tensor {key!r}")
-            if info.shape != base.tensors[name].shape:
-                raise StoreError(
-                    f"strategy state: tensor {key!r} has shape {list(info.shape)}, expected "
-                    f"{list(base.tensors[name].shape)}"
-                )
-            self._views[key] = np.frombuffer(
-                data, dtype=info.np_dtype, count=info.size, offset=info.start
-            )
+        self._views = state_views(data, plan, base)
 
     def __bool__(self) -> bool:
         return bool(self._views)
