@@ -826,12 +826,14 @@ class _Round:
         k = len(cands)
         size = self.header.tensors[name].size
         step = _stack_step(size, k, self.chunk)
-        stack = np.empty((k, step), dtype=np.float64)
+        # One flat buffer, each block a contiguous K x n view of its front (a column slice
+        # of a K x step array is not contiguous, and BLAS would copy it for Krum's product).
+        stack = np.empty(k * step, dtype=np.float64)
         with contextlib.ExitStack() as stack_ctx:
             readers = [stack_ctx.enter_context(TensorReader(c.path, c.header)) for c in cands]
             for offset in range(0, size, step):
                 n = min(step, size - offset)
-                view = stack[:, :n]
+                view = stack[: k * n].reshape(k, n)
                 for i, reader in enumerate(readers):
                     view[i] = _as_values(reader.range(name, offset, n))
                 yield Block(
@@ -850,33 +852,48 @@ class _Round:
         # shard sends one sum per run (not per block) and the total is the same floats.
         total: F64 | None = None
         for name in sorted(self.header.tensors):
-            run: F64 | None = None
-            at = 0
-            for block in self._blocks(cands, base, name):
-                part = partials(block)
-                if run is not None and block.slice.offset // self.chunk != at:
-                    total = run if total is None else total + run
-                    run = None
-                if run is None:
-                    run = np.zeros_like(part)
-                    at = block.slice.offset // self.chunk
-                run += part
-            if run is not None:
+            for run in self._runs(cands, base, name, partials):
                 total = run if total is None else total + run
         return total
+
+    def _runs(
+        self,
+        cands: list[_Candidate],
+        base: TensorReader,
+        name: str,
+        partials: Callable[[Block], F64],
+    ) -> list[F64]:
+        """One tensor's run sums, in order: its blocks added within each run of ``chunk``
+        elements. A function of its own so that the last block, and with it the tensor's
+        K x c stack, is let go before the next tensor's stack is made: held by a loop
+        variable it made two stacks at once, 50 MB more at K = 24."""
+        runs: list[F64] = []
+        at = -1
+        for block in self._blocks(cands, base, name):
+            part = partials(block)
+            if block.slice.offset // self.chunk != at:
+                runs.append(np.zeros_like(part))
+                at = block.slice.offset // self.chunk
+            runs[-1] += part
+        return runs
 
     def combine(
         self, cands: list[_Candidate], choice: Choice, base: TensorReader
     ) -> dict[str, np.ndarray[Any, Any]]:
         """A choice's combined values, slice by slice over the kept updates side by side."""
-        out: dict[str, np.ndarray[Any, Any]] = {}
-        for name in sorted(self.header.tensors):
-            agg = np.empty(self.header.tensors[name].size, dtype=np.float64)
-            for block in self._blocks(cands, base, name):
-                sl = block.slice
-                agg[sl.offset : sl.offset + sl.size] = choice.combine(block)
-            out[name] = agg
-        return out
+        names = sorted(self.header.tensors)
+        return {name: self._combined(cands, choice, base, name) for name in names}
+
+    def _combined(
+        self, cands: list[_Candidate], choice: Choice, base: TensorReader, name: str
+    ) -> F64:
+        """One tensor combined (its own function, as :meth:`_runs`, so that its stack is let
+        go before the next tensor's is made)."""
+        agg = np.empty(self.header.tensors[name].size, dtype=np.float64)
+        for block in self._blocks(cands, base, name):
+            sl = block.slice
+            agg[sl.offset : sl.offset + sl.size] = choice.combine(block)
+        return agg
 
     # -------------------------------------------------------------- the new model
 

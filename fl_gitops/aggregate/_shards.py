@@ -936,7 +936,9 @@ class Shard:
         step = _stack_step(size, k, self.chunk)
         if width is not None:
             step = max(1, min(step, width))
-        stack = np.empty((len(cands), max(0, min(step, piece.size))), dtype=np.float64)
+        # One flat buffer, each block a contiguous K x n view of its front (a column slice
+        # of a K x step array is not contiguous, and BLAS would copy it for Krum's product).
+        stack = np.empty(len(cands) * max(0, min(step, piece.size)), dtype=np.float64)
         own_files, own_base = files is None, base is None
         held: dict[str, RangeFile] = {} if files is None else files
         reader = self.opener(self.base_path) if base is None else base
@@ -945,7 +947,7 @@ class Shard:
             handles = [self._file(c, held) for c in cands]
             for start in range(piece.start, piece.stop, step):
                 n = min(step, piece.stop - start)
-                view = stack[:, :n]
+                view = stack[: len(cands) * n].reshape(len(cands), n)
                 for i, (c, f) in enumerate(zip(cands, handles, strict=True)):
                     view[i] = _checked_values(c, f, c.header.tensors[piece.name], start, n)
 
@@ -970,17 +972,26 @@ class Shard:
             return None
         runs: list[F64] = []
         for piece in self.pieces:
-            at = -1
-            for block in self._stack(kept, piece, len(kept)):
-                part = partials(block)
-                if block.slice.offset // self.chunk != at:
-                    runs.append(np.zeros_like(part))
-                    at = block.slice.offset // self.chunk
-                runs[-1] += part
+            runs.extend(self._piece_runs(kept, piece, partials))
         k = len(kept)
         arr = np.stack(runs) if runs else np.zeros((0, k, k))
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
         return self.put("partials.safetensors", serialize({"cells": arr}, meta))
+
+    def _piece_runs(
+        self, kept: list[_Candidate], piece: Piece, partials: Callable[[Block], F64]
+    ) -> list[F64]:
+        """One piece's run sums, in order (its own function so that the piece's K x c stack
+        is let go before the next piece's is made: a loop variable held the last block)."""
+        runs: list[F64] = []
+        at = -1
+        for block in self._stack(kept, piece, len(kept)):
+            part = partials(block)
+            if block.slice.offset // self.chunk != at:
+                runs.append(np.zeros_like(part))
+                at = block.slice.offset // self.chunk
+            runs[-1] += part
+        return runs
 
     def summed(self, kept: list[_Candidate]) -> F64 | None:
         """Every shard's runs added in model order: the pod's second level."""

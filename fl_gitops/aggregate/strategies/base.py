@@ -212,7 +212,10 @@ class Combiner(Protocol):
 
     @property
     def partials(self) -> Callable[[Block], F64] | None:
-        """One slice's statistics, summed over the slices into ``Pool.stats``; or None."""
+        """One slice's statistics, summed over the slices into ``Pool.stats``; or None.
+
+        It may overwrite ``block.values``: each block is read once in this phase, and the
+        pod and a shard refill their stack for the next one."""
         ...
 
     def require(self, n: int) -> None:

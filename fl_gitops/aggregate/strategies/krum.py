@@ -113,8 +113,11 @@ class KrumCombiner:
         as their products are the same floats). A BLAS product may differ in its last bits
         on another CPU, as the distance bound's does: a score, not a model's bytes.
         """
-        stack = block.values
-        centred = stack - stack[0]
+        # Centred in place (``Combiner.partials`` may overwrite the block), against a copy
+        # of the first row: ``stack -= stack[0]`` would make numpy copy the whole stack (the
+        # operands overlap), as ``stack - stack[0]`` allocates one. The same floats.
+        centred = block.values
+        centred -= centred[0].copy()
         gram = centred @ centred.T
         squares = np.diag(gram)
         part: F64 = squares[:, None] + squares[None, :]
