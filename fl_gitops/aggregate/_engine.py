@@ -483,6 +483,23 @@ def state_views(data: bytes | None, plan: Plan, base: Header) -> dict[str, np.nd
     return views
 
 
+def run_sums(blocks: Iterable[Block], partials: Callable[[Block], F64], chunk: int) -> list[F64]:
+    """The combiner's partials of these blocks (one tensor's, or one piece's) summed within
+    each run of ``chunk`` elements, in order: the first level of the two-level sum, the
+    pod's and a shard's alike. A function of its own so that the last block, and with it
+    its K x c stack, is let go before the caller makes the next stack: held by a loop
+    variable it made two stacks at once, 50 MB more at K = 24."""
+    runs: list[F64] = []
+    at = -1
+    for block in blocks:
+        part = partials(block)
+        if block.slice.offset // chunk != at:
+            runs.append(np.zeros_like(part))
+            at = block.slice.offset // chunk
+        runs[-1] += part
+    return runs
+
+
 def _groups(cands: list[_Candidate]) -> Iterator[list[_Candidate]]:
     """Runs of up to ``_LANES`` consecutive updates that share one file layout."""
     group: list[_Candidate] = []
@@ -852,30 +869,9 @@ class _Round:
         # shard sends one sum per run (not per block) and the total is the same floats.
         total: F64 | None = None
         for name in sorted(self.header.tensors):
-            for run in self._runs(cands, base, name, partials):
+            for run in run_sums(self._blocks(cands, base, name), partials, self.chunk):
                 total = run if total is None else total + run
         return total
-
-    def _runs(
-        self,
-        cands: list[_Candidate],
-        base: TensorReader,
-        name: str,
-        partials: Callable[[Block], F64],
-    ) -> list[F64]:
-        """One tensor's run sums, in order: its blocks added within each run of ``chunk``
-        elements. A function of its own so that the last block, and with it the tensor's
-        K x c stack, is let go before the next tensor's stack is made: held by a loop
-        variable it made two stacks at once, 50 MB more at K = 24."""
-        runs: list[F64] = []
-        at = -1
-        for block in self._blocks(cands, base, name):
-            part = partials(block)
-            if block.slice.offset // self.chunk != at:
-                runs.append(np.zeros_like(part))
-                at = block.slice.offset // self.chunk
-            runs[-1] += part
-        return runs
 
     def combine(
         self, cands: list[_Candidate], choice: Choice, base: TensorReader

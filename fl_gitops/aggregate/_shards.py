@@ -82,6 +82,7 @@ from fl_gitops.aggregate._engine import (
     _stack_step,
     _state_dtype,
     _weighted_metrics,
+    run_sums,
 )
 from fl_gitops.aggregate._ranges import (
     BlockCheckedFile,
@@ -972,26 +973,11 @@ class Shard:
             return None
         runs: list[F64] = []
         for piece in self.pieces:
-            runs.extend(self._piece_runs(kept, piece, partials))
+            runs.extend(run_sums(self._stack(kept, piece, len(kept)), partials, self.chunk))
         k = len(kept)
         arr = np.stack(runs) if runs else np.zeros((0, k, k))
         meta = {"ident": json.dumps(self.ident(), sort_keys=True)}
         return self.put("partials.safetensors", serialize({"cells": arr}, meta))
-
-    def _piece_runs(
-        self, kept: list[_Candidate], piece: Piece, partials: Callable[[Block], F64]
-    ) -> list[F64]:
-        """One piece's run sums, in order (its own function so that the piece's K x c stack
-        is let go before the next piece's is made: a loop variable held the last block)."""
-        runs: list[F64] = []
-        at = -1
-        for block in self._stack(kept, piece, len(kept)):
-            part = partials(block)
-            if block.slice.offset // self.chunk != at:
-                runs.append(np.zeros_like(part))
-                at = block.slice.offset // self.chunk
-            runs[-1] += part
-        return runs
 
     def summed(self, kept: list[_Candidate]) -> F64 | None:
         """Every shard's runs added in model order: the pod's second level."""
