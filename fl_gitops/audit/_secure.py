@@ -25,26 +25,15 @@ __all__ = ["masked_names", "reaggregate_secure"]
 
 
 def _record(agg: Aggregation) -> tuple[SecAggRound, RoundContext] | None:
-    """The round's reveal record and its context, or None (the reason on the entry)."""
-    from fl_gitops.audit._values import parse_mapping
-    from fl_gitops.secagg._loop import SecAggRound, params_of
+    """The round's reveal record (read by the walk, which put any reason it is missing on
+    the entry) and its context."""
+    from fl_gitops.secagg._loop import params_of
 
     blueprint = agg.blueprint
     section = blueprint.strategy.secure_aggregation if blueprint is not None else None
-    if blueprint is None or not section:
-        agg.entry.problem("a secure round's record, and no secureAggregation in its blueprint")
+    if blueprint is None or not section or agg.secagg is None:
         return None
-    doc = parse_mapping(agg.secagg) if agg.secagg is not None else None
-    if doc is None:
-        agg.entry.problem(f"no secagg.yaml of round {agg.round}'s reveal phase in the history")
-        return None
-    try:
-        record = SecAggRound.from_json(doc, source=f"secagg.yaml (round {agg.round})")
-    except FlGitopsError:
-        agg.entry.problem(f"round {agg.round}'s secagg.yaml is not a SecAggRound record")
-        return None
-    ctx = record.ctx(blueprint.name, params_of(section))
-    return record, ctx
+    return agg.secagg, agg.secagg.ctx(blueprint.name, params_of(section))
 
 
 def masked_names(agg: Aggregation) -> dict[str, str] | None:

@@ -34,12 +34,13 @@ from fl_gitops.audit._values import (
     parse_round_state,
     safe_author,
 )
-from fl_gitops.errors import InputError
+from fl_gitops.errors import FlGitopsError, InputError
 from fl_gitops.gitops import ROUND_TRAILER, AuditCommit, round_trailers
 from fl_gitops.render import Layout
 
 if TYPE_CHECKING:
     from fl_gitops.blueprint import Blueprint
+    from fl_gitops.secagg._loop import SecAggRound
 
 __all__ = ["Aggregation", "History", "Walk", "walk_history"]
 
@@ -84,7 +85,7 @@ class Aggregation:
         secure: the record's ``secureAggregation`` block (a secure round: ``updates`` then
             holds each survivor's masked input's digest, from ``maskedInputs``), or None.
         secagg: the round's ``secagg.yaml`` as its reveal phase committed it (U2, the
-            keys and the grid the unmasking used), or None.
+            keys and the grid the unmasking used), or None (the walk said why).
     """
 
     round: int
@@ -101,7 +102,7 @@ class Aggregation:
     superseded: bool = False
     dp: Mapping[str, Any] | None = None
     secure: Mapping[str, Any] | None = None
-    secagg: bytes | None = None
+    secagg: SecAggRound | None = None
 
 
 @dataclass
@@ -203,6 +204,27 @@ class _Walker:
         number = as_count(doc.get("round"))
         if number is not None and data is not None:
             self.reveals[number] = data
+
+    def reveal_record(
+        self, number: int, blueprint: Blueprint | None, entry: Entry
+    ) -> SecAggRound | None:
+        """A secure round's reveal record, read once for every check that needs it; a
+        problem on ``entry`` when there is none to read."""
+        from fl_gitops.secagg._loop import SecAggRound
+
+        if blueprint is None or not blueprint.strategy.secure_aggregation:
+            entry.problem("a secure round's record, and no secureAggregation in its blueprint")
+            return None
+        data = self.reveals.get(number)
+        doc = parse_mapping(data) if data is not None else None
+        if doc is None:
+            entry.problem(f"no secagg.yaml of round {number}'s reveal phase in the history")
+            return None
+        try:
+            return SecAggRound.from_json(doc, source=f"secagg.yaml (round {number})")
+        except FlGitopsError:
+            entry.problem(f"round {number}'s secagg.yaml is not a SecAggRound record")
+            return None
 
     def round_commit(
         self,
@@ -487,7 +509,7 @@ class _Walker:
                 entry=entry,
                 dp=record.get("dp") if isinstance(record.get("dp"), Mapping) else None,
                 secure=secure,
-                secagg=self.reveals.get(number) if secure is not None else None,
+                secagg=self.reveal_record(number, blueprint, entry) if secure is not None else None,
             )
         )
 
