@@ -88,6 +88,7 @@ def add_weighted(
                 assert base is not None and scratch is not None
                 b = base[start : start + BLOCK]
                 d = scratch[: block.size]
+            clip_base = None  # the clip's base term, read (float16 widened) once a block
             for i, (row, w) in enumerate(zip(rows, weights, strict=True)):
                 part = row[start : start + BLOCK]
                 s = 1.0 if scales is None else scales[i]
@@ -99,10 +100,7 @@ def add_weighted(
                 # 2^16, numpy 2 on this machine's AVX-512 cores; the same bytes either way).
                 if distances is not None:
                     # squared_distance_bound, inlined: the same operations.
-                    if part.dtype == np.float16 or b.dtype == np.float16:
-                        _difference_f16(part, b, d)
-                    else:
-                        np.subtract(part, b, out=d)
+                    _difference(part, b, d)
                     distances[i] += float(np.dot(d, d))
                 elif part.dtype != np.float64 and not in_cache:
                     part = _staged(part)
@@ -110,7 +108,9 @@ def add_weighted(
                     assert base is not None
                     # A clipped update: base + s·(u − base) = s·u + (1 − s)·base.
                     np.multiply(part, s, out=t, dtype=np.float64)
-                    t += (1.0 - s) * _at_least_f32(base[start : start + BLOCK])
+                    if clip_base is None:
+                        clip_base = _at_least_f32(base[start : start + BLOCK])
+                    t += (1.0 - s) * clip_base
                     t *= w
                 else:
                     np.multiply(part, w, out=t, dtype=np.float64)
@@ -172,11 +172,18 @@ def squared_distance_bound(
     those).
     """
     d = out[: chunk.size]
+    _difference(chunk, base, d)
+    return float(np.dot(d, d))
+
+
+def _difference(
+    chunk: np.ndarray[Any, Any], base: np.ndarray[Any, Any], d: np.ndarray[Any, Any]
+) -> None:
+    """``d = chunk − base``, as the bound takes it: float16 through float32."""
     if chunk.dtype == np.float16 or base.dtype == np.float16:
         _difference_f16(chunk, base, d)
     else:
         np.subtract(chunk, base, out=d)
-    return float(np.dot(d, d))
 
 
 def _difference_f16(chunk: np.ndarray[Any, Any], base: np.ndarray[Any, Any], d: F32) -> None:
@@ -207,7 +214,7 @@ def _at_least_f32(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """
     if values.dtype != np.float16:
         return values
-    return widen_f16(values, _f16_stage(values.size))
+    return widen_f16(values, _buffers.get("clip", np.float32, values.size))
 
 
 def _f16_stage(size: int) -> F32:
