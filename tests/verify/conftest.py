@@ -37,6 +37,16 @@ def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     ).stdout
 
 
+def verify_work(capsys, work: Path, tmp_path: Path, *args: str) -> tuple[int, str]:
+    """`fl-gitops verify` of a work dir's config repo (``work/config-repo.git``), cloned
+    afresh under ``tmp_path`` each call: its exit code and what it printed."""
+    capsys.readouterr()
+    clone = tmp_path / f"clone-{len(list(tmp_path.iterdir()))}"
+    repo = str(work / "config-repo.git")
+    code = main(["verify", "--repo", repo, "--path", PATH, "--workdir", str(clone), *args])
+    return code, capsys.readouterr().out
+
+
 @dataclass(frozen=True)
 class Key:
     """An ed25519 key pair and an allowed_signers file that lists it."""

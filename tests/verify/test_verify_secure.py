@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fl_gitops.cli import main
-from tests.verify.conftest import PATH, STOCK
+from tests.verify.conftest import STOCK, verify_work
 
 SECURE = "    secureAggregation: {threshold: 4, neighbours: 5, clipRange: 0.5}\n"
 
@@ -38,27 +38,11 @@ def _copy(run: Path, to: Path) -> Path:
     return to
 
 
-def _verify(capsys, work: Path, clone: Path) -> tuple[int, dict]:
-    capsys.readouterr()
-    code = main(
-        [
-            "verify",
-            "--repo",
-            str(work / "config-repo.git"),
-            "--path",
-            PATH,
-            "--store",
-            str(work / "store"),
-            "--allowed-signers",
-            str(work / "allowed_signers"),
-            "--workdir",
-            str(clone),
-            "--reaggregate",
-            "-o",
-            "json",
-        ]
-    )
-    return code, json.loads(capsys.readouterr().out)
+def _verify(capsys, work: Path, tmp_path: Path) -> tuple[int, dict]:
+    store = ["--store", str(work / "store")]
+    signers = ["--allowed-signers", str(work / "allowed_signers")]
+    code, out = verify_work(capsys, work, tmp_path, *store, *signers, "--reaggregate", "-o", "json")
+    return code, json.loads(out)
 
 
 def _messages(work: Path, round_: int, kind: str) -> list[Path]:
@@ -67,7 +51,7 @@ def _messages(work: Path, round_: int, kind: str) -> list[Path]:
 
 
 def test_a_secure_run_verifies_and_reaggregates_bit_for_bit(secure_run, tmp_path, capsys):
-    code, doc = _verify(capsys, secure_run, tmp_path / "clone")
+    code, doc = _verify(capsys, secure_run, tmp_path)
     assert code == 0 and doc["ok"] is True, doc["problems"]
     rounds = [e for e in doc["entries"] if e["kind"] == "round"]
     assert [e["round"] for e in rounds] == [1, 2]
@@ -80,7 +64,7 @@ def test_a_replaced_masked_input_is_named_with_the_digest_the_record_holds(
     work = _copy(secure_run, tmp_path / "w")
     first, second = _messages(work, 1, "masked")[:2]
     first.write_bytes(second.read_bytes())  # a valid-looking masked input, another's
-    code, doc = _verify(capsys, work, tmp_path / "clone")
+    code, doc = _verify(capsys, work, tmp_path)
     assert code == 1
     problems = [p for p in doc["problems"] if p["round"] == 1]
     cluster = first.name.rsplit("-masked-", 1)[1]
@@ -102,7 +86,7 @@ def test_a_replaced_reveal_makes_the_rebuilt_model_differ(secure_run, tmp_path, 
         share[-1] ^= 1
         item[2] = share.hex()
     reveals[0].write_text(json.dumps(doc))
-    code, out = _verify(capsys, work, tmp_path / "clone")
+    code, out = _verify(capsys, work, tmp_path)
     assert code == 1
     texts = [p["what"] for p in out["problems"] if p["round"] == 2]
     assert any(

@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 
 from fl_gitops.cli import main
-from tests.verify.conftest import PATH, STOCK
+from tests.verify.conftest import PATH, STOCK, verify_work
 
 
 def _verify(capsys, work, tmp_path, *args: str) -> tuple[int, list[str]]:
-    capsys.readouterr()
-    code = main(
-        [
-            "verify",
-            "--repo",
-            str(work / "config-repo.git"),
-            "--path",
-            PATH,
-            "--workdir",
-            str(tmp_path / f"clone{len(list(tmp_path.iterdir()))}"),
-            *args,
-        ]
-    )
-    return code, capsys.readouterr().out.splitlines()
+    code, out = verify_work(capsys, work, tmp_path, *args)
+    return code, out.splitlines()
 
 
 def test_a_simulated_run_verifies_as_it_is_with_and_without_reaggregation(

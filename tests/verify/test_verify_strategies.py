@@ -6,7 +6,7 @@ import json
 import shutil
 
 from fl_gitops.cli import main
-from tests.verify.conftest import PATH, STOCK
+from tests.verify.conftest import STOCK, verify_work
 
 
 def _run(tmp_path, name: str, old: str, new: str):
@@ -21,24 +21,9 @@ def _run(tmp_path, name: str, old: str, new: str):
 
 
 def _verify(capsys, work, tmp_path) -> dict:
-    capsys.readouterr()
-    code = main(
-        [
-            "verify",
-            "--repo",
-            str(work / "config-repo.git"),
-            "--path",
-            PATH,
-            "--workdir",
-            str(tmp_path / f"clone-{len(list(tmp_path.iterdir()))}"),
-            "--allowed-signers",
-            str(work / "allowed_signers"),
-            "--reaggregate",
-            "-o",
-            "json",
-        ]
-    )
-    doc = json.loads(capsys.readouterr().out)
+    signers = ["--allowed-signers", str(work / "allowed_signers")]
+    code, out = verify_work(capsys, work, tmp_path, *signers, "--reaggregate", "-o", "json")
+    doc = json.loads(out)
     assert code == (0 if doc["ok"] else 1)
     return doc
 
