@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fl_gitops._cpus import usable_cores
 from fl_gitops.errors import FlGitopsError, InputError
 from fl_gitops.simulate._agent import (
     LocalAgent,
@@ -550,7 +551,7 @@ def run_simulation(
     )
     warm_parent()  # imported once here, shared by every forked worker
     try:
-        with WorkerPool(options.jobs or os.cpu_count() or 1) as pool:
+        with WorkerPool(options.jobs or usable_cores()) as pool:
             world_loop = _Loop(
                 options=options,
                 world=world,

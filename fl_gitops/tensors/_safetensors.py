@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from fl_gitops._cpus import usable_cores
 from fl_gitops.errors import FlGitopsError
 from fl_gitops.tensors._bf16 import BF16
 from fl_gitops.tensors._digest import new_hasher
@@ -448,8 +449,7 @@ class Lockstep:
         if len(self.algorithms) != self.hashed:
             raise ValueError("Lockstep needs one digest algorithm per hashed file")
         self.threaded = threaded
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        self.readers = max(1, min(len(paths), readers or cores or os.cpu_count() or 1))
+        self.readers = max(1, min(len(paths), readers or usable_cores()))
         self.depth = max(2, depth) if threaded else 1
         self._steps: list[tuple[str, int, int, int]] = []  # name, offset, rel start, nbytes
         for info in sorted(headers[0].tensors.values(), key=lambda t: t.start):
