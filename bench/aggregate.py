@@ -136,6 +136,19 @@ def _floor(paths: list[Path], digests: list[str] | None) -> None:
                     h.update(view[:n])
 
 
+def compile_package() -> None:
+    """Write fl_gitops's bytecode before any timed process starts, as ``pip install`` does
+    for the image the Jobs run: with ``PYTHONDONTWRITEBYTECODE`` set (the Dockerfile sets
+    it, and so may the shell) an editable install is otherwise compiled from source by
+    every process, about 0.15 s of start-up on this machine that no pod pays, while the
+    other side's numpy and safetensors come compiled from their wheels."""
+    import compileall
+
+    import fl_gitops
+
+    compileall.compile_dir(Path(fl_gitops.__file__).parent, quiet=1)
+
+
 def _cores() -> int:
     affinity = getattr(os, "sched_getaffinity", None)
     return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
@@ -461,6 +474,7 @@ def main() -> int:
         print(json.dumps(worker(args.worker, Path(args.dir), args.k)))
         return 0
 
+    compile_package()
     k_robust = min(args.k_robust, args.k)
     cache = "cold" if args.cold else args.cache
     dtypes = list(dict.fromkeys(d.strip() for d in args.dtype.split(",") if d.strip()))

@@ -8,6 +8,7 @@
     python bench/shards.py --rates               # per-core kernel rates, for the estimate
     python bench/shards.py --preset fedavg --dtype f32,f16,bf16   # each dtype, same elements
     python bench/shards.py --dtype f16 --fold-budget 0     # F16, phase 1 folding nothing
+    python bench/shards.py --preset fedavg --cpus-per-pod 1  # each pod limited to one core
 
 Why: issue 12's targets for sharded aggregation are ratios measured in one run, the way a
 user meets them: whole processes (interpreter start-up and imports included), the page
@@ -51,6 +52,12 @@ byte counts are figures.
 A probe first checks that ``StoreRangeFile.read`` gets the range it asks s3fs for; when it
 does not, that is printed as NOT working and the shards run with the range passed by
 keyword (patched in their processes only), so that the bytes are still counted.
+
+``--cpus-per-pod C`` plays pods with a CPU limit of C cores, each on a node of its own:
+every process is pinned (its affinity, which also sizes its reader threads) to C cores,
+one pod's to the first C, shard I's to cores [I·C, I·C + C). Without it every process may
+use every core, and on a machine with fewer cores than shards x a pod's own use, the
+shards only take turns on the same cores: that measures the machine, not the scaling.
 
 ``--rates`` prints the per-core rates of the kernels a shard runs (the sum, the distance
 bound and the NaN check in float16 and float32, SHA-256, DP's noise, Krum's pairwise
@@ -113,6 +120,9 @@ def worker(mode: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     Every mode imports the same modules first, so that the idle child's peak is the
     constant the others carry.
     """
+    if spec.get("cpus"):
+        # A pod's CPU limit, played by its affinity (set before the imports, which count).
+        os.sched_setaffinity(0, spec["cpus"])
     from fl_gitops.aggregate import NotEnoughUpdates, Update, aggregate_round
     from fl_gitops.aggregate._shards import aggregate_shard, merge_shards
     from fl_gitops.reports import HubReport
@@ -273,9 +283,20 @@ def _wait_all(children: list[_Child]) -> list[dict[str, Any]]:
     return [c.result() for c in children]
 
 
+def _pinned(spec: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
+    """``spec`` for the ``index``-th pod side by side: with ``cpus_per_pod`` C, it runs on
+    cores [index·C, index·C + C) (modulo the machine's), as a pod whose CPU limit is C
+    cores on a node of its own; without, on every core."""
+    per = spec.get("cpus_per_pod")
+    if not per:
+        return dict(spec)
+    cores = sorted(os.sched_getaffinity(0))
+    return {**spec, "cpus": [cores[(index * per + j) % len(cores)] for j in range(per)]}
+
+
 def _pod(spec: Mapping[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
-    result = _Child("pod", spec).result()
+    result = _Child("pod", _pinned(spec)).result()
     result["wall"] = time.perf_counter() - start
     return result
 
@@ -291,12 +312,12 @@ def _sharded(
     try:
         start = time.perf_counter()
         children = [
-            _Child("shard", {**spec, "index": i, "of": of, "out": str(out)}, env_of(i))
+            _Child("shard", _pinned({**spec, "index": i, "of": of, "out": str(out)}, i), env_of(i))
             for i in range(of)
         ]
         shards = _wait_all(children)
         done = time.perf_counter()
-        merge = _Child("merge", {**spec, "out": str(out)}).result()
+        merge = _Child("merge", _pinned({**spec, "out": str(out)})).result()
         end = time.perf_counter()
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -801,6 +822,14 @@ def main() -> int:
         "its slice), whole (all of its slice, as before sub-slices), or a number of bytes "
         "(0: none, every contributor's slice read again to combine it)",
     )
+    parser.add_argument(
+        "--cpus-per-pod",
+        type=int,
+        default=0,
+        help="run every process (one pod, each shard, the merge) on this many cores of its "
+        "own, as pods whose CPU limit is that many cores, shard I on cores [I*C, I*C + C); "
+        "default 0: every process on every core",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -827,6 +856,7 @@ def main() -> int:
         ("--shards", args.shards, 2),
         ("--repeat", args.repeat, 1),
         ("--tensors", args.tensors, 1),
+        ("--cpus-per-pod", args.cpus_per_pod, 0),
     ]
     for flag, value, least in bounds:
         if value < least:
@@ -871,6 +901,7 @@ def main() -> int:
         return 2
 
     helpers = _helpers()
+    helpers.compile_package()  # as the image has it: bytecode written at install
     manifest = {
         "k": k,
         "params": params,
@@ -937,6 +968,13 @@ def main() -> int:
             f"average {os.getloadavg()[0]:.2f} before the runs"
             + ("" if fold is None else f"; shards fold {fold} bytes of float64 (--fold-budget)")
         )
+        if args.cpus_per_pod:
+            spare = helpers._cores() - args.cpus_per_pod * args.shards
+            print(
+                f"each process on {args.cpus_per_pod} core(s) of its own (--cpus-per-pod): "
+                "one pod on the first, shard I on the I-th"
+                + ("" if spare >= 0 else f"; NOTE: the {args.shards} shards share cores")
+            )
         idles = []
         for _ in range(args.repeat):
             start = time.perf_counter()
@@ -953,6 +991,8 @@ def main() -> int:
         for repeat in range(args.repeat):
             for d, strategy in cases:
                 spec: dict[str, Any] = {"dir": str(dirs[d]), "k": k, "strategy": strategy}
+                if args.cpus_per_pod:
+                    spec["cpus_per_pod"] = args.cpus_per_pod
                 if fold is not None:
                     spec["fold_budget"] = fold
                 # In turn first, so that neither side always follows the same run.

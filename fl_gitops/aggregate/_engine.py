@@ -86,6 +86,7 @@ from fl_gitops.tensors import (
     TensorReader,
     ThreadBuffers,
     Widener,
+    aligned_empty,
     narrow_into,
     new_hasher,
     parse_header,
@@ -741,7 +742,7 @@ class _Round:
         # Read buffers for one group, reused by every group: fresh pages cost a fault each.
         # (One more lane: the global model, read beside the updates to measure them.)
         lanes = _LANES + (1 if base is not None else 0)
-        buffers = [np.empty(self.slot_bytes, dtype=np.uint8) for _ in range(_DEPTH * lanes)]
+        buffers = [aligned_empty(self.slot_bytes) for _ in range(_DEPTH * lanes)]
         todo = list(cands)
         while True:
             groups = list(_groups(todo))

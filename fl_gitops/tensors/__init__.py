@@ -29,7 +29,7 @@ from fl_gitops.tensors._bf16 import (
     widen_f16,
 )
 from fl_gitops.tensors._blocklist import BLOCK_BYTES, BlockList, BlockListError
-from fl_gitops.tensors._buffers import ThreadBuffers
+from fl_gitops.tensors._buffers import LINE, ThreadBuffers, aligned_empty, in_step
 from fl_gitops.tensors._digest import (
     DIGEST_PATTERN,
     UPDATE_ALGORITHM,
@@ -73,6 +73,7 @@ __all__ = [
     "DEFAULT_CHUNK",
     "DIGEST_PATTERN",
     "DTYPES",
+    "LINE",
     "MAX_HEADER_BYTES",
     "UPDATE_ALGORITHM",
     "UPDATE_DIGEST_PATTERN",
@@ -88,7 +89,9 @@ __all__ = [
     "TensorReader",
     "ThreadBuffers",
     "Widener",
+    "aligned_empty",
     "digest_file",
+    "in_step",
     "is_bf16",
     "is_digest",
     "is_update_digest",

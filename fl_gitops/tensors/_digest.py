@@ -18,6 +18,7 @@ from typing import Protocol, TypeGuard, TypeVar, cast
 
 from fl_gitops.tensors._blocklist import ALGORITHM as BLOCKS_ALGORITHM
 from fl_gitops.tensors._blocklist import BlockListHasher
+from fl_gitops.tensors._buffers import aligned_empty, in_step
 
 __all__ = [
     "DIGEST_PATTERN",
@@ -102,8 +103,7 @@ def digest_file(path: str | os.PathLike[str], algorithm: str) -> str:
 
 def _fed(h: _H, path: str | os.PathLike[str]) -> _H:
     """``h`` given every byte of a local file, read in chunks."""
-    buf = bytearray(_CHUNK)
-    view = memoryview(buf)
+    view = memoryview(in_step(aligned_empty(_CHUNK), 0, _CHUNK))  # type: ignore[arg-type]
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(view):
             h.update(view[:n])

@@ -40,6 +40,7 @@ import numpy as np
 from fl_gitops._cpus import usable_cores
 from fl_gitops.errors import FlGitopsError
 from fl_gitops.tensors._bf16 import BF16
+from fl_gitops.tensors._buffers import LINE, aligned_empty, in_step
 from fl_gitops.tensors._digest import new_hasher
 
 __all__ = [
@@ -338,10 +339,11 @@ class TensorReader:
         if offset < 0 or count < 0 or offset + count > info.size:
             raise IndexError(f"tensor {name!r}: elements [{offset}, {offset + count}) out of range")
         item = info.np_dtype.itemsize
-        if self._buf is None or self._buf.nbytes < count * item:
-            self._buf = np.empty(count * item, dtype=np.uint8)
-        raw = self._buf[: count * item]
-        self._readinto(info.start + offset * item, memoryview(raw))  # type: ignore[arg-type]
+        if self._buf is None or self._buf.nbytes < count * item + LINE:
+            self._buf = aligned_empty(count * item)
+        at = info.start + offset * item
+        raw = in_step(self._buf, at, count * item)
+        self._readinto(at, memoryview(raw))  # type: ignore[arg-type]
         return raw.view(info.np_dtype)
 
     def chunks(
@@ -352,12 +354,13 @@ class TensorReader:
         total = info.size
         step = max(1, min(max_elements, total))
         item = info.np_dtype.itemsize
-        if self._buf is None or self._buf.nbytes < step * item:
-            self._buf = np.empty(step * item, dtype=np.uint8)
+        if self._buf is None or self._buf.nbytes < step * item + LINE:
+            self._buf = aligned_empty(step * item)
         for offset in range(0, total, step):
             count = min(step, total - offset)
-            raw = self._buf[: count * item]
-            self._readinto(info.start + offset * item, memoryview(raw))  # type: ignore[arg-type]
+            at = info.start + offset * item
+            raw = in_step(self._buf, at, count * item)
+            self._readinto(at, memoryview(raw))  # type: ignore[arg-type]
             yield offset, raw.view(info.np_dtype)
 
 
@@ -462,10 +465,11 @@ class Lockstep:
         self._slot_bytes = max((s[3] for s in self._steps), default=0)
         if buffers is not None and (
             len(buffers) < self.depth * len(paths)
-            or any(b.dtype != np.uint8 or b.nbytes < self._slot_bytes for b in buffers)
+            or any(b.dtype != np.uint8 or b.nbytes < self._slot_bytes + LINE for b in buffers)
         ):
             raise ValueError(
-                f"Lockstep needs {self.depth * len(paths)} uint8 buffers of slot_bytes"
+                f"Lockstep needs {self.depth * len(paths)} uint8 buffers of slot_bytes + LINE"
+                " (tensors.aligned_empty)"
             )
         self._buffers = buffers
         self._fds: list[int] = []
@@ -533,7 +537,7 @@ class Lockstep:
         if k + 1 < len(self._steps):
             ahead = self._steps[k + 1]
             read_ahead(fd, start + ahead[2], ahead[3])
-        view = memoryview(slot)[:nbytes]  # type: ignore[arg-type]
+        view = memoryview(in_step(slot, start + rel, nbytes))  # type: ignore[arg-type]
         _pread_exact(fd, view, start + rel, i, self.paths[i])
         h = self._hashes[i]
         if h is not None:
@@ -579,20 +583,19 @@ class Lockstep:
         pool = self._buffers
         slots = [
             [
-                pool[i * self.depth + j]
-                if pool is not None
-                else np.empty(self._slot_bytes, dtype=np.uint8)
+                pool[i * self.depth + j] if pool is not None else aligned_empty(self._slot_bytes)
                 for j in range(self.depth)
             ]
             for i in range(n)
         ]
         tensors = self.headers[0].tensors
         if not self.threaded:
-            for k, (name, offset, _rel, nbytes) in enumerate(self._steps):
+            for k, (name, offset, rel, nbytes) in enumerate(self._steps):
                 for i in range(n):
                     self._fill(i, k, slots[i][0])
                 dtype = tensors[name].np_dtype
-                yield name, offset, [s[0][:nbytes].view(dtype) for s in slots]
+                views = [self._view(i, s[0], rel, nbytes, dtype) for i, s in enumerate(slots)]
+                yield name, offset, views
             self._finished = True
             return
         free: list[queue.SimpleQueue[int | None]] = [queue.SimpleQueue() for _ in range(n)]
@@ -620,7 +623,7 @@ class Lockstep:
             for i in range(n):
                 for j in range(self.depth):
                     free[i].put(j)
-            for name, offset, _rel, nbytes in self._steps:
+            for name, offset, rel, nbytes in self._steps:
                 # The caller is done with the last step's chunks: their slots are free.
                 for i, j in enumerate(held):
                     free[i].put(j)
@@ -635,10 +638,20 @@ class Lockstep:
                 if failure is not None:
                     raise failure
                 dtype = tensors[name].np_dtype
-                yield name, offset, [slots[i][j][:nbytes].view(dtype) for i, j in enumerate(held)]
+                yield (
+                    name,
+                    offset,
+                    [self._view(i, slots[i][j], rel, nbytes, dtype) for i, j in enumerate(held)],
+                )
             self._finished = True
         finally:
             self._stop_readers()
+
+    def _view(
+        self, i: int, slot: np.ndarray[Any, Any], rel: int, nbytes: int, dtype: np.dtype[Any]
+    ) -> np.ndarray[Any, Any]:
+        """File ``i``'s chunk at ``rel`` as ``_fill`` placed it in ``slot``."""
+        return in_step(slot, self.headers[i].data_start + rel, nbytes).view(dtype)
 
     def digests(self) -> list[str]:
         """Each hashed file's ``<algorithm>:<hex>``, once :meth:`chunks` has gone through
