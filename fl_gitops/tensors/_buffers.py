@@ -43,11 +43,12 @@ class ThreadBuffers:
 # at a fraction of its speed on some x86 cores when the destination sits a few bytes past
 # the source within a cache line: 1.6 GB/s instead of 6 GB/s for a page-cache read into a
 # buffer 16 bytes past the file offset's alignment, 1.7 against 25 GB/s for a 256 KB
-# memcpy (AMD EPYC, `rep movsb`, measured in this project's CI machine). A fresh numpy
+# memcpy (AMD EPYC, `rep movsb`, measured on this project's machine). A fresh numpy
 # array past the allocator's mmap threshold starts 16 bytes into a page, which is exactly
 # that case for reads at page-aligned offsets. Buffers here start on a page boundary and
-# hand out views whose address matches the file offset (or the source array) modulo a
-# cache line, so that every copy runs with source and destination in step.
+# hand out views whose address matches the file offset modulo a cache line, so that the
+# kernel's copy of a read runs with source and destination in step. (Copies between
+# arrays, such as the summing's staging copy, are not placed this way.)
 LINE = 64
 _PAGE = 4096
 
@@ -63,6 +64,6 @@ def aligned_empty(nbytes: int) -> np.ndarray[Any, Any]:
 
 def in_step(buf: np.ndarray[Any, Any], offset: int, nbytes: int) -> np.ndarray[Any, Any]:
     """``nbytes`` of ``buf`` (from :func:`aligned_empty`) whose address is congruent to
-    ``offset`` (a file offset, or a source array's address) modulo a cache line."""
+    ``offset`` (the file offset they will be read from) modulo a cache line."""
     pad = offset % LINE
     return buf[pad : pad + nbytes]

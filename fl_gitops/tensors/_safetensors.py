@@ -325,6 +325,15 @@ class TensorReader:
                 raise HeaderError(f"{self.path}: file ended at byte {start + got} (truncated)")
             got += n
 
+    def _read_at(self, at: int, nbytes: int) -> np.ndarray[Any, Any]:
+        """``nbytes`` of the file from ``at``, in the reused buffer (grown when too small),
+        placed in step with the file offset."""
+        if self._buf is None or self._buf.nbytes < nbytes + LINE:
+            self._buf = aligned_empty(nbytes)
+        raw = in_step(self._buf, at, nbytes)
+        self._readinto(at, memoryview(raw))  # type: ignore[arg-type]
+        return raw
+
     def read(self, name: str) -> np.ndarray[Any, Any]:
         """Read one whole tensor into a new array."""
         info = self.header.tensors[name]
@@ -339,12 +348,7 @@ class TensorReader:
         if offset < 0 or count < 0 or offset + count > info.size:
             raise IndexError(f"tensor {name!r}: elements [{offset}, {offset + count}) out of range")
         item = info.np_dtype.itemsize
-        if self._buf is None or self._buf.nbytes < count * item + LINE:
-            self._buf = aligned_empty(count * item)
-        at = info.start + offset * item
-        raw = in_step(self._buf, at, count * item)
-        self._readinto(at, memoryview(raw))  # type: ignore[arg-type]
-        return raw.view(info.np_dtype)
+        return self._read_at(info.start + offset * item, count * item).view(info.np_dtype)
 
     def chunks(
         self, name: str, max_elements: int = DEFAULT_CHUNK
@@ -354,13 +358,9 @@ class TensorReader:
         total = info.size
         step = max(1, min(max_elements, total))
         item = info.np_dtype.itemsize
-        if self._buf is None or self._buf.nbytes < step * item + LINE:
-            self._buf = aligned_empty(step * item)
         for offset in range(0, total, step):
             count = min(step, total - offset)
-            at = info.start + offset * item
-            raw = in_step(self._buf, at, count * item)
-            self._readinto(at, memoryview(raw))  # type: ignore[arg-type]
+            raw = self._read_at(info.start + offset * item, count * item)
             yield offset, raw.view(info.np_dtype)
 
 
